@@ -1,0 +1,1 @@
+//! The POS terminal core of ykt, sans-I/O.
