@@ -1,0 +1,185 @@
+//! The two cipher suites: AES-128 with AES-CMAC (default) and SM4 with SM4-CMAC (for
+//! deployments that require Chinese national algorithms). Both have 128-bit keys and blocks,
+//! so every layout is the same for both.
+
+use aes::Aes128;
+use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+use cmac::{Cmac, Mac};
+use sm4::Sm4;
+
+/// Length of every key: master keys and session keys.
+pub const KEY_LEN: usize = 16;
+/// Length of the truncated CMAC at the end of every frame.
+pub const MAC_LEN: usize = 8;
+/// Length of the key check value: the first bytes of E(key, 0¹²⁸).
+pub const KCV_LEN: usize = 4;
+
+/// A cipher suite, chosen per device when its master key is provisioned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Suite {
+    /// AES-128 for key wrapping, AES-128-CMAC for MACs. Wire value 1.
+    Aes128 = 1,
+    /// SM4 for key wrapping, SM4-CMAC for MACs. Wire value 2.
+    Sm4 = 2,
+}
+
+impl Suite {
+    pub const fn from_wire(v: u8) -> Option<Suite> {
+        match v {
+            1 => Some(Suite::Aes128),
+            2 => Some(Suite::Sm4),
+            _ => None,
+        }
+    }
+}
+
+/// A 128-bit key (master or session).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Key(pub [u8; KEY_LEN]);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys never reach logs.
+        f.write_str("Key(..)")
+    }
+}
+
+/// A CMAC instance with its key schedule done once, so each frame costs only the blocks.
+#[derive(Clone)]
+pub struct MacKey {
+    inner: MacInner,
+}
+
+#[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // one per session; boxing would add an indirection per frame
+enum MacInner {
+    Aes(Cmac<Aes128>),
+    Sm4(Cmac<Sm4>),
+}
+
+impl MacKey {
+    pub fn new(suite: Suite, key: &Key) -> MacKey {
+        let inner = match suite {
+            Suite::Aes128 => MacInner::Aes(<Cmac<Aes128> as KeyInit>::new(&key.0.into())),
+            Suite::Sm4 => MacInner::Sm4(<Cmac<Sm4> as KeyInit>::new(&key.0.into())),
+        };
+        MacKey { inner }
+    }
+
+    /// The first 8 bytes of CMAC(key, data).
+    pub fn tag(&self, data: &[u8]) -> [u8; MAC_LEN] {
+        let full: [u8; 16] = match &self.inner {
+            MacInner::Aes(m) => {
+                let mut m = m.clone();
+                m.update(data);
+                m.finalize().into_bytes().into()
+            }
+            MacInner::Sm4(m) => {
+                let mut m = m.clone();
+                m.update(data);
+                m.finalize().into_bytes().into()
+            }
+        };
+        let mut tag = [0u8; MAC_LEN];
+        tag.copy_from_slice(&full[..MAC_LEN]);
+        tag
+    }
+
+    /// Constant-time comparison of the expected tag with `tag`.
+    pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
+        let expected = self.tag(data);
+        tag.len() == MAC_LEN
+            && expected
+                .iter()
+                .zip(tag)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+fn encrypt_block(suite: Suite, key: &Key, block: [u8; 16]) -> [u8; 16] {
+    let mut b = block.into();
+    match suite {
+        Suite::Aes128 => Aes128::new(&key.0.into()).encrypt_block(&mut b),
+        Suite::Sm4 => Sm4::new(&key.0.into()).encrypt_block(&mut b),
+    }
+    b.into()
+}
+
+fn decrypt_block(suite: Suite, key: &Key, block: [u8; 16]) -> [u8; 16] {
+    let mut b = block.into();
+    match suite {
+        Suite::Aes128 => Aes128::new(&key.0.into()).decrypt_block(&mut b),
+        Suite::Sm4 => Sm4::new(&key.0.into()).decrypt_block(&mut b),
+    }
+    b.into()
+}
+
+/// The session key encrypted under the master key: one block, E(master, session).
+pub fn wrap_key(suite: Suite, master: &Key, session: &Key) -> [u8; KEY_LEN] {
+    encrypt_block(suite, master, session.0)
+}
+
+/// Inverse of [`wrap_key`].
+pub fn unwrap_key(suite: Suite, master: &Key, wrapped: &[u8; KEY_LEN]) -> Key {
+    Key(decrypt_block(suite, master, *wrapped))
+}
+
+/// Key check value: the first 4 bytes of E(key, 00…00), as in bank-POS sign-in.
+pub fn key_check_value(suite: Suite, key: &Key) -> [u8; KCV_LEN] {
+    let e = encrypt_block(suite, key, [0u8; 16]);
+    let mut kcv = [0u8; KCV_LEN];
+    kcv.copy_from_slice(&e[..KCV_LEN]);
+    kcv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex16(s: &str) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+        }
+        out
+    }
+
+    // R-C6.3: the SM4 suite is the standard cipher (GB/T 32907 example, REFERENCE.md).
+    #[test]
+    fn sm4_standard_vector() {
+        let k = Key(hex16("0123456789abcdeffedcba9876543210"));
+        assert_eq!(
+            wrap_key(Suite::Sm4, &k, &k),
+            hex16("681edf34d206965e86b3e94f536e4246")
+        );
+    }
+
+    // R-C6.3: AES-CMAC is the RFC 4493 algorithm (example 2, 16-byte message).
+    #[test]
+    fn aes_cmac_rfc4493_vector() {
+        let k = Key(hex16("2b7e151628aed2a6abf7158809cf4f3c"));
+        let m = hex16("6bc1bee22e409f96e93d7e117393172a");
+        let full = hex16("070a16b46b4d4144f79bdd9dd04a287c");
+        let mac = MacKey::new(Suite::Aes128, &k);
+        assert_eq!(mac.tag(&m), full[..8]);
+        assert!(mac.verify(&m, &full[..8]));
+        assert!(!mac.verify(&m[1..], &full[..8]));
+    }
+
+    // R-C6.3: wrap/unwrap are inverse and the KCV identifies the key, for both suites.
+    #[test]
+    fn wrap_unwrap_and_kcv() {
+        for suite in [Suite::Aes128, Suite::Sm4] {
+            let master = Key([7; 16]);
+            let session = Key([9; 16]);
+            let w = wrap_key(suite, &master, &session);
+            assert_ne!(w, session.0);
+            assert_eq!(unwrap_key(suite, &master, &w), session);
+            assert_ne!(
+                key_check_value(suite, &session),
+                key_check_value(suite, &master)
+            );
+        }
+    }
+}
