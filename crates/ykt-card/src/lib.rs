@@ -1,1 +1,7 @@
 //! Cards as a terminal's reader sees them: MIFARE Classic 1K and PBOC-style CPU cards.
+
+pub mod crypto;
+pub mod error;
+pub mod mf1;
+
+pub use error::ReaderError;
