@@ -3,5 +3,8 @@
 pub mod crypto;
 pub mod error;
 pub mod mf1;
+pub mod reader;
+pub mod rng;
 
 pub use error::ReaderError;
+pub use reader::{CardKind, Fault, Reader, Selected, SimCard, SimulatedReader, TearOutcome};

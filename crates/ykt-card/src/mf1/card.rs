@@ -280,14 +280,6 @@ impl Mf1Card {
         self.blocks[block as usize] = new;
         Ok(())
     }
-
-    /// Stores `content` in `block` as a torn write leaves it (used by the simulated reader).
-    pub(crate) fn set_torn(&mut self, block: u8, content: Block) {
-        if let Some(b) = self.blocks.get_mut(block as usize) {
-            *b = content;
-        }
-        self.session = Session::default();
-    }
 }
 
 /// Assembles a sector trailer.
