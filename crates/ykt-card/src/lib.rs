@@ -2,6 +2,7 @@
 
 pub mod crypto;
 pub mod error;
+pub mod keys;
 pub mod mf1;
 pub mod reader;
 pub mod rng;
