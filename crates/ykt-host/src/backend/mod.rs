@@ -1,0 +1,5 @@
+//! The two storage backends: each provides a `Conn` and its own migrations.
+
+pub mod postgres;
+mod schema;
+pub mod sqlite;

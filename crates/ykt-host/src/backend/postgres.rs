@@ -1,0 +1,132 @@
+//! PostgreSQL: one connection per writer thread; statements prepared once per connection.
+//! Cross-process safety comes from row locks (`FOR UPDATE`), primary keys and the
+//! blacklist version row, all inside the batch's transaction.
+
+use std::collections::HashMap;
+
+use postgres::types::{ToSql, Type};
+use postgres::{Client, NoTls, Statement};
+
+use crate::error::{HostError, Result};
+use crate::sql::{Conn, Dialect, Row, Value};
+
+/// An arbitrary constant: the advisory lock that serialises migrations across processes.
+const MIGRATION_LOCK: i64 = 0x0079_6b74_5f6d_6967;
+
+pub struct PgConn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl PgConn {
+    /// Connects (e.g. `host=127.0.0.1 user=postgres dbname=ykt`) and applies the migrations.
+    pub fn connect(url: &str) -> Result<PgConn> {
+        let client = Client::connect(url, NoTls)?;
+        let mut c = PgConn {
+            client,
+            statements: HashMap::new(),
+        };
+        c.client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+        let migrated = super::schema::migrate(&mut c, &[(1, super::schema::postgres_v1())]);
+        c.client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
+        migrated?;
+        Ok(c)
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+}
+
+/// Converts our values to the types the server inferred for each parameter.
+fn params(stmt: &Statement, values: &[Value]) -> Result<Vec<Box<dyn ToSql + Sync>>> {
+    if stmt.params().len() != values.len() {
+        return Err(HostError::Invalid(format!(
+            "statement takes {} parameters, got {}",
+            stmt.params().len(),
+            values.len()
+        )));
+    }
+    stmt.params()
+        .iter()
+        .zip(values)
+        .map(|(ty, v)| -> Result<Box<dyn ToSql + Sync>> {
+            let mismatch = || HostError::Invalid(format!("value {v:?} for a {ty} parameter"));
+            Ok(match (v, ty) {
+                (Value::Null, &Type::TEXT) => Box::new(None::<String>),
+                (Value::Null, &Type::BYTEA) => Box::new(None::<Vec<u8>>),
+                (Value::Null, &Type::INT4) => Box::new(None::<i32>),
+                (Value::Null, _) => Box::new(None::<i64>),
+                (Value::Int(i), &Type::INT4) => {
+                    Box::new(i32::try_from(*i).map_err(|_| mismatch())?)
+                }
+                (Value::Int(i), &Type::INT8) => Box::new(*i),
+                (Value::Text(s), &Type::TEXT | &Type::VARCHAR) => Box::new(s.clone()),
+                (Value::Bytes(b), &Type::BYTEA) => Box::new(b.clone()),
+                _ => return Err(mismatch()),
+            })
+        })
+        .collect()
+}
+
+fn column(row: &postgres::Row, i: usize) -> Result<Value> {
+    let ty = row.columns()[i].type_();
+    Ok(match *ty {
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(i)?
+            .map_or(Value::Null, Value::Int),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(i)?
+            .map_or(Value::Null, |v| Value::Int(i64::from(v))),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)?
+            .map_or(Value::Null, |v| Value::Int(i64::from(v))),
+        Type::TEXT | Type::VARCHAR => row
+            .try_get::<_, Option<String>>(i)?
+            .map_or(Value::Null, Value::Text),
+        Type::BYTEA => row
+            .try_get::<_, Option<Vec<u8>>>(i)?
+            .map_or(Value::Null, Value::Bytes),
+        _ => return Err(HostError::Corrupt(format!("column {i} of type {ty}"))),
+    })
+}
+
+impl Conn for PgConn {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn exec(&mut self, sql: &str, values: &[Value]) -> Result<u64> {
+        let stmt = self.statement(sql)?;
+        let p = params(&stmt, values)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = p.iter().map(|b| b.as_ref()).collect();
+        Ok(self.client.execute(&stmt, &refs)?)
+    }
+
+    fn query(&mut self, sql: &str, values: &[Value]) -> Result<Vec<Row>> {
+        let stmt = self.statement(sql)?;
+        let p = params(&stmt, values)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = p.iter().map(|b| b.as_ref()).collect();
+        self.client
+            .query(&stmt, &refs)?
+            .iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| column(r, i))
+                    .collect::<Result<_>>()
+                    .map(Row)
+            })
+            .collect()
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        Ok(self.client.batch_execute(sql)?)
+    }
+}

@@ -1,0 +1,156 @@
+//! Migrations, one list per backend. Money is fen in 64-bit integers, time is epoch seconds
+//! of the terminals' local clock (an integer), dates are epoch seconds of midnight.
+
+use crate::error::Result;
+use crate::sql::Conn;
+
+/// Tables shared by both dialects; `{INT}`, `{BLOB}` and `{SERIAL}` are filled per dialect.
+const V1: &str = "
+CREATE TABLE feps (
+    id {INT} PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    signed_in_at {INT}
+);
+CREATE TABLE merchants (
+    no {INT} PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE devices (
+    id {INT} PRIMARY KEY,
+    terminal_no {INT} NOT NULL,
+    merchant_no {INT},
+    status TEXT NOT NULL,
+    master_key {BLOB},
+    mac_suite {INT} NOT NULL,
+    functions {INT} NOT NULL,
+    max_amount {INT} NOT NULL,
+    params {BLOB} NOT NULL,
+    report_at {INT},
+    report_pending {INT},
+    report_clock {INT},
+    report_blacklist_version {INT}
+);
+CREATE TABLE cards (
+    no {INT} PRIMARY KEY,
+    display_no {INT} NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    class {INT} NOT NULL,
+    expiry {INT} NOT NULL,
+    balance {INT} NOT NULL,
+    counter_floor {INT} NOT NULL,
+    counter_next {INT} NOT NULL
+);
+CREATE TABLE card_counters (
+    card_no {INT} NOT NULL,
+    counter {INT} NOT NULL,
+    device {INT} NOT NULL,
+    serial {INT} NOT NULL,
+    PRIMARY KEY (card_no, counter)
+);
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    balance {INT} NOT NULL
+);
+CREATE TABLE transfers (
+    id TEXT PRIMARY KEY,
+    from_account TEXT NOT NULL REFERENCES accounts(id),
+    to_account TEXT NOT NULL REFERENCES accounts(id),
+    amount {INT} NOT NULL CHECK (amount > 0),
+    kind TEXT NOT NULL,
+    device {INT},
+    serial {INT},
+    time {INT} NOT NULL,
+    CHECK (from_account <> to_account)
+);
+CREATE INDEX transfers_record ON transfers (device, serial);
+CREATE TABLE records (
+    device {INT} NOT NULL,
+    serial {INT} NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    online {INT} NOT NULL,
+    card_type TEXT NOT NULL,
+    card_no {INT} NOT NULL,
+    card_counter {INT} NOT NULL,
+    wallet_no {INT} NOT NULL,
+    balance_before {INT} NOT NULL,
+    amount {INT} NOT NULL,
+    fee {INT} NOT NULL,
+    balance_after {INT} NOT NULL,
+    time {INT} NOT NULL,
+    merchant_no {INT} NOT NULL,
+    original_serial {INT},
+    item_code {INT} NOT NULL,
+    tac {INT} NOT NULL,
+    booked {INT} NOT NULL,
+    reversed_by {INT},
+    received_at {INT} NOT NULL,
+    PRIMARY KEY (device, serial)
+);
+CREATE INDEX records_card ON records (card_no, card_counter);
+CREATE TABLE blacklist (
+    card_no {INT} PRIMARY KEY,
+    listed {INT} NOT NULL,
+    version {INT} NOT NULL
+);
+CREATE INDEX blacklist_version ON blacklist (version);
+CREATE TABLE meta (
+    name TEXT PRIMARY KEY,
+    value {INT} NOT NULL
+);
+CREATE TABLE subsidies (
+    id {SERIAL} PRIMARY KEY,
+    card_no {INT} NOT NULL,
+    amount {INT} NOT NULL CHECK (amount > 0),
+    batch {INT} NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX subsidies_card ON subsidies (card_no, status);
+INSERT INTO meta (name, value) VALUES ('blacklist_version', 0), ('card_no_seq', 0);
+INSERT INTO accounts (id, kind, balance) VALUES ('fee', 'fee', 0), ('funding', 'funding', 0);
+";
+
+pub fn sqlite_v1() -> String {
+    V1.replace("{INT}", "INTEGER")
+        .replace("{BLOB}", "BLOB")
+        .replace("{SERIAL}", "INTEGER")
+}
+
+pub fn postgres_v1() -> String {
+    V1.replace("{INT}", "BIGINT")
+        .replace("{BLOB}", "BYTEA")
+        .replace("{SERIAL}", "BIGSERIAL")
+}
+
+/// Applies every migration newer than the database's version, each in its own transaction.
+pub fn migrate(conn: &mut dyn Conn, migrations: &[(i64, String)]) -> Result<()> {
+    conn.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+    for (version, sql) in migrations {
+        conn.batch("BEGIN")?;
+        let current = conn
+            .query_opt("SELECT MAX(version) FROM schema_version", &[])?
+            .map(|r| r.opt_int(0))
+            .transpose()?
+            .flatten()
+            .unwrap_or(0);
+        if current >= *version {
+            conn.batch("ROLLBACK")?;
+            continue;
+        }
+        if let Err(e) = conn.batch(sql).and_then(|()| {
+            conn.exec(
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[(*version).into()],
+            )
+            .map(drop)
+        }) {
+            let _ = conn.batch("ROLLBACK");
+            return Err(e);
+        }
+        conn.batch("COMMIT")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! SQLite: one connection per writer, WAL, `synchronous=FULL` (NORMAL may lose committed
+//! transactions on power loss), statements cached.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+
+use crate::error::Result;
+use crate::sql::{Conn, Dialect, Row, Value};
+
+pub struct SqliteConn {
+    conn: rusqlite::Connection,
+}
+
+impl SqliteConn {
+    /// Opens (creating if needed) the database file and applies the migrations.
+    pub fn open(path: &Path) -> Result<SqliteConn> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(128);
+        let mut c = SqliteConn { conn };
+        super::schema::migrate(&mut c, &[(1, super::schema::sqlite_v1())])?;
+        Ok(c)
+    }
+}
+
+/// Our SQL is written with `$n` placeholders and `FOR UPDATE` row locks; SQLite numbers
+/// parameters `?n` and needs no row locks (one writer holds the whole database).
+fn translate(sql: &str) -> String {
+    sql.replace('$', "?").replace(" FOR UPDATE", "")
+}
+
+struct Param<'a>(&'a Value);
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            Value::Null => ValueRef::Null,
+            Value::Int(v) => ValueRef::Integer(*v),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Bytes(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+fn params(values: &[Value]) -> Vec<Param<'_>> {
+    values.iter().map(Param).collect()
+}
+
+impl Conn for SqliteConn {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn exec(&mut self, sql: &str, values: &[Value]) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached(&translate(sql))?;
+        let n = stmt.execute(rusqlite::params_from_iter(params(values)))?;
+        Ok(n as u64)
+    }
+
+    fn query(&mut self, sql: &str, values: &[Value]) -> Result<Vec<Row>> {
+        let mut stmt = self.conn.prepare_cached(&translate(sql))?;
+        let width = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params(values)))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut cols = Vec::with_capacity(width);
+            for i in 0..width {
+                cols.push(match row.get_ref(i)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(v) => Value::Int(v),
+                    ValueRef::Real(v) => {
+                        return Err(crate::error::HostError::Corrupt(format!(
+                            "float {v} in column {i}"
+                        )));
+                    }
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+                });
+            }
+            out.push(Row(cols));
+        }
+        Ok(out)
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        Ok(self.conn.execute_batch(sql)?)
+    }
+}

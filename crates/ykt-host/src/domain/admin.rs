@@ -1,0 +1,327 @@
+//! Administration: the lifecycles of front-end processors (R-H7), merchants (R-H3), devices
+//! (R-H1) and cards (R-H4, R-T2.*), card-office deposits, subsidies. These are the card
+//! office's and operators' actions; invalid ones are `HostError::Invalid`.
+
+use chrono::NaiveDateTime;
+use ykt_proto::{CardNo, DisplayNo, Fen, MerchantNo, PhysicalId, TerminalParams};
+
+use super::blacklist;
+use crate::error::{HostError, Result};
+use crate::ledger::{FUNDING_ACCOUNT, Transfer, Tx};
+use crate::model::*;
+use crate::params_codec;
+use crate::repo;
+
+fn invalid<T>(m: impl Into<String>) -> Result<T> {
+    Err(HostError::Invalid(m.into()))
+}
+
+// ---- front-end processors (R-H7) ------------------------------------------------------------
+
+pub fn register_fep(tx: &mut Tx<'_>, id: u32, name: &str) -> Result<Fep> {
+    if name.is_empty() || name.len() > 64 {
+        return invalid("a FEP name has 1 to 64 bytes");
+    }
+    if !repo::fep_insert(tx.conn, id, name)? {
+        return invalid(format!("FEP {id} exists"));
+    }
+    fep(tx, id)
+}
+
+pub fn fep(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
+    repo::fep_get(tx.conn, id)?.ok_or_else(|| HostError::Invalid(format!("no FEP {id}")))
+}
+
+/// Registered → activated. A deregistered FEP stays deregistered.
+pub fn activate_fep(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
+    let mut f = fep(tx, id)?;
+    if f.status == FepStatus::Deregistered {
+        return invalid(format!("FEP {id} is deregistered"));
+    }
+    f.status = FepStatus::Activated;
+    repo::fep_update(tx.conn, &f)?;
+    Ok(f)
+}
+
+pub fn deregister_fep(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
+    let mut f = fep(tx, id)?;
+    f.status = FepStatus::Deregistered;
+    f.signed_in_at = None;
+    repo::fep_update(tx.conn, &f)?;
+    Ok(f)
+}
+
+/// A host process signs in as its FEP before serving; refused with codes 10, 11, 13.
+pub fn sign_in_fep(tx: &mut Tx<'_>, id: u32, now: NaiveDateTime) -> Result<Fep> {
+    let Some(mut f) = repo::fep_get(tx.conn, id)? else {
+        return Err(HostError::Refused(
+            ykt_proto::ReturnCode::FEP_NOT_REGISTERED,
+        ));
+    };
+    if let Some(code) = f.status.refusal() {
+        return Err(HostError::Refused(code));
+    }
+    f.signed_in_at = Some(now);
+    repo::fep_update(tx.conn, &f)?;
+    Ok(f)
+}
+
+// ---- merchants (R-H3) -------------------------------------------------------------------------
+
+pub fn create_merchant(tx: &mut Tx<'_>, no: MerchantNo, name: &str) -> Result<Merchant> {
+    if no == 0 {
+        return invalid("merchant number 0 means no merchant");
+    }
+    if name.is_empty() || name.len() > 128 {
+        return invalid("a merchant name has 1 to 128 bytes");
+    }
+    let m = Merchant {
+        no,
+        name: name.to_owned(),
+        status: MerchantStatus::Normal,
+    };
+    if !repo::merchant_insert(tx.conn, &m)? {
+        return invalid(format!("merchant {no} exists"));
+    }
+    Ok(m)
+}
+
+pub fn merchant(tx: &mut Tx<'_>, no: MerchantNo) -> Result<Merchant> {
+    repo::merchant_get(tx.conn, no)?.ok_or_else(|| HostError::Invalid(format!("no merchant {no}")))
+}
+
+/// Normal ⇄ stopped; → deregistered is final.
+pub fn set_merchant_status(tx: &mut Tx<'_>, no: MerchantNo, s: MerchantStatus) -> Result<Merchant> {
+    let mut m = merchant(tx, no)?;
+    if m.status == MerchantStatus::Deregistered && s != MerchantStatus::Deregistered {
+        return invalid(format!("merchant {no} is deregistered"));
+    }
+    m.status = s;
+    repo::merchant_set_status(tx.conn, no, s)?;
+    Ok(m)
+}
+
+/// The merchant's account balance: what it has taken in, net of reversals.
+pub fn merchant_balance(tx: &mut Tx<'_>, no: MerchantNo) -> Result<Fen> {
+    repo::account_balance(tx.conn, &repo::merchant_account(no))?
+        .ok_or_else(|| HostError::Invalid(format!("no merchant {no}")))
+}
+
+// ---- devices (R-H1) -------------------------------------------------------------------------------
+
+pub fn register_device(tx: &mut Tx<'_>, d: NewDevice) -> Result<Device> {
+    params_codec::validate(&d.params)?;
+    if let Some(m) = d.merchant_no {
+        merchant(tx, m)?;
+    }
+    let device = Device {
+        id: d.id,
+        terminal_no: d.terminal_no,
+        merchant_no: d.merchant_no,
+        status: DeviceStatus::Registered,
+        master_key: None,
+        mac_suite: d.mac_suite,
+        functions: d.functions,
+        max_amount: d.max_amount.max(0),
+        params: d.params,
+        last_report: None,
+    };
+    if !repo::device_insert(tx.conn, &device)? {
+        return invalid(format!("device {} exists", d.id));
+    }
+    Ok(device)
+}
+
+pub fn device(tx: &mut Tx<'_>, id: PhysicalId) -> Result<Device> {
+    repo::device_get(tx.conn, id)?.ok_or_else(|| HostError::Invalid(format!("no device {id}")))
+}
+
+/// Changes a device with `f` and stores it; deregistered devices are final.
+pub fn update_device(
+    tx: &mut Tx<'_>,
+    id: PhysicalId,
+    f: impl FnOnce(&mut Device) -> Result<()>,
+) -> Result<Device> {
+    let mut d = device(tx, id)?;
+    if d.status == DeviceStatus::Deregistered {
+        return invalid(format!("device {id} is deregistered"));
+    }
+    f(&mut d)?;
+    if let Some(m) = d.merchant_no {
+        merchant(tx, m)?;
+    }
+    repo::device_update(tx.conn, &d)?;
+    Ok(d)
+}
+
+pub fn set_device_status(tx: &mut Tx<'_>, id: PhysicalId, s: DeviceStatus) -> Result<Device> {
+    update_device(tx, id, |d| {
+        d.status = s;
+        Ok(())
+    })
+}
+
+/// Installs the terminal master key; a device without one is not authorised (code 29).
+pub fn set_device_key(tx: &mut Tx<'_>, id: PhysicalId, key: [u8; 16]) -> Result<Device> {
+    update_device(tx, id, |d| {
+        d.master_key = Some(key);
+        Ok(())
+    })
+}
+
+/// Replaces the parameters; their version becomes the old one + 1 so terminals refetch.
+pub fn set_device_params(tx: &mut Tx<'_>, id: PhysicalId, mut p: TerminalParams) -> Result<Device> {
+    params_codec::validate(&p)?;
+    update_device(tx, id, |d| {
+        p.version = d.params.version.wrapping_add(1);
+        d.params = p;
+        Ok(())
+    })
+}
+
+/// Records a terminal's status report (R-F4.20) for monitoring.
+pub fn report_device_status(tx: &mut Tx<'_>, id: PhysicalId, r: DeviceReport) -> Result<()> {
+    device(tx, id)?;
+    repo::device_report(tx.conn, id, &r)
+}
+
+// ---- cards (R-H4, R-T2.1, R-T2.2) --------------------------------------------------------------------
+
+/// Issues a card: the card number is the next of a system sequence starting at 1 (R-T2.1);
+/// the display number must be unique (R-T2.2).
+pub fn issue_card(tx: &mut Tx<'_>, c: NewCard) -> Result<Card> {
+    if repo::card_by_display(tx.conn, c.display_no)?.is_some() {
+        return invalid(format!("display number {} is in use", c.display_no.get()));
+    }
+    let seq = repo::bump_meta(tx.conn, "card_no_seq")?;
+    let no = u32::try_from(seq)
+        .ok()
+        .and_then(CardNo::new)
+        .ok_or_else(|| HostError::Invalid("card numbers exhausted (2^24 − 1)".into()))?;
+    let card = Card {
+        no,
+        display_no: c.display_no,
+        status: CardStatus::Normal,
+        class: c.class,
+        expiry: c.expiry,
+        balance: 0,
+        counter_floor: c.counter,
+        counter_next: c.counter,
+    };
+    if !repo::card_insert(tx.conn, &card)? {
+        return Err(HostError::Corrupt(format!(
+            "card {seq} exists beyond the sequence"
+        )));
+    }
+    Ok(card)
+}
+
+pub fn card(tx: &mut Tx<'_>, no: CardNo) -> Result<Card> {
+    repo::card_get(tx.conn, no, false)?
+        .ok_or_else(|| HostError::Invalid(format!("no card {}", no.get())))
+}
+
+pub fn card_by_display(tx: &mut Tx<'_>, d: DisplayNo) -> Result<Card> {
+    repo::card_by_display(tx.conn, d)?
+        .ok_or_else(|| HostError::Invalid(format!("no card with display number {}", d.get())))
+}
+
+/// Money paid in at the card office: funding → card. `id` is the office's unique receipt
+/// id; a repeated id is refused, so a retried deposit is never booked twice.
+pub fn deposit(
+    tx: &mut Tx<'_>,
+    no: CardNo,
+    amount: Fen,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<Card> {
+    if amount <= 0 {
+        return invalid("a deposit is positive");
+    }
+    if id.is_empty() || id.len() > 64 {
+        return invalid("a deposit id has 1 to 64 bytes");
+    }
+    let mut c = repo::card_get(tx.conn, no, true)?
+        .ok_or_else(|| HostError::Invalid(format!("no card {}", no.get())))?;
+    if c.status == CardStatus::Cancelled {
+        return invalid("the card is cancelled");
+    }
+    if c.balance + amount > crate::domain::checks::MAX_CARD_BALANCE {
+        return invalid("the card's balance would exceed 24 bits");
+    }
+    tx.post(Transfer {
+        id: format!("dep:{id}"),
+        from: FUNDING_ACCOUNT.to_owned(),
+        to: repo::card_account(no),
+        amount,
+        kind: "deposit",
+        record: None,
+        time: now,
+    })
+    .map_err(|e| match e {
+        HostError::Invalid(_) => HostError::Invalid(format!("deposit {id} exists")),
+        other => other,
+    })?;
+    c.balance += amount;
+    repo::card_update(tx.conn, &c)?;
+    Ok(c)
+}
+
+/// Changes a card's status; entering or leaving a blocking status changes the blacklist
+/// (version + 1). Cancelled is final.
+pub fn set_card_status(tx: &mut Tx<'_>, no: CardNo, s: CardStatus) -> Result<(Card, u32)> {
+    let mut c = repo::card_get(tx.conn, no, true)?
+        .ok_or_else(|| HostError::Invalid(format!("no card {}", no.get())))?;
+    if c.status == CardStatus::Cancelled {
+        return invalid("the card is cancelled");
+    }
+    let was = blacklist::blocks(c.status);
+    c.status = s;
+    repo::card_update(tx.conn, &c)?;
+    let version = if was != blacklist::blocks(s) {
+        blacklist::change(tx, no, blacklist::blocks(s))?
+    } else {
+        blacklist::version(tx)?
+    };
+    Ok((c, version))
+}
+
+/// 挂失 (R-H4): a normal card becomes lost and goes on the blacklist (version + 1).
+pub fn report_loss(tx: &mut Tx<'_>, no: CardNo) -> Result<(Card, u32)> {
+    if card(tx, no)?.status != CardStatus::Normal {
+        return invalid("only a normal card can be reported lost");
+    }
+    set_card_status(tx, no, CardStatus::Lost)
+}
+
+/// 解挂 (R-H4): a lost card is found; it leaves the blacklist (version + 1).
+pub fn report_found(tx: &mut Tx<'_>, no: CardNo) -> Result<(Card, u32)> {
+    if card(tx, no)?.status != CardStatus::Lost {
+        return invalid("the card is not reported lost");
+    }
+    set_card_status(tx, no, CardStatus::Normal)
+}
+
+/// Corrects the card's data in the system (class, expiry) — e.g. after info code 6.
+pub fn set_card_data(
+    tx: &mut Tx<'_>,
+    no: CardNo,
+    class: u8,
+    expiry: chrono::NaiveDate,
+) -> Result<Card> {
+    let mut c = repo::card_get(tx.conn, no, true)?
+        .ok_or_else(|| HostError::Invalid(format!("no card {}", no.get())))?;
+    c.class = class;
+    c.expiry = expiry;
+    repo::card_update(tx.conn, &c)?;
+    Ok(c)
+}
+
+/// Registers a subsidy waiting for the card (info code 2 until picked up).
+pub fn add_subsidy(tx: &mut Tx<'_>, no: CardNo, amount: Fen, batch: u32) -> Result<i64> {
+    if amount <= 0 {
+        return invalid("a subsidy is positive");
+    }
+    card(tx, no)?;
+    repo::subsidy_insert(tx.conn, no, amount, batch)
+}

@@ -1,0 +1,183 @@
+//! Every return code the host produces from state, in one place (R-C6.1, R-H1, R-H3, R-H4,
+//! R-H7). Each check reads state and refuses with the code the state calls for.
+
+use chrono::{NaiveDateTime, NaiveTime};
+use ykt_proto::{Fen, MerchantNo, PhysicalId, Record, ReturnCode, WorkingHours};
+
+use crate::error::{Result, refuse};
+use crate::ledger::Tx;
+use crate::model::{Card, Device, Fep, Functions, Merchant};
+use crate::repo;
+
+/// Where a request comes from: the front-end processor serving it and the terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub fep: u32,
+    pub device: PhysicalId,
+    /// The terminal number the terminal believes it has (code 25 when it differs).
+    pub terminal_no: u32,
+}
+
+/// The largest balance a card holds: its wallet stores 24 bits of fen.
+pub const MAX_CARD_BALANCE: Fen = 0xFF_FFFF;
+
+/// R-H7: the FEP must be registered (10), activated (11), signed in (12), not deregistered (13).
+pub fn fep(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
+    let Some(fep) = repo::fep_get(tx.conn, id)? else {
+        return refuse(ReturnCode::FEP_NOT_REGISTERED);
+    };
+    if let Some(code) = fep.status.refusal() {
+        return refuse(code);
+    }
+    if fep.signed_in_at.is_none() {
+        return refuse(ReturnCode::FEP_NOT_SIGNED_IN);
+    }
+    Ok(fep)
+}
+
+/// R-H1: known (20), enabled (22–24), authorised (29), the right terminal number (25), with
+/// a merchant (26) and the function asked for (28).
+pub fn device(tx: &mut Tx<'_>, origin: &Origin, function: Functions) -> Result<Device> {
+    fep(tx, origin.fep)?;
+    let Some(device) = repo::device_get(tx.conn, origin.device)? else {
+        return refuse(ReturnCode::POS_NOT_REGISTERED);
+    };
+    if let Some(code) = device.status.refusal() {
+        return refuse(code);
+    }
+    if device.master_key.is_none() {
+        return refuse(ReturnCode::POS_NOT_AUTHORISED);
+    }
+    if device.terminal_no != origin.terminal_no {
+        return refuse(ReturnCode::POS_TERMINAL_NO_ERROR);
+    }
+    if device.merchant_no.is_none_or(|m| m == 0) {
+        return refuse(ReturnCode::POS_NO_MERCHANT);
+    }
+    if !device.functions.contains(function) {
+        return refuse(ReturnCode::POS_NO_SUCH_FUNCTION);
+    }
+    Ok(device)
+}
+
+/// Whether `t` falls in one of the windows (none = always); a window may span midnight.
+pub fn within_hours(hours: &[WorkingHours], t: NaiveTime) -> bool {
+    hours.is_empty()
+        || hours.iter().any(|w| {
+            if w.start <= w.end {
+                w.start <= t && t < w.end
+            } else {
+                t >= w.start || t < w.end
+            }
+        })
+}
+
+/// Code 27 for a transaction outside the device's working hours.
+pub fn working_hours(device: &Device, time: NaiveDateTime) -> Result<()> {
+    if within_hours(&device.params.working_hours, time.time()) {
+        Ok(())
+    } else {
+        refuse(ReturnCode::POS_OUTSIDE_WORKING_HOURS)
+    }
+}
+
+/// R-H3: the merchant exists (40) and may take money (41, 43).
+pub fn merchant(tx: &mut Tx<'_>, no: MerchantNo) -> Result<Merchant> {
+    let Some(m) = repo::merchant_get(tx.conn, no)? else {
+        return refuse(ReturnCode::MERCHANT_NOT_FOUND);
+    };
+    if let Some(code) = m.status.refusal() {
+        return refuse(code);
+    }
+    Ok(m)
+}
+
+/// The merchant named in an online request must be the device's (36).
+pub fn merchant_of_device(device: &Device, claimed: MerchantNo) -> Result<MerchantNo> {
+    match device.merchant_no {
+        Some(m) if m == claimed => Ok(m),
+        _ => refuse(ReturnCode::POS_MERCHANT_NO_ERROR),
+    }
+}
+
+/// The card exists (50); locks its row for the rest of the transaction.
+pub fn card_exists(tx: &mut Tx<'_>, record: &Record) -> Result<Card> {
+    match repo::card_get(tx.conn, record.card_no, true)? {
+        Some(card) => Ok(card),
+        None => refuse(ReturnCode::CARD_NOT_FOUND),
+    }
+}
+
+/// R-H4: the card's lifecycle allows use (51–55, 57), it has not expired (56), and its
+/// class is allowed on the device (59, R-F4.5).
+pub fn card_usable(card: &Card, device: &Device, time: NaiveDateTime) -> Result<()> {
+    if let Some(code) = card.status.refusal() {
+        return refuse(code);
+    }
+    if card.expiry < time.date() {
+        return refuse(ReturnCode::CARD_EXPIRED);
+    }
+    if !device.params.allowed_classes.contains(card.class) {
+        return refuse(ReturnCode::CARD_NO_PERMISSION);
+    }
+    Ok(())
+}
+
+/// Amounts: a positive amount and a non-negative fee within the card's 24-bit balance (34).
+pub fn amount(record: &Record) -> Result<()> {
+    let total = record.amount.checked_add(record.fee);
+    if record.amount <= 0 || record.fee < 0 || total.is_none_or(|t| t > MAX_CARD_BALANCE) {
+        return refuse(ReturnCode::AMOUNT_ERROR);
+    }
+    Ok(())
+}
+
+/// The card balances of a record add up (67): after = before − (amount + fee) for a debit,
+/// before + (amount + fee) for a reversal; both within 24 bits.
+pub fn balances(record: &Record, credit: bool) -> Result<()> {
+    let total = record.amount + record.fee;
+    let expected = if credit {
+        record.balance_before.checked_add(total)
+    } else {
+        record.balance_before.checked_sub(total)
+    };
+    let in_range = |b: Fen| (0..=MAX_CARD_BALANCE).contains(&b);
+    if !in_range(record.balance_before)
+        || !in_range(record.balance_after)
+        || expected != Some(record.balance_after)
+    {
+        return refuse(ReturnCode::CARD_BALANCE_ABNORMAL);
+    }
+    Ok(())
+}
+
+/// The fee by permission class, rounded half up to the fen (R-F4.13).
+pub fn expected_fee(amount: Fen, rate_percent: u8) -> Fen {
+    (amount * Fen::from(rate_percent) + 50) / 100
+}
+
+/// Code 33 when the fee differs from the class rate of the device's parameters.
+pub fn fee(record: &Record, device: &Device, card: &Card) -> Result<()> {
+    let rate = device.params.fee_rates[usize::from(card.class)];
+    if record.fee == expected_fee(record.amount, rate) {
+        Ok(())
+    } else {
+        refuse(ReturnCode::FEE_RATE_ERROR)
+    }
+}
+
+/// Online limits: the device's per-transaction limit (71), the card's own balance (64) and
+/// the system's mirror of it (68).
+pub fn online_limits(record: &Record, device: &Device, card: &Card) -> Result<()> {
+    if device.max_amount > 0 && record.amount > device.max_amount {
+        return refuse(ReturnCode::AMOUNT_OVER_LIMIT);
+    }
+    let total = record.amount + record.fee;
+    if record.balance_before < total {
+        return refuse(ReturnCode::CARD_INSUFFICIENT_BALANCE);
+    }
+    if card.balance < total {
+        return refuse(ReturnCode::CARD_ACCOUNT_INSUFFICIENT);
+    }
+    Ok(())
+}

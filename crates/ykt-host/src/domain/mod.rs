@@ -1,0 +1,11 @@
+//! The host's rules, written once over `Tx` (a transaction on either backend). Every
+//! function reads real state and either refuses with a return code before writing anything,
+//! or writes everything it needs in the caller's transaction.
+
+pub mod admin;
+pub mod blacklist;
+pub mod checks;
+pub mod counter;
+pub mod info;
+pub mod records;
+pub mod signin;

@@ -1,0 +1,449 @@
+//! Online debits (R-P5.2) and record uploads (R-P5.5, R-P5.6, R-P5.9): every record is
+//! stored once per (device, serial) (R-H2) and booked at most once in the ledger (R-H6).
+
+use chrono::NaiveDateTime;
+use ykt_proto::{CardType, Fen, InfoCode, Record, RecordKind, RecordStatus, ReturnCode};
+
+use super::checks::{self, Origin};
+use super::counter;
+use super::info::{self, CardFacts, CardView, Notices};
+use crate::error::{HostError, Result, refuse};
+use crate::ledger::{FEE_ACCOUNT, Transfer, Tx, record_transfer_id};
+use crate::model::{Card, Functions};
+use crate::repo::{self, StoredRecord};
+
+/// Verifies the TAC of CPU card records (the host holds the TAC master key). The card
+/// crate provides the algorithm; the server plugs it in here.
+pub trait TacVerifier: Send + Sync {
+    /// Whether `record.tac` is the card's authentication code for this record.
+    fn verify(&self, record: &Record) -> bool;
+}
+
+impl<F: Fn(&Record) -> bool + Send + Sync> TacVerifier for F {
+    fn verify(&self, record: &Record) -> bool {
+        self(record)
+    }
+}
+
+/// The answer to a successful online debit or upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// This (device, serial) was known already: acknowledged again, nothing booked.
+    pub duplicate: bool,
+    /// Information codes by priority (R-C6.2); `info()` is the one for the wire.
+    pub notices: Notices,
+    /// Ask the terminal to collect this many of the card's latest records (R-F4.17).
+    pub collect: u8,
+    /// The system's mirror of the card's balance afterwards.
+    pub balance: Fen,
+}
+
+impl Outcome {
+    pub fn info(&self) -> InfoCode {
+        self.notices.primary()
+    }
+
+    fn plain(balance: Fen, duplicate: bool) -> Outcome {
+        Outcome {
+            duplicate,
+            notices: Notices::default(),
+            collect: 0,
+            balance,
+        }
+    }
+}
+
+/// An online debit request (R-P5.2): the record the terminal journalled as "initiated",
+/// and what the card itself says about its data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebitRequest {
+    pub origin: Origin,
+    pub record: Record,
+    pub card_view: CardView,
+}
+
+fn same_device(origin: &Origin, record: &Record) -> Result<()> {
+    if origin.device == record.device {
+        Ok(())
+    } else {
+        Err(HostError::Invalid(format!(
+            "record of device {} sent by device {}",
+            record.device, origin.device
+        )))
+    }
+}
+
+/// Authorises an online debit: every check of the request's state, then the record, the
+/// counter and the transfers in the caller's transaction, so the authorisation is durable
+/// when the batch commits, before the answer leaves (R-P5.2).
+pub fn authorize(tx: &mut Tx<'_>, req: &DebitRequest, now: NaiveDateTime) -> Result<Outcome> {
+    let r = &req.record;
+    same_device(&req.origin, r)?;
+    if r.kind != RecordKind::Purchase || r.status != RecordStatus::Initiated || !r.online {
+        return refuse(ReturnCode::TRANSACTION_TYPE_ERROR);
+    }
+    let device = checks::device(tx, &req.origin, Functions::ONLINE_DEBIT)?;
+    checks::working_hours(&device, r.time)?;
+    let merchant_no = checks::merchant_of_device(&device, r.merchant_no)?;
+    checks::merchant(tx, merchant_no)?;
+    checks::amount(r)?;
+    let mut card = checks::card_exists(tx, r)?;
+    // The card row is locked: a concurrent request for this (device, serial) waits here.
+    if let Some(existing) = repo::record_get(tx.conn, r.device, r.serial, true)? {
+        return if existing.record == *r {
+            Ok(Outcome::plain(card.balance, true))
+        } else {
+            refuse(ReturnCode::POS_SERIAL_DUPLICATE)
+        };
+    }
+    checks::card_usable(&card, &device, r.time)?;
+    checks::fee(r, &device, &card)?;
+    checks::online_limits(r, &device, &card)?;
+    checks::balances(r, false)?;
+    counter::check(tx, &card, r)?;
+
+    let mirror_before = card.balance;
+    book_debit(tx, &mut card, r, now)?;
+    notices(
+        tx,
+        &card,
+        r,
+        mirror_before,
+        Some(req.card_view),
+        Notices::default(),
+    )
+}
+
+/// Stores a debiting record, consumes its counter and books card → merchant and card → fee.
+fn book_debit(tx: &mut Tx<'_>, card: &mut Card, r: &Record, now: NaiveDateTime) -> Result<()> {
+    let stored = StoredRecord {
+        record: r.clone(),
+        booked: true,
+        reversed_by: None,
+    };
+    if !repo::record_insert(tx.conn, &stored, now)? {
+        // Inserted by another process since we looked: refuse; the retry sees it.
+        return Err(HostError::Db {
+            message: format!("record {}:{} inserted concurrently", r.device, r.serial),
+            retryable: true,
+        });
+    }
+    counter::consume(tx, card, r)?;
+    let from = repo::card_account(card.no);
+    let key = Some((r.device, r.serial));
+    tx.post(Transfer {
+        id: record_transfer_id(r.device, r.serial, "amount"),
+        from: from.clone(),
+        to: repo::merchant_account(r.merchant_no),
+        amount: r.amount,
+        kind: "debit",
+        record: key,
+        time: r.time,
+    })?;
+    tx.post(Transfer {
+        id: record_transfer_id(r.device, r.serial, "fee"),
+        from,
+        to: FEE_ACCOUNT.to_owned(),
+        amount: r.fee,
+        kind: "fee",
+        record: key,
+        time: r.time,
+    })?;
+    card.balance -= r.amount + r.fee;
+    repo::card_update(tx.conn, card)
+}
+
+/// Gives a booked debit back to the card: merchant → card and fee → card, tagged with the
+/// original's (device, serial) so the audit sees its net as zero.
+fn book_reverse(
+    tx: &mut Tx<'_>,
+    card: &mut Card,
+    orig: &Record,
+    by: &Record,
+    part: &str,
+) -> Result<()> {
+    let to = repo::card_account(card.no);
+    let key = Some((orig.device, orig.serial));
+    tx.post(Transfer {
+        id: record_transfer_id(orig.device, orig.serial, &format!("{part}-amount")),
+        from: repo::merchant_account(orig.merchant_no),
+        to: to.clone(),
+        amount: orig.amount,
+        kind: part_kind(part),
+        record: key,
+        time: by.time,
+    })?;
+    tx.post(Transfer {
+        id: record_transfer_id(orig.device, orig.serial, &format!("{part}-fee")),
+        from: FEE_ACCOUNT.to_owned(),
+        to,
+        amount: orig.fee,
+        kind: part_kind(part),
+        record: key,
+        time: by.time,
+    })?;
+    card.balance += orig.amount + orig.fee;
+    repo::record_set_reversed(tx.conn, orig.device, orig.serial, by.serial)?;
+    Ok(())
+}
+
+fn part_kind(part: &str) -> &'static str {
+    if part == "cancel" {
+        "cancellation"
+    } else {
+        "reversal"
+    }
+}
+
+/// Stores a record that moves no money (failed, pulled, black card, …).
+fn store_unbooked(tx: &mut Tx<'_>, r: &Record, now: NaiveDateTime) -> Result<()> {
+    let stored = StoredRecord {
+        record: r.clone(),
+        booked: false,
+        reversed_by: None,
+    };
+    if repo::record_insert(tx.conn, &stored, now)? {
+        Ok(())
+    } else {
+        Err(HostError::Db {
+            message: format!("record {}:{} inserted concurrently", r.device, r.serial),
+            retryable: true,
+        })
+    }
+}
+
+/// The notices after a booked transaction; `extra` carries flow-specific ones (7, 8).
+fn notices(
+    tx: &mut Tx<'_>,
+    card: &Card,
+    r: &Record,
+    mirror_before: Fen,
+    view: Option<CardView>,
+    mut extra: Notices,
+) -> Result<Outcome> {
+    let (missing, collect) = counter::gaps(tx, card)?;
+    let pending = !repo::subsidies_pending(tx.conn, card.no)?.is_empty();
+    let policy = tx.policy;
+    info::card_notices(
+        &CardFacts {
+            card,
+            policy: &policy,
+            today: r.time.date(),
+            card_balance_before: r.balance_before,
+            mirror_before,
+            balance_after: r.balance_after,
+            view,
+            pending_subsidies: pending,
+            missing_records: missing,
+        },
+        &mut extra,
+    );
+    Ok(Outcome {
+        duplicate: false,
+        notices: extra,
+        collect,
+        balance: card.balance,
+    })
+}
+
+/// Books an uploaded record exactly once (R-P5.6, R-P5.9): a repeat is acknowledged again
+/// (R-H2), an online debit's upload reconciles its card-write outcome, a cancellation
+/// (R-P5.5) or reversal (codes 31, 32) undoes its original.
+pub fn upload(
+    tx: &mut Tx<'_>,
+    origin: &Origin,
+    r: &Record,
+    tac: Option<&dyn TacVerifier>,
+    now: NaiveDateTime,
+) -> Result<Outcome> {
+    same_device(origin, r)?;
+    let function = match (r.kind, r.online) {
+        (RecordKind::Reversal, _) => Functions::REVERSAL,
+        (_, true) => Functions::ONLINE_DEBIT,
+        (_, false) => Functions::OFFLINE_UPLOAD,
+    };
+    checks::device(tx, origin, function)?;
+    let mut card = checks::card_exists(tx, r)?;
+    if let Some(existing) = repo::record_get(tx.conn, r.device, r.serial, true)? {
+        return reconcile(tx, &mut card, existing, r, tac);
+    }
+    match r.kind {
+        RecordKind::Purchase | RecordKind::Collected => upload_debit(tx, &mut card, r, tac, now),
+        // R-F4.3, R-F4.15: stored for the record, no money moved.
+        RecordKind::BlackCard => {
+            store_unbooked(tx, r, now)?;
+            Ok(Outcome::plain(card.balance, false))
+        }
+        RecordKind::Cancellation => cancel(tx, &mut card, r, now),
+        RecordKind::Reversal => reverse(tx, &mut card, r, tac, now),
+    }
+}
+
+fn verify_tac(r: &Record, tac: Option<&dyn TacVerifier>) -> Result<()> {
+    if r.card_type != CardType::Cpu {
+        return Ok(());
+    }
+    match tac {
+        Some(v) if v.verify(r) => Ok(()),
+        Some(_) => {
+            tracing::warn!(device = %r.device, serial = r.serial, "TAC verification failed");
+            refuse(ReturnCode::OTHER_ERROR)
+        }
+        None => {
+            tracing::error!("no TAC verifier configured: CPU card records cannot be booked");
+            refuse(ReturnCode::OTHER_ERROR)
+        }
+    }
+}
+
+fn upload_debit(
+    tx: &mut Tx<'_>,
+    card: &mut Card,
+    r: &Record,
+    tac: Option<&dyn TacVerifier>,
+    now: NaiveDateTime,
+) -> Result<Outcome> {
+    if !r.status.card_debited() {
+        // R-F4.3: abnormal records are kept; the card was not debited.
+        store_unbooked(tx, r, now)?;
+        return Ok(Outcome::plain(card.balance, false));
+    }
+    checks::amount(r)?;
+    checks::balances(r, false)?;
+    // Money already left the card: book it to the record's merchant while it exists.
+    if repo::merchant_get(tx.conn, r.merchant_no)?.is_none() {
+        return refuse(ReturnCode::MERCHANT_NOT_FOUND);
+    }
+    verify_tac(r, tac)?;
+    if r.kind == RecordKind::Collected
+        && repo::counter_owner(tx.conn, card.no, r.card_counter)?.is_some()
+    {
+        // Collected from the card but already uploaded by its terminal: keep, book nothing.
+        store_unbooked(tx, r, now)?;
+        return Ok(Outcome::plain(card.balance, true));
+    }
+    counter::check(tx, card, r)?;
+    let mirror_before = card.balance;
+    book_debit(tx, card, r, now)?;
+    notices(tx, card, r, mirror_before, None, Notices::default())
+}
+
+/// Equal except what the terminal learns after the authorisation: status and TAC.
+fn same_except_outcome(a: &Record, b: &Record) -> bool {
+    let mut b = b.clone();
+    b.status = a.status;
+    b.tac = a.tac;
+    *a == b
+}
+
+fn reconcile(
+    tx: &mut Tx<'_>,
+    card: &mut Card,
+    existing: StoredRecord,
+    r: &Record,
+    tac: Option<&dyn TacVerifier>,
+) -> Result<Outcome> {
+    let e = &existing.record;
+    let mut dup = Outcome::plain(card.balance, true);
+    if existing.reversed_by.is_some() {
+        dup.notices.add(InfoCode::ALREADY_REVERSED);
+    }
+    if e == r {
+        return Ok(dup);
+    }
+    let authorised = e.online && e.status == RecordStatus::Initiated && existing.booked;
+    if !authorised || !same_except_outcome(e, r) {
+        return refuse(ReturnCode::POS_SERIAL_DUPLICATE);
+    }
+    if existing.reversed_by.is_some() {
+        return Ok(dup);
+    }
+    if r.status.card_debited() {
+        verify_tac(r, tac)?;
+        repo::record_set_status(tx.conn, r.device, r.serial, r.status, r.tac)?;
+    } else if matches!(r.status, RecordStatus::CardPulled | RecordStatus::Failed) {
+        // The card was never written: the authorisation is void, as after a cancellation.
+        book_reverse(tx, card, e, r, "cancel")?;
+        counter::release(tx, card, e)?;
+        repo::card_update(tx.conn, card)?;
+        repo::record_set_status(tx.conn, r.device, r.serial, r.status, r.tac)?;
+        dup.balance = card.balance;
+    }
+    Ok(dup)
+}
+
+/// R-P5.5: a cancellation (serial = original + 1) reverses the online debit whose card write
+/// failed. An original the host never authorised is acknowledged with info code 8, so the
+/// terminal stops resending.
+fn cancel(tx: &mut Tx<'_>, card: &mut Card, r: &Record, now: NaiveDateTime) -> Result<Outcome> {
+    let orig_serial = match r.original_serial {
+        Some(s) => s,
+        None => r
+            .serial
+            .checked_sub(1)
+            .ok_or(HostError::Refused(ReturnCode::TRANSACTION_TYPE_ERROR))?,
+    };
+    let Some(orig) = repo::record_get(tx.conn, r.device, orig_serial, true)? else {
+        store_unbooked(tx, r, now)?;
+        let mut out = Outcome::plain(card.balance, false);
+        out.notices.add(InfoCode::PURCHASE_RECORD_NOT_FOUND);
+        return Ok(out);
+    };
+    if orig.reversed_by.is_some() {
+        return refuse(ReturnCode::ALREADY_REVERSED);
+    }
+    let o = &orig.record;
+    if !(o.online && o.status == RecordStatus::Initiated && orig.booked)
+        || o.card_no != r.card_no
+        || o.amount != r.amount
+        || o.fee != r.fee
+        || o.card_counter != r.card_counter
+    {
+        return refuse(ReturnCode::TRANSACTION_TYPE_ERROR);
+    }
+    book_reverse(tx, card, o, r, "cancel")?;
+    counter::release(tx, card, o)?;
+    repo::card_update(tx.conn, card)?;
+    store_unbooked(tx, r, now)?;
+    Ok(Outcome::plain(card.balance, false))
+}
+
+/// A reversal (冲正, MF1 only) puts a booked debit back onto the card: 31 when the original
+/// is unknown or moved no money, 32 when it was reversed already.
+fn reverse(
+    tx: &mut Tx<'_>,
+    card: &mut Card,
+    r: &Record,
+    tac: Option<&dyn TacVerifier>,
+    now: NaiveDateTime,
+) -> Result<Outcome> {
+    let Some(orig_serial) = r.original_serial else {
+        return refuse(ReturnCode::TRANSACTION_TYPE_ERROR);
+    };
+    let Some(orig) = repo::record_get(tx.conn, r.device, orig_serial, true)? else {
+        return refuse(ReturnCode::RECORD_NOT_FOUND);
+    };
+    if orig.reversed_by.is_some() {
+        return refuse(ReturnCode::ALREADY_REVERSED);
+    }
+    if !orig.booked {
+        return refuse(ReturnCode::RECORD_NOT_FOUND);
+    }
+    let o = &orig.record;
+    if o.card_no != r.card_no || o.kind == RecordKind::Reversal {
+        return refuse(ReturnCode::TRANSACTION_TYPE_ERROR);
+    }
+    if o.amount != r.amount || o.fee != r.fee {
+        return refuse(ReturnCode::AMOUNT_ERROR);
+    }
+    checks::balances(r, true)?;
+    verify_tac(r, tac)?;
+    counter::check(tx, card, r)?;
+    let mirror_before = card.balance;
+    book_reverse(tx, card, o, r, "reverse")?;
+    counter::consume(tx, card, r)?;
+    repo::card_update(tx.conn, card)?;
+    store_unbooked(tx, r, now)?;
+    // The card shows balance_before ahead of the credit; compare like for a debit.
+    notices(tx, card, r, mirror_before, None, Notices::default())
+}

@@ -1,0 +1,213 @@
+//! The double-entry ledger (R-H6). A transfer moves a positive amount from one account to
+//! another, so every movement balances by construction and all balances sum to zero
+//! (`funding` goes negative as money is paid in at the card office).
+//!
+//! Transfers are inserted at once; balance changes are collected per batch and applied at
+//! its end in account-id order, so concurrent writers meet the hot accounts (merchants, fee
+//! income) in one order and never deadlock on them.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use ykt_proto::{Fen, PhysicalId, TerminalSerial};
+
+use crate::error::{HostError, Result};
+use crate::model::Policy;
+use crate::repo::{device_key, time_key};
+use crate::sql::Conn;
+
+/// The platform's fee income (R-H3, R-F4.13).
+pub const FEE_ACCOUNT: &str = "fee";
+/// Money paid in at the card office; its balance is minus the money in the system.
+pub const FUNDING_ACCOUNT: &str = "funding";
+
+/// One movement of money.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// Unique: `rec:<device>:<serial>:amount` / `:fee` for terminal records (R-H2).
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub amount: Fen,
+    pub kind: &'static str,
+    pub record: Option<(PhysicalId, TerminalSerial)>,
+    pub time: NaiveDateTime,
+}
+
+/// The id of a record's transfer: `part` is `amount`, `fee`, `reverse-amount`, ….
+pub fn record_transfer_id(device: PhysicalId, serial: TerminalSerial, part: &str) -> String {
+    format!("rec:{device}:{serial}:{part}")
+}
+
+/// A database transaction as the domain sees it: statements plus the ledger's pending
+/// balance changes.
+pub struct Tx<'a> {
+    pub conn: &'a mut dyn Conn,
+    pub policy: Policy,
+    deltas: BTreeMap<String, Fen>,
+}
+
+impl<'a> Tx<'a> {
+    pub fn new(conn: &'a mut dyn Conn, policy: Policy) -> Tx<'a> {
+        Tx {
+            conn,
+            policy,
+            deltas: BTreeMap::new(),
+        }
+    }
+
+    /// Inserts a transfer; a zero amount books nothing. A transfer id that exists already
+    /// is an error: the domain checks records first, so this catches double booking.
+    pub fn post(&mut self, t: Transfer) -> Result<()> {
+        if t.amount == 0 {
+            return Ok(());
+        }
+        if t.amount < 0 || t.from == t.to {
+            return Err(HostError::Invalid(format!(
+                "transfer {} is not a movement",
+                t.id
+            )));
+        }
+        let (device, serial) = match t.record {
+            Some((d, s)) => (Some(device_key(d)), Some(i64::from(s))),
+            None => (None, None),
+        };
+        let n = self.conn.exec(
+            "INSERT INTO transfers (id, from_account, to_account, amount, kind, device, serial, \
+             time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            &[
+                t.id.as_str().into(),
+                t.from.as_str().into(),
+                t.to.as_str().into(),
+                t.amount.into(),
+                t.kind.into(),
+                device.into(),
+                serial.into(),
+                time_key(t.time).into(),
+            ],
+        )?;
+        if n != 1 {
+            return Err(HostError::Invalid(format!(
+                "transfer {} booked twice",
+                t.id
+            )));
+        }
+        *self.deltas.entry(t.from).or_default() -= t.amount;
+        *self.deltas.entry(t.to).or_default() += t.amount;
+        Ok(())
+    }
+
+    /// Hands over the pending balance changes (the writer merges those of committed jobs).
+    pub fn take_deltas(&mut self) -> BTreeMap<String, Fen> {
+        std::mem::take(&mut self.deltas)
+    }
+}
+
+/// Applies collected balance changes in account-id order.
+pub fn apply_deltas(conn: &mut dyn Conn, deltas: &BTreeMap<String, Fen>) -> Result<()> {
+    for (account, delta) in deltas {
+        if *delta == 0 {
+            continue;
+        }
+        let n = conn.exec(
+            "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+            &[(*delta).into(), account.as_str().into()],
+        )?;
+        if n != 1 {
+            return Err(HostError::Corrupt(format!("account {account} missing")));
+        }
+    }
+    Ok(())
+}
+
+/// What an audit found (later `ykt audit`). Empty lists and zero sum = the books balance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditReport {
+    pub accounts: u64,
+    pub transfers: u64,
+    /// Sum of all account balances; must be 0.
+    pub balance_sum: Fen,
+    /// `(account, stored balance, sum of its transfers)` where they differ.
+    pub account_mismatches: Vec<(String, Fen, Fen)>,
+    /// `(card, mirror balance, card account balance)` where they differ.
+    pub card_mismatches: Vec<(u32, Fen, Fen)>,
+    /// `(device, serial, expected net debit, booked net debit)` where the ledger disagrees
+    /// with the record (a record booked twice or partly shows up here).
+    pub record_mismatches: Vec<(i64, i64, Fen, Fen)>,
+}
+
+impl AuditReport {
+    pub fn is_clean(&self) -> bool {
+        self.balance_sum == 0
+            && self.account_mismatches.is_empty()
+            && self.card_mismatches.is_empty()
+            && self.record_mismatches.is_empty()
+    }
+}
+
+/// At most this many findings of each kind are listed.
+const AUDIT_LIMIT: u32 = 1_000;
+
+pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
+    let mut report = AuditReport {
+        accounts: conn
+            .query_one("SELECT COUNT(*) FROM accounts", &[])?
+            .int_as(0)?,
+        transfers: conn
+            .query_one("SELECT COUNT(*) FROM transfers", &[])?
+            .int_as(0)?,
+        balance_sum: conn
+            .query_one(
+                "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts",
+                &[],
+            )?
+            .int(0)?,
+        ..AuditReport::default()
+    };
+    for r in conn.query(
+        "SELECT a.id, a.balance, CAST(COALESCE(SUM(m.delta), 0) AS BIGINT) AS net \
+         FROM accounts a LEFT JOIN ( \
+             SELECT to_account AS account, amount AS delta FROM transfers \
+             UNION ALL SELECT from_account, -amount FROM transfers) m ON m.account = a.id \
+         GROUP BY a.id, a.balance HAVING a.balance <> CAST(COALESCE(SUM(m.delta), 0) AS BIGINT) \
+         ORDER BY a.id LIMIT $1",
+        &[AUDIT_LIMIT.into()],
+    )? {
+        report
+            .account_mismatches
+            .push((r.text(0)?.to_owned(), r.int(1)?, r.int(2)?));
+    }
+    for r in conn.query(
+        "SELECT c.no, c.balance, COALESCE(a.balance, -1) FROM cards c \
+         LEFT JOIN accounts a ON a.id = 'card:' || CAST(c.no AS TEXT) \
+         WHERE a.balance IS NULL OR a.balance <> c.balance ORDER BY c.no LIMIT $1",
+        &[AUDIT_LIMIT.into()],
+    )? {
+        report
+            .card_mismatches
+            .push((r.int_as(0)?, r.int(1)?, r.int(2)?));
+    }
+    // A booked record takes amount + fee off its card once; when a cancellation or reversal
+    // undoes it, the reversing transfers carry the original's (device, serial), so its net
+    // is zero. Cancellation and reversal records themselves are never `booked`.
+    for r in conn.query(
+        "SELECT r.device, r.serial, \
+             CASE WHEN r.booked = 0 OR r.reversed_by IS NOT NULL THEN 0 \
+                  ELSE r.amount + r.fee END AS expected, \
+             CAST(COALESCE(SUM(CASE WHEN t.from_account = 'card:' || CAST(r.card_no AS TEXT) \
+                  THEN t.amount ELSE -t.amount END), 0) AS BIGINT) AS net \
+         FROM records r LEFT JOIN transfers t ON t.device = r.device AND t.serial = r.serial \
+         GROUP BY r.device, r.serial, r.booked, r.reversed_by, r.amount, r.fee, r.card_no \
+         HAVING CASE WHEN r.booked = 0 OR r.reversed_by IS NOT NULL THEN 0 \
+                  ELSE r.amount + r.fee END \
+             <> CAST(COALESCE(SUM(CASE WHEN t.from_account = 'card:' || CAST(r.card_no AS TEXT) \
+                  THEN t.amount ELSE -t.amount END), 0) AS BIGINT) \
+         ORDER BY r.device, r.serial LIMIT $1",
+        &[AUDIT_LIMIT.into()],
+    )? {
+        report
+            .record_mismatches
+            .push((r.int(0)?, r.int(1)?, r.int(2)?, r.int(3)?));
+    }
+    Ok(report)
+}

@@ -1,0 +1,224 @@
+//! The host's entities: front-end processors, merchants, devices, cards and their lifecycles.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use ykt_proto::{CardNo, DisplayNo, Fen, MerchantNo, PhysicalId, ReturnCode, TerminalParams};
+
+use crate::error::{HostError, Result};
+
+/// Defines a status enum stored as text, with its return code when it forbids use.
+macro_rules! status_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal => $code:expr,)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant,)* }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)* }
+            }
+
+            /// The return code a request meets in this state; `None` when use is allowed.
+            pub const fn refusal(self) -> Option<ReturnCode> {
+                match self { $($name::$variant => $code,)* }
+            }
+
+            pub fn parse(s: &str) -> Result<$name> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(HostError::Corrupt(format!(concat!(stringify!($name), " {:?}"), other))),
+                }
+            }
+        }
+    };
+}
+
+status_enum! {
+    /// A front-end processor's lifecycle (R-H7, codes 10–13).
+    FepStatus {
+        Registered = "registered" => Some(ReturnCode::FEP_NOT_ACTIVATED),
+        Activated = "activated" => None,
+        Deregistered = "deregistered" => Some(ReturnCode::FEP_DEREGISTERED),
+    }
+}
+
+status_enum! {
+    /// A device's lifecycle (R-H1, codes 22–24).
+    DeviceStatus {
+        Registered = "registered" => Some(ReturnCode::POS_NOT_ENABLED),
+        Enabled = "enabled" => None,
+        Disabled = "disabled" => Some(ReturnCode::POS_DISABLED),
+        Deregistered = "deregistered" => Some(ReturnCode::POS_DEREGISTERED),
+    }
+}
+
+status_enum! {
+    /// A merchant's lifecycle (R-H3, codes 41, 43).
+    MerchantStatus {
+        Normal = "normal" => None,
+        // 止付: the account takes no more money.
+        Stopped = "stopped" => Some(ReturnCode::MERCHANT_ACCOUNT_STOPPED),
+        Deregistered = "deregistered" => Some(ReturnCode::MERCHANT_DEREGISTERED),
+    }
+}
+
+status_enum! {
+    /// A card's lifecycle (R-H4, codes 51–57; expiry is a date, code 56, checked apart).
+    CardStatus {
+        Normal = "normal" => None,
+        Lost = "lost" => Some(ReturnCode::CARD_LOST),
+        Frozen = "frozen" => Some(ReturnCode::CARD_FROZEN),
+        Bad = "bad" => Some(ReturnCode::CARD_BAD),
+        Locked = "locked" => Some(ReturnCode::CARD_LOCKED),
+        Disabled = "disabled" => Some(ReturnCode::CARD_DISABLED),
+        Cancelled = "cancelled" => Some(ReturnCode::CARD_CANCELLED),
+    }
+}
+
+/// What a device may do (R-H1, code 28): a bit set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Functions(pub u32);
+
+impl Functions {
+    pub const ONLINE_DEBIT: Functions = Functions(1);
+    pub const OFFLINE_UPLOAD: Functions = Functions(1 << 1);
+    pub const REVERSAL: Functions = Functions(1 << 2);
+    pub const ALL: Functions = Functions(0b111);
+    pub const NONE: Functions = Functions(0);
+
+    pub const fn contains(self, f: Functions) -> bool {
+        self.0 & f.0 == f.0
+    }
+}
+
+/// The MAC suite a device's messages use (R-C6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MacSuite {
+    Aes128Cmac = 1,
+    Sm4Cmac = 2,
+}
+
+impl MacSuite {
+    pub fn from_code(c: i64) -> Result<MacSuite> {
+        match c {
+            1 => Ok(MacSuite::Aes128Cmac),
+            2 => Ok(MacSuite::Sm4Cmac),
+            other => Err(HostError::Corrupt(format!("MAC suite {other}"))),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fep {
+    pub id: u32,
+    pub name: String,
+    pub status: FepStatus,
+    /// When the FEP last signed in (code 12 until it has).
+    pub signed_in_at: Option<NaiveDateTime>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merchant {
+    pub no: MerchantNo,
+    pub name: String,
+    pub status: MerchantStatus,
+}
+
+/// The last status a terminal reported (R-F4.20), for monitoring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceReport {
+    pub at: NaiveDateTime,
+    pub pending_records: u32,
+    pub terminal_clock: NaiveDateTime,
+    pub blacklist_version: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    pub id: PhysicalId,
+    pub terminal_no: u32,
+    /// `None`: no merchant assigned (code 26).
+    pub merchant_no: Option<MerchantNo>,
+    pub status: DeviceStatus,
+    /// The terminal master key; `None` until the device is authorised (code 29).
+    pub master_key: Option<[u8; 16]>,
+    pub mac_suite: MacSuite,
+    pub functions: Functions,
+    /// Per-transaction amount limit (code 71); 0 = none.
+    pub max_amount: Fen,
+    /// Parameters with their version; working hours and allowed classes live here.
+    pub params: TerminalParams,
+    pub last_report: Option<DeviceReport>,
+}
+
+/// What is needed to register a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDevice {
+    pub id: PhysicalId,
+    pub terminal_no: u32,
+    pub merchant_no: Option<MerchantNo>,
+    pub mac_suite: MacSuite,
+    pub functions: Functions,
+    pub max_amount: Fen,
+    pub params: TerminalParams,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Card {
+    pub no: CardNo,
+    pub display_no: DisplayNo,
+    pub status: CardStatus,
+    /// Permission class (R-F4.5).
+    pub class: u8,
+    pub expiry: NaiveDate,
+    /// The system's mirror of the card's balance = the card account's balance.
+    pub balance: Fen,
+    /// The lowest lifetime counter a record may carry (the counter at issue).
+    pub counter_floor: u32,
+    /// The counter the next transaction is expected to carry (highest seen + 1).
+    pub counter_next: u32,
+}
+
+/// What is needed to issue a card; the card number is generated (R-T2.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCard {
+    pub display_no: DisplayNo,
+    pub class: u8,
+    pub expiry: NaiveDate,
+    /// The card's lifetime counter as issued (usually 0).
+    pub counter: u32,
+}
+
+/// A pending subsidy (补助) for a card; its presence gives info code 2.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subsidy {
+    pub id: i64,
+    pub card_no: CardNo,
+    pub amount: Fen,
+    pub batch: u32,
+}
+
+/// Host-wide thresholds for information codes and counter checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Info 1 when the balance after the debit is below this.
+    pub low_balance: Fen,
+    /// Info 3 when the card expires within this many days.
+    pub expiry_warning_days: u32,
+    /// A counter more than this above the highest seen is impossible (code 62).
+    pub max_counter_jump: u32,
+    /// At most this many records are requested for collection at a time (R-F4.17).
+    pub max_collect: u8,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            low_balance: 1_000,
+            expiry_warning_days: 30,
+            max_counter_jump: 1_000,
+            max_collect: 10,
+        }
+    }
+}

@@ -1,0 +1,675 @@
+//! Typed data access, written once over `Conn` for both backends. No business rules here.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use ykt_proto::{
+    CardNo, CardType, DisplayNo, MerchantNo, PhysicalId, Record, RecordKind, RecordStatus,
+    TerminalSerial,
+};
+
+use crate::error::{HostError, Result};
+use crate::model::*;
+use crate::params_codec;
+use crate::sql::{Conn, Row, Value};
+
+// ---- conversions ---------------------------------------------------------------------
+
+pub fn device_key(id: PhysicalId) -> i64 {
+    i64::from(u32::from_be_bytes(id.0))
+}
+
+fn device_from(v: i64) -> Result<PhysicalId> {
+    u32::try_from(v)
+        .map(|n| PhysicalId(n.to_be_bytes()))
+        .map_err(|_| HostError::Corrupt(format!("device id {v}")))
+}
+
+pub fn time_key(t: NaiveDateTime) -> i64 {
+    t.and_utc().timestamp()
+}
+
+fn time_from(v: i64) -> Result<NaiveDateTime> {
+    DateTime::from_timestamp(v, 0)
+        .map(|t| t.naive_utc())
+        .ok_or_else(|| HostError::Corrupt(format!("time {v}")))
+}
+
+fn date_key(d: NaiveDate) -> i64 {
+    time_key(d.and_time(chrono::NaiveTime::MIN))
+}
+
+fn card_from(v: i64) -> Result<CardNo> {
+    u32::try_from(v)
+        .ok()
+        .and_then(CardNo::new)
+        .ok_or_else(|| HostError::Corrupt(format!("card number {v}")))
+}
+
+fn opt_time(v: Option<NaiveDateTime>) -> Value {
+    v.map(time_key).into()
+}
+
+// ---- sequences and meta ---------------------------------------------------------------
+
+/// Increments a named counter and returns its new value; the row lock this takes serialises
+/// concurrent writers (blacklist versions, card numbers) across processes.
+pub fn bump_meta(c: &mut dyn Conn, name: &str) -> Result<i64> {
+    c.query_one(
+        "UPDATE meta SET value = value + 1 WHERE name = $1 RETURNING value",
+        &[name.into()],
+    )?
+    .int(0)
+}
+
+pub fn meta(c: &mut dyn Conn, name: &str) -> Result<i64> {
+    c.query_one("SELECT value FROM meta WHERE name = $1", &[name.into()])?
+        .int(0)
+}
+
+// ---- front-end processors ---------------------------------------------------------------
+
+pub fn fep_get(c: &mut dyn Conn, id: u32) -> Result<Option<Fep>> {
+    c.query_opt(
+        "SELECT id, name, status, signed_in_at FROM feps WHERE id = $1",
+        &[id.into()],
+    )?
+    .map(|r| {
+        Ok(Fep {
+            id: r.int_as(0)?,
+            name: r.text(1)?.to_owned(),
+            status: FepStatus::parse(r.text(2)?)?,
+            signed_in_at: r.opt_int(3)?.map(time_from).transpose()?,
+        })
+    })
+    .transpose()
+}
+
+pub fn fep_insert(c: &mut dyn Conn, id: u32, name: &str) -> Result<bool> {
+    Ok(c.exec(
+        "INSERT INTO feps (id, name, status) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        &[
+            id.into(),
+            name.into(),
+            FepStatus::Registered.as_str().into(),
+        ],
+    )? == 1)
+}
+
+pub fn fep_update(c: &mut dyn Conn, f: &Fep) -> Result<()> {
+    c.exec(
+        "UPDATE feps SET status = $2, signed_in_at = $3 WHERE id = $1",
+        &[
+            f.id.into(),
+            f.status.as_str().into(),
+            opt_time(f.signed_in_at),
+        ],
+    )?;
+    Ok(())
+}
+
+// ---- merchants ---------------------------------------------------------------------------
+
+pub fn merchant_account(no: MerchantNo) -> String {
+    format!("merchant:{no}")
+}
+
+pub fn card_account(no: CardNo) -> String {
+    format!("card:{}", no.get())
+}
+
+pub fn merchant_get(c: &mut dyn Conn, no: MerchantNo) -> Result<Option<Merchant>> {
+    c.query_opt(
+        "SELECT no, name, status FROM merchants WHERE no = $1",
+        &[no.into()],
+    )?
+    .map(|r| {
+        Ok(Merchant {
+            no: r.int_as(0)?,
+            name: r.text(1)?.to_owned(),
+            status: MerchantStatus::parse(r.text(2)?)?,
+        })
+    })
+    .transpose()
+}
+
+pub fn merchant_insert(c: &mut dyn Conn, m: &Merchant) -> Result<bool> {
+    let inserted = c.exec(
+        "INSERT INTO merchants (no, name, status) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        &[
+            m.no.into(),
+            m.name.as_str().into(),
+            m.status.as_str().into(),
+        ],
+    )? == 1;
+    if inserted {
+        account_create(c, &merchant_account(m.no), "merchant")?;
+    }
+    Ok(inserted)
+}
+
+pub fn merchant_set_status(c: &mut dyn Conn, no: MerchantNo, s: MerchantStatus) -> Result<()> {
+    c.exec(
+        "UPDATE merchants SET status = $2 WHERE no = $1",
+        &[no.into(), s.as_str().into()],
+    )?;
+    Ok(())
+}
+
+// ---- devices -------------------------------------------------------------------------------
+
+const DEVICE_COLUMNS: &str = "id, terminal_no, merchant_no, status, master_key, mac_suite, \
+     functions, max_amount, params, report_at, report_pending, report_clock, \
+     report_blacklist_version";
+
+fn device_row(r: &Row) -> Result<Device> {
+    let master_key = match &r.0.get(4) {
+        Some(Value::Bytes(b)) => Some(
+            <[u8; 16]>::try_from(b.as_slice())
+                .map_err(|_| HostError::Corrupt("master key length".into()))?,
+        ),
+        _ => None,
+    };
+    let last_report = match r.opt_int(9)? {
+        Some(at) => Some(DeviceReport {
+            at: time_from(at)?,
+            pending_records: r.int_as(10)?,
+            terminal_clock: time_from(r.int(11)?)?,
+            blacklist_version: r.int_as(12)?,
+        }),
+        None => None,
+    };
+    Ok(Device {
+        id: device_from(r.int(0)?)?,
+        terminal_no: r.int_as(1)?,
+        merchant_no: r.opt_int(2)?.map(|m| u32::try_from(m).unwrap_or(0)),
+        status: DeviceStatus::parse(r.text(3)?)?,
+        master_key,
+        mac_suite: MacSuite::from_code(r.int(5)?)?,
+        functions: Functions(r.int_as(6)?),
+        max_amount: r.int(7)?,
+        params: params_codec::decode(r.bytes(8)?)?,
+        last_report,
+    })
+}
+
+pub fn device_get(c: &mut dyn Conn, id: PhysicalId) -> Result<Option<Device>> {
+    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1");
+    c.query_opt(&sql, &[device_key(id).into()])?
+        .map(|r| device_row(&r))
+        .transpose()
+}
+
+pub fn device_list(c: &mut dyn Conn, after: Option<PhysicalId>, limit: u32) -> Result<Vec<Device>> {
+    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id > $1 ORDER BY id LIMIT $2");
+    let after = after.map_or(-1, device_key);
+    c.query(&sql, &[after.into(), limit.into()])?
+        .iter()
+        .map(device_row)
+        .collect()
+}
+
+pub fn device_insert(c: &mut dyn Conn, d: &Device) -> Result<bool> {
+    Ok(c.exec(
+        "INSERT INTO devices (id, terminal_no, merchant_no, status, master_key, mac_suite, \
+         functions, max_amount, params) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT DO NOTHING",
+        &[
+            device_key(d.id).into(),
+            d.terminal_no.into(),
+            d.merchant_no.into(),
+            d.status.as_str().into(),
+            d.master_key.map(|k| k.to_vec()).into(),
+            (d.mac_suite as i64).into(),
+            d.functions.0.into(),
+            d.max_amount.into(),
+            params_codec::encode(&d.params).into(),
+        ],
+    )? == 1)
+}
+
+/// Writes every administrative field of the device (not the status report).
+pub fn device_update(c: &mut dyn Conn, d: &Device) -> Result<()> {
+    c.exec(
+        "UPDATE devices SET terminal_no = $2, merchant_no = $3, status = $4, master_key = $5, \
+         mac_suite = $6, functions = $7, max_amount = $8, params = $9 WHERE id = $1",
+        &[
+            device_key(d.id).into(),
+            d.terminal_no.into(),
+            d.merchant_no.into(),
+            d.status.as_str().into(),
+            d.master_key.map(|k| k.to_vec()).into(),
+            (d.mac_suite as i64).into(),
+            d.functions.0.into(),
+            d.max_amount.into(),
+            params_codec::encode(&d.params).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn device_report(c: &mut dyn Conn, id: PhysicalId, r: &DeviceReport) -> Result<()> {
+    c.exec(
+        "UPDATE devices SET report_at = $2, report_pending = $3, report_clock = $4, \
+         report_blacklist_version = $5 WHERE id = $1",
+        &[
+            device_key(id).into(),
+            time_key(r.at).into(),
+            r.pending_records.into(),
+            time_key(r.terminal_clock).into(),
+            r.blacklist_version.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+// ---- cards -----------------------------------------------------------------------------------
+
+const CARD_COLUMNS: &str =
+    "no, display_no, status, class, expiry, balance, counter_floor, counter_next";
+
+fn card_row(r: &Row) -> Result<Card> {
+    Ok(Card {
+        no: card_from(r.int(0)?)?,
+        display_no: u64::try_from(r.int(1)?)
+            .ok()
+            .and_then(DisplayNo::new)
+            .ok_or_else(|| HostError::Corrupt("display number".into()))?,
+        status: CardStatus::parse(r.text(2)?)?,
+        class: r.int_as(3)?,
+        expiry: time_from(r.int(4)?)?.date(),
+        balance: r.int(5)?,
+        counter_floor: r.int_as(6)?,
+        counter_next: r.int_as(7)?,
+    })
+}
+
+/// Reads a card; `lock` takes its row lock until the transaction ends (PostgreSQL).
+pub fn card_get(c: &mut dyn Conn, no: CardNo, lock: bool) -> Result<Option<Card>> {
+    let sql = if lock {
+        "SELECT no, display_no, status, class, expiry, balance, counter_floor, counter_next \
+         FROM cards WHERE no = $1 FOR UPDATE"
+    } else {
+        "SELECT no, display_no, status, class, expiry, balance, counter_floor, counter_next \
+         FROM cards WHERE no = $1"
+    };
+    c.query_opt(sql, &[no.get().into()])?
+        .map(|r| card_row(&r))
+        .transpose()
+}
+
+pub fn card_by_display(c: &mut dyn Conn, d: DisplayNo) -> Result<Option<Card>> {
+    let sql = format!("SELECT {CARD_COLUMNS} FROM cards WHERE display_no = $1");
+    let key = i64::try_from(d.get()).map_err(|_| HostError::Invalid("display number".into()))?;
+    c.query_opt(&sql, &[key.into()])?
+        .map(|r| card_row(&r))
+        .transpose()
+}
+
+pub fn card_insert(c: &mut dyn Conn, card: &Card) -> Result<bool> {
+    let display = i64::try_from(card.display_no.get())
+        .map_err(|_| HostError::Invalid("display number".into()))?;
+    let inserted = c.exec(
+        "INSERT INTO cards (no, display_no, status, class, expiry, balance, counter_floor, \
+         counter_next) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        &[
+            card.no.get().into(),
+            display.into(),
+            card.status.as_str().into(),
+            u32::from(card.class).into(),
+            date_key(card.expiry).into(),
+            card.balance.into(),
+            card.counter_floor.into(),
+            card.counter_next.into(),
+        ],
+    )? == 1;
+    if inserted {
+        account_create(c, &card_account(card.no), "card")?;
+    }
+    Ok(inserted)
+}
+
+/// Writes the card's mutable state: status, class, expiry, mirror balance, counters.
+pub fn card_update(c: &mut dyn Conn, card: &Card) -> Result<()> {
+    c.exec(
+        "UPDATE cards SET status = $2, class = $3, expiry = $4, balance = $5, \
+         counter_next = $6 WHERE no = $1",
+        &[
+            card.no.get().into(),
+            card.status.as_str().into(),
+            u32::from(card.class).into(),
+            date_key(card.expiry).into(),
+            card.balance.into(),
+            card.counter_next.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+// ---- lifetime counters (R-H5) ------------------------------------------------------------------
+
+/// The record that used this counter of the card, if any.
+pub fn counter_owner(
+    c: &mut dyn Conn,
+    card: CardNo,
+    counter: u32,
+) -> Result<Option<(PhysicalId, TerminalSerial)>> {
+    c.query_opt(
+        "SELECT device, serial FROM card_counters WHERE card_no = $1 AND counter = $2",
+        &[card.get().into(), counter.into()],
+    )?
+    .map(|r| Ok((device_from(r.int(0)?)?, r.int_as(1)?)))
+    .transpose()
+}
+
+pub fn counter_insert(c: &mut dyn Conn, card: CardNo, counter: u32, rec: &Record) -> Result<()> {
+    c.exec(
+        "INSERT INTO card_counters (card_no, counter, device, serial) VALUES ($1, $2, $3, $4)",
+        &[
+            card.get().into(),
+            counter.into(),
+            device_key(rec.device).into(),
+            rec.serial.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn counter_delete(c: &mut dyn Conn, card: CardNo, counter: u32) -> Result<()> {
+    c.exec(
+        "DELETE FROM card_counters WHERE card_no = $1 AND counter = $2",
+        &[card.get().into(), counter.into()],
+    )?;
+    Ok(())
+}
+
+// ---- records ---------------------------------------------------------------------------------------
+
+/// A record as the host holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub record: Record,
+    /// Money moved for it in the ledger.
+    pub booked: bool,
+    /// The serial of the cancellation or reversal that undid it.
+    pub reversed_by: Option<TerminalSerial>,
+}
+
+fn kind_str(k: RecordKind) -> &'static str {
+    match k {
+        RecordKind::Purchase => "purchase",
+        RecordKind::Cancellation => "cancellation",
+        RecordKind::Reversal => "reversal",
+        RecordKind::BlackCard => "black_card",
+        RecordKind::Collected => "collected",
+    }
+}
+
+fn kind_from(s: &str) -> Result<RecordKind> {
+    Ok(match s {
+        "purchase" => RecordKind::Purchase,
+        "cancellation" => RecordKind::Cancellation,
+        "reversal" => RecordKind::Reversal,
+        "black_card" => RecordKind::BlackCard,
+        "collected" => RecordKind::Collected,
+        other => return Err(HostError::Corrupt(format!("record kind {other:?}"))),
+    })
+}
+
+pub fn status_str(s: RecordStatus) -> &'static str {
+    match s {
+        RecordStatus::Initiated => "initiated",
+        RecordStatus::NotWritten => "not_written",
+        RecordStatus::Success => "success",
+        RecordStatus::Debited => "debited",
+        RecordStatus::Written => "written",
+        RecordStatus::CardPulled => "card_pulled",
+        RecordStatus::Failed => "failed",
+    }
+}
+
+fn status_from(s: &str) -> Result<RecordStatus> {
+    Ok(match s {
+        "initiated" => RecordStatus::Initiated,
+        "not_written" => RecordStatus::NotWritten,
+        "success" => RecordStatus::Success,
+        "debited" => RecordStatus::Debited,
+        "written" => RecordStatus::Written,
+        "card_pulled" => RecordStatus::CardPulled,
+        "failed" => RecordStatus::Failed,
+        other => return Err(HostError::Corrupt(format!("record status {other:?}"))),
+    })
+}
+
+const RECORD_COLUMNS: &str = "device, serial, kind, status, online, card_type, card_no, \
+     card_counter, wallet_no, balance_before, amount, fee, balance_after, time, merchant_no, \
+     original_serial, item_code, tac, booked, reversed_by";
+
+fn record_row(r: &Row) -> Result<StoredRecord> {
+    Ok(StoredRecord {
+        record: Record {
+            device: device_from(r.int(0)?)?,
+            serial: r.int_as(1)?,
+            kind: kind_from(r.text(2)?)?,
+            status: status_from(r.text(3)?)?,
+            online: r.int(4)? != 0,
+            card_type: match r.text(5)? {
+                "mf1" => CardType::Mf1,
+                "cpu" => CardType::Cpu,
+                other => return Err(HostError::Corrupt(format!("card type {other:?}"))),
+            },
+            card_no: card_from(r.int(6)?)?,
+            card_counter: r.int_as(7)?,
+            wallet_no: r.int_as(8)?,
+            balance_before: r.int(9)?,
+            amount: r.int(10)?,
+            fee: r.int(11)?,
+            balance_after: r.int(12)?,
+            time: time_from(r.int(13)?)?,
+            merchant_no: r.int_as(14)?,
+            original_serial: r
+                .opt_int(15)?
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|_| HostError::Corrupt("original serial".into()))?,
+            item_code: r.int_as(16)?,
+            tac: r.int_as(17)?,
+        },
+        booked: r.int(18)? != 0,
+        reversed_by: r
+            .opt_int(19)?
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| HostError::Corrupt("reversed_by".into()))?,
+    })
+}
+
+pub fn record_get(
+    c: &mut dyn Conn,
+    device: PhysicalId,
+    serial: TerminalSerial,
+    lock: bool,
+) -> Result<Option<StoredRecord>> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let sql =
+        format!("SELECT {RECORD_COLUMNS} FROM records WHERE device = $1 AND serial = $2{lock}");
+    c.query_opt(&sql, &[device_key(device).into(), serial.into()])?
+        .map(|r| record_row(&r))
+        .transpose()
+}
+
+/// A page of a card's records, newest counter first.
+pub fn records_of_card(c: &mut dyn Conn, card: CardNo, limit: u32) -> Result<Vec<StoredRecord>> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE card_no = $1 \
+         ORDER BY card_counter DESC, device, serial LIMIT $2"
+    );
+    c.query(&sql, &[card.get().into(), limit.into()])?
+        .iter()
+        .map(record_row)
+        .collect()
+}
+
+/// Inserts a record; `false` when (device, serial) exists already (another process may have
+/// inserted it concurrently: the caller re-reads and compares).
+pub fn record_insert(
+    c: &mut dyn Conn,
+    s: &StoredRecord,
+    received_at: NaiveDateTime,
+) -> Result<bool> {
+    let r = &s.record;
+    Ok(c.exec(
+        "INSERT INTO records (device, serial, kind, status, online, card_type, card_no, \
+         card_counter, wallet_no, balance_before, amount, fee, balance_after, time, \
+         merchant_no, original_serial, item_code, tac, booked, reversed_by, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21) ON CONFLICT DO NOTHING",
+        &[
+            device_key(r.device).into(),
+            r.serial.into(),
+            kind_str(r.kind).into(),
+            status_str(r.status).into(),
+            r.online.into(),
+            match r.card_type {
+                CardType::Mf1 => "mf1",
+                CardType::Cpu => "cpu",
+            }
+            .into(),
+            r.card_no.get().into(),
+            r.card_counter.into(),
+            u32::from(r.wallet_no).into(),
+            r.balance_before.into(),
+            r.amount.into(),
+            r.fee.into(),
+            r.balance_after.into(),
+            time_key(r.time).into(),
+            r.merchant_no.into(),
+            r.original_serial.into(),
+            u32::from(r.item_code).into(),
+            r.tac.into(),
+            s.booked.into(),
+            s.reversed_by.into(),
+            time_key(received_at).into(),
+        ],
+    )? == 1)
+}
+
+/// Reconciles an online record with its upload: the card-write outcome and the CPU TAC.
+pub fn record_set_status(
+    c: &mut dyn Conn,
+    device: PhysicalId,
+    serial: TerminalSerial,
+    status: RecordStatus,
+    tac: u32,
+) -> Result<()> {
+    c.exec(
+        "UPDATE records SET status = $3, tac = $4 WHERE device = $1 AND serial = $2",
+        &[
+            device_key(device).into(),
+            serial.into(),
+            status_str(status).into(),
+            tac.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn record_set_reversed(
+    c: &mut dyn Conn,
+    device: PhysicalId,
+    serial: TerminalSerial,
+    by: TerminalSerial,
+) -> Result<()> {
+    c.exec(
+        "UPDATE records SET reversed_by = $3 WHERE device = $1 AND serial = $2",
+        &[device_key(device).into(), serial.into(), by.into()],
+    )?;
+    Ok(())
+}
+
+// ---- blacklist ------------------------------------------------------------------------------------
+
+/// Sets a card's blacklist entry at a version (tombstones stay for incremental updates).
+pub fn blacklist_set(c: &mut dyn Conn, card: CardNo, listed: bool, version: i64) -> Result<()> {
+    c.exec(
+        "INSERT INTO blacklist (card_no, listed, version) VALUES ($1, $2, $3) \
+         ON CONFLICT (card_no) DO UPDATE SET listed = excluded.listed, version = excluded.version",
+        &[card.get().into(), listed.into(), version.into()],
+    )?;
+    Ok(())
+}
+
+pub fn blacklist_changes(
+    c: &mut dyn Conn,
+    since: i64,
+    upto: i64,
+    after: Option<CardNo>,
+    limit: u32,
+) -> Result<Vec<(CardNo, bool)>> {
+    c.query(
+        "SELECT card_no, listed FROM blacklist WHERE version > $1 AND version <= $2 \
+         AND card_no > $3 ORDER BY card_no LIMIT $4",
+        &[
+            since.into(),
+            upto.into(),
+            after.map_or(0, CardNo::get).into(),
+            limit.into(),
+        ],
+    )?
+    .iter()
+    .map(|r| Ok((card_from(r.int(0)?)?, r.int(1)? != 0)))
+    .collect()
+}
+
+pub fn blacklist_page(c: &mut dyn Conn, after: Option<CardNo>, limit: u32) -> Result<Vec<CardNo>> {
+    c.query(
+        "SELECT card_no FROM blacklist WHERE listed = 1 AND card_no > $1 ORDER BY card_no LIMIT $2",
+        &[after.map_or(0, CardNo::get).into(), limit.into()],
+    )?
+    .iter()
+    .map(|r| card_from(r.int(0)?))
+    .collect()
+}
+
+// ---- ledger ----------------------------------------------------------------------------------------
+
+pub fn account_create(c: &mut dyn Conn, id: &str, kind: &str) -> Result<()> {
+    c.exec(
+        "INSERT INTO accounts (id, kind, balance) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+        &[id.into(), kind.into()],
+    )?;
+    Ok(())
+}
+
+pub fn account_balance(c: &mut dyn Conn, id: &str) -> Result<Option<i64>> {
+    c.query_opt("SELECT balance FROM accounts WHERE id = $1", &[id.into()])?
+        .map(|r| r.int(0))
+        .transpose()
+}
+
+// ---- subsidies -------------------------------------------------------------------------------------
+
+pub fn subsidy_insert(c: &mut dyn Conn, card: CardNo, amount: i64, batch: u32) -> Result<i64> {
+    c.query_one(
+        "INSERT INTO subsidies (card_no, amount, batch, status) VALUES ($1, $2, $3, 'pending') \
+         RETURNING id",
+        &[card.get().into(), amount.into(), batch.into()],
+    )?
+    .int(0)
+}
+
+pub fn subsidies_pending(c: &mut dyn Conn, card: CardNo) -> Result<Vec<Subsidy>> {
+    c.query(
+        "SELECT id, card_no, amount, batch FROM subsidies WHERE card_no = $1 \
+         AND status = 'pending' ORDER BY id LIMIT 100",
+        &[card.get().into()],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(Subsidy {
+            id: r.int(0)?,
+            card_no: card_from(r.int(1)?)?,
+            amount: r.int(2)?,
+            batch: r.int_as(3)?,
+        })
+    })
+    .collect()
+}
