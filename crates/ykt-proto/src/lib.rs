@@ -28,7 +28,7 @@ pub use frame::{FrameDecoder, FrameError, Header, MAX_FRAME_LEN, RawFrame, VERSI
 pub use messages::*;
 pub use session::{
     DeviceKey, Opened, Role, Session, open_sign_in, open_sign_in_response, peek_error,
-    seal_sign_in, seal_sign_in_response, seal_unauthenticated_error,
+    peer_error_code, seal_sign_in, seal_sign_in_response, seal_unauthenticated_error,
 };
 pub use types::*;
 pub use wire::{DATETIME_LEN, TIME_LEN};

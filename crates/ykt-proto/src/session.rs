@@ -187,7 +187,7 @@ pub fn seal_unauthenticated_error(
     device: PhysicalId,
     from_host: bool,
     corr: u32,
-    err: &ProtoError,
+    err: &ErrorResponse,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     encode_frame(
@@ -196,7 +196,7 @@ pub fn seal_unauthenticated_error(
         from_host,
         0,
         corr,
-        &Message::Error(err.to_response()),
+        &Message::Error(err.clone()),
         None,
     )
 }

@@ -158,7 +158,7 @@ fn unauthenticated_error_is_recognised() {
     let (mut term, _, _) = sign_in(Suite::Aes128);
     let mut f = Vec::new();
     let err = ProtoError::BadMac;
-    seal_unauthenticated_error(DEVICE, true, 5, &err, &mut f).unwrap();
+    seal_unauthenticated_error(DEVICE, true, 5, &err.to_response(), &mut f).unwrap();
     assert_eq!(
         term.open(&f).unwrap_err(),
         ProtoError::UnauthenticatedError {
@@ -167,6 +167,17 @@ fn unauthenticated_error_is_recognised() {
         }
     );
     assert_eq!(peek_error(&f).unwrap().code.0, 14);
+    // Host-state errors a host sends without a session.
+    f.clear();
+    seal_unauthenticated_error(DEVICE, true, 0, &ErrorResponse::unknown_device(), &mut f).unwrap();
+    let e = term.open(&f).unwrap_err();
+    assert_eq!(
+        peer_error_code(&e),
+        Some((ReturnCode::POS_NOT_REGISTERED, ErrorReason::UnknownDevice))
+    );
+    f.clear();
+    seal_unauthenticated_error(DEVICE, true, 0, &ErrorResponse::not_signed_in(), &mut f).unwrap();
+    assert_eq!(peek_error(&f).unwrap().code, ReturnCode::POS_NOT_SIGNED_IN);
 }
 
 // R-C6.3, R-P5.1: a sign-in under the wrong master key or suite is refused with code 14.

@@ -173,7 +173,7 @@ impl BlacklistBulkRequest {
 
 impl BlacklistBulkResponse {
     pub(crate) fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
-        if self.segments > MAX_SEGMENTS || (self.segments > 0 && self.segment >= self.segments) {
+        if self.segments > MAX_SEGMENTS || self.segment >= self.segments.max(1) {
             return Err(EncodeError::BadValue {
                 field: "segment",
                 value: i64::from(self.segment),
@@ -198,7 +198,7 @@ impl BlacklistBulkResponse {
         let segment = r.u16()?;
         let segments = r.u16()?;
         read_count("segments", usize::from(segments), usize::from(MAX_SEGMENTS))?;
-        if segments > 0 && segment >= segments {
+        if segment >= segments.max(1) {
             return Err(DecodeError::BadValue {
                 field: "segment",
                 value: i64::from(segment),

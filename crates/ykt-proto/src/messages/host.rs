@@ -68,6 +68,8 @@ pub enum ErrorReason {
     WrongDevice,
     Unexpected,
     NotSignedIn,
+    /// The physical ID is not registered (sent with code 20, no MAC).
+    UnknownDevice,
     /// A reason a later version defined.
     Other(u8),
 }
@@ -83,6 +85,7 @@ impl ErrorReason {
             ErrorReason::WrongDevice => 6,
             ErrorReason::Unexpected => 7,
             ErrorReason::NotSignedIn => 8,
+            ErrorReason::UnknownDevice => 9,
             ErrorReason::Other(v) => v,
         }
     }
@@ -96,6 +99,7 @@ impl ErrorReason {
             6 => ErrorReason::WrongDevice,
             7 => ErrorReason::Unexpected,
             8 => ErrorReason::NotSignedIn,
+            9 => ErrorReason::UnknownDevice,
             v => ErrorReason::Other(v),
         }
     }
@@ -111,6 +115,28 @@ pub struct ErrorResponse {
     /// The protocol versions the sender speaks.
     pub min_version: u8,
     pub max_version: u8,
+}
+
+impl ErrorResponse {
+    /// For a frame other than sign-in on a connection without a session: code 21.
+    pub const fn not_signed_in() -> ErrorResponse {
+        ErrorResponse::host_state(ReturnCode::POS_NOT_SIGNED_IN, ErrorReason::NotSignedIn)
+    }
+
+    /// For a sign-in from a physical ID the host does not know: code 20.
+    pub const fn unknown_device() -> ErrorResponse {
+        ErrorResponse::host_state(ReturnCode::POS_NOT_REGISTERED, ErrorReason::UnknownDevice)
+    }
+
+    const fn host_state(code: ReturnCode, reason: ErrorReason) -> ErrorResponse {
+        ErrorResponse {
+            code,
+            info: InfoCode::NONE,
+            reason,
+            min_version: crate::frame::VERSION,
+            max_version: crate::frame::VERSION,
+        }
+    }
 }
 
 impl ClockSetRequest {
