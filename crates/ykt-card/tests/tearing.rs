@@ -1,0 +1,267 @@
+#![allow(clippy::unwrap_used)]
+//! Tearing: every block operation of every write sequence fails, tears (old / new / garbage)
+//! or loses the card, and the next tap must say exactly whether the transaction happened;
+//! no sequence of faults may lose or double money (R-P5.4, R-P5.7, R-F4.2).
+
+mod common;
+use common::*;
+
+use proptest::prelude::*;
+use ykt_card::app::{LockStatus, Mf1App, Pending, Resolution, TxKind, TxRequest};
+use ykt_card::{Fault, SimulatedReader, TearOutcome};
+
+fn faults() -> Vec<Fault> {
+    vec![
+        Fault::FailBefore,
+        Fault::Tear(TearOutcome::Old),
+        Fault::Tear(TearOutcome::New),
+        Fault::Tear(TearOutcome::Garbage),
+        Fault::RemovedAfter,
+        Fault::AckLost,
+    ]
+}
+
+fn request(kind: TxKind) -> TxRequest {
+    match kind {
+        TxKind::Purchase => purchase(1_234, 56, 9, at(1, 12)),
+        _ => TxRequest {
+            kind,
+            amount: 5_000,
+            fee: 0,
+            time: at(1, 12),
+            device: DEVICE,
+            serial: 9,
+        },
+    }
+}
+
+/// Runs `kind` with `fault` at its `k`-th block operation, re-taps, resolves, and checks the
+/// answer against the wallet; finishes the transaction when it did not land.
+fn torn_run(kind: TxKind, k: u64, fault: Fault, seed: u64) -> bool {
+    let keys = keys();
+    let app = Mf1App::new(&keys);
+    let start_balance = 10_000;
+    let mut r = reader_with(card(start_balance), seed);
+    let c = app.read(&mut r, 0).unwrap();
+    let req = request(kind);
+    let first = r.op_count();
+    r.inject(first + k, fault);
+    let outcome = app.transact(&mut r, &c, &req);
+    let fired = r.op_count() > first + k;
+    if outcome.is_ok() {
+        // R-F4.2: a completed write sequence leaves main and backup equal, before any repair.
+        assert_eq!(mf1(&r).raw_block(16), mf1(&r).raw_block(18));
+    }
+    r.clear_faults();
+    r.retap();
+    let pending = Pending {
+        card_no: c.info.card_no,
+        wallet_no: 0,
+        counter_before: c.wallet.counter,
+        device: DEVICE,
+        serial: 9,
+    };
+    let (after, res) = app.resolve(&mut r, &pending).unwrap();
+    let landed_balance = start_balance + req.delta();
+    match res {
+        Resolution::Landed(rec) => {
+            assert_eq!(
+                after.wallet.balance, landed_balance,
+                "{kind:?} k={k} {fault:?}"
+            );
+            assert_eq!(after.wallet.counter, 1);
+            assert_eq!((rec.amount, rec.fee, rec.serial), (req.amount, req.fee, 9));
+        }
+        Resolution::NotLanded => {
+            assert!(
+                outcome.is_err(),
+                "a reported success must have landed: {kind:?} k={k} {fault:?}"
+            );
+            assert_eq!(
+                after.wallet.balance, start_balance,
+                "{kind:?} k={k} {fault:?}"
+            );
+            assert_eq!(after.wallet.counter, 0);
+            // The terminal writes again; exactly one transaction results.
+            app.transact(&mut r, &after, &req).unwrap();
+        }
+        other => panic!("{kind:?} k={k} {fault:?}: {other:?}"),
+    }
+    // Whatever happened, the card now holds exactly one transaction, main equals backup, and
+    // its ring shows it once.
+    let fin = app.read(&mut r, 0).unwrap();
+    assert_eq!(fin.wallet.balance, landed_balance);
+    assert_eq!(fin.wallet.counter, 1);
+    assert_eq!(mf1(&r).raw_block(16), mf1(&r).raw_block(18));
+    let recs = app.records(&mut r, &fin, 10).unwrap();
+    assert_eq!(recs.len(), 1);
+    assert!(fin.interrupted.is_none());
+    fired
+}
+
+fn exhaustive(kind: TxKind) {
+    let mut k = 0;
+    loop {
+        let mut fired_any = false;
+        for fault in faults() {
+            let seeds = if fault == Fault::Tear(TearOutcome::Garbage) {
+                1..5
+            } else {
+                1..2
+            };
+            for seed in seeds {
+                fired_any |= torn_run(kind, k, fault, seed);
+            }
+        }
+        if !fired_any {
+            break;
+        }
+        k += 1;
+    }
+    // Authenticate + read + 6 writes with their authentications: the sequence is fixed.
+    assert!(k >= 8, "only {k} operations");
+}
+
+// R-P5.4, R-P5.7, R-F4.2: every operation of a debit, every fault.
+#[test]
+fn debit_survives_a_fault_at_every_operation() {
+    exhaustive(TxKind::Purchase);
+}
+
+// Credits (top-up, reversal) use the same sequence.
+#[test]
+fn credit_survives_a_fault_at_every_operation() {
+    exhaustive(TxKind::TopUp);
+    exhaustive(TxKind::Reversal);
+}
+
+// R-F4.15: a torn lock write leaves the card unlocked (old) or locked (new, or garbage read
+// as locked) — never a readable "unlocked" that was meant to be locked by garbage.
+#[test]
+fn torn_lock_write_fails_safe() {
+    for fault in faults() {
+        for k in 0..3 {
+            let keys = keys();
+            let app = Mf1App::new(&keys);
+            let mut r = reader_with(card(100), 3);
+            let c = app.read(&mut r, 0).unwrap();
+            r.inject(r.op_count() + k, fault);
+            let lock = LockStatus {
+                locked: true,
+                blacklist_version: 7,
+                changed_at: at(1, 9),
+                device: DEVICE,
+            };
+            let ok = app.set_lock(&mut r, &c, &lock).is_ok();
+            r.clear_faults();
+            r.retap();
+            let now = app.read(&mut r, 0).unwrap();
+            if ok {
+                assert!(now.locked());
+            }
+            if now.lock.is_some_and(|l| !l.locked) {
+                // Old content: the terminal sees an unlocked card and writes the flag again.
+                app.set_lock(&mut r, &now, &lock).unwrap();
+                assert!(app.read(&mut r, 0).unwrap().locked());
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Step {
+    kind: TxKind,
+    amount: i64,
+    fee: i64,
+    fault_at: u64,
+    fault: Fault,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let kind = prop_oneof![3 => Just(TxKind::Purchase), 1 => Just(TxKind::TopUp), 1 => Just(TxKind::Reversal)];
+    let fault = prop_oneof![
+        Just(Fault::FailBefore),
+        Just(Fault::Tear(TearOutcome::Old)),
+        Just(Fault::Tear(TearOutcome::New)),
+        Just(Fault::Tear(TearOutcome::Garbage)),
+        Just(Fault::RemovedAfter),
+        Just(Fault::AckLost),
+    ];
+    (kind, 0i64..3_000, 0i64..100, 0u64..30, fault).prop_map(
+        |(kind, amount, fee, fault_at, fault)| Step {
+            kind,
+            amount,
+            fee,
+            fault_at,
+            fault,
+        },
+    )
+}
+
+fn read_retrying(app: &Mf1App<'_>, r: &mut SimulatedReader) -> ykt_card::app::CardRead {
+    r.retap();
+    match app.read(r, 0) {
+        Ok(c) => c,
+        Err(_) => {
+            r.clear_faults();
+            r.retap();
+            app.read(r, 0).unwrap()
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    // Random sequences of debits and credits with faults anywhere (reads, repairs, writes,
+    // resolutions): the card's balance always equals the sum of the transactions the
+    // terminals were told happened, and every record in the ring is one of them.
+    #[test]
+    fn no_sequence_of_faults_loses_or_doubles_money(steps in proptest::collection::vec(step(), 1..12), seed: u64) {
+        let keys = keys();
+        let app = Mf1App::new(&keys);
+        let mut r = reader_with(card(50_000), seed);
+        let mut expected = 50_000i64;
+        let mut done = Vec::new();
+        for (i, s) in steps.iter().enumerate() {
+            let serial = i as u32 + 1;
+            r.inject(r.op_count() + s.fault_at, s.fault);
+            let c = read_retrying(&app, &mut r);
+            prop_assert_eq!(c.wallet.balance, expected);
+            let fee = if s.kind == TxKind::Purchase { s.fee } else { 0 };
+            let req = TxRequest { kind: s.kind, amount: s.amount, fee, time: at(1 + i as u32 % 3, 12), device: DEVICE, serial };
+            if c.wallet.balance + req.delta() < 0 {
+                r.clear_faults();
+                continue;
+            }
+            let pending = Pending { card_no: c.info.card_no, wallet_no: 0, counter_before: c.wallet.counter, device: DEVICE, serial };
+            let landed = match app.transact(&mut r, &c, &req) {
+                Ok(_) => true,
+                Err(_) => {
+                    r.clear_faults();
+                    r.retap();
+                    let (after, res) = app.resolve(&mut r, &pending).unwrap();
+                    match res {
+                        Resolution::Landed(_) => true,
+                        Resolution::NotLanded => {
+                            app.transact(&mut r, &after, &req).unwrap();
+                            true
+                        }
+                        other => return Err(TestCaseError::fail(format!("unresolvable: {other:?}"))),
+                    }
+                }
+            };
+            if landed {
+                expected += req.delta();
+                done.push(serial);
+            }
+        }
+        r.clear_faults();
+        let fin = read_retrying(&app, &mut r);
+        prop_assert_eq!(fin.wallet.balance, expected);
+        prop_assert_eq!(fin.wallet.counter as usize, done.len());
+        let recs = app.records(&mut r, &fin, 100).unwrap();
+        let want: Vec<u32> = done.iter().rev().take(recs.len()).copied().collect();
+        prop_assert_eq!(recs.iter().map(|x| x.serial).collect::<Vec<_>>(), want);
+    }
+}
