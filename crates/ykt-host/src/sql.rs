@@ -120,6 +120,10 @@ pub trait Conn: Send {
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
     /// Runs statements without parameters (BEGIN, SAVEPOINT, migrations).
     fn batch(&mut self, sql: &str) -> Result<()>;
+    /// Starts a write transaction (SQLite takes the write lock at once: no lock upgrades).
+    fn begin(&mut self) -> Result<()> {
+        self.batch("BEGIN")
+    }
 
     fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())

@@ -234,7 +234,7 @@ fn try_batch(
     jobs: &mut [BoxedJob],
     policy: Policy,
 ) -> std::result::Result<(), HostError> {
-    conn.batch("BEGIN")?;
+    conn.begin()?;
     let mut deltas: BTreeMap<String, Fen> = BTreeMap::new();
     let outcome = (|| {
         for job in jobs.iter_mut() {

@@ -87,6 +87,10 @@ impl Conn for SqliteConn {
         Ok(out)
     }
 
+    fn begin(&mut self) -> Result<()> {
+        self.batch("BEGIN IMMEDIATE")
+    }
+
     fn batch(&mut self, sql: &str) -> Result<()> {
         Ok(self.conn.execute_batch(sql)?)
     }

@@ -1,0 +1,47 @@
+//! The storage conformance suite: every test is written once (`suite`) and run against
+//! SQLite and PostgreSQL. PostgreSQL tests need 127.0.0.1:5432; with `CI=true` they are
+//! mandatory, elsewhere they print `skipped: PostgreSQL unreachable` when it is down.
+#![allow(clippy::unwrap_used)]
+
+#[path = "conformance/suite.rs"]
+mod suite;
+#[path = "conformance/support.rs"]
+mod support;
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { let f = super::support::sqlite(); super::suite::$name(&f); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                let Some(f) = super::support::postgres() else { return };
+                super::suite::$name(&f);
+            })*
+        }
+    };
+}
+
+conformance!(
+    fep_lifecycle,
+    device_lifecycle,
+    merchant_codes,
+    card_lifecycle_codes,
+    card_numbers,
+    online_debit_books_and_is_durable,
+    amount_codes,
+    records_unique_per_device_serial,
+    online_record_upload_reconciles,
+    cancellation_reverses_online_debit,
+    offline_upload_books_once,
+    abnormal_records_stored_not_booked,
+    reversal_codes,
+    lifetime_counter,
+    info_codes_from_state,
+    blacklist_versions,
+    cpu_tac_verified,
+    audit_detects_tampering,
+    sign_in_and_status,
+    batch_isolates_failed_job,
+    scale_out_two_stores,
+);
