@@ -181,3 +181,88 @@ pub fn online_limits(record: &Record, device: &Device, card: &Card) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CardStatus, DeviceStatus, FepStatus, MerchantStatus};
+    use proptest::prelude::*;
+
+    // R-C6.1, R-H1, R-H3, R-H4, R-H7: each lifecycle state maps to its code of the table.
+    #[test]
+    fn lifecycle_codes() {
+        let fep: Vec<_> = FepStatus::ALL
+            .iter()
+            .map(|s| s.refusal().map(|c| c.0))
+            .collect();
+        assert_eq!(fep, [Some(11), None, Some(13)]);
+        let dev: Vec<_> = DeviceStatus::ALL
+            .iter()
+            .map(|s| s.refusal().map(|c| c.0))
+            .collect();
+        assert_eq!(dev, [Some(22), None, Some(23), Some(24)]);
+        let m: Vec<_> = MerchantStatus::ALL
+            .iter()
+            .map(|s| s.refusal().map(|c| c.0))
+            .collect();
+        assert_eq!(m, [None, Some(43), Some(41)]);
+        let card: Vec<_> = CardStatus::ALL
+            .iter()
+            .map(|s| s.refusal().map(|c| c.0))
+            .collect();
+        assert_eq!(
+            card,
+            [
+                None,
+                Some(51),
+                Some(52),
+                Some(53),
+                Some(54),
+                Some(55),
+                Some(57)
+            ]
+        );
+        for s in CardStatus::ALL {
+            assert_eq!(CardStatus::parse(s.as_str()).unwrap(), *s);
+            // R-P5.2: every card-status refusal makes an online terminal lock the card.
+            if let Some(code) = s.refusal() {
+                assert!(code.is_card_status_error());
+            }
+        }
+        assert!(CardStatus::parse("gone").is_err());
+    }
+
+    // R-H1, code 27: windows, including one that spans midnight; none = always.
+    #[test]
+    fn working_hour_windows() {
+        let t = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        let day = [WorkingHours {
+            start: t(7, 0),
+            end: t(9, 0),
+        }];
+        assert!(within_hours(&day, t(7, 0)));
+        assert!(within_hours(&day, t(8, 59)));
+        assert!(!within_hours(&day, t(9, 0)));
+        assert!(!within_hours(&day, t(6, 59)));
+        let night = [WorkingHours {
+            start: t(22, 0),
+            end: t(2, 0),
+        }];
+        assert!(within_hours(&night, t(23, 30)));
+        assert!(within_hours(&night, t(1, 59)));
+        assert!(!within_hours(&night, t(2, 0)));
+        assert!(!within_hours(&night, t(12, 0)));
+        assert!(within_hours(&[], t(3, 0)));
+    }
+
+    proptest! {
+        // R-F4.13: fee = amount × rate / 100 rounded half up, exact in integers.
+        #[test]
+        fn fee_rounds_half_up(amount in 1..=MAX_CARD_BALANCE, rate in 0..=100u8) {
+            let fee = expected_fee(amount, rate);
+            let exact2 = 2 * amount * Fen::from(rate); // 200 × the exact fee
+            prop_assert!(200 * fee > exact2 - 100 && 200 * fee <= exact2 + 100);
+            prop_assert!(fee <= amount);
+        }
+    }
+}

@@ -99,3 +99,28 @@ pub fn card_notices(f: &CardFacts<'_>, notices: &mut Notices) {
         notices.add(InfoCode::BALANCE_LOW);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // R-C6.2: several notices at once go out by priority; the first is sent.
+    #[test]
+    fn priority() {
+        let mut n = Notices::default();
+        assert_eq!(n.primary(), InfoCode::NONE);
+        n.add(InfoCode::BALANCE_LOW);
+        n.add(InfoCode::EXPIRING_SOON);
+        n.add(InfoCode::RECORDS_MISSING);
+        n.add(InfoCode::BALANCE_LOW);
+        assert_eq!(
+            n.all(),
+            &[
+                InfoCode::RECORDS_MISSING,
+                InfoCode::EXPIRING_SOON,
+                InfoCode::BALANCE_LOW
+            ]
+        );
+        assert_eq!(n.primary(), InfoCode::RECORDS_MISSING);
+    }
+}

@@ -538,8 +538,8 @@ pub fn abnormal_records_stored_not_booked(f: &Fixture) {
     audit_clean(s);
 }
 
-// Reversal (冲正): the original must exist (31) and not be reversed yet (32); the card gets
-// the money back.
+// R-C6.1 reversal (冲正): the original must exist (31) and not be reversed yet (32); the card
+// gets the money back; 34/35 for reversals that do not match.
 pub fn reversal_codes(f: &Fixture) {
     let s = &f.store;
     world(s);
@@ -563,6 +563,20 @@ pub fn reversal_codes(f: &Fixture) {
     );
     assert!(upload(s, reversal(2, 1, 1)).unwrap().duplicate);
     assert_eq!(refused(upload(s, reversal(3, 1, 2))), 32);
+    // 35: a reversal without an original serial, a debit request that is no purchase.
+    let mut no_original = reversal(4, 1, 2);
+    no_original.original_serial = None;
+    assert_eq!(refused(upload(s, no_original)), 35);
+    let mut not_purchase = purchase(c.no, 5, 2, 5_000, 10);
+    not_purchase.kind = RecordKind::Reversal;
+    assert_eq!(refused(debit(s, &c, not_purchase)), 35);
+    // 34: a reversal for another amount than the original's.
+    upload(s, offline(c.no, 6, 2, 5_000, 100)).unwrap();
+    let mut wrong = reversal(7, 6, 3);
+    wrong.amount = 99;
+    wrong.balance_before = 4_900;
+    wrong.balance_after = 4_999;
+    assert_eq!(refused(upload(s, wrong)), 34);
     audit_clean(s);
 }
 
@@ -865,11 +879,13 @@ pub fn scale_out_two_stores(f: &Fixture) {
     let cards: Vec<_> = (0..4).map(|_| card(&a, 1_000_000)).collect();
     let cards = Arc::new(cards);
     let booked = Arc::new(AtomicI64::new(0));
+    let versions = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut threads = Vec::new();
     for t in 0..4u32 {
         let store = if t % 2 == 0 { a.clone() } else { b.clone() };
         let cards = Arc::clone(&cards);
         let booked = Arc::clone(&booked);
+        let versions = Arc::clone(&versions);
         threads.push(std::thread::spawn(move || {
             for i in 0..40u32 {
                 // Both stores upload the same records: each must be booked once.
@@ -883,12 +899,14 @@ pub fn scale_out_two_stores(f: &Fixture) {
                 if !out.duplicate {
                     booked.fetch_add(10, Ordering::SeqCst);
                 }
-                // And race on the blacklist.
+                // And race on the blacklist: each thread loses and finds its own card.
                 if i % 10 == t {
                     let no = cards[(t % 4) as usize].no;
-                    let s2 = store.clone();
-                    let _ = s2.execute(move |tx| admin::report_loss(tx, no));
-                    let _ = s2.execute(move |tx| admin::report_found(tx, no));
+                    let (_, v1) = store.execute(move |tx| admin::report_loss(tx, no)).unwrap();
+                    let (_, v2) = store
+                        .execute(move |tx| admin::report_found(tx, no))
+                        .unwrap();
+                    versions.lock().unwrap().extend([v1, v2]);
                 }
             }
         }));
@@ -902,15 +920,11 @@ pub fn scale_out_two_stores(f: &Fixture) {
         .sum();
     assert_eq!(total, 400, "40 distinct records of 10 fen");
     assert_eq!(booked.load(Ordering::SeqCst), 400);
-    // Every blacklist change has its own version: the versions are 1..=n with no gap.
+    // Every blacklist change got its own version: together they are 1..=n, no gap.
     let v = a.execute(blacklist::version).unwrap();
-    let rows = a
-        .execute(|tx| {
-            tx.conn
-                .query("SELECT COUNT(*), MAX(version) FROM blacklist", &[])
-        })
-        .unwrap();
-    let distinct = rows[0].int(1).unwrap();
-    assert_eq!(distinct, i64::from(v));
+    let mut seen = versions.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=v).collect::<Vec<_>>());
+    assert_eq!(v, 32, "4 threads × 4 rounds × (loss + found)");
     audit_clean(&a);
 }

@@ -1,4 +1,5 @@
 //! Store factories for the conformance suite and a small world of entities to test against.
+#![allow(dead_code)] // shared by several test crates; each uses a part
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
