@@ -1,6 +1,7 @@
 //! Cards as a terminal's reader sees them: MIFARE Classic 1K and PBOC-style CPU cards.
 
 pub mod app;
+pub mod cpu;
 pub mod crypto;
 pub mod error;
 pub mod keys;

@@ -1,6 +1,7 @@
 //! The contactless reader interface the terminal programs against, and a simulated reader
 //! whose card can be made to fail, tear or leave the field at any single operation.
 
+use crate::cpu::CpuCard;
 use crate::error::ReaderError;
 use crate::mf1::card::{Block, Key};
 use crate::mf1::{KeyType, Mf1Card};
@@ -45,6 +46,7 @@ pub trait Reader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SimCard {
     Mf1(Mf1Card),
+    Cpu(CpuCard),
 }
 
 /// What a torn write leaves in the block.
@@ -162,6 +164,7 @@ impl SimulatedReader {
         }
         match self.card.as_mut() {
             Some(SimCard::Mf1(card)) => Ok(card),
+            Some(SimCard::Cpu(_)) => Err(ReaderError::WrongCardType),
             None => Err(ReaderError::NoCard),
         }
     }
@@ -266,6 +269,13 @@ impl Reader for SimulatedReader {
                     kind: CardKind::Mf1,
                 }
             }
+            Some(SimCard::Cpu(card)) => {
+                card.power_cycle();
+                Selected {
+                    uid: card.uid,
+                    kind: CardKind::Cpu,
+                }
+            }
             None => return Err(ReaderError::NoCard),
         };
         match fault {
@@ -319,14 +329,48 @@ impl Reader for SimulatedReader {
     }
 
     fn transceive(&mut self, apdu: &[u8]) -> Result<Vec<u8>, ReaderError> {
-        let _ = self.take_fault();
+        let fault = self.take_fault();
         if apdu.len() > MAX_APDU || apdu.len() < 4 {
             return Err(ReaderError::BadApdu(apdu.len()));
         }
-        match self.card {
-            None => Err(ReaderError::NoCard),
-            Some(_) if !self.in_field || !self.selected => Err(ReaderError::NoCard),
-            Some(SimCard::Mf1(_)) => Err(ReaderError::WrongCardType),
+        if !self.in_field || !self.selected {
+            return Err(ReaderError::NoCard);
+        }
+        let card = match self.card.as_mut() {
+            Some(SimCard::Cpu(card)) => card,
+            Some(SimCard::Mf1(_)) => return Err(ReaderError::WrongCardType),
+            None => return Err(ReaderError::NoCard),
+        };
+        match fault {
+            None => Ok(card.process(apdu)),
+            Some(Fault::FailBefore) => {
+                card.power_cycle();
+                self.selected = false;
+                Err(ReaderError::Transmission)
+            }
+            Some(Fault::Tear(outcome)) => {
+                // The card's anti-tearing either commits the command or rolls it back whole.
+                let before = card.clone();
+                let _ = card.process(apdu);
+                if outcome != TearOutcome::New {
+                    *card = before;
+                }
+                card.power_cycle();
+                self.lift();
+                Err(ReaderError::NoCard)
+            }
+            Some(Fault::RemovedAfter) => {
+                let resp = card.process(apdu);
+                card.power_cycle();
+                self.lift();
+                Ok(resp)
+            }
+            Some(Fault::AckLost) => {
+                let _ = card.process(apdu);
+                card.power_cycle();
+                self.lift();
+                Err(ReaderError::Transmission)
+            }
         }
     }
 }
@@ -345,7 +389,7 @@ mod tests {
     fn block4(r: &SimulatedReader) -> Block {
         match r.card() {
             Some(SimCard::Mf1(c)) => *c.raw_block(4).unwrap(),
-            None => panic!("no card"),
+            _ => panic!("no MF1 card"),
         }
     }
 
