@@ -4,7 +4,6 @@
 
 use aes::Aes128;
 use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
-use cmac::{Cmac, Mac};
 use sm4::Sm4;
 
 /// Length of every key: master keys and session keys.
@@ -44,42 +43,89 @@ impl std::fmt::Debug for Key {
     }
 }
 
-/// A CMAC instance with its key schedule done once, so each frame costs only the blocks.
+/// CMAC (NIST SP 800-38B) with the key schedule and both subkeys computed once per key, so
+/// a frame costs only its blocks. Cross-checked against the `cmac` crate in the tests.
 #[derive(Clone)]
 pub struct MacKey {
-    inner: MacInner,
+    cipher: Cipher,
+    k1: [u8; 16],
+    k2: [u8; 16],
 }
 
 #[derive(Clone)]
-#[allow(clippy::large_enum_variant)] // one per session; boxing would add an indirection per frame
-enum MacInner {
-    Aes(Cmac<Aes128>),
-    Sm4(Cmac<Sm4>),
+#[allow(clippy::large_enum_variant)] // one per session; boxing would add an indirection per block
+enum Cipher {
+    Aes(Aes128),
+    Sm4(Sm4),
+}
+
+impl Cipher {
+    fn new(suite: Suite, key: &Key) -> Cipher {
+        match suite {
+            Suite::Aes128 => Cipher::Aes(Aes128::new(&key.0.into())),
+            Suite::Sm4 => Cipher::Sm4(Sm4::new(&key.0.into())),
+        }
+    }
+
+    fn encrypt(&self, block: &mut [u8; 16]) {
+        let mut b = (*block).into();
+        match self {
+            Cipher::Aes(c) => c.encrypt_block(&mut b),
+            Cipher::Sm4(c) => c.encrypt_block(&mut b),
+        }
+        *block = b.into();
+    }
+}
+
+/// Doubling in GF(2^128) with the CMAC polynomial x^128 + x^7 + x^2 + x + 1.
+fn dbl(block: [u8; 16]) -> [u8; 16] {
+    let v = u128::from_be_bytes(block);
+    let carry = if v >> 127 == 1 { 0x87 } else { 0 };
+    ((v << 1) ^ carry).to_be_bytes()
+}
+
+fn xor_into(acc: &mut [u8; 16], data: &[u8]) {
+    acc.iter_mut().zip(data).for_each(|(a, d)| *a ^= d);
 }
 
 impl MacKey {
     pub fn new(suite: Suite, key: &Key) -> MacKey {
-        let inner = match suite {
-            Suite::Aes128 => MacInner::Aes(<Cmac<Aes128> as KeyInit>::new(&key.0.into())),
-            Suite::Sm4 => MacInner::Sm4(<Cmac<Sm4> as KeyInit>::new(&key.0.into())),
-        };
-        MacKey { inner }
+        let cipher = Cipher::new(suite, key);
+        let mut l = [0u8; 16];
+        cipher.encrypt(&mut l);
+        let k1 = dbl(l);
+        MacKey {
+            cipher,
+            k1,
+            k2: dbl(k1),
+        }
+    }
+
+    /// The full 16-byte CMAC of `data`.
+    pub fn cmac(&self, data: &[u8]) -> [u8; 16] {
+        // Every block but the last is chained plainly; the last is masked with K1 (complete)
+        // or padded with 80 00 … and masked with K2 (partial or empty).
+        let body = data.len().saturating_sub(1) / 16 * 16;
+        let (head, last) = data.split_at(body);
+        let mut x = [0u8; 16];
+        for block in head.chunks_exact(16) {
+            xor_into(&mut x, block);
+            self.cipher.encrypt(&mut x);
+        }
+        xor_into(&mut x, last);
+        if last.len() == 16 {
+            xor_into(&mut x, &self.k1);
+        } else {
+            x[last.len()] ^= 0x80;
+            xor_into(&mut x, &self.k2);
+        }
+        self.cipher.encrypt(&mut x);
+        x
     }
 
     /// The first 8 bytes of CMAC(key, data).
     pub fn tag(&self, data: &[u8]) -> [u8; MAC_LEN] {
-        let full: [u8; 16] = match &self.inner {
-            MacInner::Aes(m) => {
-                let mut m = m.clone();
-                m.update(data);
-                m.finalize().into_bytes().into()
-            }
-            MacInner::Sm4(m) => {
-                let mut m = m.clone();
-                m.update(data);
-                m.finalize().into_bytes().into()
-            }
-        };
+        let full = self.cmac(data);
         let mut tag = [0u8; MAC_LEN];
         tag.copy_from_slice(&full[..MAC_LEN]);
         tag
@@ -165,6 +211,34 @@ mod tests {
         assert_eq!(mac.tag(&m), full[..8]);
         assert!(mac.verify(&m, &full[..8]));
         assert!(!mac.verify(&m[1..], &full[..8]));
+        // RFC 4493 examples 1 (empty) and 3 (40 bytes).
+        assert_eq!(mac.cmac(&[]), hex16("bb1d6929e95937287fa37d129b756746"));
+        let mut m40 = Vec::new();
+        for part in [
+            "6bc1bee22e409f96e93d7e117393172a",
+            "ae2d8a571e03ac9c9eb76fac45af8e51",
+        ] {
+            m40.extend_from_slice(&hex16(part));
+        }
+        m40.extend_from_slice(&hex16("30c81c46a35ce411e5fbc1191a0a52ef")[..8]);
+        assert_eq!(mac.cmac(&m40), hex16("dfa66747de9ae63030ca32611497c827"));
+    }
+
+    proptest::proptest! {
+        // R-C6.3: our CMAC equals the RustCrypto `cmac` crate for both suites, any length.
+        #[test]
+        fn cmac_matches_the_cmac_crate(key in proptest::prelude::any::<[u8; 16]>(),
+                                       data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100)) {
+            use cmac::{Cmac, KeyInit as _, Mac as _};
+            let mut a = <Cmac<Aes128>>::new(&key.into());
+            a.update(&data);
+            let a: [u8; 16] = a.finalize().into_bytes().into();
+            proptest::prop_assert_eq!(MacKey::new(Suite::Aes128, &Key(key)).cmac(&data), a);
+            let mut s = <Cmac<Sm4>>::new(&key.into());
+            s.update(&data);
+            let s: [u8; 16] = s.finalize().into_bytes().into();
+            proptest::prop_assert_eq!(MacKey::new(Suite::Sm4, &Key(key)).cmac(&data), s);
+        }
     }
 
     // R-C6.3: wrap/unwrap are inverse and the KCV identifies the key, for both suites.
