@@ -5,7 +5,7 @@ mod common;
 use common::*;
 
 use ykt_card::app::{
-    AppError, Interrupted, LockStatus, Mf1App, Pending, Resolution, TxKind, TxRequest, WalletRepair,
+    AppError, LockStatus, Mf1App, Pending, Resolution, TxKind, TxRequest, WalletRepair,
 };
 use ykt_card::mf1::KeyType;
 use ykt_card::{Reader, ReaderError};
@@ -276,8 +276,5 @@ fn resolve_after_success_and_after_other_transactions() {
         app.resolve(&mut r, &other).unwrap().1,
         Resolution::NotLanded
     );
-    assert!(matches!(
-        app.read(&mut r, 0).unwrap().interrupted,
-        None::<Interrupted>
-    ));
+    assert!(app.read(&mut r, 0).unwrap().interrupted.is_none());
 }

@@ -56,14 +56,18 @@ pub fn put_date(out: &mut [u8], date: Option<NaiveDate>) {
     }
 }
 
+/// A stored date that is no calendar date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadDate;
+
 /// `None` for `00 00 00`, `Err` for an impossible date.
-pub fn get_date(b: &[u8]) -> Result<Option<NaiveDate>, ()> {
+pub fn get_date(b: &[u8]) -> Result<Option<NaiveDate>, BadDate> {
     if b[..3] == [0, 0, 0] {
         return Ok(None);
     }
     NaiveDate::from_ymd_opt(2000 + i32::from(b[0]), u32::from(b[1]), u32::from(b[2]))
         .map(Some)
-        .ok_or(())
+        .ok_or(BadDate)
 }
 
 pub fn date_storable(d: NaiveDate) -> bool {

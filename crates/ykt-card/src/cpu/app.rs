@@ -63,6 +63,13 @@ impl CpuRead {
     }
 }
 
+/// What GET TRANSACTION PROVE returns for a debit the card made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxProof {
+    pub mac2: [u8; 4],
+    pub tac: [u8; 4],
+}
+
 /// A completed purchase, as the terminal records it (the TAC goes to the host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuPurchase {
@@ -215,7 +222,7 @@ impl CpuApp {
     pub fn prove<R: Reader + ?Sized>(
         r: &mut R,
         offline_seq: u16,
-    ) -> Result<Option<([u8; 4], [u8; 4])>, CpuError> {
+    ) -> Result<Option<TxProof>, CpuError> {
         match transceive(
             r,
             &command(
@@ -227,7 +234,10 @@ impl CpuApp {
                 Some(0x08),
             ),
         ) {
-            Ok(v) if v.len() == 8 => Ok(Some(([v[0], v[1], v[2], v[3]], [v[4], v[5], v[6], v[7]]))),
+            Ok(v) if v.len() == 8 => Ok(Some(TxProof {
+                mac2: [v[0], v[1], v[2], v[3]],
+                tac: [v[4], v[5], v[6], v[7]],
+            })),
             Ok(_) => Err(CpuError::BadResponse),
             Err(CpuError::Status(sw::NO_SUCH_TRANSACTION)) => Ok(None),
             Err(e) => Err(e),

@@ -102,6 +102,7 @@ pub fn tac_key(dtk: &[u8; 16]) -> [u8; 8] {
     k
 }
 
+#[allow(clippy::too_many_arguments)] // the fields of the standard's TAC input
 /// Purchase TAC: over `amount ‖ type ‖ terminal ID ‖ terminal seq ‖ date ‖ time`.
 pub fn purchase_tac(
     dtk: &[u8; 16],
@@ -122,6 +123,7 @@ pub fn purchase_tac(
     first4(mac_des(&tac_key(dtk), &m))
 }
 
+#[allow(clippy::too_many_arguments)] // the fields of the standard's TAC input
 /// Load TAC: over `new balance ‖ online seq ‖ amount ‖ type ‖ terminal ID ‖ date ‖ time`.
 pub fn load_tac(
     dtk: &[u8; 16],

@@ -155,7 +155,7 @@ pub fn trailer_rights(cond: Condition, key: KeyType) -> TrailerRights {
 /// Whether key B can be read under a trailer condition; such a key B is data, not a key, and
 /// grants no rights (datasheet note).
 pub fn key_b_readable(trailer: Condition) -> bool {
-    matches!(trailer.0, 0b000 | 0b010 | 0b001)
+    matches!(trailer.0, 0b000..=0b010)
 }
 
 #[cfg(test)]
