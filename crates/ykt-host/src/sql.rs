@@ -120,6 +120,8 @@ pub trait Conn: Send {
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
     /// Runs statements without parameters (BEGIN, SAVEPOINT, migrations).
     fn batch(&mut self, sql: &str) -> Result<()>;
+    /// From now on this connection only reads (a reader of the store).
+    fn set_read_only(&mut self) -> Result<()>;
     /// Starts a write transaction (SQLite takes the write lock at once: no lock upgrades).
     fn begin(&mut self) -> Result<()> {
         self.batch("BEGIN")

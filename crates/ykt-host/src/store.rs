@@ -38,6 +38,9 @@ pub struct StoreConfig {
     pub backend: Backend,
     /// Writer threads (connections). SQLite always uses one.
     pub writers: usize,
+    /// Reader threads (connections) for `read`: queries that must not wait behind writes
+    /// (blacklist downloads, reports, audits).
+    pub readers: usize,
     /// Jobs waiting for a writer; `submit` fails with `Busy` beyond this (back-pressure).
     pub queue: usize,
     /// Jobs per transaction at most.
@@ -52,6 +55,7 @@ impl StoreConfig {
         StoreConfig {
             backend,
             writers: 4,
+            readers: 2,
             queue: 10_000,
             max_batch: 256,
             policy: Policy::default(),
@@ -116,37 +120,23 @@ type BoxedJob = Box<dyn Job>;
 #[derive(Clone)]
 pub struct Store {
     jobs: SyncSender<BoxedJob>,
+    reads: SyncSender<BoxedJob>,
     policy: Policy,
     tac: Option<Arc<dyn TacVerifier>>,
 }
 
 impl Store {
-    /// Connects every writer (applying migrations) and starts the writer threads.
+    /// Connects every writer and reader (applying migrations) and starts their threads.
     pub fn open(config: StoreConfig) -> Result<Store> {
-        let (tx, rx) = mpsc::sync_channel::<BoxedJob>(config.queue.max(1));
-        let rx = Arc::new(Mutex::new(rx));
         let writers = match config.backend {
             Backend::Sqlite(_) => 1,
             Backend::Postgres(_) => config.writers.max(1),
         };
-        for i in 0..writers {
-            let conn: Box<dyn Conn> = match &config.backend {
-                Backend::Sqlite(path) => Box::new(SqliteConn::open(path)?),
-                Backend::Postgres(url) => Box::new(PgConn::connect(url)?),
-            };
-            let rx = Arc::clone(&rx);
-            let policy = config.policy;
-            let max_batch = config.max_batch.max(1);
-            thread::Builder::new()
-                .name(format!("ykt-writer-{i}"))
-                .spawn(move || writer(conn, rx, policy, max_batch))
-                .map_err(|e| HostError::Db {
-                    message: format!("cannot start a writer thread: {e}"),
-                    retryable: false,
-                })?;
-        }
+        let jobs = spawn_pool(&config, "writer", writers, Mode::Write)?;
+        let reads = spawn_pool(&config, "reader", config.readers.max(1), Mode::Read)?;
         Ok(Store {
-            jobs: tx,
+            jobs,
+            reads,
             policy: config.policy,
             tac: config.tac,
         })
@@ -189,6 +179,24 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
     {
+        Self::wait(&self.jobs, f)
+    }
+
+    /// Runs `f` in a read-only transaction (one consistent snapshot) on a reader
+    /// connection, so long reads never hold up writers. Writes in `f` fail.
+    pub fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    {
+        Self::wait(&self.reads, f)
+    }
+
+    fn wait<T, F>(queue: &SyncSender<BoxedJob>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    {
         let (tx, rx) = mpsc::sync_channel(1);
         let job = Box::new(TypedJob {
             f,
@@ -198,12 +206,48 @@ impl Store {
             },
         });
         // Blocking callers wait for queue space rather than fail.
-        self.jobs.send(job).map_err(|_| HostError::Closed)?;
+        queue.send(job).map_err(|_| HostError::Closed)?;
         rx.recv().map_err(|_| HostError::Closed)?
     }
 }
 
-fn writer(
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Write,
+    Read,
+}
+
+fn spawn_pool(
+    config: &StoreConfig,
+    role: &str,
+    threads: usize,
+    mode: Mode,
+) -> Result<SyncSender<BoxedJob>> {
+    let (tx, rx) = mpsc::sync_channel::<BoxedJob>(config.queue.max(1));
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..threads {
+        let mut conn: Box<dyn Conn> = match &config.backend {
+            Backend::Sqlite(path) => Box::new(SqliteConn::open(path)?),
+            Backend::Postgres(url) => Box::new(PgConn::connect(url)?),
+        };
+        if mode == Mode::Read {
+            conn.set_read_only()?;
+        }
+        let rx = Arc::clone(&rx);
+        let policy = config.policy;
+        let max_batch = config.max_batch.max(1);
+        thread::Builder::new()
+            .name(format!("ykt-{role}-{i}"))
+            .spawn(move || worker(conn, rx, policy, max_batch))
+            .map_err(|e| HostError::Db {
+                message: format!("cannot start a {role} thread: {e}"),
+                retryable: false,
+            })?;
+    }
+    Ok(tx)
+}
+
+fn worker(
     mut conn: Box<dyn Conn>,
     rx: Arc<Mutex<Receiver<BoxedJob>>>,
     policy: Policy,

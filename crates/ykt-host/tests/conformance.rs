@@ -44,4 +44,5 @@ conformance!(
     sign_in_and_status,
     batch_isolates_failed_job,
     scale_out_two_stores,
+    reads_are_separate_and_read_only,
 );

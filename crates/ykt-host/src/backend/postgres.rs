@@ -126,6 +126,13 @@ impl Conn for PgConn {
             .collect()
     }
 
+    fn set_read_only(&mut self) -> Result<()> {
+        // REPEATABLE READ: a read job sees one snapshot (blacklist version and its changes).
+        self.batch(
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        )
+    }
+
     fn batch(&mut self, sql: &str) -> Result<()> {
         Ok(self.client.batch_execute(sql)?)
     }

@@ -11,6 +11,7 @@ use crate::sql::{Conn, Dialect, Row, Value};
 
 pub struct SqliteConn {
     conn: rusqlite::Connection,
+    read_only: bool,
 }
 
 impl SqliteConn {
@@ -22,7 +23,10 @@ impl SqliteConn {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.set_prepared_statement_cache_capacity(128);
-        let mut c = SqliteConn { conn };
+        let mut c = SqliteConn {
+            conn,
+            read_only: false,
+        };
         super::schema::migrate(&mut c, &[(1, super::schema::sqlite_v1())])?;
         Ok(c)
     }
@@ -87,8 +91,18 @@ impl Conn for SqliteConn {
         Ok(out)
     }
 
+    fn set_read_only(&mut self) -> Result<()> {
+        self.read_only = true;
+        Ok(self.conn.pragma_update(None, "query_only", true)?)
+    }
+
     fn begin(&mut self) -> Result<()> {
-        self.batch("BEGIN IMMEDIATE")
+        // A writer takes the write lock at once; a reader's deferred BEGIN is a snapshot.
+        self.batch(if self.read_only {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        })
     }
 
     fn batch(&mut self, sql: &str) -> Result<()> {

@@ -928,3 +928,20 @@ pub fn scale_out_two_stores(f: &Fixture) {
     assert_eq!(v, 32, "4 threads × 4 rounds × (loss + found)");
     audit_clean(&a);
 }
+
+// Reads run on reader connections: they see every committed write, and cannot write.
+pub fn reads_are_separate_and_read_only(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let c = card(s, 700);
+    let no = c.no;
+    assert_eq!(s.read(move |tx| admin::card(tx, no)).unwrap().balance, 700);
+    s.execute(move |tx| admin::report_loss(tx, no)).unwrap();
+    let d = s
+        .read(|tx| blacklist::changes_since(tx, 0, None, 10))
+        .unwrap();
+    assert_eq!(d.changes, vec![(no, true)]);
+    let write = s.read(move |tx| admin::report_found(tx, no));
+    assert!(matches!(write, Err(HostError::Db { .. })), "{write:?}");
+    assert_eq!(card_now(s, no).status, CardStatus::Lost);
+}

@@ -241,7 +241,7 @@ pub fn refused(r: Result<impl std::fmt::Debug>) -> u8 {
 }
 
 pub fn audit_clean(store: &Store) {
-    let report = store.execute(|tx| ledger::audit(tx.conn)).unwrap();
+    let report = store.read(|tx| ledger::audit(tx.conn)).unwrap();
     assert!(report.is_clean(), "audit: {report:?}");
 }
 
