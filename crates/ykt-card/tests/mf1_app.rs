@@ -278,3 +278,27 @@ fn resolve_after_success_and_after_other_transactions() {
     );
     assert!(app.read(&mut r, 0).unwrap().interrupted.is_none());
 }
+
+// R-F4.2: the inspection says which copy is good and what a terminal would do, without writing.
+#[test]
+fn diagnosis_names_the_good_copy() {
+    use ykt_card::app::diagnose::{WalletAction, diagnose};
+    let keys = keys();
+    let mut r = reader_with(card(10_000), 1);
+    let d = diagnose(&mut r, &keys).unwrap();
+    assert_eq!(d.wallets.len(), 2);
+    assert!(d.wallets.iter().all(|w| w.action == WalletAction::Use));
+    if let Some(ykt_card::SimCard::Mf1(m)) = r.card_mut() {
+        m.raw_block_mut(16).unwrap()[3] ^= 0xFF;
+    }
+    let before = mf1(&r).to_dump();
+    let d = diagnose(&mut r, &keys).unwrap();
+    assert_eq!(d.wallets[0].action, WalletAction::RepairMain);
+    assert_eq!(d.wallets[0].main, Ok(None));
+    assert_eq!(mf1(&r).to_dump(), before);
+    if let Some(ykt_card::SimCard::Mf1(m)) = r.card_mut() {
+        m.raw_block_mut(18).unwrap()[3] ^= 0xFF;
+    }
+    let d = diagnose(&mut r, &keys).unwrap();
+    assert!(!d.wallets[0].action.usable());
+}

@@ -2,6 +2,7 @@
 //! transaction-state record and the ring of recent transactions — and the operations a
 //! terminal performs on them, each a fixed sequence of block operations.
 
+pub mod diagnose;
 pub mod format;
 pub mod issue;
 mod session;
