@@ -45,4 +45,5 @@ conformance!(
     batch_isolates_failed_job,
     scale_out_two_stores,
     reads_are_separate_and_read_only,
+    concurrent_batches_across_stores,
 );

@@ -945,3 +945,54 @@ pub fn reads_are_separate_and_read_only(f: &Fixture) {
     assert!(matches!(write, Err(HostError::Db { .. })), "{write:?}");
     assert_eq!(card_now(s, no).status, CardStatus::Lost);
 }
+
+// Scale-out under group commit (R-H2, R-H6): two stores on one database each queue many
+// uploads at once, so batches lock the same cards in opposite orders. Deadlocks are
+// resolved by re-running the jobs; every record is booked exactly once.
+pub fn concurrent_batches_across_stores(f: &Fixture) {
+    let a = f.store.clone();
+    world(&a);
+    let b = (f.reopen)();
+    let second = PhysicalId([5, 6, 7, 8]);
+    a.execute(move |tx| add_device(tx, second, 8)).unwrap();
+    let cards: Vec<_> = (0..6).map(|_| card(&a, 1_000_000)).collect();
+    let per_store = 120u32;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for (store, device, terminal_no, reverse) in
+        [(&a, DEVICE, TERMINAL_NO, false), (&b, second, 8, true)]
+    {
+        for i in 0..per_store {
+            let k = if reverse { per_store - 1 - i } else { i };
+            let c = &cards[(k % 6) as usize];
+            // Counters are unique per card across both stores: even for one, odd for the other.
+            let counter = (k / 6) * 2 + u32::from(reverse);
+            let mut r = offline(c.no, k, counter, 1_000_000, 3);
+            r.device = device;
+            let origin = Origin {
+                fep: FEP,
+                device,
+                terminal_no,
+            };
+            let tac = store.tac_verifier();
+            let reply = done_tx.clone();
+            store
+                .submit(
+                    move |tx| domain::records::upload(tx, &origin, &r, tac.as_deref(), now()),
+                    move |res| reply.send(res.map(|o| o.duplicate)).unwrap(),
+                )
+                .unwrap();
+        }
+    }
+    drop(done_tx);
+    let results: Vec<_> = done_rx.iter().collect();
+    assert_eq!(results.len(), 2 * per_store as usize);
+    for r in &results {
+        assert!(matches!(r, Ok(false)), "{r:?}");
+    }
+    let total: i64 = cards
+        .iter()
+        .map(|c| 1_000_000 - card_now(&b, c.no).balance)
+        .sum();
+    assert_eq!(total, 3 * 2 * i64::from(per_store));
+    audit_clean(&a);
+}
