@@ -178,6 +178,9 @@ pub struct Card {
     pub counter_floor: u32,
     /// The counter the next transaction is expected to carry (highest seen + 1).
     pub counter_next: u32,
+    /// How many counters in `counter_floor..counter_next` booked records used; fewer than
+    /// the span means records are missing (info code 4).
+    pub counters_used: u32,
 }
 
 /// What is needed to issue a card; the card number is generated (R-T2.1).

@@ -264,7 +264,7 @@ pub fn device_report(c: &mut dyn Conn, id: PhysicalId, r: &DeviceReport) -> Resu
 // ---- cards -----------------------------------------------------------------------------------
 
 const CARD_COLUMNS: &str =
-    "no, display_no, status, class, expiry, balance, counter_floor, counter_next";
+    "no, display_no, status, class, expiry, balance, counter_floor, counter_next, counters_used";
 
 fn card_row(r: &Row) -> Result<Card> {
     Ok(Card {
@@ -279,17 +279,18 @@ fn card_row(r: &Row) -> Result<Card> {
         balance: r.int(5)?,
         counter_floor: r.int_as(6)?,
         counter_next: r.int_as(7)?,
+        counters_used: r.int_as(8)?,
     })
 }
 
 /// Reads a card; `lock` takes its row lock until the transaction ends (PostgreSQL).
 pub fn card_get(c: &mut dyn Conn, no: CardNo, lock: bool) -> Result<Option<Card>> {
     let sql = if lock {
-        "SELECT no, display_no, status, class, expiry, balance, counter_floor, counter_next \
-         FROM cards WHERE no = $1 FOR UPDATE"
+        "SELECT no, display_no, status, class, expiry, balance, counter_floor, counter_next, \
+         counters_used FROM cards WHERE no = $1 FOR UPDATE"
     } else {
-        "SELECT no, display_no, status, class, expiry, balance, counter_floor, counter_next \
-         FROM cards WHERE no = $1"
+        "SELECT no, display_no, status, class, expiry, balance, counter_floor, counter_next, \
+         counters_used FROM cards WHERE no = $1"
     };
     c.query_opt(sql, &[no.get().into()])?
         .map(|r| card_row(&r))
@@ -309,7 +310,8 @@ pub fn card_insert(c: &mut dyn Conn, card: &Card) -> Result<bool> {
         .map_err(|_| HostError::Invalid("display number".into()))?;
     let inserted = c.exec(
         "INSERT INTO cards (no, display_no, status, class, expiry, balance, counter_floor, \
-         counter_next) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+         counter_next, counters_used) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT DO NOTHING",
         &[
             card.no.get().into(),
             display.into(),
@@ -319,6 +321,7 @@ pub fn card_insert(c: &mut dyn Conn, card: &Card) -> Result<bool> {
             card.balance.into(),
             card.counter_floor.into(),
             card.counter_next.into(),
+            card.counters_used.into(),
         ],
     )? == 1;
     if inserted {
@@ -331,7 +334,7 @@ pub fn card_insert(c: &mut dyn Conn, card: &Card) -> Result<bool> {
 pub fn card_update(c: &mut dyn Conn, card: &Card) -> Result<()> {
     c.exec(
         "UPDATE cards SET status = $2, class = $3, expiry = $4, balance = $5, \
-         counter_next = $6 WHERE no = $1",
+         counter_next = $6, counters_used = $7 WHERE no = $1",
         &[
             card.no.get().into(),
             card.status.as_str().into(),
@@ -339,6 +342,7 @@ pub fn card_update(c: &mut dyn Conn, card: &Card) -> Result<()> {
             date_key(card.expiry).into(),
             card.balance.into(),
             card.counter_next.into(),
+            card.counters_used.into(),
         ],
     )?;
     Ok(())

@@ -280,24 +280,37 @@ fn try_batch(
 ) -> std::result::Result<(), HostError> {
     conn.begin()?;
     let mut deltas: BTreeMap<String, Fen> = BTreeMap::new();
+    // A job alone needs no savepoint: if it fails, the whole transaction is rolled back.
+    let alone = jobs.len() == 1;
     let outcome = (|| {
+        let mut any_done = false;
         for job in jobs.iter_mut() {
-            conn.batch("SAVEPOINT job")?;
+            if !alone {
+                conn.batch("SAVEPOINT job")?;
+            }
             let mut tx = Tx::new(conn, policy);
             let state = job.run(&mut tx);
             let job_deltas = tx.take_deltas();
             match state {
                 JobState::Done => {
-                    conn.batch("RELEASE SAVEPOINT job")?;
+                    if !alone {
+                        conn.batch("RELEASE SAVEPOINT job")?;
+                    }
+                    any_done = true;
                     for (k, v) in job_deltas {
                         *deltas.entry(k).or_default() += v;
                     }
                 }
+                JobState::Failed if alone => {}
                 JobState::Failed => {
                     conn.batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")?
                 }
                 JobState::Retry(e) => return Err(e),
             }
+        }
+        if !any_done {
+            // Nothing to keep (every job refused): no commit, no fsync.
+            return conn.batch("ROLLBACK");
         }
         apply_deltas(conn, &deltas)?;
         conn.batch("COMMIT")

@@ -40,7 +40,8 @@ CREATE TABLE cards (
     expiry {INT} NOT NULL,
     balance {INT} NOT NULL,
     counter_floor {INT} NOT NULL,
-    counter_next {INT} NOT NULL
+    counter_next {INT} NOT NULL,
+    counters_used {INT} NOT NULL
 );
 CREATE TABLE card_counters (
     card_no {INT} NOT NULL,

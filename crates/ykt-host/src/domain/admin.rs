@@ -207,6 +207,7 @@ pub fn issue_card(tx: &mut Tx<'_>, c: NewCard) -> Result<Card> {
         balance: 0,
         counter_floor: c.counter,
         counter_next: c.counter,
+        counters_used: 0,
     };
     if !repo::card_insert(tx.conn, &card)? {
         return Err(HostError::Corrupt(format!(

@@ -30,6 +30,7 @@ pub fn check(tx: &mut Tx<'_>, card: &Card, record: &Record) -> Result<()> {
 pub fn consume(tx: &mut Tx<'_>, card: &mut Card, record: &Record) -> Result<()> {
     let c = record.card_counter;
     repo::counter_insert(tx.conn, card.no, c, record)?;
+    card.counters_used += 1;
     if c >= card.counter_next {
         card.counter_next = c.saturating_add(1);
     }
@@ -41,6 +42,7 @@ pub fn consume(tx: &mut Tx<'_>, card: &mut Card, record: &Record) -> Result<()> 
 pub fn release(tx: &mut Tx<'_>, card: &mut Card, record: &Record) -> Result<()> {
     let c = record.card_counter;
     repo::counter_delete(tx.conn, card.no, c)?;
+    card.counters_used = card.counters_used.saturating_sub(1);
     if card.counter_next == c.saturating_add(1) {
         card.counter_next = c;
     }
@@ -52,14 +54,7 @@ pub fn release(tx: &mut Tx<'_>, card: &mut Card, record: &Record) -> Result<()> 
 /// the last `max_collect` counters can be collected.
 pub fn gaps(tx: &mut Tx<'_>, card: &Card) -> Result<(u64, u8)> {
     let span = u64::from(card.counter_next.saturating_sub(card.counter_floor));
-    let seen = tx
-        .conn
-        .query_one(
-            "SELECT COUNT(*) FROM card_counters WHERE card_no = $1 AND counter >= $2",
-            &[card.no.get().into(), card.counter_floor.into()],
-        )?
-        .int(0)?;
-    let missing = span.saturating_sub(u64::try_from(seen).unwrap_or(0));
+    let missing = span.saturating_sub(u64::from(card.counters_used));
     if missing == 0 {
         return Ok((0, 0));
     }
