@@ -45,7 +45,14 @@ fn bench(c: &mut Criterion) {
         });
         if suite == Suite::Aes128 {
             group.bench_function("decode_only", |b| {
-                b.iter(|| black_box(RawFrame::parse(black_box(&frame)).unwrap().message().unwrap()))
+                b.iter(|| {
+                    black_box(
+                        RawFrame::parse(black_box(&frame))
+                            .unwrap()
+                            .message()
+                            .unwrap(),
+                    )
+                })
             });
         }
     }

@@ -124,3 +124,22 @@ proptest! {
         ykt_proto::fuzzing::frame_decode(&frame);
     }
 }
+
+proptest! {
+    // R-C6.3: whatever arrives, the stream decoder never holds more than its limit.
+    #[test]
+    fn decoder_buffer_stays_bounded(max in 27usize..300, data in prop::collection::vec(any::<u8>(), 0..4096),
+                                    chunk in 1usize..64) {
+        let mut d = FrameDecoder::new(max);
+        for mut piece in data.chunks(chunk) {
+            while !piece.is_empty() {
+                match d.decode(&mut piece) {
+                    Ok(Some(f)) => prop_assert!(f.len() <= max),
+                    Ok(None) => {}
+                    Err(_) => break,
+                }
+                prop_assert!(d.buffered() <= max);
+            }
+        }
+    }
+}

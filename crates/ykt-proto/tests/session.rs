@@ -389,3 +389,41 @@ fn bulk_blacklist_of_a_million_cards_fits_64_frames() {
     assert_eq!(count, 1_000_000);
     assert!(total < 64 * 33 * 1024, "{total} bytes");
 }
+
+// R-C6.3: the record layout is the documented 75 bytes and reads back unchanged.
+#[test]
+fn record_layout_is_75_bytes() {
+    let mut out = Vec::new();
+    ykt_proto::write_record(&mut out, &tv::record()).unwrap();
+    assert_eq!(out.len(), RECORD_LEN);
+    assert_eq!(RECORD_LEN, 75);
+    assert_eq!(ykt_proto::read_record(&out).unwrap(), tv::record());
+    assert!(ykt_proto::read_record(&out[..74]).is_err());
+}
+
+// R-C6.3: date-times are packed BCD; non-BCD nibbles and impossible dates are malformed.
+#[test]
+fn bcd_datetimes_are_validated() {
+    let body = |clock: [u8; 7]| {
+        let mut b = clock.to_vec();
+        b.extend_from_slice(&[0; 12]);
+        Message::decode(MsgType::Heartbeat, false, &b)
+    };
+    assert!(body([0x20, 0x26, 0x03, 0x02, 0x11, 0x45, 0x30]).is_ok());
+    assert_eq!(
+        body([0x20, 0x26, 0x03, 0x02, 0x11, 0x4A, 0x30]),
+        Err(DecodeError::BadBcd(0x4A))
+    );
+    assert_eq!(
+        body([0x20, 0x26, 0x02, 0x30, 0x11, 0x45, 0x30]),
+        Err(DecodeError::BadDate)
+    );
+    assert_eq!(
+        body([0x20, 0x26, 0x03, 0x02, 0x24, 0x00, 0x00]),
+        Err(DecodeError::BadDate)
+    );
+    assert_eq!(
+        body([0x20, 0x26, 0x13, 0x02, 0x11, 0x45, 0x30]),
+        Err(DecodeError::BadDate)
+    );
+}

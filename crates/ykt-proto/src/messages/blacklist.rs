@@ -205,8 +205,9 @@ impl BlacklistBulkResponse {
             });
         }
         let bitmap = if r.bool()? {
+            let bits = r.take(SEGMENT_BYTES)?; // before allocating: a short body costs nothing
             let mut seg = Segment::empty();
-            seg.0.copy_from_slice(r.take(SEGMENT_BYTES)?);
+            seg.0.copy_from_slice(bits);
             Some(seg)
         } else {
             None
