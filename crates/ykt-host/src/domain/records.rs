@@ -420,6 +420,11 @@ fn reverse(
     let Some(orig_serial) = r.original_serial else {
         return refuse(ReturnCode::TRANSACTION_TYPE_ERROR);
     };
+    if !r.status.card_debited() {
+        // The card was not credited (pulled, failed): keep the record, move no money.
+        store_unbooked(tx, r, now)?;
+        return Ok(Outcome::plain(card.balance, false));
+    }
     let Some(orig) = repo::record_get(tx.conn, r.device, orig_serial, true)? else {
         return refuse(ReturnCode::RECORD_NOT_FOUND);
     };

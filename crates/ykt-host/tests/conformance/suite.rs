@@ -554,6 +554,11 @@ pub fn reversal_codes(f: &Fixture) {
         r
     };
     assert_eq!(refused(upload(s, reversal(2, 99, 1))), 31);
+    // A reversal whose card write failed is stored and moves nothing (R-F4.3).
+    let mut pulled = reversal(9, 1, 1);
+    pulled.status = RecordStatus::CardPulled;
+    upload(s, pulled).unwrap();
+    assert_eq!(card_now(s, c.no).balance, 4_200);
     upload(s, reversal(2, 1, 1)).unwrap();
     assert_eq!(card_now(s, c.no).balance, 5_000);
     assert_eq!(
