@@ -427,3 +427,68 @@ fn bcd_datetimes_are_validated() {
         Err(DecodeError::BadDate)
     );
 }
+
+// R-F4.17, R-F4.19, R-F4.20, R-P5.2: the host's requests and the debit authorisation carry
+// what the flows need, host → terminal and back, over an authenticated session.
+#[test]
+fn host_initiated_requests_and_debit_authorisation() {
+    let (mut term, mut host, _) = sign_in(Suite::Sm4);
+    let mut exchange = |req: Message, resp: Message| {
+        let mut f = Vec::new();
+        let seq = host.seal(&req, 0, &mut f).unwrap();
+        let got = term.open(&f).unwrap();
+        assert!(got.header.from_host() && !got.header.is_response());
+        assert_eq!(got.message, req);
+        f.clear();
+        term.seal(&resp, got.header.seq, &mut f).unwrap();
+        let back = host.open(&f).unwrap();
+        assert_eq!((back.header.corr, back.message), (seq, resp));
+    };
+    let noon = tv::clock();
+    exchange(
+        Message::ClockSetRequest(ClockSetRequest { clock: noon }),
+        Message::ClockSetResponse(ClockSetResponse {
+            code: ReturnCode::SUCCESS,
+            info: InfoCode::NONE,
+            clock: noon,
+        }),
+    );
+    exchange(
+        Message::StatusQuery(StatusQuery),
+        Message::StatusReport(StatusReport {
+            code: ReturnCode::SUCCESS,
+            info: InfoCode::NONE,
+            pending_records: 12,
+            clock: noon,
+            blacklist_version: 40,
+            params_version: 7,
+            work_mode: WorkMode::Offline,
+            offline_minutes: 95,
+        }),
+    );
+    exchange(
+        Message::CollectRequest(CollectRequest {
+            card_no: tv::card(),
+            count: 5,
+        }),
+        Message::CollectResponse(CollectResponse {
+            code: ReturnCode::SUCCESS,
+            info: InfoCode::NONE,
+        }),
+    );
+    // The debit response asks for the card's last 3 records while it is on the reader.
+    let mut f = Vec::new();
+    let seq = term.seal(&debit(), 0, &mut f).unwrap();
+    host.open(&f).unwrap();
+    f.clear();
+    let mut refused = tv::debit_response();
+    refused.code = ReturnCode(51);
+    host.seal(&Message::DebitResponse(refused), seq, &mut f)
+        .unwrap();
+    let Message::DebitResponse(r) = term.open(&f).unwrap().message else {
+        panic!()
+    };
+    assert!(r.code.is_card_status_error());
+    assert_eq!(r.collect_last, 3);
+    assert_eq!(r.info.screen_text().as_deref(), Some("提示：卡有记录缺失"));
+}
