@@ -152,7 +152,8 @@ impl Store {
 
     /// Queues `f` to run in a writer's transaction; `reply` gets its result after commit.
     /// Never blocks: a full queue is refused with code 1 (the terminal goes offline, R-P5.3).
-    /// From async code, `reply` can complete a oneshot channel.
+    /// From async code, `reply` can complete a oneshot channel. `reply` runs on the writer
+    /// thread: it must hand the result over and return, never block or call the store.
     pub fn submit<T, F, R>(&self, f: F, reply: R) -> Result<()>
     where
         T: Send + 'static,

@@ -166,11 +166,15 @@ pub fn fee(record: &Record, device: &Device, card: &Card) -> Result<()> {
     }
 }
 
-/// Online limits: the device's per-transaction limit (71), the card's own balance (64) and
-/// the system's mirror of it (68).
+/// Online limits: the device's per-transaction limit (71), the maximum balance (66), the
+/// card's own balance (64) and the system's mirror of it (68).
 pub fn online_limits(record: &Record, device: &Device, card: &Card) -> Result<()> {
     if device.max_amount > 0 && record.amount > device.max_amount {
         return refuse(ReturnCode::AMOUNT_OVER_LIMIT);
+    }
+    if record.balance_before > device.params.max_balance {
+        // R-F4.8 enforced by the host too: a card above the terminal's maximum balance.
+        return refuse(ReturnCode::CARD_BALANCE_OVER_LIMIT);
     }
     let total = record.amount + record.fee;
     if record.balance_before < total {

@@ -335,7 +335,8 @@ pub fn online_debit_books_and_is_durable(f: &Fixture) {
 }
 
 // R-C6.1 amounts: fee ≠ class rate 33, amount ≤ 0 or beyond 24 bits 34, card balance 64,
-// balances that do not add up 67, system account 68, per-transaction limit 71.
+// above the maximum 66, balances that do not add up 67, system account 68, per-transaction
+// limit 71.
 pub fn amount_codes(f: &Fixture) {
     let s = &f.store;
     world(s);
@@ -358,6 +359,20 @@ pub fn amount_codes(f: &Fixture) {
     r.fee = 1;
     r.balance_after = 9_899;
     assert_eq!(refused(debit(s, &c, r)), 33);
+    // 66: the card holds more than the terminal's maximum balance (R-F4.8).
+    s.execute(|tx| {
+        let mut p = admin::device(tx, DEVICE)?.params;
+        p.max_balance = 9_999;
+        admin::set_device_params(tx, DEVICE, p)
+    })
+    .unwrap();
+    assert_eq!(refused(debit(s, &c, purchase(c.no, 1, 0, 10_000, 100))), 66);
+    s.execute(|tx| {
+        let mut p = admin::device(tx, DEVICE)?.params;
+        p.max_balance = 0xFF_FFFF;
+        admin::set_device_params(tx, DEVICE, p)
+    })
+    .unwrap();
     // The card claims more than the system holds for it.
     assert_eq!(
         refused(debit(s, &c, purchase(c.no, 1, 0, 50_000, 20_000))),
