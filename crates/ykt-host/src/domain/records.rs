@@ -311,7 +311,8 @@ fn upload_debit(
     checks::amount(r)?;
     checks::balances(r, false)?;
     // No lifecycle, class or hours checks here: the terminal verified the card offline and
-    // the money already left it; refusing would only lose the record. Money already left the card: book it to the record's merchant while it exists.
+    // the money already left it; refusing would only lose the record. It is booked to the
+    // record's merchant, which must exist.
     if repo::merchant_get(tx.conn, r.merchant_no)?.is_none() {
         return refuse(ReturnCode::MERCHANT_NOT_FOUND);
     }
