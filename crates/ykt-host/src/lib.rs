@@ -8,11 +8,27 @@
 //!
 //! ```no_run
 //! # use ykt_host::*;
+//! # fn request() -> DebitRequest { unimplemented!() }
+//! # let now = chrono::NaiveDateTime::default();
 //! let store = Store::open(StoreConfig::new(Backend::Sqlite("ykt.db".into())))?;
-//! let report = store.execute(|tx| ledger::audit(tx.conn))?;
+//! // The FEP: queue an online debit; the reply comes after COMMIT, on the writer thread.
+//! let req = request();
+//! store.submit(
+//!     move |tx| domain::records::authorize(tx, &req, now),
+//!     |result| match result {
+//!         Ok(outcome) => { /* code 0, outcome.info(), outcome.collect */ }
+//!         Err(e) => { /* e.return_code() goes on the wire */ }
+//!     },
+//! )?;
+//! // The card office and `ykt audit`: blocking calls; reads on reader connections.
+//! let report = store.read(|tx| ledger::audit(tx.conn))?;
 //! assert!(report.is_clean());
 //! # Ok::<(), HostError>(())
 //! ```
+//!
+//! Refusals are `HostError::Refused(code)` with the code of the spec's table; a job that
+//! returns an error leaves nothing written. Database failures map to code 3, a full queue
+//! to code 1 (`HostError::return_code`).
 
 pub mod backend;
 pub mod domain;
