@@ -31,6 +31,9 @@ impl Drop for Fixture {
 
 pub fn config(backend: Backend) -> StoreConfig {
     let mut c = StoreConfig::new(backend);
+    // Few connections per store: tests run in parallel against one server.
+    c.writers = 2;
+    c.readers = 1;
     c.tac = Some(std::sync::Arc::new(|r: &Record| r.tac == expected_tac(r)));
     c
 }
