@@ -1,4 +1,4 @@
-//! The double-entry ledger (R-H6). A transfer moves a positive amount from one account to
+//! The double-entry ledger (R-H6) and the audit of the books and their companions. A transfer moves a positive amount from one account to
 //! another, so every movement balances by construction and all balances sum to zero
 //! (`funding` goes negative as money is paid in at the card office).
 //!
@@ -134,6 +134,10 @@ pub struct AuditReport {
     /// `(device, serial, expected net debit, booked net debit)` where the ledger disagrees
     /// with the record (a record booked twice or partly shows up here).
     pub record_mismatches: Vec<(i64, i64, Fen, Fen)>,
+    /// Cards whose count of used lifetime counters differs from the counters kept (R-H5).
+    pub counter_mismatches: Vec<u32>,
+    /// Cards whose blacklist entry disagrees with their status (R-H4).
+    pub blacklist_mismatches: Vec<u32>,
 }
 
 impl AuditReport {
@@ -142,6 +146,8 @@ impl AuditReport {
             && self.account_mismatches.is_empty()
             && self.card_mismatches.is_empty()
             && self.record_mismatches.is_empty()
+            && self.counter_mismatches.is_empty()
+            && self.blacklist_mismatches.is_empty()
     }
 }
 
@@ -208,6 +214,21 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
         report
             .record_mismatches
             .push((r.int(0)?, r.int(1)?, r.int(2)?, r.int(3)?));
+    }
+    for r in conn.query(
+        "SELECT c.no FROM cards c LEFT JOIN ( \
+             SELECT card_no, COUNT(*) AS n FROM card_counters GROUP BY card_no) u \
+         ON u.card_no = c.no WHERE c.counters_used <> COALESCE(u.n, 0) ORDER BY c.no LIMIT $1",
+        &[AUDIT_LIMIT.into()],
+    )? {
+        report.counter_mismatches.push(r.int_as(0)?);
+    }
+    for r in conn.query(
+        "SELECT c.no FROM cards c LEFT JOIN blacklist b ON b.card_no = c.no \
+         WHERE (c.status = 'normal') <> (COALESCE(b.listed, 0) = 0) ORDER BY c.no LIMIT $1",
+        &[AUDIT_LIMIT.into()],
+    )? {
+        report.blacklist_mismatches.push(r.int_as(0)?);
     }
     Ok(report)
 }

@@ -777,7 +777,8 @@ pub fn cpu_tac_verified(f: &Fixture) {
 }
 
 // R-H6: the audit finds books that do not balance, accounts that differ from their
-// transfers, card mirrors that differ from their accounts, and records booked twice.
+// transfers, card mirrors that differ from their accounts, records booked twice, and (R-H5,
+// R-H4) counters and blacklist entries that disagree with the card.
 pub fn audit_detects_tampering(f: &Fixture) {
     let s = &f.store;
     world(s);
@@ -807,6 +808,16 @@ pub fn audit_detects_tampering(f: &Fixture) {
     .unwrap();
     let report = s.execute(|tx| ledger::audit(tx.conn)).unwrap();
     assert_eq!(report.card_mismatches.len(), 1, "{report:?}");
+    s.execute(move |tx| {
+        tx.conn.exec(
+            "UPDATE cards SET counters_used = 9, status = 'frozen' WHERE no = $1",
+            &[no.into()],
+        )
+    })
+    .unwrap();
+    let report = s.read(|tx| ledger::audit(tx.conn)).unwrap();
+    assert_eq!(report.counter_mismatches, vec![no]);
+    assert_eq!(report.blacklist_mismatches, vec![no]);
     s.execute(|tx| {
         tx.conn.exec(
             "UPDATE accounts SET balance = balance + 5 WHERE id = 'fee'",
