@@ -57,6 +57,45 @@ fn bench(c: &mut Criterion) {
         }
     }
     group.finish();
+
+    // R-F4.21: a 1,000,000-card blacklist as 64 bitmap segments, sealed by the host and
+    // opened by the terminal (codec and MAC cost of a bulk initialisation, no I/O).
+    let mut bulk = c.benchmark_group("bulk_blacklist_1m_cards");
+    bulk.sample_size(10);
+    let segments: Vec<Segment> = (0..MAX_SEGMENTS)
+        .map(|s| {
+            let mut seg = Segment::empty();
+            for n in (0..CARDS_PER_SEGMENT).step_by(16) {
+                if s > 0 || n > 0 {
+                    seg.insert(n);
+                }
+            }
+            seg
+        })
+        .collect();
+    for (name, suite) in [("aes128_cmac", Suite::Aes128), ("sm4_cmac", Suite::Sm4)] {
+        bulk.bench_function(name, |b| {
+            b.iter(|| {
+                let mut host = Session::new(Role::Host, DEVICE, suite, &SESSION_KEY);
+                let mut term = Session::new(Role::Terminal, DEVICE, suite, &SESSION_KEY);
+                let mut frame = Vec::with_capacity(MAX_FRAME_LEN);
+                for (i, seg) in segments.iter().enumerate() {
+                    frame.clear();
+                    let msg = Message::BlacklistBulkResponse(BlacklistBulkResponse {
+                        code: ReturnCode::SUCCESS,
+                        info: InfoCode::NONE,
+                        version: 1,
+                        segment: i as u16,
+                        segments: MAX_SEGMENTS,
+                        bitmap: Some(seg.clone()),
+                    });
+                    host.seal(&msg, 0, &mut frame).unwrap();
+                    black_box(term.open(&frame).unwrap());
+                }
+            })
+        });
+    }
+    bulk.finish();
 }
 
 criterion_group!(benches, bench);

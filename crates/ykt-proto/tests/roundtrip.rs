@@ -143,3 +143,32 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    // R-C6.3: replay window as a state machine. Frames delivered in any order, with repeats,
+    // are accepted exactly when their number exceeds every number accepted before.
+    #[test]
+    fn replay_window_model(deliveries in prop::collection::vec(0usize..12, 1..40), suite in suite()) {
+        let (mut term, mut host) = pair(suite);
+        let frames: Vec<(u32, Vec<u8>)> = (0..12)
+            .map(|i| {
+                let mut f = Vec::new();
+                let msg = Message::StatusQuery(StatusQuery);
+                let seq = if i % 2 == 0 { term.seal(&msg, 0, &mut f) } else { term.seal(&msg, 7, &mut f) };
+                (seq.unwrap(), f)
+            })
+            .collect();
+        let mut highest = 0u32;
+        for i in deliveries {
+            let (seq, frame) = &frames[i];
+            let result = host.open(frame);
+            if *seq > highest {
+                prop_assert!(result.is_ok());
+                highest = *seq;
+            } else {
+                prop_assert_eq!(result.unwrap_err(), ProtoError::Replay { got: *seq, last: highest });
+            }
+            prop_assert_eq!(host.last_received(), highest);
+        }
+    }
+}
