@@ -25,9 +25,12 @@ const SLOT_SIZE: u64 = (SLOT_HEADER_LEN + 4 + BITMAP_LEN) as u64;
 const SLOTS: SlotStore = SlotStore {
     region: Region::Blacklist,
     magic: *b"YKB1",
+    base: LOG_SIZE as u64,
     slot_size: SLOT_SIZE,
 };
-const LOG_BASE: u64 = 2 * SLOT_SIZE;
+// The delta log comes first, so that a list kept by incremental updates alone never
+// writes the 4 MiB of slots.
+const LOG_BASE: u64 = 0;
 const LOG_SIZE: usize = 256 * 1024;
 const LOG_MAGIC: [u8; 4] = *b"YKBD";
 const LOG_HEADER_LEN: usize = 16;

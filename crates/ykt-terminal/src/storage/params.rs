@@ -20,6 +20,7 @@ pub const MAX_MERCHANT_NAME: usize = 64;
 const SLOTS: SlotStore = SlotStore {
     region: Region::Params,
     magic: *b"YKP1",
+    base: 0,
     slot_size: 16 * 1024,
 };
 const FORMAT: u8 = 1;

@@ -12,6 +12,8 @@ pub(crate) const HEADER_LEN: usize = 20;
 pub(crate) struct SlotStore {
     pub region: Region,
     pub magic: [u8; 4],
+    /// Offset of slot 0 in the region.
+    pub base: u64,
     /// Bytes per slot, header included.
     pub slot_size: u64,
 }
@@ -41,7 +43,7 @@ impl SlotStore {
         flash: &mut F,
         slot: u64,
     ) -> Result<Option<Loaded>, FlashError> {
-        let base = slot * self.slot_size;
+        let base = self.base + slot * self.slot_size;
         let mut header = [0u8; HEADER_LEN];
         read_padded(flash, self.region, base, &mut header)?;
         if header[..4] != self.magic {
@@ -94,7 +96,7 @@ impl SlotStore {
         super::flash::write_padded(
             flash,
             self.region,
-            (generation % 2) * self.slot_size,
+            self.base + (generation % 2) * self.slot_size,
             &bytes,
         )?;
         flash.sync(self.region)

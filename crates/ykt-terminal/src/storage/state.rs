@@ -19,6 +19,7 @@ pub const CHECKPOINT_MS: u64 = 60_000;
 const SLOTS: SlotStore = SlotStore {
     region: Region::State,
     magic: *b"YKS1",
+    base: 0,
     slot_size: 256,
 };
 const FORMAT: u8 = 1;
