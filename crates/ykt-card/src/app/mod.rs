@@ -412,7 +412,7 @@ fn transact_in<R: Reader + ?Sized>(
     let w = card.wallet_no;
     let base = card.dir.sector * 4;
     // The card must still be the one that was read, in the state that was read.
-    if Wallet::decode(w, &s.read(base + blocks::MAIN)?) != Some(before) {
+    if Wallet::decode(w, &s.read_for_write(base + blocks::MAIN)?) != Some(before) {
         return Err(AppError::CardChanged);
     }
     let state = TxState {

@@ -43,6 +43,14 @@ impl<'r, R: Reader + ?Sized> Session<'r, R> {
             .inspect_err(|_| self.authed = None)
     }
 
+    /// Reads with key B, ahead of writes to the same sector (saves an authentication).
+    pub fn read_for_write(&mut self, block: u8) -> Result<Block, ReaderError> {
+        self.ensure(sector_of(block), true)?;
+        self.reader
+            .read_block(block)
+            .inspect_err(|_| self.authed = None)
+    }
+
     pub fn write(&mut self, block: u8, data: &Block) -> Result<(), ReaderError> {
         self.ensure(sector_of(block), true)?;
         self.reader

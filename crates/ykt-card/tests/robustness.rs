@@ -1,0 +1,118 @@
+#![allow(clippy::unwrap_used)]
+//! Untrusted card content never panics anything: random dumps, damaged blocks, random APDUs,
+//! random CPU card images. And the fixed sequences have a fixed, known length.
+
+mod common;
+use common::*;
+
+use proptest::prelude::*;
+use ykt_card::app::diagnose::diagnose;
+use ykt_card::app::{Interrupted, Mf1App};
+use ykt_card::cpu::CpuCard;
+use ykt_card::mf1::Mf1Card;
+use ykt_card::{Fault, Reader, SimCard, SimulatedReader, TearOutcome};
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn random_dumps_never_panic(mut dump in proptest::collection::vec(any::<u8>(), 1024)) {
+        dump[4] = dump[0] ^ dump[1] ^ dump[2] ^ dump[3];
+        let card = Mf1Card::from_dump(&dump).unwrap();
+        let keys = keys();
+        let mut r = SimulatedReader::new(1);
+        r.place(SimCard::Mf1(card));
+        let _ = diagnose(&mut r, &keys);
+        let _ = Mf1App::new(&keys).read(&mut r, 0);
+    }
+
+    // An issued card with any bytes of any block overwritten: reads, inspections and debits
+    // return errors or results, never panic, and never create money.
+    #[test]
+    fn damaged_issued_cards_never_panic(block in 1u8..64, bytes: [u8; 16], amount in 0i64..20_000) {
+        let keys = keys();
+        let app = Mf1App::new(&keys);
+        let mut card = card(10_000);
+        *card.raw_block_mut(block).unwrap() = bytes;
+        let mut r = reader_with(card, 2);
+        let _ = diagnose(&mut r, &keys);
+        if let Ok(c) = app.read(&mut r, 0) {
+            prop_assert!(c.wallet.balance <= 10_000);
+            if app.transact(&mut r, &c, &purchase(amount, 0, 1, at(1, 8))).is_ok() {
+                prop_assert_eq!(app.read(&mut r, 0).unwrap().wallet.balance, c.wallet.balance - amount);
+            }
+        }
+    }
+
+    #[test]
+    fn random_apdus_never_panic(apdus in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..20)) {
+        let keys = keys();
+        let mut card = ykt_card::cpu::app::issue_cpu(
+            &keys, [1, 2, 3, 4], ykt_proto::types::CardNo::new(5).unwrap(),
+            ykt_proto::types::DisplayNo::new(5).unwrap(), 1,
+            chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(), 100, "1234", 9,
+        ).unwrap();
+        let before = card.balance;
+        let _ = card.process(&ykt_card::cpu::apdu::command(0, 0xA4, 4, 0, &ykt_card::cpu::card::AID, Some(0)));
+        for apdu in apdus {
+            let resp = card.process(&apdu);
+            prop_assert!(resp.len() >= 2);
+        }
+        // Without keys no command sequence can move money.
+        prop_assert_eq!(card.balance, before);
+    }
+
+    #[test]
+    fn random_cpu_images_never_panic(text in "(([a-z_]{1,12}) = ([0-9A-F ]{0,50})\n){0,30}") {
+        let _ = CpuCard::from_image(&text);
+    }
+}
+
+// The number of reader operations of each sequence is fixed (a terminal budgets its time on
+// it: each MF1 operation takes a few milliseconds on a real reader).
+#[test]
+fn operation_counts_are_fixed() {
+    let keys = keys();
+    let app = Mf1App::new(&keys);
+    let mut r = reader_with(card(10_000), 1);
+    let start = r.op_count();
+    let c = app.read(&mut r, 0).unwrap();
+    let read_ops = r.op_count() - start;
+    let start = r.op_count();
+    app.transact(&mut r, &c, &purchase(100, 0, 1, at(1, 8)))
+        .unwrap();
+    let debit_ops = r.op_count() - start;
+    // select; header (auth s0, read); info, pin (auth s1, 2 reads); directory, lock (auth s3,
+    // 2 reads); wallet (auth s4, 3 reads) = 13.
+    assert_eq!(read_ops, 13);
+    // auth B s4, read main, write state, auth B ring, write 2 record blocks, auth B s4, write
+    // main, backup, state = 10.
+    assert_eq!(debit_ops, 10);
+}
+
+// The read after a torn write says what it did with the interrupted transaction.
+#[test]
+fn interrupted_transactions_are_reported() {
+    let keys = keys();
+    let app = Mf1App::new(&keys);
+    // Tear the backup write (op 8 of the debit): landed, finished on the next read.
+    // Tear the main write (op 7): did not land, abandoned.
+    for (k, landed) in [(8u64, true), (7, false)] {
+        let mut r = reader_with(card(10_000), 1);
+        let c = app.read(&mut r, 0).unwrap();
+        r.inject(r.op_count() + k, Fault::Tear(TearOutcome::Garbage));
+        assert!(
+            app.transact(&mut r, &c, &purchase(100, 0, 1, at(1, 8)))
+                .is_err()
+        );
+        r.retap();
+        let again = app.read(&mut r, 0).unwrap();
+        match again.interrupted {
+            Some(Interrupted::Finished(t)) if landed => assert_eq!(t.balance_after, 9_900),
+            Some(Interrupted::Abandoned(t)) if !landed => assert_eq!(t.balance_before, 10_000),
+            other => panic!("k={k}: {other:?}"),
+        }
+        assert!(app.read(&mut r, 0).unwrap().interrupted.is_none());
+        let _ = r.select();
+    }
+}
