@@ -1,0 +1,285 @@
+//! Parameters (chapter 4, R-P5.1), offline-time counter (R-F4.18), clock (R-F4.19) and
+//! status report (R-F4.20): persistence, round trips and power cuts.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use chrono::{NaiveTime, TimeDelta};
+use common::{at, purchase};
+use proptest::prelude::*;
+use ykt_proto::{ClassSet, ConsumptionMode, PriceItem, TerminalParams, WorkMode, WorkingHours};
+use ykt_terminal::{
+    BlacklistStore, Journal, JournalConfig, MemFlash, ParamsError, ParamsStore, SavedParams,
+    StateStore, StatusReport,
+};
+
+fn params() -> TerminalParams {
+    TerminalParams {
+        version: 3,
+        work_mode: WorkMode::Auto,
+        consumption_mode: ConsumptionMode::Coded,
+        fixed_amount: 800,
+        price_list: vec![PriceItem {
+            code: 1,
+            price: 1200,
+            subject: 7,
+        }],
+        allowed_classes: ClassSet::ALL,
+        fee_rates: [5; 256],
+        max_balance: 100_000,
+        min_balance: 0,
+        max_daily_uses: 5,
+        single_password_threshold: 5_000,
+        daily_password_threshold: 20_000,
+        wallet_no: 1,
+        max_offline_hours: 24,
+        working_hours: vec![WorkingHours {
+            start: NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(2, 0, 0).unwrap(),
+        }],
+    }
+}
+
+fn time_strategy() -> impl Strategy<Value = NaiveTime> {
+    (0u32..86_400, 0u32..1_000_000_000)
+        .prop_map(|(s, n)| NaiveTime::from_num_seconds_from_midnight_opt(s, n).unwrap())
+}
+
+prop_compose! {
+    fn params_strategy()(
+        version: u32,
+        work_mode in prop_oneof![Just(WorkMode::FullOnline), Just(WorkMode::Auto), Just(WorkMode::Offline)],
+        consumption_mode in prop_oneof![Just(ConsumptionMode::UnitPrice), Just(ConsumptionMode::FixedAmount), Just(ConsumptionMode::Coded)],
+        money in prop::array::uniform5(0i64..i64::MAX),
+        price_list in prop::collection::vec((any::<u16>(), 0i64..1_000_000, any::<u16>()).prop_map(|(code, price, subject)| PriceItem { code, price, subject }), 0..40),
+        classes in prop::array::uniform32(any::<u8>()),
+        rates in prop::collection::vec(0u8..=100, 256),
+        max_daily_uses: u16,
+        wallet_no: u8,
+        max_offline_hours: u16,
+        hours in prop::collection::vec((time_strategy(), time_strategy()).prop_map(|(start, end)| WorkingHours { start, end }), 0..4),
+    ) -> TerminalParams {
+        TerminalParams {
+            version, work_mode, consumption_mode,
+            fixed_amount: money[0], price_list, allowed_classes: ClassSet(classes),
+            fee_rates: rates.try_into().unwrap(),
+            max_balance: money[1], min_balance: money[2], max_daily_uses,
+            single_password_threshold: money[3], daily_password_threshold: money[4],
+            wallet_no, max_offline_hours, working_hours: hours,
+        }
+    }
+}
+
+prop_compose! {
+    fn saved_strategy()(
+        params in prop::option::of(params_strategy()),
+        merchant_no: u32,
+        merchant_name in "[a-z食堂一二]{0,16}",
+        manual in prop::option::of(prop_oneof![Just(WorkMode::FullOnline), Just(WorkMode::Auto), Just(WorkMode::Offline)]),
+    ) -> SavedParams {
+        SavedParams { params, merchant_no, merchant_name, manual_work_mode: manual }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    // R-P5.1, R-F4.4, R-F4.5, R-F4.13: every downloadable parameter, the saved merchant and
+    // the hand-set work mode survive a power cycle unchanged.
+    #[test]
+    fn saved_params_round_trip(a in saved_strategy(), b in saved_strategy(), seed: u64) {
+        let mut flash = MemFlash::new();
+        let mut store = ParamsStore::open(&mut flash).unwrap();
+        store.save(&mut flash, a.clone()).unwrap();
+        store.save(&mut flash, b.clone()).unwrap();
+        let reopened = ParamsStore::open(&mut flash.power_cycle(seed)).unwrap();
+        prop_assert_eq!(reopened.get(), &b);
+    }
+}
+
+// A power cut at any byte of a save leaves the old parameters or the new ones, whole.
+#[test]
+fn power_cut_during_save_keeps_old_or_new() {
+    let old = SavedParams {
+        params: Some(params()),
+        merchant_no: 42,
+        merchant_name: "一食堂".into(),
+        manual_work_mode: None,
+    };
+    let mut new = old.clone();
+    new.params.as_mut().unwrap().price_list = (0..500)
+        .map(|code| PriceItem {
+            code,
+            price: 100,
+            subject: 0,
+        })
+        .collect();
+    new.merchant_no = 43;
+    let mut base = MemFlash::new();
+    ParamsStore::open(&mut base)
+        .unwrap()
+        .save(&mut base, old.clone())
+        .unwrap();
+    let start = base.bytes_written();
+    let mut probe = base.clone();
+    ParamsStore::open(&mut probe)
+        .unwrap()
+        .save(&mut probe, new.clone())
+        .unwrap();
+    for cut in 0..=probe.bytes_written() - start {
+        let mut flash = base.clone();
+        flash.cut_power_after(cut);
+        let saved = ParamsStore::open(&mut flash)
+            .unwrap()
+            .save(&mut flash, new.clone())
+            .is_ok();
+        let got = ParamsStore::open(&mut flash.power_cycle(cut))
+            .unwrap()
+            .get()
+            .clone();
+        assert!(got == new || (!saved && got == old), "cut {cut}");
+    }
+}
+
+// R-P5.1: merchant number 0 after an error; R-F4.18: a hand-set mode overrides the host's.
+#[test]
+fn merchant_and_work_mode_updates() {
+    let mut flash = MemFlash::new();
+    let mut store = ParamsStore::open(&mut flash).unwrap();
+    assert_eq!(store.get(), &SavedParams::default());
+    assert_eq!(store.get().work_mode(), WorkMode::FullOnline);
+    store
+        .update(&mut flash, |p| {
+            p.params = Some(params());
+            p.merchant_no = 42;
+        })
+        .unwrap();
+    assert_eq!(store.get().work_mode(), WorkMode::Auto);
+    store
+        .update(&mut flash, |p| p.manual_work_mode = Some(WorkMode::Offline))
+        .unwrap();
+    store.update(&mut flash, |p| p.merchant_no = 0).unwrap();
+    let reopened = ParamsStore::open(&mut flash).unwrap();
+    assert_eq!(reopened.get().work_mode(), WorkMode::Offline);
+    assert_eq!(reopened.get().merchant_no, 0);
+}
+
+#[test]
+fn invalid_params_are_refused_and_nothing_is_written() {
+    let mut flash = MemFlash::new();
+    let mut store = ParamsStore::open(&mut flash).unwrap();
+    let mut p = params();
+    p.fee_rates[3] = 101;
+    let err = store
+        .update(&mut flash, |s| s.params = Some(p))
+        .unwrap_err();
+    assert!(matches!(err, ParamsError::Invalid(_)));
+    let mut p = params();
+    p.price_list = vec![
+        PriceItem {
+            code: 1,
+            price: 1,
+            subject: 0
+        };
+        1025
+    ];
+    assert!(store.update(&mut flash, |s| s.params = Some(p)).is_err());
+    assert!(
+        store
+            .update(&mut flash, |s| s.merchant_name = "x".repeat(65))
+            .is_err()
+    );
+    assert_eq!(flash.bytes_written(), 0);
+}
+
+// R-F4.18: the offline time accumulates from the moment the terminal went offline, is
+// cleared when it is online again, survives power cycles (checkpointed every minute), blocks
+// transactions past the maximum, and can be reset by the operator.
+#[test]
+fn offline_time_counter() {
+    let mut flash = MemFlash::new();
+    let t0 = at(1, 8);
+    let mut state = StateStore::open(&mut flash, 0, t0).unwrap();
+    assert!(!state.offline().is_offline());
+    state.went_offline(&mut flash, 1_000, t0).unwrap();
+    let hour = 3_600_000;
+    for minute in 1..=(23 * 60) {
+        state
+            .tick(
+                &mut flash,
+                1_000 + minute * 60_000,
+                t0 + TimeDelta::minutes(minute as i64),
+            )
+            .unwrap();
+    }
+    let now = 1_000 + 23 * hour + 30 * 60_000;
+    assert!(!state.offline().exceeded(24, now));
+    assert_eq!(state.offline().offline_ms(now), 23 * hour + 30 * 60_000);
+    // Power lost 30 s after the last checkpoint, off for an hour by the terminal clock.
+    let last_checkpoint = t0 + TimeDelta::minutes(23 * 60);
+    let mut after = flash.power_cycle(1);
+    let state2 = StateStore::open(&mut after, 5, last_checkpoint + TimeDelta::hours(1)).unwrap();
+    assert!(state2.offline().is_offline());
+    assert_eq!(state2.offline().offline_ms(5), 24 * hour);
+    assert!(state2.offline().exceeded(24, 5));
+    assert!(!state2.offline().exceeded(0, 5), "0 = no limit");
+    // Operator reset: counting again from zero, still offline.
+    let mut state2 = state2;
+    state2
+        .reset_offline(&mut after, 10, last_checkpoint + TimeDelta::hours(1))
+        .unwrap();
+    assert_eq!(state2.offline().offline_ms(10 + 60_000), 60_000);
+    // Online clears it, durably.
+    state2
+        .came_online(&mut after, 20, last_checkpoint + TimeDelta::hours(1))
+        .unwrap();
+    let state3 = StateStore::open(&mut after, 0, last_checkpoint + TimeDelta::hours(5)).unwrap();
+    assert!(!state3.offline().is_offline());
+    assert_eq!(state3.offline().offline_ms(1_000_000), 0);
+}
+
+// R-F4.19: the host sets the clock; the offset survives a power cycle.
+// R-F4.20: the status report carries pending records, clock and blacklist version.
+#[test]
+fn clock_setting_and_status_report() {
+    let mut flash = MemFlash::new();
+    let rtc = at(1, 8);
+    let host = at(2, 9) + TimeDelta::milliseconds(250);
+    let mut state = StateStore::open(&mut flash, 0, rtc).unwrap();
+    state.set_clock(&mut flash, host, rtc, 0).unwrap();
+    let state = StateStore::open(&mut flash.power_cycle(3), 0, rtc).unwrap();
+    assert_eq!(
+        state.clock().now(rtc + TimeDelta::seconds(10)),
+        host + TimeDelta::seconds(10)
+    );
+    assert_eq!(state.clock().last_set, Some(host));
+
+    let cfg = JournalConfig::with_segment_size(1024, 8);
+    let (mut journal, _) = Journal::open(&mut flash, cfg).unwrap();
+    journal.append(&mut flash, purchase(1, 100, host)).unwrap();
+    journal.append(&mut flash, purchase(2, 100, host)).unwrap();
+    let mut blacklist = BlacklistStore::open(&mut flash).unwrap();
+    blacklist.apply_incremental(&mut flash, 0, 12, &[]).unwrap();
+    let report = StatusReport::new(&journal, &blacklist, state.clock().now(rtc));
+    assert_eq!(report.pending_records, 2);
+    assert_eq!(report.blacklist_version, 12);
+    assert_eq!(report.clock, host);
+    assert_eq!(report.next_serial, 3);
+}
+
+// A power cut at any byte of a state save keeps the old or the new state.
+#[test]
+fn power_cut_during_state_save() {
+    let t = at(3, 3);
+    let mut base = MemFlash::new();
+    let mut s = StateStore::open(&mut base, 0, t).unwrap();
+    s.went_offline(&mut base, 0, t).unwrap();
+    for cut in 0..64 {
+        let mut flash = base.clone();
+        flash.cut_power_after(cut);
+        let mut s = StateStore::open(&mut flash, 100, t).unwrap();
+        let done = s.came_online(&mut flash, 200, t).is_ok();
+        let after = StateStore::open(&mut flash.power_cycle(cut), 0, t).unwrap();
+        assert!(after.offline().is_offline() != done || !done, "cut {cut}");
+    }
+}
