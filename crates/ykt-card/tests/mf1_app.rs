@@ -204,6 +204,7 @@ fn pin_verification_uses_stored_data_only() {
     let app = Mf1App::new(&keys);
     let mut r = reader_with(card(100), 1);
     let c = app.read(&mut r, 0).unwrap();
+    assert!(c.has_pin_data());
     assert!(app.verify_pin(&c, "123456"));
     assert!(!app.verify_pin(&c, "123457"));
     assert!(!app.verify_pin(&c, "12"));

@@ -8,7 +8,7 @@ pub mod issue;
 mod session;
 
 use chrono::{NaiveDate, NaiveDateTime};
-use ykt_proto::types::{CardNo, Fen, PhysicalId};
+use ykt_proto::types::{CardNo, CardType, Fen, PhysicalId, Record, RecordKind, RecordStatus};
 
 use crate::error::ReaderError;
 use crate::keys::{SystemKeys, valid_pin};
@@ -109,6 +109,39 @@ impl CardRead {
 
     pub fn expired(&self, today: NaiveDate) -> bool {
         today > self.info.expiry
+    }
+
+    /// Whether the card carries valid PIN verification data (otherwise no PIN can be checked
+    /// and PIN-protected payments must be refused).
+    pub fn has_pin_data(&self) -> bool {
+        self.pin.is_some()
+    }
+}
+
+impl CardRecord {
+    /// The record as the terminal uploads it when the host asks for the card's transactions
+    /// (R-F4.17): kind `Collected`, status `Written` (it is on the card), no merchant known.
+    pub fn to_collected(&self, card_no: CardNo, wallet_no: u8) -> Record {
+        Record {
+            device: self.device,
+            serial: self.serial,
+            kind: RecordKind::Collected,
+            status: RecordStatus::Written,
+            online: false,
+            card_type: CardType::Mf1,
+            card_no,
+            card_counter: self.counter_before,
+            wallet_no,
+            balance_before: self.balance_before,
+            amount: self.amount,
+            fee: self.fee,
+            balance_after: self.balance_after,
+            time: self.time,
+            merchant_no: 0,
+            original_serial: None,
+            item_code: 0,
+            tac: 0,
+        }
     }
 }
 
