@@ -265,3 +265,62 @@ proptest! {
         prop_assert_eq!(recs.iter().map(|x| x.serial).collect::<Vec<_>>(), want);
     }
 }
+
+/// A card left by a debit torn at its `op`-th operation with `outcome`.
+fn torn_card(op: u64, outcome: TearOutcome) -> (SimulatedReader, i64) {
+    let keys = keys();
+    let app = Mf1App::new(&keys);
+    let mut r = reader_with(card(10_000), 5);
+    let c = app.read(&mut r, 0).unwrap();
+    r.inject(r.op_count() + op, Fault::Tear(outcome));
+    assert!(
+        app.transact(&mut r, &c, &purchase(700, 0, 1, at(1, 12)))
+            .is_err()
+    );
+    r.clear_faults();
+    r.retap();
+    (
+        r,
+        if op >= 7 && !(op == 7 && outcome != TearOutcome::New) {
+            9_300
+        } else {
+            10_000
+        },
+    )
+}
+
+// R-F4.2: the repairs a read makes (main from backup, backup from main, finishing or
+// abandoning an interrupted debit) are themselves torn at every operation; the next read
+// still settles the card to exactly one outcome.
+#[test]
+fn repairs_survive_a_fault_at_every_operation() {
+    let keys = keys();
+    let app = Mf1App::new(&keys);
+    // Main torn to garbage (repair main from backup, abandon), backup torn (repair backup,
+    // finish), final state write torn (state damaged only).
+    for (at, outcome) in [
+        (7, TearOutcome::Garbage),
+        (8, TearOutcome::Garbage),
+        (8, TearOutcome::Old),
+        (9, TearOutcome::Garbage),
+    ] {
+        for k in 0..16 {
+            for fault in faults() {
+                let (mut r, expected) = torn_card(at, outcome);
+                r.inject(r.op_count() + k, fault);
+                let _ = app.read(&mut r, 0);
+                r.clear_faults();
+                r.retap();
+                let fin = app.read(&mut r, 0).unwrap();
+                assert_eq!(
+                    fin.wallet.balance, expected,
+                    "torn at {at} {outcome:?}, then k={k} {fault:?}"
+                );
+                assert_eq!(fin.wallet.counter, u32::from(expected != 10_000));
+                let again = app.read(&mut r, 0).unwrap();
+                assert!(again.interrupted.is_none());
+                assert_eq!(mf1(&r).raw_block(16), mf1(&r).raw_block(18));
+            }
+        }
+    }
+}
