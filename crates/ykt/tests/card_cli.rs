@@ -299,3 +299,68 @@ fn bad_input_is_refused_with_a_message() {
     );
     assert!(!o.status.success());
 }
+
+// R-F4.2, R-P5.7: a card left by a debit torn between main and backup: check says the
+// transaction landed and the terminal will finish it; the card stays usable.
+#[test]
+fn check_reports_an_interrupted_debit() {
+    use ykt_card::app::{Mf1App, TxKind, TxRequest};
+    use ykt_card::mf1::Mf1Card;
+    use ykt_card::{Fault, SimCard, SimulatedReader, TearOutcome};
+    let dir = setup();
+    assert!(
+        new_card(dir.path(), "mf1", "card.mfd", "2099-12-31")
+            .status
+            .success()
+    );
+    let path = dir.path().join("card.mfd");
+    let keys = ykt_card::keys::SystemKeys::parse(
+        &std::fs::read_to_string(dir.path().join("sys.keys")).unwrap(),
+    )
+    .unwrap();
+    let app = Mf1App::new(&keys);
+    let mut r = SimulatedReader::new(3);
+    r.place(SimCard::Mf1(
+        Mf1Card::from_dump(&std::fs::read(&path).unwrap()).unwrap(),
+    ));
+    let c = app.read(&mut r, 0).unwrap();
+    // Operation 8 of a debit writes the backup copy.
+    r.inject(r.op_count() + 8, Fault::Tear(TearOutcome::Garbage));
+    let time = chrono::NaiveDate::from_ymd_opt(2026, 3, 1)
+        .unwrap()
+        .and_hms_opt(12, 0, 0)
+        .unwrap();
+    let req = TxRequest {
+        kind: TxKind::Purchase,
+        amount: 345,
+        fee: 0,
+        time,
+        device: ykt_proto::types::PhysicalId([1, 2, 3, 4]),
+        serial: 1,
+    };
+    assert!(app.transact(&mut r, &c, &req).is_err());
+    let Some(SimCard::Mf1(card)) = r.take() else {
+        panic!("card gone")
+    };
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, card.to_dump()).unwrap();
+    let o = ykt(
+        dir.path(),
+        &["card", "check", "card.mfd", "--keys", "sys.keys"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("wallet 0: main copy good, backup bad; terminal would: 完成中断的交易"),
+        "{}",
+        text(&o)
+    );
+    let o = ykt(
+        dir.path(),
+        &["card", "show", "card.mfd", "--keys", "sys.keys"],
+    );
+    assert!(
+        text(&o).contains("进行中 (pending) 消费 #1: 123.45 元 → 120.00 元"),
+        "{}",
+        text(&o)
+    );
+}
