@@ -49,6 +49,7 @@ pub enum Args {
 
 #[derive(clap::Args)]
 pub struct NewArgs {
+    /// MIFARE Classic 1K (written as a 1024-byte dump) or PBOC-style CPU card (text image).
     #[arg(long = "type", value_enum)]
     card_type: CardType,
     /// Application serial number (应用序列号), 1 to 16777215.
@@ -69,6 +70,7 @@ pub struct NewArgs {
     /// Card password, 4–12 digits (only verification data is stored).
     #[arg(long)]
     pin: String,
+    /// The system master key file (`ykt keys new`).
     #[arg(long)]
     keys: PathBuf,
     /// Where to write the image; an existing file is never overwritten.
