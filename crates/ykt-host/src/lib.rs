@@ -37,6 +37,7 @@ pub mod ledger;
 pub mod model;
 pub mod params_codec;
 pub mod repo;
+pub mod server;
 pub mod sql;
 pub mod store;
 

@@ -1,0 +1,200 @@
+//! The front-end processor (前置机) as a tokio server: a terminal listener speaking the wire
+//! protocol (`docs/protocol.md`) and an HTTP listener for health, Prometheus metrics and the
+//! admin JSON API (`docs/admin-api.md`).
+//!
+//! Every request is handled without blocking the runtime: writes go through
+//! [`Store::submit`] with a oneshot reply, reads through `spawn_blocking`. Shutdown stops
+//! accepting, lets in-flight requests finish (their store jobs commit before they reply)
+//! and flushes every answer before [`Server::shutdown`] returns.
+
+mod admin;
+mod clock;
+mod conn;
+mod handlers;
+mod http;
+mod jobs;
+mod metrics;
+mod registry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::error::{HostError, Result};
+use crate::store::Store;
+
+pub use clock::Clock;
+pub use registry::{Command, Registry};
+
+/// Everything the server needs besides the store.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub terminal_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    /// The front-end processor this process serves as (R-H7).
+    pub fep_id: u32,
+    /// Bearer token the admin API demands.
+    pub admin_token: String,
+    /// Terminal connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// Largest frame accepted (≤ 65,537).
+    pub max_frame: usize,
+    /// A client that started a frame must finish it within this (slow-loris guard).
+    pub frame_deadline: Duration,
+    /// A connection silent this long is closed; larger than the 60 s heartbeat period.
+    pub idle_timeout: Duration,
+    /// Requests of one connection handled at the same time (pipelining).
+    pub max_in_flight: usize,
+    /// How often connected terminals are asked for their status (R-F4.20).
+    pub status_interval: Duration,
+    /// How often connected terminals get their clock set again (R-F4.19: at least daily).
+    pub clock_interval: Duration,
+    /// The campus clock: terminals keep local time.
+    pub clock: Clock,
+}
+
+impl ServerConfig {
+    pub fn new(terminal_listen: SocketAddr, http_listen: SocketAddr, admin_token: String) -> Self {
+        ServerConfig {
+            terminal_listen,
+            http_listen,
+            fep_id: 1,
+            admin_token,
+            max_connections: 10_000,
+            max_frame: ykt_proto::MAX_FRAME_LEN,
+            frame_deadline: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(180),
+            max_in_flight: 16,
+            status_interval: Duration::from_secs(300),
+            clock_interval: Duration::from_secs(24 * 3600),
+            clock: Clock::china(),
+        }
+    }
+}
+
+/// What connection tasks and HTTP handlers share.
+pub(crate) struct Shared {
+    pub store: Store,
+    pub config: ServerConfig,
+    pub registry: Registry,
+    pub nonces: registry::NonceCache,
+    pub metrics: metrics::Metrics,
+}
+
+/// A running server: its bound addresses, and the handle to stop it.
+pub struct Server {
+    terminal_addr: SocketAddr,
+    http_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    registry: Registry,
+}
+
+impl Server {
+    /// Binds both listeners and starts serving. Signs this process in as its FEP; when the
+    /// FEP is not registered or activated, terminals get codes 10–13 until it is.
+    pub async fn start(config: ServerConfig, store: Store) -> Result<Server> {
+        let io = |what: &str, e: std::io::Error| HostError::Invalid(format!("{what}: {e}"));
+        let terminals = TcpListener::bind(config.terminal_listen)
+            .await
+            .map_err(|e| io(&format!("cannot listen on {}", config.terminal_listen), e))?;
+        let http = TcpListener::bind(config.http_listen)
+            .await
+            .map_err(|e| io(&format!("cannot listen on {}", config.http_listen), e))?;
+        let terminal_addr = terminals
+            .local_addr()
+            .map_err(|e| io("terminal listener", e))?;
+        let http_addr = http.local_addr().map_err(|e| io("http listener", e))?;
+        let shared = Arc::new(Shared {
+            registry: Registry::default(),
+            nonces: registry::NonceCache::default(),
+            metrics: metrics::Metrics::install(),
+            store,
+            config,
+        });
+        admin::sign_in_fep(&shared).await;
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(Arc::clone(&shared), terminals, stop_rx.clone()));
+        tasks.spawn(http::serve(Arc::clone(&shared), http, stop_rx));
+        tracing::info!(%terminal_addr, %http_addr, fep = shared.config.fep_id, "serving");
+        Ok(Server {
+            terminal_addr,
+            http_addr,
+            stop,
+            tasks,
+            registry: shared.registry.clone(),
+        })
+    }
+
+    pub fn terminal_addr(&self) -> SocketAddr {
+        self.terminal_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Terminals signed in on this process right now.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Stops accepting, lets every connection answer what it has in flight, then returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        tracing::info!("server stopped");
+    }
+}
+
+/// Runs until `shutdown` resolves, then stops gracefully.
+pub async fn run(
+    config: ServerConfig,
+    store: Store,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let server = Server::start(config, store).await?;
+    shutdown.await;
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+    let mut conns = JoinSet::new();
+    let mut next_id: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                    tracing::warn!(%peer, limit = shared.config.max_connections, "connection limit reached; closing");
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                next_id += 1;
+                let conn = conn::Conn::new(Arc::clone(&shared), next_id, peer, stop.clone());
+                conns.spawn(async move {
+                    conn.run(stream).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}
