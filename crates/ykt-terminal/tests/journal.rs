@@ -167,6 +167,24 @@ fn default_journal_holds_ten_thousand_pending_records() {
     assert_eq!(reopened.pending().next().unwrap().serial, 1);
 }
 
+// Serial numbers never restart: a written journal whose headers are all destroyed is an
+// error, not a blank journal.
+#[test]
+fn a_journal_without_any_valid_header_is_not_reformatted() {
+    let mut flash = MemFlash::new();
+    let mut journal = open(&mut flash, SMALL);
+    journal
+        .append(&mut flash, purchase(1, 1, at(1, 1)))
+        .unwrap();
+    let mut image = flash.image(Region::Journal).to_vec();
+    image[0] ^= 0xFF;
+    let mut damaged = MemFlash::with_image(Region::Journal, &image);
+    assert!(matches!(
+        Journal::open(&mut damaged, SMALL),
+        Err(JournalError::Corrupt(_))
+    ));
+}
+
 #[test]
 fn a_journal_with_another_geometry_is_refused_not_misread() {
     let mut flash = MemFlash::new();

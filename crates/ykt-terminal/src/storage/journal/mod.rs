@@ -147,6 +147,13 @@ impl Journal {
             ));
         }
         let Some(&(head_seq, head)) = order.last() else {
+            // Blank, or a first header torn while formatting: start afresh. Anything else
+            // would restart serial numbers over records that may exist: refuse.
+            if journal.has_data_beyond_first_header(flash)? {
+                return Err(JournalError::Corrupt(
+                    "no valid segment header in a written journal".into(),
+                ));
+            }
             journal.start_segment(flash, 0, 1)?;
             report.formatted = true;
             report.next_serial = journal.next_serial;
@@ -187,6 +194,24 @@ impl Journal {
         report.pending = journal.pending.len();
         report.next_serial = journal.next_serial;
         Ok((journal, report))
+    }
+
+    fn has_data_beyond_first_header<F: Flash + ?Sized>(
+        &self,
+        flash: &mut F,
+    ) -> Result<bool, JournalError> {
+        let size = flash.size(REGION)?.min(self.cfg.total_size());
+        let mut chunk = vec![0u8; self.cfg.segment_size as usize];
+        let mut offset = HEADER_LEN as u64;
+        while offset < size {
+            let len = chunk.len().min((size - offset) as usize);
+            flash.read(REGION, offset, &mut chunk[..len])?;
+            if chunk[..len].iter().any(|&b| b != 0) {
+                return Ok(true);
+            }
+            offset += len as u64;
+        }
+        Ok(false)
     }
 
     fn replay(&mut self, entry: Entry, seq: u64) {
