@@ -1,6 +1,7 @@
 //! `ykt`: the one user-facing binary.
 
 mod cmd;
+mod pos;
 
 use clap::Parser;
 use cmd::{card, keys};
