@@ -12,13 +12,13 @@ fn record(card: u32) -> Option<Record> {
     Some(Record {
         device: PhysicalId([0xA1, 0xB2, 0xC3, 0xD4]),
         serial: 0,
-        kind: if card % 5 == 0 {
+        kind: if card.is_multiple_of(5) {
             RecordKind::Reversal
         } else {
             RecordKind::Purchase
         },
         status: RecordStatus::NotWritten,
-        online: card % 2 == 0,
+        online: card.is_multiple_of(2),
         card_type: CardType::Mf1,
         card_no: CardNo::new(card)?,
         card_counter: card,
