@@ -16,3 +16,4 @@ pub use storage::mem_flash::MemFlash;
 pub use storage::params::{ParamsError, ParamsStore, SavedParams};
 pub use storage::state::{ClockOffset, OfflineTimer, StateError, StateStore, StatusReport};
 pub use storage::stats::{DayTotals, Stats};
+pub use storage::terminal::{StorageError, TerminalStorage};

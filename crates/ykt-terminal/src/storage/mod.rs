@@ -13,3 +13,4 @@ pub mod params;
 pub(crate) mod slots;
 pub mod state;
 pub mod stats;
+pub mod terminal;
