@@ -4,7 +4,7 @@ mod cmd;
 mod pos;
 
 use clap::Parser;
-use cmd::{card, keys};
+use cmd::{audit, card, keys, serve};
 
 #[derive(Parser)]
 #[command(name = "ykt", version, about = "Campus one-card payment system")]
@@ -15,11 +15,24 @@ enum Command {
     /// System master keys.
     #[command(subcommand)]
     Keys(keys::Args),
+    /// Run the front-end processor (terminal listener) and the admin HTTP API.
+    Serve(serve::Args),
+    /// Check the books: balanced, every account equals its transfers, nothing booked twice.
+    Audit(audit::Args),
 }
 
 fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match Command::parse() {
         Command::Card(args) => card::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }

@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use crate::error::{HostError, Result};
 use crate::store::Store;
 
+pub use admin::Provisioning;
 pub use clock::Clock;
 pub use registry::{Command, Registry};
 

@@ -1,0 +1,49 @@
+//! `ykt audit`: the books balance, every account equals the sum of its transfers, every
+//! card mirror equals its account, no record is booked twice (R-H6). Exit 0 only when all hold.
+
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "ykt-data")]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub database: Option<String>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let store = super::serve::open_store(&a.data, a.database.as_deref())?;
+    let r = store.read(|tx| ykt_host::ledger::audit(tx.conn))?;
+    println!(
+        "accounts {}, transfers {}, sum of balances {}",
+        r.accounts, r.transfers, r.balance_sum
+    );
+    let problems = [
+        (
+            "accounts differing from their transfers",
+            r.account_mismatches.len(),
+        ),
+        (
+            "cards differing from their accounts",
+            r.card_mismatches.len(),
+        ),
+        ("records booked other than once", r.record_mismatches.len()),
+        ("cards with wrong counters", r.counter_mismatches.len()),
+        (
+            "cards with a wrong blacklist entry",
+            r.blacklist_mismatches.len(),
+        ),
+    ];
+    for (what, n) in problems {
+        if n > 0 {
+            println!("{what}: {n}");
+        }
+    }
+    if r.is_clean() {
+        println!("audit clean");
+        Ok(())
+    } else {
+        eprintln!("audit FAILED: {r:?}");
+        std::process::exit(1)
+    }
+}
