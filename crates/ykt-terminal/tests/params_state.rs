@@ -84,8 +84,8 @@ prop_compose! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    // R-P5.1, R-F4.4, R-F4.5, R-F4.13: every downloadable parameter, the saved merchant and
-    // the hand-set work mode survive a power cycle unchanged.
+    // R-P5.1 (the saved merchant number and parameters): every downloadable parameter, the
+    // saved merchant and the hand-set work mode survive a power cycle unchanged.
     #[test]
     fn saved_params_round_trip(a in saved_strategy(), b in saved_strategy(), seed: u64) {
         let mut flash = MemFlash::new();
