@@ -190,4 +190,3 @@ fn host_address(listen: SocketAddr) -> String {
         listen.to_string()
     }
 }
-
