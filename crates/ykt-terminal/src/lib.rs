@@ -1,12 +1,20 @@
 //! The POS terminal core of ykt, sans-I/O.
 //!
-//! So far: everything the terminal persists (its flash), behind the [`Flash`] trait:
-//! the transaction [`Journal`], the [`BlacklistStore`], the [`ParamsStore`] and the small
-//! [`StateStore`] (offline-time counter, clock offset). The POS flows of chapters 4–5 will be
-//! built on top of these. No I/O and no clock reads here: time comes in as arguments.
+//! - [`Terminal`]: every flow of chapters 4–5 as a state machine driven by [`Input`]s and
+//!   answering with [`Output`]s (`docs/terminal.md`). Cards are reached through the
+//!   [`ykt_card::Reader`] passed with each input; persistence through [`Flash`].
+//! - Storage: the transaction [`Journal`], the [`BlacklistStore`], the [`ParamsStore`] and
+//!   the [`StateStore`] (offline-time counter, clock offset), opened together as
+//!   [`TerminalStorage`] (`docs/storage.md`).
+//!
+//! No I/O and no clock reads here: time comes in as arguments.
 
+pub mod core;
 pub mod storage;
 
+pub use core::checks::{Approved, CardFacts, Refusal, check_debit, fee};
+pub use core::io::{Beep, Event, Input, Key, Output, Screen};
+pub use core::{CoreError, Terminal, TerminalConfig};
 pub use storage::blacklist::{BlacklistChange, BlacklistError, BlacklistStore};
 pub use storage::flash::{Flash, FlashError, Region};
 pub use storage::journal::{

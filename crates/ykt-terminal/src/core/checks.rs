@@ -1,0 +1,269 @@
+//! The card checks of chapter 4, as one pure function of the card, the parameters, the
+//! terminal clock and the amount (no reader, no storage): R-F4.5–R-F4.13.
+
+use chrono::NaiveDate;
+use ykt_proto::{Fen, ReturnCode, TerminalParams};
+
+use super::texts;
+
+/// What the terminal knows about a card after reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CardFacts {
+    pub class: u8,
+    pub expiry: NaiveDate,
+    pub balance: Fen,
+    /// Uses and amount (amount + fee) already spent today, per the card's wallet.
+    pub daily_count: u16,
+    pub daily_amount: Fen,
+}
+
+/// Why a card is refused: a code of the spec's table, or our own text where the table has none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Code(ReturnCode),
+    Text(&'static str),
+}
+
+impl Refusal {
+    pub fn screen(&self) -> String {
+        match self {
+            Refusal::Code(c) => c.screen_text(),
+            Refusal::Text(t) => (*t).to_owned(),
+        }
+    }
+
+    pub fn code(&self) -> Option<ReturnCode> {
+        match self {
+            Refusal::Code(c) => Some(*c),
+            Refusal::Text(_) => None,
+        }
+    }
+}
+
+/// The outcome of the checks: the fee to add and whether the card password must be asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Approved {
+    pub fee: Fen,
+    pub needs_pin: bool,
+}
+
+/// Fee by permission class (R-F4.13, R-F4.16): amount × rate / 100, rounded half up.
+pub fn fee(amount: Fen, rate_percent: u8) -> Fen {
+    debug_assert!(amount >= 0 && rate_percent <= 100);
+    (amount.max(0) * Fen::from(rate_percent.min(100)) + 50) / 100
+}
+
+/// Every chapter-4 check of a debit of `amount` (fee excluded) on `today`.
+pub fn check_debit(
+    card: &CardFacts,
+    p: &TerminalParams,
+    today: NaiveDate,
+    amount: Fen,
+) -> Result<Approved, Refusal> {
+    if amount <= 0 {
+        return Err(Refusal::Code(ReturnCode::AMOUNT_ERROR));
+    }
+    // R-F4.5: class permission.
+    if !p.allowed_classes.contains(card.class) {
+        return Err(Refusal::Code(ReturnCode::CARD_NO_PERMISSION));
+    }
+    // R-F4.6: expiry against the terminal clock.
+    if today > card.expiry {
+        return Err(Refusal::Code(ReturnCode::CARD_EXPIRED));
+    }
+    // R-F4.8 / R-F4.9: balance limits on the balance before the debit.
+    if p.max_balance > 0 && card.balance > p.max_balance {
+        return Err(Refusal::Code(ReturnCode::CARD_BALANCE_OVER_LIMIT));
+    }
+    if card.balance < p.min_balance {
+        return Err(Refusal::Code(ReturnCode::CARD_INSUFFICIENT_BALANCE));
+    }
+    // R-F4.7: uses per day (the card's daily counter restarts on a new day).
+    if p.max_daily_uses != 0 && card.daily_count >= p.max_daily_uses {
+        return Err(Refusal::Text(texts::DAILY_USES_EXCEEDED));
+    }
+    let fee = fee(amount, p.fee_rates[usize::from(card.class)]);
+    let total = amount.saturating_add(fee);
+    if card.balance < total {
+        return Err(Refusal::Code(ReturnCode::CARD_INSUFFICIENT_BALANCE));
+    }
+    // R-F4.11 single amount, R-F4.12 day's cumulative amount including this one.
+    let single = p.single_password_threshold > 0 && amount >= p.single_password_threshold;
+    let daily = p.daily_password_threshold > 0
+        && card.daily_amount.saturating_add(total) >= p.daily_password_threshold;
+    Ok(Approved {
+        fee,
+        needs_pin: single || daily,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use ykt_proto::{ClassSet, ConsumptionMode, WorkMode};
+
+    pub(crate) fn params() -> TerminalParams {
+        TerminalParams {
+            version: 1,
+            work_mode: WorkMode::Auto,
+            consumption_mode: ConsumptionMode::UnitPrice,
+            fixed_amount: 0,
+            price_list: vec![],
+            allowed_classes: ClassSet::ALL,
+            fee_rates: [0; 256],
+            max_balance: 0,
+            min_balance: 0,
+            max_daily_uses: 0,
+            single_password_threshold: 0,
+            daily_password_threshold: 0,
+            wallet_no: 0,
+            max_offline_hours: 0,
+            working_hours: vec![],
+        }
+    }
+
+    fn card() -> CardFacts {
+        CardFacts {
+            class: 7,
+            expiry: NaiveDate::from_ymd_opt(2030, 1, 1).unwrap_or_default(),
+            balance: 10_000,
+            daily_count: 0,
+            daily_amount: 0,
+        }
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default()
+    }
+
+    // R-F4.13, R-F4.16: fee rounded half up to the fen, from the class's rate.
+    #[test]
+    fn fee_rounds_half_up() {
+        assert_eq!(fee(150, 1), 2); // 1.5 → 2
+        assert_eq!(fee(149, 1), 1); // 1.49 → 1
+        assert_eq!(fee(1_000, 0), 0);
+        assert_eq!(fee(1_000, 100), 1_000);
+        let mut p = params();
+        p.fee_rates[7] = 3;
+        assert_eq!(check_debit(&card(), &p, today(), 250).map(|a| a.fee), Ok(8));
+    }
+
+    // R-F4.5: a class outside the terminal's set is refused with 59; 256 classes.
+    #[test]
+    fn class_not_allowed_is_59() {
+        let mut p = params();
+        p.allowed_classes = ClassSet::NONE;
+        p.allowed_classes.insert(255);
+        let r = check_debit(&card(), &p, today(), 100);
+        assert_eq!(r, Err(Refusal::Code(ReturnCode::CARD_NO_PERMISSION)));
+        let c = CardFacts {
+            class: 255,
+            ..card()
+        };
+        assert!(check_debit(&c, &p, today(), 100).is_ok());
+    }
+
+    // R-F4.6: expired after the expiry day, by the terminal clock.
+    #[test]
+    fn expiry_is_56() {
+        let c = CardFacts {
+            expiry: today(),
+            ..card()
+        };
+        assert!(check_debit(&c, &params(), today(), 100).is_ok());
+        let next = today().succ_opt().unwrap_or_default();
+        let r = check_debit(&c, &params(), next, 100);
+        assert_eq!(r, Err(Refusal::Code(ReturnCode::CARD_EXPIRED)));
+    }
+
+    // R-F4.7 (daily uses), R-F4.8 (max balance), R-F4.9 (min balance).
+    #[test]
+    fn limits() {
+        let mut p = params();
+        p.max_daily_uses = 3;
+        let used = CardFacts {
+            daily_count: 3,
+            ..card()
+        };
+        assert_eq!(
+            check_debit(&used, &p, today(), 1),
+            Err(Refusal::Text(texts::DAILY_USES_EXCEEDED))
+        );
+        assert!(
+            check_debit(
+                &CardFacts {
+                    daily_count: 2,
+                    ..card()
+                },
+                &p,
+                today(),
+                1
+            )
+            .is_ok()
+        );
+        let mut p = params();
+        p.max_balance = 9_999;
+        assert_eq!(
+            check_debit(&card(), &p, today(), 1),
+            Err(Refusal::Code(ReturnCode::CARD_BALANCE_OVER_LIMIT))
+        );
+        p.max_balance = 10_000;
+        assert!(check_debit(&card(), &p, today(), 1).is_ok());
+        let mut p = params();
+        p.min_balance = 10_001;
+        assert_eq!(
+            check_debit(&card(), &p, today(), 1),
+            Err(Refusal::Code(ReturnCode::CARD_INSUFFICIENT_BALANCE))
+        );
+    }
+
+    // R-F4.11: at or above the single threshold; R-F4.12: day's total including this one.
+    #[test]
+    fn password_thresholds() {
+        let mut p = params();
+        p.single_password_threshold = 500;
+        assert!(
+            !check_debit(&card(), &p, today(), 499)
+                .map(|a| a.needs_pin)
+                .unwrap_or(true)
+        );
+        assert!(
+            check_debit(&card(), &p, today(), 500)
+                .map(|a| a.needs_pin)
+                .unwrap_or(false)
+        );
+        let mut p = params();
+        p.daily_password_threshold = 1_000;
+        let c = CardFacts {
+            daily_amount: 900,
+            ..card()
+        };
+        assert!(
+            !check_debit(&c, &p, today(), 99)
+                .map(|a| a.needs_pin)
+                .unwrap_or(true)
+        );
+        assert!(
+            check_debit(&c, &p, today(), 100)
+                .map(|a| a.needs_pin)
+                .unwrap_or(false)
+        );
+    }
+
+    proptest! {
+        // R-F4.13: the fee never exceeds the amount, and amount + fee never exceeds the
+        // balance of an approved debit.
+        #[test]
+        fn approved_debits_fit(balance in 0i64..1_000_000, amount in 1i64..1_000_000, rate in 0u8..=100) {
+            let mut p = params();
+            p.fee_rates[7] = rate;
+            let c = CardFacts { balance, ..card() };
+            if let Ok(a) = check_debit(&c, &p, today(), amount) {
+                prop_assert!(a.fee <= amount);
+                prop_assert!(amount + a.fee <= balance);
+                prop_assert_eq!(a.fee, (amount * i64::from(rate) + 50) / 100);
+            }
+        }
+    }
+}

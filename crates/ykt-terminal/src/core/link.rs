@@ -1,0 +1,671 @@
+//! The host side of the core: sign-in (R-P5.1), the session, heartbeat, background upload of
+//! pending records (R-P5.9), blacklist (R-F4.21) and parameter downloads, and the host's
+//! requests: clock set (R-F4.19), status query (R-F4.20), record collection (R-F4.17),
+//! parameter push.
+
+use ykt_card::Reader;
+use ykt_proto::messages::{
+    BlacklistBulkRequest, BlacklistBulkResponse, BlacklistDeltaRequest, BlacklistDeltaResponse,
+    BlacklistOp, ClockSetResponse, CollectResponse, HeartbeatRequest, Message, MsgType,
+    OnlineCheck, ParamsPushResponse, ParamsRequest, ParamsResponse, SEGMENT_BYTES, SignInRequest,
+    SignInResponse, StatusReport, UploadRequest, UploadResponse,
+};
+use ykt_proto::{
+    FrameDecoder, InfoCode, MAX_FRAME_LEN, RawFrame, ReturnCode, Session, Suite, TerminalParams,
+    TerminalSerial, open_sign_in_response, peer_error_code, seal_sign_in,
+};
+
+use super::{
+    Beep, Event, INFO_HOLD_MS, MAX_COLLECT_REQUESTS, Output, Res, SIGN_IN_TIMEOUT_MS, Terminal,
+    texts,
+};
+use crate::storage::blacklist::{BlacklistChange, MAX_CHANGES};
+use crate::storage::flash::Flash;
+
+/// Retry a failed sign-in this long after.
+const SIGN_IN_RETRY_MS: u64 = 30_000;
+/// A background request (upload, download, heartbeat) is given up after this.
+const BACKGROUND_TIMEOUT_MS: u64 = 5_000;
+/// Heartbeat period while the host answers, and while it seems gone (auto mode comes back
+/// online by itself when it answers again, R-F4.18).
+const HEARTBEAT_MS: u64 = 60_000;
+const PROBE_MS: u64 = 5_000;
+/// Records per upload message.
+const UPLOAD_BATCH: usize = 16;
+
+#[derive(Debug)]
+enum Busy {
+    Upload(Vec<TerminalSerial>),
+    Heartbeat,
+    Delta,
+    Bulk,
+    Params,
+}
+
+#[derive(Debug)]
+struct Bulk {
+    version: u32,
+    next: u16,
+}
+
+/// The connection and what is outstanding on it.
+pub(super) struct Link {
+    up: bool,
+    decoder: FrameDecoder,
+    pub(super) session: Option<Session>,
+    /// Nonce and deadline of the sign-in in flight.
+    signing_in: Option<([u8; 8], u64)>,
+    /// The first sign-in after power-up finished (answered or timed out).
+    settled: bool,
+    settle_deadline: u64,
+    pub(super) sign_in_error: Option<ReturnCode>,
+    /// Sign-in's work mode bit: 1 有联机校验.
+    pub(super) online_check: bool,
+    /// The host stopped answering (auto mode works offline until it answers again).
+    pub(super) degraded: bool,
+    next_sign_in: Option<u64>,
+    host_blacklist: u32,
+    host_params: Option<u32>,
+    busy: Option<(Busy, u32, u64)>,
+    next_heartbeat: u64,
+    retry_at: u64,
+    bulk: Option<Bulk>,
+}
+
+impl Link {
+    pub(super) fn new(now: u64) -> Link {
+        Link {
+            up: false,
+            decoder: FrameDecoder::new(MAX_FRAME_LEN),
+            session: None,
+            signing_in: None,
+            settled: false,
+            settle_deadline: now + SIGN_IN_TIMEOUT_MS,
+            sign_in_error: None,
+            online_check: true,
+            degraded: false,
+            next_sign_in: None,
+            host_blacklist: 0,
+            host_params: None,
+            busy: None,
+            next_heartbeat: now + HEARTBEAT_MS,
+            retry_at: now,
+            bulk: None,
+        }
+    }
+
+    pub(super) fn sign_in_settled(&self) -> bool {
+        self.settled
+    }
+
+    /// A session exists and the host answers.
+    pub(super) fn online(&self) -> bool {
+        self.session.is_some() && !self.degraded
+    }
+
+    pub(super) fn next_deadline(&self, now: u64) -> Option<u64> {
+        let mut d = vec![];
+        if !self.settled {
+            d.push(self.settle_deadline);
+        }
+        if let Some((_, t)) = self.signing_in {
+            d.push(t);
+        }
+        if let Some((_, _, t)) = self.busy {
+            d.push(t);
+        }
+        if self.up && self.session.is_none() {
+            d.extend(self.next_sign_in);
+        }
+        if self.session.is_some() {
+            d.push(self.next_heartbeat);
+            if self.retry_at > now {
+                d.push(self.retry_at);
+            }
+        }
+        d.into_iter().min()
+    }
+}
+
+impl<F: Flash> Terminal<F> {
+    pub(super) fn on_link_up(&mut self) -> Res {
+        self.link.up = true;
+        self.link.decoder = FrameDecoder::new(MAX_FRAME_LEN);
+        self.link.session = None;
+        self.start_sign_in()
+    }
+
+    pub(super) fn on_link_down(&mut self, reader: &mut dyn Reader) -> Res {
+        self.link.up = false;
+        self.link.session = None;
+        self.link.signing_in = None;
+        self.link.busy = None;
+        if self.link.bulk.take().is_some() {
+            self.st.blacklist.abort_bulk();
+        }
+        self.host_unreachable(reader)?;
+        self.track_offline()
+    }
+
+    pub(super) fn manual_sign_in(&mut self) -> Res {
+        if self.link.up {
+            self.link.session = None;
+            self.start_sign_in()?;
+        }
+        self.refresh_screen();
+        Ok(())
+    }
+
+    fn start_sign_in(&mut self) -> Res {
+        let mut nonce = [0u8; 8];
+        self.rng.fill(&mut nonce);
+        let req = SignInRequest {
+            suite: self.cfg.master.suite,
+            clock: self.wall(),
+            blacklist_version: self.st.blacklist.version(),
+            params_version: self.params().map_or(0, |p| p.version),
+            nonce,
+        };
+        let mut buf = Vec::new();
+        if seal_sign_in(self.cfg.device, &self.cfg.master, &req, &mut buf).is_ok() {
+            self.push(Output::Send(buf));
+            self.link.signing_in = Some((nonce, self.now + SIGN_IN_TIMEOUT_MS));
+        }
+        self.link.next_sign_in = None;
+        Ok(())
+    }
+
+    pub(super) fn link_tick(&mut self, reader: &mut dyn Reader) -> Res {
+        let now = self.now;
+        if !self.link.settled && now >= self.link.settle_deadline {
+            // R-P5.1: sign-in timed out; keep working with the saved merchant number.
+            self.link.settled = true;
+            self.refresh_screen();
+        }
+        if let Some((_, deadline)) = self.link.signing_in
+            && now >= deadline
+        {
+            self.link.signing_in = None;
+            self.link.settled = true;
+            self.link.next_sign_in = Some(now + SIGN_IN_RETRY_MS);
+            self.push(Output::Event(Event::SignInFailed { code: None }));
+            self.refresh_screen();
+        }
+        if self.link.up
+            && self.link.session.is_none()
+            && self.link.signing_in.is_none()
+            && self.link.next_sign_in.is_some_and(|t| now >= t)
+        {
+            self.start_sign_in()?;
+        }
+        if let Some((busy, _, deadline)) = &self.link.busy
+            && now >= *deadline
+        {
+            if matches!(busy, Busy::Heartbeat) {
+                self.link.degraded = true;
+            }
+            self.link.busy = None;
+            self.link.retry_at = now + BACKGROUND_TIMEOUT_MS;
+            if self.link.bulk.take().is_some() {
+                self.st.blacklist.abort_bulk();
+            }
+        }
+        let _ = reader;
+        self.track_offline()
+    }
+
+    /// R-F4.18: the offline-time counter runs while no host answers; cleared when online.
+    pub(super) fn track_offline(&mut self) -> Res {
+        let (now, wall) = (self.now, self.wall());
+        if self.link.online() {
+            self.st.state.came_online(&mut self.st.flash, now, wall)?;
+        } else if self.link.settled {
+            self.st.state.went_offline(&mut self.st.flash, now, wall)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_bytes(&mut self, mut bytes: &[u8], reader: &mut dyn Reader) -> Res {
+        let mut frames = Vec::new();
+        while !bytes.is_empty() {
+            match self.link.decoder.decode(&mut bytes) {
+                Ok(Some(f)) => frames.push(f.to_vec()),
+                Ok(None) => break,
+                Err(e) => {
+                    // A broken stream cannot be resynchronised: wait for a new connection.
+                    self.push(Output::Event(Event::ProtocolError(e.to_string())));
+                    self.link.session = None;
+                    break;
+                }
+            }
+        }
+        for f in frames {
+            self.on_frame(&f, reader)?;
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, frame: &[u8], reader: &mut dyn Reader) -> Res {
+        let Ok(raw) = RawFrame::parse(frame) else {
+            return Ok(());
+        };
+        let is_sign_in = raw.header.msg_type == MsgType::SignIn as u8;
+        if let (true, Some((nonce, _))) = (is_sign_in, self.link.signing_in) {
+            let r = open_sign_in_response(self.cfg.device, &self.cfg.master, &nonce, frame);
+            return match r {
+                Ok((resp, session)) => self.on_sign_in(resp, session),
+                Err(e) => match peer_error_code(&e) {
+                    Some((code, _)) => self.sign_in_refused(code),
+                    None => {
+                        self.push(Output::Event(Event::ProtocolError(e.to_string())));
+                        Ok(())
+                    }
+                },
+            };
+        }
+        let Some(session) = self.link.session.as_mut() else {
+            if let Some((code, _)) = ykt_proto::peek_error(frame).map(|e| (e.code, ()))
+                && self.link.signing_in.is_some()
+            {
+                return self.sign_in_refused(code);
+            }
+            return Ok(());
+        };
+        match session.open(frame) {
+            Ok(opened) => {
+                self.link.degraded = false;
+                self.on_message(
+                    opened.message,
+                    opened.header.seq,
+                    opened.header.corr,
+                    reader,
+                )
+            }
+            Err(e) => {
+                self.push(Output::Event(Event::ProtocolError(e.to_string())));
+                if let Some((code, _)) = peer_error_code(&e)
+                    && matches!(
+                        code,
+                        ReturnCode::POS_NOT_SIGNED_IN
+                            | ReturnCode::FEP_NOT_SIGNED_IN
+                            | ReturnCode::FEP_KEY_ERROR
+                    )
+                {
+                    // The host lost our session: sign in again.
+                    self.link.session = None;
+                    self.link.busy = None;
+                    self.host_unreachable(reader)?;
+                    self.start_sign_in()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_sign_in(&mut self, resp: SignInResponse, session: Option<Session>) -> Res {
+        let Some(session) = session else {
+            return self.sign_in_refused(resp.code);
+        };
+        self.link.signing_in = None;
+        self.link.settled = true;
+        self.link.sign_in_error = None;
+        self.link.session = Some(session);
+        self.link.degraded = false;
+        self.link.online_check = resp.online_check == OnlineCheck::Required;
+        self.link.host_blacklist = resp.blacklist_version;
+        self.link.retry_at = self.now;
+        self.link.next_heartbeat = self.now + HEARTBEAT_MS;
+        let rtc = self.rtc();
+        self.st
+            .state
+            .set_clock(&mut self.st.flash, resp.clock, rtc, self.now)?;
+        let name = resp.merchant_name.clone();
+        let params = resp.params.clone();
+        if let Some(p) = &params {
+            self.link.host_params = Some(p.version);
+        }
+        self.st.params.update(&mut self.st.flash, |s| {
+            s.merchant_no = resp.merchant_no;
+            s.merchant_name = name;
+            if params.is_some() {
+                s.params = params;
+            }
+        })?;
+        self.push(Output::Event(Event::SignedIn {
+            merchant_no: resp.merchant_no,
+        }));
+        self.push(Output::Event(Event::Online(self.link.online_check)));
+        if resp.merchant_no == 0 {
+            // R-P5.1: merchant 0 → 请设置商户号, no work.
+            self.push(Output::Beep(Beep::Error));
+            self.refresh_screen();
+        } else {
+            self.push(Output::Beep(Beep::Ok));
+            self.flash_text(vec![texts::SIGNED_IN.into()], INFO_HOLD_MS);
+        }
+        self.track_offline()
+    }
+
+    /// R-P5.1: an error code shows its text and sets the saved merchant number to 0.
+    fn sign_in_refused(&mut self, code: ReturnCode) -> Res {
+        self.link.signing_in = None;
+        self.link.settled = true;
+        self.link.sign_in_error = Some(code);
+        self.link.next_sign_in = Some(self.now + SIGN_IN_RETRY_MS);
+        self.st
+            .params
+            .update(&mut self.st.flash, |s| s.merchant_no = 0)?;
+        self.push(Output::Event(Event::SignInFailed { code: Some(code) }));
+        self.push(Output::Beep(Beep::Error));
+        self.refresh_screen();
+        Ok(())
+    }
+
+    /// Seals and queues a message; `None` without a session.
+    pub(super) fn send(&mut self, msg: &Message, corr: u32) -> Option<u32> {
+        let session = self.link.session.as_mut()?;
+        let mut buf = Vec::new();
+        let seq = session.seal(msg, corr, &mut buf).ok()?;
+        self.push(Output::Send(buf));
+        Some(seq)
+    }
+
+    fn on_message(&mut self, msg: Message, seq: u32, corr: u32, reader: &mut dyn Reader) -> Res {
+        let busy_matches = self.link.busy.as_ref().is_some_and(|(_, s, _)| *s == corr);
+        match msg {
+            Message::DebitResponse(r) => self.sale_debit_response(r, corr, reader),
+            Message::Error(e) => {
+                if self.sale_awaits(corr) {
+                    self.sale_debit_error(e.code, reader)
+                } else {
+                    if busy_matches {
+                        self.link.busy = None;
+                        self.link.retry_at = self.now + BACKGROUND_TIMEOUT_MS;
+                    }
+                    Ok(())
+                }
+            }
+            Message::UploadResponse(r) if busy_matches => self.on_upload_response(r),
+            Message::HeartbeatResponse(r) if busy_matches => {
+                self.link.busy = None;
+                if r.code.is_success() {
+                    self.link.host_blacklist = r.blacklist_version;
+                    self.link.host_params = Some(r.params_version);
+                }
+                Ok(())
+            }
+            Message::BlacklistDeltaResponse(r) if busy_matches => self.on_delta(r),
+            Message::BlacklistBulkResponse(r) if busy_matches => self.on_bulk(r),
+            Message::ParamsResponse(r) if busy_matches => self.on_params(r),
+            Message::ClockSetRequest(r) => {
+                // R-F4.19.
+                let rtc = self.rtc();
+                self.st
+                    .state
+                    .set_clock(&mut self.st.flash, r.clock, rtc, self.now)?;
+                self.push(Output::Event(Event::ClockSet));
+                let resp = ClockSetResponse {
+                    code: ReturnCode::SUCCESS,
+                    info: InfoCode::NONE,
+                    clock: self.wall(),
+                };
+                self.send(&Message::ClockSetResponse(resp), seq);
+                Ok(())
+            }
+            Message::StatusQuery(_) => {
+                // R-F4.20.
+                let status = self.st.status_report(self.rtc());
+                let resp = StatusReport {
+                    code: ReturnCode::SUCCESS,
+                    info: InfoCode::NONE,
+                    pending_records: status.pending_records,
+                    clock: status.clock,
+                    blacklist_version: status.blacklist_version,
+                    params_version: self.params().map_or(0, |p| p.version),
+                    work_mode: self.work_mode(),
+                    offline_minutes: u32::try_from(
+                        self.st.state.offline().offline_ms(self.now) / 60_000,
+                    )
+                    .unwrap_or(u32::MAX),
+                };
+                self.send(&Message::StatusReport(resp), seq);
+                Ok(())
+            }
+            Message::CollectRequest(r) => {
+                // R-F4.17: served on the card's next tap.
+                let code = if self.collect.len() < MAX_COLLECT_REQUESTS {
+                    self.collect.retain(|(c, _)| *c != r.card_no);
+                    self.collect.push((r.card_no, r.count));
+                    ReturnCode::SUCCESS
+                } else {
+                    ReturnCode::OTHER_ERROR
+                };
+                let resp = CollectResponse {
+                    code,
+                    info: InfoCode::NONE,
+                };
+                self.send(&Message::CollectResponse(resp), seq);
+                Ok(())
+            }
+            Message::ParamsPushRequest(r) => {
+                let version = r.params.version;
+                let code = match self.save_params(r.params) {
+                    Ok(()) => ReturnCode::SUCCESS,
+                    Err(_) => ReturnCode::OTHER_ERROR,
+                };
+                let resp = ParamsPushResponse {
+                    code,
+                    info: InfoCode::NONE,
+                    version,
+                };
+                self.send(&Message::ParamsPushResponse(resp), seq);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn save_params(&mut self, p: TerminalParams) -> Res {
+        let version = p.version;
+        self.link.host_params = Some(version);
+        self.st
+            .params
+            .update(&mut self.st.flash, |s| s.params = Some(p))?;
+        self.push(Output::Event(Event::ParamsUpdated { version }));
+        self.refresh_screen();
+        Ok(())
+    }
+
+    /// Starts one background exchange when the link is free (R-P5.9 first, then downloads,
+    /// then the heartbeat).
+    pub(super) fn background(&mut self, _reader: &mut dyn Reader) -> Res {
+        if self.link.session.is_none() || self.link.busy.is_some() || self.sale_busy() {
+            return Ok(());
+        }
+        let now = self.now;
+        let in_flight = self.flow.in_flight();
+        if now >= self.link.retry_at {
+            let batch: Vec<_> = self
+                .st
+                .journal
+                .pending()
+                .filter(|r| Some(r.serial) != in_flight)
+                .take(UPLOAD_BATCH)
+                .cloned()
+                .collect();
+            if !batch.is_empty() {
+                let serials = batch.iter().map(|r| r.serial).collect();
+                let msg = Message::UploadRequest(UploadRequest { records: batch });
+                self.start(Busy::Upload(serials), &msg);
+                return Ok(());
+            }
+        }
+        let ours = self.params().map_or(0, |p| p.version);
+        if self.link.host_params.is_some_and(|v| v != ours) && now >= self.link.retry_at {
+            let msg = Message::ParamsRequest(ParamsRequest { version: ours });
+            self.start(Busy::Params, &msg);
+            return Ok(());
+        }
+        // R-P5.1: a newer blacklist is downloaded while idle; the terminal stays usable.
+        if self.link.host_blacklist > self.st.blacklist.version()
+            && self.flow.is_idle()
+            && now >= self.link.retry_at
+        {
+            let msg = match &self.link.bulk {
+                Some(b) => Message::BlacklistBulkRequest(BlacklistBulkRequest {
+                    version: b.version,
+                    segment: b.next,
+                }),
+                None => Message::BlacklistDeltaRequest(BlacklistDeltaRequest {
+                    since: self.st.blacklist.version(),
+                    max_entries: MAX_CHANGES as u16,
+                }),
+            };
+            let busy = if self.link.bulk.is_some() {
+                Busy::Bulk
+            } else {
+                Busy::Delta
+            };
+            self.start(busy, &msg);
+            return Ok(());
+        }
+        if now >= self.link.next_heartbeat {
+            let msg = Message::HeartbeatRequest(HeartbeatRequest {
+                clock: self.wall(),
+                blacklist_version: self.st.blacklist.version(),
+                params_version: ours,
+                pending_records: self.st.journal.pending_count() as u32,
+            });
+            self.link.next_heartbeat = now
+                + if self.link.degraded {
+                    PROBE_MS
+                } else {
+                    HEARTBEAT_MS
+                };
+            self.start(Busy::Heartbeat, &msg);
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, busy: Busy, msg: &Message) {
+        if let Some(seq) = self.send(msg, 0) {
+            self.link.busy = Some((busy, seq, self.now + BACKGROUND_TIMEOUT_MS));
+        }
+    }
+
+    fn on_upload_response(&mut self, r: UploadResponse) -> Res {
+        let Some((Busy::Upload(serials), _, _)) = self.link.busy.take() else {
+            return Ok(());
+        };
+        if !r.code.is_success() {
+            self.link.retry_at = self.now + BACKGROUND_TIMEOUT_MS;
+            return Ok(());
+        }
+        let mut retry = false;
+        for res in r.results.iter().filter(|x| serials.contains(&x.serial)) {
+            if res.code.is_success() {
+                self.st
+                    .journal
+                    .mark_uploaded(&mut self.st.flash, res.serial)?;
+                self.push(Output::Event(Event::Uploaded { serial: res.serial }));
+            } else if res.code.is_handled_as_timeout() {
+                retry = true;
+            } else {
+                // Refused for good: keep the record, stop resending it (docs/spec-notes.md).
+                self.st
+                    .journal
+                    .mark_uploaded(&mut self.st.flash, res.serial)?;
+                self.push(Output::Event(Event::UploadRejected {
+                    serial: res.serial,
+                    code: res.code,
+                }));
+            }
+        }
+        self.link.retry_at = if retry {
+            self.now + BACKGROUND_TIMEOUT_MS
+        } else {
+            self.now
+        };
+        self.refresh_screen();
+        Ok(())
+    }
+
+    fn on_delta(&mut self, r: BlacklistDeltaResponse) -> Res {
+        self.link.busy = None;
+        let ours = self.st.blacklist.version();
+        if !r.code.is_success() || r.from != ours {
+            // The host cannot give a delta from our version: load the whole list (R-F4.21).
+            self.link.bulk = Some(Bulk {
+                version: self.link.host_blacklist,
+                next: 0,
+            });
+            return Ok(());
+        }
+        if r.to > r.from {
+            let changes: Vec<_> = r
+                .entries
+                .iter()
+                .map(|e| BlacklistChange {
+                    card: e.card_no,
+                    listed: e.op == BlacklistOp::Add,
+                })
+                .collect();
+            self.st
+                .blacklist
+                .apply_incremental(&mut self.st.flash, r.from, r.to, &changes)?;
+            self.push(Output::Event(Event::BlacklistUpdated { version: r.to }));
+        }
+        if r.to <= r.from && !r.more {
+            // Nothing newer after all: believe the host's list as it is.
+            self.link.host_blacklist = self.st.blacklist.version();
+        }
+        Ok(())
+    }
+
+    fn on_bulk(&mut self, r: BlacklistBulkResponse) -> Res {
+        self.link.busy = None;
+        let Some(bulk) = self.link.bulk.as_mut() else {
+            return Ok(());
+        };
+        if !r.code.is_success() || r.segment != bulk.next || r.version != bulk.version {
+            self.link.bulk = None;
+            self.st.blacklist.abort_bulk();
+            self.link.retry_at = self.now + BACKGROUND_TIMEOUT_MS;
+            return Ok(());
+        }
+        if r.segment == 0 {
+            self.st.blacklist.begin_bulk(r.version);
+        }
+        if let Some(seg) = &r.bitmap {
+            let offset = u32::from(r.segment) * SEGMENT_BYTES as u32;
+            self.st.blacklist.bulk_page_bitmap(offset, &seg.0[..])?;
+        }
+        bulk.next += 1;
+        if bulk.next >= r.segments {
+            self.link.bulk = None;
+            self.st.blacklist.finish_bulk(&mut self.st.flash)?;
+            self.link.host_blacklist = self.st.blacklist.version();
+            self.push(Output::Event(Event::BlacklistUpdated {
+                version: r.version,
+            }));
+        }
+        Ok(())
+    }
+
+    fn on_params(&mut self, r: ParamsResponse) -> Res {
+        self.link.busy = None;
+        match r.params {
+            Some(p) if r.code.is_success() => self.save_params(p),
+            _ => {
+                // The host has nothing newer: stop asking until the next heartbeat says so.
+                self.link.host_params = self.params().map(|p| p.version);
+                Ok(())
+            }
+        }
+    }
+
+    /// The suite this terminal signs in with.
+    pub fn suite(&self) -> Suite {
+        self.cfg.master.suite
+    }
+}

@@ -1,0 +1,369 @@
+//! The POS terminal core: every flow of chapters 4–5 as a sans-I/O state machine
+//! (`docs/terminal.md`). [`Terminal::handle`] takes one [`Input`] with the monotonic time and
+//! the reader, and returns [`Output`]s. The core never reads a clock: the terminal's wall
+//! clock is the RTC reading at power-up plus elapsed monotonic time plus the offset the host
+//! set (R-F4.19), persisted in the state store.
+
+pub mod checks;
+pub mod io;
+mod link;
+mod sale;
+pub mod texts;
+
+use chrono::{NaiveDateTime, TimeDelta};
+use ykt_card::Reader;
+use ykt_card::keys::SystemKeys;
+use ykt_card::rng::SplitMix64;
+use ykt_proto::{
+    CardNo, DeviceKey, PhysicalId, Record, RecordKind, RecordStatus, TerminalParams,
+    TerminalSerial, WorkMode,
+};
+
+use crate::storage::blacklist::BlacklistError;
+use crate::storage::flash::Flash;
+use crate::storage::journal::{JournalConfig, JournalError};
+use crate::storage::params::ParamsError;
+use crate::storage::state::StateError;
+use crate::storage::terminal::{StorageError, TerminalStorage};
+pub use io::{Beep, Event, Input, Key, Output, Screen};
+use link::Link;
+use sale::Flow;
+
+/// How long the balance stays on screen after a debit (R-P5.2, R-P5.6).
+pub const BALANCE_HOLD_MS: u64 = 2_000;
+/// How long an information or error text stays (R-C6.2: 1–2 s).
+pub const INFO_HOLD_MS: u64 = 1_500;
+/// Online reply wait per attempt (R-P5.3).
+pub const ONLINE_WAIT_MS: u64 = 500;
+/// Sign-in timeout (R-P5.1).
+pub const SIGN_IN_TIMEOUT_MS: u64 = 5_000;
+/// Cancel is impossible for this long after a write failure (R-P5.5, R-P5.8).
+pub const CANCEL_LOCK_MS: u64 = 60_000;
+/// Statistics stay on screen this long (R-F4.22).
+pub const STATS_HOLD_MS: u64 = 5_000;
+/// At most this many collection requests (R-F4.17) wait for their card.
+pub const MAX_COLLECT_REQUESTS: usize = 16;
+
+/// What the terminal is, fixed at manufacture and provisioning.
+#[derive(Clone)]
+pub struct TerminalConfig {
+    pub device: PhysicalId,
+    /// The device master key for sign-in (R-C6.3).
+    pub master: DeviceKey,
+    /// The card keys the terminal's SAM holds.
+    pub card_keys: SystemKeys,
+    pub journal: JournalConfig,
+    /// Seed for sign-in nonces; the driver draws it from the OS at every power-up.
+    pub entropy: u64,
+}
+
+/// Why the core stopped: storage failed (power lost, I/O error). It halts until power-up.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for CoreError {
+            fn from(e: $t) -> Self {
+                CoreError::Storage(e.into())
+            }
+        }
+    )*};
+}
+storage_from!(JournalError, ParamsError, StateError, BlacklistError);
+
+type Res<T = ()> = Result<T, CoreError>;
+
+/// The POS terminal core over a flash device `F`.
+pub struct Terminal<F> {
+    cfg: TerminalConfig,
+    st: TerminalStorage<F>,
+    boot_ms: u64,
+    rtc_at_boot: NaiveDateTime,
+    rng: SplitMix64,
+    link: Link,
+    flow: Flow,
+    halted: bool,
+    now: u64,
+    out: Vec<Output>,
+    /// The screen shown when nothing else is (idle screen) is rebuilt after this time.
+    screen_until: Option<u64>,
+    last_timer: Option<u64>,
+    /// Host requests to collect a card's last records (R-F4.17), served on its next tap.
+    collect: Vec<(CardNo, u8)>,
+}
+
+impl<F: Flash> Terminal<F> {
+    /// Powers the terminal up: recovers storage, shows 待签到 and starts the sign-in timer
+    /// (R-P5.1). A transaction a power cut interrupted is resumed as a re-tap prompt.
+    pub fn power_on(
+        flash: F,
+        cfg: TerminalConfig,
+        now_ms: u64,
+        rtc: NaiveDateTime,
+    ) -> Result<(Terminal<F>, Vec<Output>), StorageError> {
+        let (st, _report) = TerminalStorage::open(flash, cfg.journal, now_ms, rtc)?;
+        let rng = SplitMix64::new(cfg.entropy ^ now_ms.rotate_left(17));
+        let mut t = Terminal {
+            cfg,
+            st,
+            boot_ms: now_ms,
+            rtc_at_boot: rtc,
+            rng,
+            link: Link::new(now_ms),
+            flow: Flow::default(),
+            halted: false,
+            now: now_ms,
+            out: Vec::new(),
+            screen_until: None,
+            last_timer: None,
+            collect: Vec::new(),
+        };
+        t.flow = sale::resume(&t.st.journal, now_ms);
+        if t.flow.in_flight().is_some() {
+            t.push(Output::Beep(Beep::Continuous));
+        }
+        t.refresh_screen();
+        t.set_timer();
+        let out = std::mem::take(&mut t.out);
+        Ok((t, out))
+    }
+
+    /// Handles one input at monotonic time `now_ms`; `reader` is the card reader.
+    pub fn handle(&mut self, input: Input, reader: &mut dyn Reader, now_ms: u64) -> Vec<Output> {
+        self.now = now_ms.max(self.now);
+        if !self.halted {
+            let r = self
+                .dispatch(input, reader)
+                .and_then(|()| self.background(reader));
+            if let Err(e) = r {
+                self.halt(&e);
+            }
+            self.set_timer();
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn dispatch(&mut self, input: Input, reader: &mut dyn Reader) -> Res {
+        match input {
+            Input::Tick => self.on_tick(reader),
+            Input::Key(k) => self.on_key(k, reader),
+            Input::CardPresent => self.on_card(reader),
+            Input::CardRemoved => Ok(()),
+            Input::FromHost(bytes) => self.on_bytes(&bytes, reader),
+            Input::LinkUp => self.on_link_up(),
+            Input::LinkDown => self.on_link_down(reader),
+        }
+    }
+
+    fn on_tick(&mut self, reader: &mut dyn Reader) -> Res {
+        if self.screen_until.is_some_and(|t| self.now >= t) {
+            self.screen_until = None;
+            self.refresh_screen();
+        }
+        self.link_tick(reader)?;
+        self.sale_tick(reader)?;
+        let (now, wall) = (self.now, self.wall());
+        self.st.state.tick(&mut self.st.flash, now, wall)?;
+        Ok(())
+    }
+
+    fn on_key(&mut self, key: Key, reader: &mut dyn Reader) -> Res {
+        match key {
+            Key::SignIn => self.manual_sign_in(),
+            Key::Stats => {
+                self.show_stats();
+                Ok(())
+            }
+            Key::Mode => self.cycle_mode(),
+            Key::ResetOffline => {
+                let (now, wall) = (self.now, self.wall());
+                self.st.state.reset_offline(&mut self.st.flash, now, wall)?;
+                self.flash_text(vec![texts::OFFLINE_RESET.into()], INFO_HOLD_MS);
+                Ok(())
+            }
+            _ => self.sale_key(key, reader),
+        }
+    }
+
+    fn halt(&mut self, e: &CoreError) {
+        self.halted = true;
+        self.push(Output::Event(Event::StorageFailed(e.to_string())));
+        self.push(Output::Beep(Beep::Error));
+        self.push(Output::Screen(Screen {
+            lines: vec![texts::STORAGE_FAILED.into()],
+            hold_ms: None,
+        }));
+    }
+
+    /// Whether the core halted after a storage failure (power it up again).
+    pub fn is_halted(&self) -> bool {
+        self.halted
+    }
+
+    /// The terminal's wall clock (R-F4.19).
+    pub fn wall(&self) -> NaiveDateTime {
+        self.st.state.clock().now(self.rtc())
+    }
+
+    fn rtc(&self) -> NaiveDateTime {
+        let elapsed = i64::try_from(self.now.saturating_sub(self.boot_ms)).unwrap_or(i64::MAX);
+        self.rtc_at_boot
+            .checked_add_signed(TimeDelta::try_milliseconds(elapsed).unwrap_or_default())
+            .unwrap_or(self.rtc_at_boot)
+    }
+
+    /// The storage, for inspection by drivers and tests.
+    pub fn storage(&self) -> &TerminalStorage<F> {
+        &self.st
+    }
+
+    /// Gives the flash back (e.g. to power-cycle it in a test).
+    pub fn into_flash(self) -> F {
+        self.st.into_flash()
+    }
+
+    /// The serial of the transaction in progress whose record may still change, if any.
+    pub fn in_flight(&self) -> Option<TerminalSerial> {
+        self.flow.in_flight()
+    }
+
+    /// Whether the terminal has a session with the host right now.
+    pub fn is_connected(&self) -> bool {
+        self.link.session.is_some()
+    }
+
+    fn params(&self) -> Option<&TerminalParams> {
+        self.st.params.get().params.as_ref()
+    }
+
+    fn work_mode(&self) -> WorkMode {
+        self.st.params.get().work_mode()
+    }
+
+    fn cycle_mode(&mut self) -> Res {
+        let next = match self.work_mode() {
+            WorkMode::FullOnline => WorkMode::Auto,
+            WorkMode::Auto => WorkMode::Offline,
+            WorkMode::Offline => WorkMode::FullOnline,
+        };
+        self.st
+            .params
+            .update(&mut self.st.flash, |p| p.manual_work_mode = Some(next))?;
+        self.push(Output::Event(Event::ModeChanged(next)));
+        self.flash_text(vec![texts::mode(next).into()], INFO_HOLD_MS);
+        Ok(())
+    }
+
+    fn show_stats(&mut self) {
+        let today = self.wall().date();
+        let s = self.st.journal.stats(today);
+        let line = |name: &str, t: &crate::DayTotals| {
+            format!(
+                "{name} 消费{}笔 {}元 冲正{}笔 {}元",
+                t.debits,
+                texts::yuan(t.debit_amount),
+                t.reversals,
+                texts::yuan(t.reversal_amount)
+            )
+        };
+        let lines = vec![line("今日", &s.today), line("昨日", &s.yesterday)];
+        self.flash_text(lines, STATS_HOLD_MS);
+    }
+
+    // ---- outputs -------------------------------------------------------------------------
+
+    fn push(&mut self, o: Output) {
+        self.out.push(o);
+    }
+
+    /// Shows `lines` for `hold_ms`, then the idle screen again.
+    fn flash_text(&mut self, lines: Vec<String>, hold_ms: u64) {
+        self.screen_until = Some(self.now.saturating_add(hold_ms));
+        self.push(Output::Screen(Screen {
+            lines,
+            hold_ms: Some(hold_ms),
+        }));
+    }
+
+    fn refuse(&mut self, code: Option<ykt_proto::ReturnCode>, text: String) {
+        self.push(Output::Event(Event::Refused {
+            code,
+            text: text.clone(),
+        }));
+        self.push(Output::Beep(Beep::Error));
+        self.flash_text(vec![text], INFO_HOLD_MS);
+    }
+
+    fn record_event(&mut self, r: &Record, subject: u16) {
+        self.push(Output::Event(Event::Record {
+            serial: r.serial,
+            kind: r.kind,
+            status: r.status,
+            amount: r.amount,
+            fee: r.fee,
+            subject,
+        }));
+    }
+
+    /// The screen for the current state, with the pending-records indicator (R-P5.6).
+    fn refresh_screen(&mut self) {
+        if self.screen_until.is_some() {
+            return;
+        }
+        let mut lines = self.state_lines();
+        let pending = self.st.journal.pending_count();
+        if pending > 0 {
+            lines.push(texts::pending(pending));
+        }
+        self.push(Output::Screen(Screen {
+            lines,
+            hold_ms: None,
+        }));
+    }
+
+    fn state_lines(&self) -> Vec<String> {
+        if let Some(lines) = self.flow_lines() {
+            return lines;
+        }
+        if !self.link.sign_in_settled() {
+            return vec![texts::WAITING_SIGN_IN.into()];
+        }
+        if let Some(code) = self.link.sign_in_error {
+            return vec![code.screen_text()];
+        }
+        if self.st.params.get().merchant_no == 0 {
+            return vec![texts::SET_MERCHANT.into()];
+        }
+        self.idle_lines()
+    }
+
+    fn set_timer(&mut self) {
+        let deadlines = [
+            self.screen_until,
+            self.link.next_deadline(self.now),
+            self.flow.deadline(),
+            // The offline counter is checkpointed every minute while offline (R-F4.18).
+            self.st
+                .state
+                .offline()
+                .is_offline()
+                .then(|| self.now + crate::storage::state::CHECKPOINT_MS),
+        ];
+        let next = deadlines.into_iter().flatten().min();
+        if let Some(t) = next
+            && self.last_timer != Some(t)
+        {
+            self.last_timer = Some(t);
+            self.push(Output::SetTimer(t));
+        }
+    }
+
+    fn is_pending_purchase(r: &Record) -> bool {
+        matches!(r.kind, RecordKind::Purchase | RecordKind::Reversal)
+            && matches!(r.status, RecordStatus::Initiated | RecordStatus::NotWritten)
+    }
+}
