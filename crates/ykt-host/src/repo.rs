@@ -297,6 +297,16 @@ pub fn card_get(c: &mut dyn Conn, no: CardNo, lock: bool) -> Result<Option<Card>
         .transpose()
 }
 
+/// A page of cards in number order, after `after` (exclusive).
+pub fn card_list(c: &mut dyn Conn, after: Option<CardNo>, limit: u32) -> Result<Vec<Card>> {
+    let sql = format!("SELECT {CARD_COLUMNS} FROM cards WHERE no > $1 ORDER BY no LIMIT $2");
+    let after = after.map_or(0, CardNo::get);
+    c.query(&sql, &[after.into(), limit.into()])?
+        .iter()
+        .map(card_row)
+        .collect()
+}
+
 pub fn card_by_display(c: &mut dyn Conn, d: DisplayNo) -> Result<Option<Card>> {
     let sql = format!("SELECT {CARD_COLUMNS} FROM cards WHERE display_no = $1");
     let key = i64::try_from(d.get()).map_err(|_| HostError::Invalid("display number".into()))?;

@@ -8,4 +8,5 @@ pub mod checks;
 pub mod counter;
 pub mod info;
 pub mod records;
+pub mod report;
 pub mod signin;

@@ -33,12 +33,13 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/devices/{id}/disable", post(disable_device))
         .route("/devices/{id}/params", put(set_params))
         .route("/devices/{id}/collect", post(collect))
-        .route("/cards", post(issue_card))
+        .route("/cards", get(super::admin_ops::cards).post(issue_card))
         .route("/cards/{no}", get(card))
         .route("/cards/{no}/deposit", post(deposit))
         .route("/cards/{no}/{action}", post(card_action))
         .route("/blacklist", get(blacklist_show))
         .route("/audit", get(audit))
+        .merge(super::admin_ops::routes())
 }
 
 /// An API error: 400 for invalid requests, 409 for refusals with their code, 500 otherwise.
@@ -372,7 +373,7 @@ async fn collect(State(s): S, Path(id): Path<String>, Json(r): Json<CollectReq>)
     Ok(Json(json!({"sent": sent})))
 }
 
-fn card_json(c: &Card) -> Value {
+pub(crate) fn card_json(c: &Card) -> Value {
     json!({
         "card_no": c.no.get(),
         "display_no": c.display_no.get(),

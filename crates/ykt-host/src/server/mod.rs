@@ -8,6 +8,7 @@
 //! and flushes every answer before [`Server::shutdown`] returns.
 
 mod admin;
+mod admin_ops;
 mod clock;
 mod conn;
 mod handlers;
@@ -121,6 +122,7 @@ impl Server {
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(Arc::clone(&shared), terminals, stop_rx.clone()));
+        tasks.spawn(admin_ops::fep_watch(Arc::clone(&shared), stop_rx.clone()));
         tasks.spawn(http::serve(Arc::clone(&shared), http, stop_rx));
         tracing::info!(%terminal_addr, %http_addr, fep = shared.config.fep_id, "serving");
         Ok(Server {

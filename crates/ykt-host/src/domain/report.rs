@@ -1,0 +1,175 @@
+//! The daily report: per merchant and per device, for one day of the terminals' local clock,
+//! the debits booked (count, amount, fee) and the debits undone by a cancellation (R-P5.5) or
+//! a reversal (冲正) made that day. Read from the records, one query per grouping.
+
+use chrono::{Days, NaiveDate};
+use serde::Serialize;
+use ykt_proto::{Fen, MerchantNo, PhysicalId};
+
+use crate::error::{HostError, Result};
+use crate::ledger::Tx;
+use crate::repo;
+
+/// Groups in one report at most (one per merchant or device); more is a corrupt database.
+pub const MAX_GROUPS: usize = 100_000;
+
+/// Counts and sums of one merchant or device on one day. Money is fen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Debits booked (purchases and records collected from cards), undone ones included.
+    pub debits: u64,
+    pub debit_amount: Fen,
+    pub debit_fee: Fen,
+    /// Cancellations and reversals made this day, with what they gave back.
+    pub reversals: u64,
+    pub reversal_amount: Fen,
+    pub reversal_fee: Fen,
+}
+
+impl Totals {
+    /// What stays with the merchant: debited minus given back.
+    pub fn net_amount(&self) -> Fen {
+        self.debit_amount - self.reversal_amount
+    }
+
+    /// What stays as fee income.
+    pub fn net_fee(&self) -> Fen {
+        self.debit_fee - self.reversal_fee
+    }
+
+    fn add(&mut self, o: &Totals) {
+        self.debits += o.debits;
+        self.debit_amount += o.debit_amount;
+        self.debit_fee += o.debit_fee;
+        self.reversals += o.reversals;
+        self.reversal_amount += o.reversal_amount;
+        self.reversal_fee += o.reversal_fee;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MerchantLine {
+    pub merchant_no: MerchantNo,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeviceLine {
+    #[serde(serialize_with = "as_text")]
+    pub device: PhysicalId,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+fn as_text<T: std::fmt::Display, S: serde::Serializer>(
+    v: &T,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DailyReport {
+    #[serde(serialize_with = "as_text")]
+    pub date: NaiveDate,
+    pub merchants: Vec<MerchantLine>,
+    pub devices: Vec<DeviceLine>,
+    /// The sum over all merchants (equal to the sum over all devices).
+    pub total: Totals,
+}
+
+/// `{group}` is `merchant_no` or `device`. A debit counts on the day of its own time; a
+/// cancellation or reversal counts on its day, with the amounts of the debit it undid.
+const QUERY: &str = "
+SELECT g,
+    CAST(SUM(dc) AS BIGINT), CAST(SUM(da) AS BIGINT), CAST(SUM(df) AS BIGINT),
+    CAST(SUM(rc) AS BIGINT), CAST(SUM(ra) AS BIGINT), CAST(SUM(rf) AS BIGINT)
+FROM (
+    SELECT {group} AS g, 1 AS dc, amount AS da, fee AS df, 0 AS rc, 0 AS ra, 0 AS rf
+    FROM records
+    WHERE booked = 1 AND kind IN ('purchase', 'collected') AND time >= $1 AND time < $2
+    UNION ALL
+    SELECT r.{group}, 0, 0, 0, 1, o.amount, o.fee
+    FROM records r JOIN records o ON o.device = r.device AND o.reversed_by = r.serial
+    WHERE r.kind IN ('cancellation', 'reversal') AND r.time >= $1 AND r.time < $2
+) t
+GROUP BY g
+ORDER BY g
+LIMIT $3";
+
+fn grouped(tx: &mut Tx<'_>, group: &str, date: NaiveDate) -> Result<Vec<(i64, Totals)>> {
+    let start = date.and_time(chrono::NaiveTime::MIN);
+    let end = start
+        .checked_add_days(Days::new(1))
+        .ok_or_else(|| HostError::Invalid(format!("no day after {date}")))?;
+    let sql = QUERY.replace("{group}", group);
+    let limit = i64::try_from(MAX_GROUPS + 1).unwrap_or(i64::MAX);
+    let rows = tx.conn.query(
+        &sql,
+        &[
+            repo::time_key(start).into(),
+            repo::time_key(end).into(),
+            limit.into(),
+        ],
+    )?;
+    if rows.len() > MAX_GROUPS {
+        return Err(HostError::Invalid(format!(
+            "more than {MAX_GROUPS} {group} groups in one day"
+        )));
+    }
+    rows.iter()
+        .map(|r| {
+            let t = Totals {
+                debits: r.int_as(1)?,
+                debit_amount: r.int(2)?,
+                debit_fee: r.int(3)?,
+                reversals: r.int_as(4)?,
+                reversal_amount: r.int(5)?,
+                reversal_fee: r.int(6)?,
+            };
+            Ok((r.int(0)?, t))
+        })
+        .collect()
+}
+
+/// The report of `date` (the terminals' local calendar day).
+pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
+    let mut total = Totals::default();
+    let merchants = grouped(tx, "merchant_no", date)?
+        .into_iter()
+        .map(|(g, totals)| {
+            total.add(&totals);
+            let merchant_no = MerchantNo::try_from(g)
+                .map_err(|_| HostError::Corrupt(format!("merchant number {g}")))?;
+            Ok(MerchantLine {
+                merchant_no,
+                totals,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let devices = grouped(tx, "device", date)?
+        .into_iter()
+        .map(|(g, totals)| {
+            let n = u32::try_from(g).map_err(|_| HostError::Corrupt(format!("device {g}")))?;
+            Ok(DeviceLine {
+                device: PhysicalId(n.to_be_bytes()),
+                totals,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    debug_assert_eq!(
+        devices.iter().fold(Totals::default(), |mut a, d| {
+            a.add(&d.totals);
+            a
+        }),
+        total,
+        "every record has one merchant and one device"
+    );
+    Ok(DailyReport {
+        date,
+        merchants,
+        devices,
+        total,
+    })
+}

@@ -1,0 +1,178 @@
+//! Operator routes beside `admin.rs`: the card list (paged, mounted with `POST /cards`), the daily report, and the
+//! front-end processors (R-H7) with the watcher that signs this process's FEP in as soon as
+//! it is activated, without a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use ykt_proto::CardNo;
+
+use super::admin::{ApiError, card_json};
+use super::{Shared, jobs};
+use crate::domain::{admin, blacklist, report};
+use crate::error::HostError;
+use crate::model::{Fep, FepStatus};
+
+type S = State<Arc<Shared>>;
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// Cards per page at most.
+pub const MAX_CARD_PAGE: u32 = 1_000;
+/// FEPs listed at most.
+const MAX_FEPS: u32 = 1_000;
+/// How often an unsigned FEP is checked for activation.
+const FEP_RECHECK: Duration = Duration::from_secs(2);
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/reports/daily", get(daily))
+        .route("/feps", get(feps).post(add_fep))
+        .route("/feps/{id}/{action}", post(fep_action))
+}
+
+fn invalid(m: impl Into<String>) -> ApiError {
+    ApiError::from(HostError::Invalid(m.into()))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CardPage {
+    after: Option<u32>,
+    limit: Option<u32>,
+}
+
+/// `GET /cards?after=N&limit=M`: cards in number order; `next_after` continues the list.
+pub(crate) async fn cards(State(s): S, Query(p): Query<CardPage>) -> ApiResult {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=MAX_CARD_PAGE).contains(&limit) {
+        return Err(invalid(format!("limit is 1 to {MAX_CARD_PAGE}")));
+    }
+    let after = match p.after {
+        None | Some(0) => None,
+        Some(n) => Some(CardNo::new(n).ok_or_else(|| invalid("after is a card number"))?),
+    };
+    let page = jobs::read(&s.store, move |tx| {
+        crate::repo::card_list(tx.conn, after, limit + 1)
+    })
+    .await?;
+    let more = page.len() > limit as usize;
+    let shown = &page[..page.len().min(limit as usize)];
+    let list: Vec<Value> = shown
+        .iter()
+        .map(|c| {
+            let mut v = card_json(c);
+            v["blacklisted"] = json!(blacklist::blocks(c.status));
+            v
+        })
+        .collect();
+    let next = if more {
+        shown.last().map(|c| c.no.get())
+    } else {
+        None
+    };
+    Ok(Json(json!({"cards": list, "next_after": next})))
+}
+
+#[derive(Deserialize)]
+struct DayQuery {
+    date: Option<String>,
+}
+
+/// `GET /reports/daily?date=YYYY-MM-DD` (default: today on the campus clock).
+async fn daily(State(s): S, Query(q): Query<DayQuery>) -> ApiResult {
+    let date = match q.date {
+        Some(d) => {
+            NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| invalid("date is YYYY-MM-DD"))?
+        }
+        None => s.config.clock.now().date(),
+    };
+    let r = jobs::read(&s.store, move |tx| report::daily(tx, date)).await?;
+    let mut v = serde_json::to_value(&r).map_err(|e| invalid(e.to_string()))?;
+    v["net_amount"] = json!(r.total.net_amount());
+    v["net_fee"] = json!(r.total.net_fee());
+    Ok(Json(v))
+}
+
+fn fep_json(f: &Fep, this: u32) -> Value {
+    json!({
+        "id": f.id,
+        "name": f.name,
+        "status": f.status.as_str(),
+        "signed_in_at": f.signed_in_at.map(|t| t.to_string()),
+        "this_process": f.id == this,
+    })
+}
+
+async fn feps(State(s): S) -> ApiResult {
+    let list = jobs::read(&s.store, |tx| {
+        let rows = tx.conn.query(
+            "SELECT id FROM feps ORDER BY id LIMIT $1",
+            &[MAX_FEPS.into()],
+        )?;
+        rows.iter()
+            .map(|r| admin::fep(tx, r.int_as(0)?))
+            .collect::<crate::error::Result<Vec<_>>>()
+    })
+    .await?;
+    let this = s.config.fep_id;
+    Ok(Json(Value::Array(
+        list.iter().map(|f| fep_json(f, this)).collect(),
+    )))
+}
+
+#[derive(Deserialize)]
+struct NewFep {
+    id: u32,
+    name: String,
+}
+
+async fn add_fep(State(s): S, Json(f): Json<NewFep>) -> ApiResult {
+    let made = jobs::execute(&s.store, move |tx| admin::register_fep(tx, f.id, &f.name)).await?;
+    Ok(Json(fep_json(&made, s.config.fep_id)))
+}
+
+/// `activate` (and, for this process's FEP, sign in at once) or `deregister`.
+async fn fep_action(State(s): S, Path((id, action)): Path<(u32, String)>) -> ApiResult {
+    let (this, now) = (s.config.fep_id, s.config.clock.now());
+    let f = jobs::execute(&s.store, move |tx| match action.as_str() {
+        "activate" => {
+            let f = admin::activate_fep(tx, id)?;
+            if id == this {
+                admin::sign_in_fep(tx, id, now)
+            } else {
+                Ok(f)
+            }
+        }
+        "deregister" => admin::deregister_fep(tx, id),
+        other => Err(HostError::Invalid(format!(
+            "unknown FEP action {other:?}: activate, deregister"
+        ))),
+    })
+    .await?;
+    Ok(Json(fep_json(&f, this)))
+}
+
+/// Signs this process's FEP in whenever it is activated but not signed in (activated by
+/// another process, or by hand in the database), so terminals stop getting 12 without a
+/// restart. Stops with the server.
+pub(crate) async fn fep_watch(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let id = shared.config.fep_id;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(FEP_RECHECK) => {}
+        }
+        let state = jobs::read(&shared.store, move |tx| crate::repo::fep_get(tx.conn, id)).await;
+        let needs = matches!(&state, Ok(Some(f)) if f.status == FepStatus::Activated && f.signed_in_at.is_none());
+        if needs {
+            super::admin::sign_in_fep(&shared).await;
+        }
+    }
+}
