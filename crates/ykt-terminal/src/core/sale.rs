@@ -943,7 +943,8 @@ impl<F: Flash> Terminal<F> {
         let Ok(found) = self.app().records(reader, card, usize::from(n)) else {
             return Ok(());
         };
-        for cr in found.iter().rev() {
+        // Only debits: a credit on the ring is not a consumption record.
+        for cr in found.iter().rev().filter(|c| c.kind == TxKind::Purchase) {
             let mut r = cr.to_collected(card.info.card_no, card.wallet_no);
             // Our own device and serial identify the upload; the card counter identifies
             // the transaction at the host.

@@ -1,0 +1,343 @@
+//! A scripted in-process host: the real `ykt_proto` session on the host side, a tiny book of
+//! records keyed by (device, serial) like the real host's (R-H2), and knobs to drop, hold or
+//! refuse answers.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use ykt_proto::messages::*;
+use ykt_proto::*;
+
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub record: Record,
+    pub booked: bool,
+    pub reversed: bool,
+}
+
+pub struct FakeHost {
+    pub device: PhysicalId,
+    pub master: DeviceKey,
+    session: Option<Session>,
+    decoder: FrameDecoder,
+    pub merchant_no: MerchantNo,
+    pub online_check: OnlineCheck,
+    pub sign_in_code: ReturnCode,
+    pub clock: NaiveDateTime,
+    pub params: TerminalParams,
+    /// Blacklist history: version n is reached by change n − 1 → n.
+    pub blacklist: Vec<BlacklistEntry>,
+    pub records: BTreeMap<TerminalSerial, Stored>,
+    /// (card, counter) → serial of the booked debit (R-H5).
+    pub counters: BTreeMap<(u32, u32), TerminalSerial>,
+    /// Net fen debited per card as booked.
+    pub debited: BTreeMap<u32, Fen>,
+    /// Every booking ever made (serial), to prove none is made twice.
+    pub bookings: Vec<TerminalSerial>,
+    // script
+    pub silent: bool,
+    pub drop_debits: u32,
+    pub debit_code: Option<ReturnCode>,
+    pub info: InfoCode,
+    pub collect_last: u8,
+    pub hold_debits: bool,
+    pub held: Vec<Vec<u8>>,
+    pub received: Vec<Message>,
+    pub reports: Vec<Message>,
+}
+
+impl FakeHost {
+    pub fn new(device: PhysicalId, master: DeviceKey, params: TerminalParams, clock: NaiveDateTime) -> Self {
+        FakeHost {
+            device,
+            master,
+            session: None,
+            decoder: FrameDecoder::new(MAX_FRAME_LEN),
+            merchant_no: 1001,
+            online_check: OnlineCheck::Required,
+            sign_in_code: ReturnCode::SUCCESS,
+            clock,
+            params,
+            blacklist: Vec::new(),
+            records: BTreeMap::new(),
+            counters: BTreeMap::new(),
+            debited: BTreeMap::new(),
+            bookings: Vec::new(),
+            silent: false,
+            drop_debits: 0,
+            debit_code: None,
+            info: InfoCode::NONE,
+            collect_last: 0,
+            hold_debits: false,
+            held: Vec::new(),
+            received: Vec::new(),
+            reports: Vec::new(),
+        }
+    }
+
+    pub fn blacklist_version(&self) -> u32 {
+        self.blacklist.len() as u32
+    }
+
+    pub fn connection_reset(&mut self) {
+        self.session = None;
+        self.decoder = FrameDecoder::new(MAX_FRAME_LEN);
+        self.held.clear();
+    }
+
+    /// A host-initiated request, sealed.
+    pub fn request(&mut self, msg: Message) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.session.as_mut()?.seal(&msg, 0, &mut out).ok()?;
+        Some(out)
+    }
+
+    /// Bytes from the terminal; returns the frames to send back.
+    pub fn receive(&mut self, mut bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        while !bytes.is_empty() {
+            match self.decoder.decode(&mut bytes) {
+                Ok(Some(f)) => frames.push(f.to_vec()),
+                _ => break,
+            }
+        }
+        let mut out = Vec::new();
+        for f in frames {
+            if self.silent {
+                continue;
+            }
+            if let Some(r) = self.on_frame(&f) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        let raw = RawFrame::parse(frame).ok()?;
+        if raw.header.msg_type == MsgType::SignIn as u8 {
+            let (_, req) = open_sign_in(&self.master, frame).ok()?;
+            let params = (req.params_version != self.params.version).then(|| self.params.clone());
+            let resp = SignInResponse {
+                code: self.sign_in_code,
+                info: InfoCode::NONE,
+                nonce: req.nonce,
+                merchant_no: self.merchant_no,
+                merchant_name: "一食堂".into(),
+                online_check: self.online_check,
+                blacklist_version: self.blacklist_version(),
+                clock: self.clock,
+                wrapped_key: [0; 16],
+                kcv: [0; 4],
+                params,
+            };
+            let mut out = Vec::new();
+            self.session = seal_sign_in_response(self.device, &self.master, Some(&Key([0x42; 16])), resp, &mut out).ok()?;
+            return Some(out);
+        }
+        let opened = self.session.as_mut()?.open(frame).ok()?;
+        let seq = opened.header.seq;
+        self.received.push(opened.message.clone());
+        let reply = match opened.message {
+            Message::DebitRequest(r) => {
+                if self.drop_debits > 0 {
+                    self.drop_debits -= 1;
+                    return None;
+                }
+                let resp = self.authorize(&r);
+                if self.hold_debits {
+                    let mut out = Vec::new();
+                    self.session.as_mut()?.seal(&Message::DebitResponse(resp), seq, &mut out).ok()?;
+                    self.held.push(out);
+                    return None;
+                }
+                Message::DebitResponse(resp)
+            }
+            Message::UploadRequest(u) => {
+                let results = u.records.iter().map(|r| RecordResult { serial: r.serial, code: self.upload(r) }).collect();
+                Message::UploadResponse(UploadResponse { code: ReturnCode::SUCCESS, info: InfoCode::NONE, results })
+            }
+            Message::HeartbeatRequest(_) => Message::HeartbeatResponse(HeartbeatResponse {
+                code: ReturnCode::SUCCESS,
+                info: InfoCode::NONE,
+                blacklist_version: self.blacklist_version(),
+                params_version: self.params.version,
+                clock: self.clock,
+            }),
+            Message::BlacklistDeltaRequest(r) => {
+                let to = self.blacklist_version();
+                let entries = self.blacklist.iter().skip(r.since as usize).copied().collect();
+                Message::BlacklistDeltaResponse(BlacklistDeltaResponse { code: ReturnCode::SUCCESS, info: InfoCode::NONE, from: r.since, to, more: false, entries })
+            }
+            Message::BlacklistBulkRequest(r) => {
+                let mut seg = Segment::empty();
+                for e in &self.blacklist {
+                    let n = e.card_no.get();
+                    if n / CARDS_PER_SEGMENT == u32::from(r.segment) {
+                        seg.insert(n % CARDS_PER_SEGMENT);
+                    }
+                }
+                Message::BlacklistBulkResponse(BlacklistBulkResponse { code: ReturnCode::SUCCESS, info: InfoCode::NONE, version: self.blacklist_version(), segment: r.segment, segments: MAX_SEGMENTS, bitmap: Some(seg) })
+            }
+            Message::ParamsRequest(_) => Message::ParamsResponse(ParamsResponse { code: ReturnCode::SUCCESS, info: InfoCode::NONE, params: Some(self.params.clone()) }),
+            m @ (Message::StatusReport(_) | Message::ClockSetResponse(_) | Message::CollectResponse(_) | Message::ParamsPushResponse(_)) => {
+                self.reports.push(m);
+                return None;
+            }
+            _ => return None,
+        };
+        let mut out = Vec::new();
+        self.session.as_mut()?.seal(&reply, seq, &mut out).ok()?;
+        Some(out)
+    }
+
+    fn book(&mut self, r: &Record, sign: Fen) {
+        *self.debited.entry(r.card_no.get()).or_default() += sign * (r.amount + r.fee);
+        self.bookings.push(r.serial);
+    }
+
+    fn authorize(&mut self, q: &DebitRequest) -> DebitResponse {
+        let mut resp = DebitResponse {
+            code: ReturnCode::SUCCESS,
+            info: self.info,
+            serial: q.serial,
+            card_no: q.card_no,
+            amount: q.amount,
+            fee: q.fee,
+            balance: q.balance_before - q.amount - q.fee,
+            collect_last: self.collect_last,
+        };
+        if let Some(code) = self.debit_code {
+            resp.code = code;
+            return resp;
+        }
+        let record = Record {
+            device: self.device,
+            serial: q.serial,
+            kind: RecordKind::Purchase,
+            status: RecordStatus::Initiated,
+            online: true,
+            card_type: q.card_type,
+            card_no: q.card_no,
+            card_counter: q.card_counter,
+            wallet_no: q.wallet_no,
+            balance_before: q.balance_before,
+            amount: q.amount,
+            fee: q.fee,
+            balance_after: q.balance_before - q.amount - q.fee,
+            time: q.time,
+            merchant_no: self.merchant_no,
+            original_serial: None,
+            item_code: q.item_code,
+            tac: 0,
+        };
+        match self.records.get(&q.serial) {
+            Some(s) if s.record == record => resp,
+            Some(_) => {
+                resp.code = ReturnCode::POS_SERIAL_DUPLICATE;
+                resp
+            }
+            None => {
+                self.book(&record, 1);
+                self.counters.insert((q.card_no.get(), q.card_counter), q.serial);
+                self.records.insert(q.serial, Stored { record, booked: true, reversed: false });
+                resp
+            }
+        }
+    }
+
+    fn store(&mut self, r: &Record, booked: bool) {
+        self.records.insert(r.serial, Stored { record: r.clone(), booked, reversed: false });
+    }
+
+    fn upload(&mut self, r: &Record) -> ReturnCode {
+        if let Some(e) = self.records.get(&r.serial).cloned() {
+            if e.record == *r {
+                return ReturnCode::SUCCESS;
+            }
+            let mut same = r.clone();
+            same.status = e.record.status;
+            let authorised = e.record.online && e.record.status == RecordStatus::Initiated && e.booked;
+            if !authorised || same != e.record {
+                return ReturnCode::POS_SERIAL_DUPLICATE;
+            }
+            if e.reversed {
+                return ReturnCode::SUCCESS;
+            }
+            let s = self.records.get_mut(&r.serial).map(|s| {
+                s.record.status = r.status;
+                s.clone()
+            });
+            if matches!(r.status, RecordStatus::CardPulled | RecordStatus::Failed)
+                && let Some(s) = s
+            {
+                self.book(&s.record, -1);
+                self.counters.remove(&(r.card_no.get(), r.card_counter));
+                if let Some(x) = self.records.get_mut(&r.serial) {
+                    x.booked = false;
+                }
+            }
+            return ReturnCode::SUCCESS;
+        }
+        match r.kind {
+            RecordKind::Purchase | RecordKind::Collected => {
+                let owned = self.counters.contains_key(&(r.card_no.get(), r.card_counter));
+                let book = r.status.card_debited() && !(r.kind == RecordKind::Collected && owned);
+                if book {
+                    if owned {
+                        return ReturnCode::CARD_COUNTER_REPEATED;
+                    }
+                    self.book(r, 1);
+                    self.counters.insert((r.card_no.get(), r.card_counter), r.serial);
+                }
+                self.store(r, book);
+                ReturnCode::SUCCESS
+            }
+            RecordKind::BlackCard => {
+                self.store(r, false);
+                ReturnCode::SUCCESS
+            }
+            RecordKind::Cancellation => {
+                let Some(o) = r.original_serial.and_then(|s| self.records.get(&s)).cloned() else {
+                    self.store(r, false);
+                    return ReturnCode::SUCCESS;
+                };
+                if o.reversed {
+                    return ReturnCode::ALREADY_REVERSED;
+                }
+                if !(o.booked && o.record.online && o.record.status == RecordStatus::Initiated) {
+                    return ReturnCode::TRANSACTION_TYPE_ERROR;
+                }
+                self.book(&o.record, -1);
+                self.counters.remove(&(o.record.card_no.get(), o.record.card_counter));
+                if let Some(x) = self.records.get_mut(&o.record.serial) {
+                    x.reversed = true;
+                }
+                self.store(r, false);
+                ReturnCode::SUCCESS
+            }
+            RecordKind::Reversal => {
+                if !r.status.card_debited() {
+                    self.store(r, false);
+                    return ReturnCode::SUCCESS;
+                }
+                let Some(o) = r.original_serial.and_then(|s| self.records.get(&s)).cloned() else {
+                    return ReturnCode::RECORD_NOT_FOUND;
+                };
+                if o.reversed {
+                    return ReturnCode::ALREADY_REVERSED;
+                }
+                if !o.booked {
+                    return ReturnCode::RECORD_NOT_FOUND;
+                }
+                self.book(r, -1);
+                self.counters.insert((r.card_no.get(), r.card_counter), r.serial);
+                if let Some(x) = self.records.get_mut(&o.record.serial) {
+                    x.reversed = true;
+                }
+                self.store(r, false);
+                ReturnCode::SUCCESS
+            }
+        }
+    }
+}

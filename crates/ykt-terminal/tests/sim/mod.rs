@@ -1,0 +1,401 @@
+//! The test rig: a terminal core on `MemFlash`, a simulated reader, the scripted host and a
+//! fake clock. Outputs are routed synchronously: a frame sent to the host is answered at once
+//! (unless the host is told to drop or hold), timers fire when `advance` passes them.
+#![allow(dead_code, clippy::unwrap_used)]
+
+pub mod host;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use ykt_card::app::issue::{IssueParams, issue};
+use ykt_card::app::{Mf1App, TxKind};
+use ykt_card::keys::SystemKeys;
+use ykt_card::mf1::Mf1Card;
+use ykt_card::{SimCard, SimulatedReader};
+use ykt_proto::*;
+use ykt_terminal::*;
+
+pub use host::FakeHost;
+
+pub const DEVICE: PhysicalId = PhysicalId([0xA1, 0xB2, 0xC3, 0xD4]);
+pub const CARD: u32 = 4242;
+pub const UID: [u8; 4] = [0x1A, 0x2B, 0x3C, 0x4D];
+pub const PIN: &str = "123456";
+
+pub fn keys() -> SystemKeys {
+    let mut m = [0u8; 112];
+    for (i, b) in m.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37).wrapping_add(11);
+    }
+    SystemKeys::from_material(1, &m)
+}
+
+pub fn master() -> DeviceKey {
+    DeviceKey { suite: Suite::Aes128, key: Key([7; 16]) }
+}
+
+pub fn at(d: u32, h: u32, m: u32) -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(2026, 3, d).unwrap().and_hms_opt(h, m, 0).unwrap()
+}
+
+pub fn params() -> TerminalParams {
+    TerminalParams {
+        version: 3,
+        work_mode: WorkMode::Auto,
+        consumption_mode: ConsumptionMode::UnitPrice,
+        fixed_amount: 0,
+        price_list: vec![],
+        allowed_classes: ClassSet::ALL,
+        fee_rates: [0; 256],
+        max_balance: 0,
+        min_balance: 0,
+        max_daily_uses: 0,
+        single_password_threshold: 0,
+        daily_password_threshold: 0,
+        wallet_no: 0,
+        max_offline_hours: 0,
+        working_hours: vec![],
+    }
+}
+
+pub fn card_with(card_no: u32, uid: [u8; 4], balance: Fen, class: u8) -> Mf1Card {
+    let p = IssueParams {
+        card_no: CardNo::new(card_no).unwrap(),
+        display_no: DisplayNo::new(u64::from(card_no) + 2_026_000_000).unwrap(),
+        class,
+        expiry: NaiveDate::from_ymd_opt(2030, 6, 30).unwrap(),
+        balances: vec![balance, 500],
+        pin: PIN.into(),
+    };
+    issue(&keys(), uid, &p).unwrap()
+}
+
+pub fn config() -> TerminalConfig {
+    TerminalConfig {
+        device: DEVICE,
+        master: master(),
+        card_keys: keys(),
+        journal: JournalConfig::with_segment_size(4096, 200),
+        entropy: 99,
+    }
+}
+
+pub struct Rig {
+    pub term: Option<Terminal<MemFlash>>,
+    pub reader: SimulatedReader,
+    pub host: FakeHost,
+    pub now: u64,
+    pub link: bool,
+    pub timer: Option<u64>,
+    pub screens: Vec<Screen>,
+    pub events: Vec<Event>,
+    pub beeps: Vec<Beep>,
+    pub rtc: NaiveDateTime,
+    /// Flash of a terminal that lost power, waiting for `power_up`.
+    pub dead_flash: Option<MemFlash>,
+    pub cut_seed: u64,
+}
+
+impl Rig {
+    /// A terminal on blank flash, not yet connected.
+    pub fn blank(p: TerminalParams) -> Rig {
+        let rtc = at(2, 11, 0);
+        let host = FakeHost::new(DEVICE, master(), p, at(2, 11, 30));
+        let mut rig = Rig {
+            term: None,
+            reader: SimulatedReader::new(7),
+            host,
+            now: 1_000,
+            link: false,
+            timer: None,
+            screens: vec![],
+            events: vec![],
+            beeps: vec![],
+            rtc,
+            dead_flash: Some(MemFlash::new()),
+            cut_seed: 1,
+        };
+        rig.power_up();
+        rig
+    }
+
+    /// Signed in, with the host's parameters and a card on the reader's desk (not placed).
+    pub fn new(p: TerminalParams) -> Rig {
+        let mut rig = Rig::blank(p);
+        rig.link_up();
+        rig
+    }
+
+    pub fn power_up(&mut self) {
+        let flash = self.dead_flash.take().unwrap();
+        let (t, out) = Terminal::power_on(flash, config(), self.now, self.rtc).unwrap();
+        self.term = Some(t);
+        self.timer = None;
+        self.route(out);
+    }
+
+    /// Power fails now; the flash keeps what was synced (and a seeded part of the rest).
+    pub fn power_off(&mut self) {
+        let t = self.term.take().unwrap();
+        let flash = t.into_flash();
+        self.dead_flash = Some(flash.power_cycle(self.cut_seed));
+        self.host.connection_reset();
+        self.link = false;
+        // The RTC keeps running while the power is off.
+        self.rtc += chrono::TimeDelta::milliseconds(self.now as i64 - 1_000);
+        self.now = 1_000;
+    }
+
+    pub fn term(&self) -> &Terminal<MemFlash> {
+        self.term.as_ref().unwrap()
+    }
+
+    pub fn halted(&self) -> bool {
+        self.term().is_halted()
+    }
+
+    pub fn feed(&mut self, input: Input) {
+        let Some(t) = self.term.as_mut() else { return };
+        let out = t.handle(input, &mut self.reader, self.now);
+        self.route(out);
+    }
+
+    fn route(&mut self, out: Vec<Output>) {
+        let mut replies = Vec::new();
+        for o in out {
+            match o {
+                Output::Screen(s) => self.screens.push(s),
+                Output::Beep(b) => self.beeps.push(b),
+                Output::SetTimer(t) => self.timer = Some(t),
+                Output::Event(e) => self.events.push(e),
+                Output::Send(bytes) => {
+                    if self.link {
+                        replies.extend(self.host.receive(&bytes));
+                    }
+                }
+            }
+        }
+        for r in replies {
+            if self.link {
+                self.feed(Input::FromHost(r));
+            }
+        }
+    }
+
+    pub fn link_up(&mut self) {
+        self.link = true;
+        self.host.connection_reset();
+        self.feed(Input::LinkUp);
+    }
+
+    pub fn link_down(&mut self) {
+        self.link = false;
+        self.feed(Input::LinkDown);
+    }
+
+    /// Lets `ms` pass, firing every timer on the way.
+    pub fn advance(&mut self, ms: u64) {
+        let end = self.now + ms;
+        let mut guard = 0;
+        while let Some(t) = self.timer.filter(|t| *t <= end && *t >= self.now) {
+            self.now = t;
+            self.timer = None;
+            self.feed(Input::Tick);
+            guard += 1;
+            if guard > 10_000 || self.term.is_none() || self.halted() {
+                break;
+            }
+        }
+        self.now = end;
+        self.feed(Input::Tick);
+    }
+
+    pub fn release_held(&mut self) {
+        for f in std::mem::take(&mut self.host.held) {
+            self.feed(Input::FromHost(f));
+        }
+    }
+
+    pub fn host_request(&mut self, msg: Message) {
+        if let Some(f) = self.host.request(msg) {
+            self.feed(Input::FromHost(f));
+        }
+    }
+
+    pub fn key(&mut self, k: ykt_terminal::Key) {
+        self.feed(Input::Key(k));
+    }
+
+    pub fn type_digits(&mut self, s: &str) {
+        for c in s.chars() {
+            self.key(ykt_terminal::Key::Digit(c.to_digit(10).unwrap() as u8));
+        }
+    }
+
+    /// Keys an amount in fen and confirms it.
+    pub fn amount(&mut self, fen: Fen) {
+        self.type_digits(&fen.to_string());
+        self.key(ykt_terminal::Key::Enter);
+    }
+
+    pub fn place(&mut self, card: Mf1Card) {
+        self.reader.place(SimCard::Mf1(card));
+        self.feed(Input::CardPresent);
+    }
+
+    pub fn retap(&mut self) {
+        self.reader.retap();
+        self.feed(Input::CardPresent);
+    }
+
+    pub fn lift(&mut self) {
+        self.reader.lift();
+        self.feed(Input::CardRemoved);
+    }
+
+    pub fn card(&self) -> &Mf1Card {
+        match self.reader.card().unwrap() {
+            SimCard::Mf1(c) => c,
+            SimCard::Cpu(_) => panic!("not MF1"),
+        }
+    }
+
+    /// The card's balance, read through a spare reader (no faults, no side effects).
+    pub fn balance(&self) -> Fen {
+        let mut r = SimulatedReader::new(1);
+        r.place(SimCard::Mf1(self.card().clone()));
+        let k = keys();
+        Mf1App::new(&k).read(&mut r, 0).unwrap().wallet.balance
+    }
+
+    pub fn screen(&self) -> String {
+        self.screens.last().map(|s| s.lines.join("|")).unwrap_or_default()
+    }
+
+    pub fn saw_screen(&self, text: &str) -> bool {
+        self.screens.iter().any(|s| s.lines.iter().any(|l| l.contains(text)))
+    }
+
+    pub fn records(&self) -> Vec<Record> {
+        self.term().storage().journal.records().cloned().collect()
+    }
+
+    pub fn last_record(&self) -> Record {
+        self.records().last().cloned().unwrap()
+    }
+
+    pub fn pending(&self) -> usize {
+        self.term().storage().journal.pending_count()
+    }
+
+    pub fn refused_codes(&self) -> Vec<Option<ReturnCode>> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Refused { code, .. } => Some(*code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Invariants of issue 4, point 4, for one card starting at `start`.
+    pub fn check_invariants(&self, start: Fen) {
+        let records = self.records();
+        // No serial reused: strictly increasing, unique.
+        for w in records.windows(2) {
+            assert!(w[0].serial < w[1].serial, "serials not increasing");
+        }
+        // Card balance + successful debits − reversals = starting balance.
+        let debited: Fen = records
+            .iter()
+            .filter(|r| r.status.card_debited())
+            .map(|r| match r.kind {
+                RecordKind::Purchase => r.amount + r.fee,
+                RecordKind::Reversal => -(r.amount + r.fee),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(self.balance() + debited, start, "card balance vs journal: {records:#?}");
+        // No card debit without a record: every ring entry of ours is a debited record.
+        let mut r = SimulatedReader::new(1);
+        r.place(SimCard::Mf1(self.card().clone()));
+        let k = keys();
+        let app = Mf1App::new(&k);
+        let c = app.read(&mut r, 0).unwrap();
+        for cr in app.records(&mut r, &c, 64).unwrap() {
+            let rec = records.iter().find(|x| x.serial == cr.serial && cr.device == DEVICE);
+            let rec = rec.unwrap_or_else(|| panic!("card transaction {cr:?} without a record"));
+            assert!(rec.status.card_debited(), "card written but record says {:?}", rec.status);
+            let kind = if rec.kind == RecordKind::Reversal { TxKind::Reversal } else { TxKind::Purchase };
+            assert_eq!(cr.kind, kind);
+        }
+    }
+
+    /// Once everything is uploaded: the host booked exactly what the card lost, once each.
+    pub fn check_host_books(&self) {
+        assert_eq!(self.pending(), 0, "records left to upload");
+        let records = self.records();
+        let debited: Fen = records
+            .iter()
+            .filter(|r| r.status.card_debited())
+            .map(|r| match r.kind {
+                RecordKind::Purchase => r.amount + r.fee,
+                RecordKind::Reversal => -(r.amount + r.fee),
+                _ => 0,
+            })
+            .sum();
+        let host: Fen = self.host.debited.values().sum();
+        assert_eq!(host, debited, "host books vs card: {:#?}", self.host.records);
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.host.bookings {
+            assert!(seen.insert(*s) || self.host.records.get(s).is_some_and(|x| !x.booked || x.reversed),
+                "record {s} booked twice");
+        }
+    }
+
+    /// Lets every flow finish: re-tap, cancel after 60 s, reconnect, upload.
+    pub fn settle(&mut self) {
+        for _ in 0..3 {
+            if self.term().in_flight().is_some() {
+                self.reader.clear_faults();
+                if self.reader.card().is_some() {
+                    self.retap();
+                }
+            }
+            if self.term().in_flight().is_some() {
+                self.advance(60_000);
+                self.key(ykt_terminal::Key::Cancel);
+            }
+        }
+        self.host.silent = false;
+        self.host.drop_debits = 0;
+        self.host.hold_debits = false;
+        if !self.link {
+            self.link_up();
+        }
+        for _ in 0..20 {
+            if self.pending() == 0 {
+                break;
+            }
+            self.advance(6_000);
+        }
+    }
+}
+
+/// Reader operations of one whole tap-and-debit on a fresh card (read + write sequence).
+pub fn ops_of_debit() -> u64 {
+    let mut rig = Rig::new(params());
+    rig.amount(100);
+    let before = rig.reader.op_count();
+    rig.place(card_with(CARD, UID, 10_000, 1));
+    rig.reader.op_count() - before
+}
+
+impl Rig {
+    /// Taps the card with a tear at the `from_end`-th last operation of the debit
+    /// (3 = the main wallet write: `Old` leaves the debit not landed, `New` landed).
+    pub fn place_torn(&mut self, card: Mf1Card, from_end: u64, outcome: ykt_card::TearOutcome) {
+        let at = self.reader.op_count() + ops_of_debit() - from_end;
+        self.reader.inject(at, ykt_card::Fault::Tear(outcome));
+        self.place(card);
+    }
+}
