@@ -357,6 +357,7 @@ impl<F: Flash> Terminal<F> {
             .update(&mut self.st.flash, |s| s.merchant_no = 0)?;
         self.push(Output::Event(Event::SignInFailed { code: Some(code) }));
         self.push(Output::Beep(Beep::Error));
+        self.screen_until = None;
         self.refresh_screen();
         Ok(())
     }

@@ -41,13 +41,20 @@ pub struct FakeHost {
     pub info: InfoCode,
     pub collect_last: u8,
     pub hold_debits: bool,
+    /// Book uploads but lose this many acknowledgements.
+    pub drop_upload_acks: u32,
     pub held: Vec<Vec<u8>>,
     pub received: Vec<Message>,
     pub reports: Vec<Message>,
 }
 
 impl FakeHost {
-    pub fn new(device: PhysicalId, master: DeviceKey, params: TerminalParams, clock: NaiveDateTime) -> Self {
+    pub fn new(
+        device: PhysicalId,
+        master: DeviceKey,
+        params: TerminalParams,
+        clock: NaiveDateTime,
+    ) -> Self {
         FakeHost {
             device,
             master,
@@ -69,6 +76,7 @@ impl FakeHost {
             info: InfoCode::NONE,
             collect_last: 0,
             hold_debits: false,
+            drop_upload_acks: 0,
             held: Vec::new(),
             received: Vec::new(),
             reports: Vec::new(),
@@ -132,7 +140,14 @@ impl FakeHost {
                 params,
             };
             let mut out = Vec::new();
-            self.session = seal_sign_in_response(self.device, &self.master, Some(&Key([0x42; 16])), resp, &mut out).ok()?;
+            self.session = seal_sign_in_response(
+                self.device,
+                &self.master,
+                Some(&Key([0x42; 16])),
+                resp,
+                &mut out,
+            )
+            .ok()?;
             return Some(out);
         }
         let opened = self.session.as_mut()?.open(frame).ok()?;
@@ -147,15 +162,33 @@ impl FakeHost {
                 let resp = self.authorize(&r);
                 if self.hold_debits {
                     let mut out = Vec::new();
-                    self.session.as_mut()?.seal(&Message::DebitResponse(resp), seq, &mut out).ok()?;
+                    self.session
+                        .as_mut()?
+                        .seal(&Message::DebitResponse(resp), seq, &mut out)
+                        .ok()?;
                     self.held.push(out);
                     return None;
                 }
                 Message::DebitResponse(resp)
             }
             Message::UploadRequest(u) => {
-                let results = u.records.iter().map(|r| RecordResult { serial: r.serial, code: self.upload(r) }).collect();
-                Message::UploadResponse(UploadResponse { code: ReturnCode::SUCCESS, info: InfoCode::NONE, results })
+                let results = u
+                    .records
+                    .iter()
+                    .map(|r| RecordResult {
+                        serial: r.serial,
+                        code: self.upload(r),
+                    })
+                    .collect();
+                if self.drop_upload_acks > 0 {
+                    self.drop_upload_acks -= 1;
+                    return None;
+                }
+                Message::UploadResponse(UploadResponse {
+                    code: ReturnCode::SUCCESS,
+                    info: InfoCode::NONE,
+                    results,
+                })
             }
             Message::HeartbeatRequest(_) => Message::HeartbeatResponse(HeartbeatResponse {
                 code: ReturnCode::SUCCESS,
@@ -166,8 +199,20 @@ impl FakeHost {
             }),
             Message::BlacklistDeltaRequest(r) => {
                 let to = self.blacklist_version();
-                let entries = self.blacklist.iter().skip(r.since as usize).copied().collect();
-                Message::BlacklistDeltaResponse(BlacklistDeltaResponse { code: ReturnCode::SUCCESS, info: InfoCode::NONE, from: r.since, to, more: false, entries })
+                let entries = self
+                    .blacklist
+                    .iter()
+                    .skip(r.since as usize)
+                    .copied()
+                    .collect();
+                Message::BlacklistDeltaResponse(BlacklistDeltaResponse {
+                    code: ReturnCode::SUCCESS,
+                    info: InfoCode::NONE,
+                    from: r.since,
+                    to,
+                    more: false,
+                    entries,
+                })
             }
             Message::BlacklistBulkRequest(r) => {
                 let mut seg = Segment::empty();
@@ -177,10 +222,24 @@ impl FakeHost {
                         seg.insert(n % CARDS_PER_SEGMENT);
                     }
                 }
-                Message::BlacklistBulkResponse(BlacklistBulkResponse { code: ReturnCode::SUCCESS, info: InfoCode::NONE, version: self.blacklist_version(), segment: r.segment, segments: MAX_SEGMENTS, bitmap: Some(seg) })
+                Message::BlacklistBulkResponse(BlacklistBulkResponse {
+                    code: ReturnCode::SUCCESS,
+                    info: InfoCode::NONE,
+                    version: self.blacklist_version(),
+                    segment: r.segment,
+                    segments: MAX_SEGMENTS,
+                    bitmap: Some(seg),
+                })
             }
-            Message::ParamsRequest(_) => Message::ParamsResponse(ParamsResponse { code: ReturnCode::SUCCESS, info: InfoCode::NONE, params: Some(self.params.clone()) }),
-            m @ (Message::StatusReport(_) | Message::ClockSetResponse(_) | Message::CollectResponse(_) | Message::ParamsPushResponse(_)) => {
+            Message::ParamsRequest(_) => Message::ParamsResponse(ParamsResponse {
+                code: ReturnCode::SUCCESS,
+                info: InfoCode::NONE,
+                params: Some(self.params.clone()),
+            }),
+            m @ (Message::StatusReport(_)
+            | Message::ClockSetResponse(_)
+            | Message::CollectResponse(_)
+            | Message::ParamsPushResponse(_)) => {
                 self.reports.push(m);
                 return None;
             }
@@ -239,15 +298,30 @@ impl FakeHost {
             }
             None => {
                 self.book(&record, 1);
-                self.counters.insert((q.card_no.get(), q.card_counter), q.serial);
-                self.records.insert(q.serial, Stored { record, booked: true, reversed: false });
+                self.counters
+                    .insert((q.card_no.get(), q.card_counter), q.serial);
+                self.records.insert(
+                    q.serial,
+                    Stored {
+                        record,
+                        booked: true,
+                        reversed: false,
+                    },
+                );
                 resp
             }
         }
     }
 
     fn store(&mut self, r: &Record, booked: bool) {
-        self.records.insert(r.serial, Stored { record: r.clone(), booked, reversed: false });
+        self.records.insert(
+            r.serial,
+            Stored {
+                record: r.clone(),
+                booked,
+                reversed: false,
+            },
+        );
     }
 
     fn upload(&mut self, r: &Record) -> ReturnCode {
@@ -257,7 +331,8 @@ impl FakeHost {
             }
             let mut same = r.clone();
             same.status = e.record.status;
-            let authorised = e.record.online && e.record.status == RecordStatus::Initiated && e.booked;
+            let authorised =
+                e.record.online && e.record.status == RecordStatus::Initiated && e.booked;
             if !authorised || same != e.record {
                 return ReturnCode::POS_SERIAL_DUPLICATE;
             }
@@ -281,14 +356,17 @@ impl FakeHost {
         }
         match r.kind {
             RecordKind::Purchase | RecordKind::Collected => {
-                let owned = self.counters.contains_key(&(r.card_no.get(), r.card_counter));
+                let owned = self
+                    .counters
+                    .contains_key(&(r.card_no.get(), r.card_counter));
                 let book = r.status.card_debited() && !(r.kind == RecordKind::Collected && owned);
                 if book {
                     if owned {
                         return ReturnCode::CARD_COUNTER_REPEATED;
                     }
                     self.book(r, 1);
-                    self.counters.insert((r.card_no.get(), r.card_counter), r.serial);
+                    self.counters
+                        .insert((r.card_no.get(), r.card_counter), r.serial);
                 }
                 self.store(r, book);
                 ReturnCode::SUCCESS
@@ -298,7 +376,11 @@ impl FakeHost {
                 ReturnCode::SUCCESS
             }
             RecordKind::Cancellation => {
-                let Some(o) = r.original_serial.and_then(|s| self.records.get(&s)).cloned() else {
+                let Some(o) = r
+                    .original_serial
+                    .and_then(|s| self.records.get(&s))
+                    .cloned()
+                else {
                     self.store(r, false);
                     return ReturnCode::SUCCESS;
                 };
@@ -309,7 +391,8 @@ impl FakeHost {
                     return ReturnCode::TRANSACTION_TYPE_ERROR;
                 }
                 self.book(&o.record, -1);
-                self.counters.remove(&(o.record.card_no.get(), o.record.card_counter));
+                self.counters
+                    .remove(&(o.record.card_no.get(), o.record.card_counter));
                 if let Some(x) = self.records.get_mut(&o.record.serial) {
                     x.reversed = true;
                 }
@@ -321,7 +404,11 @@ impl FakeHost {
                     self.store(r, false);
                     return ReturnCode::SUCCESS;
                 }
-                let Some(o) = r.original_serial.and_then(|s| self.records.get(&s)).cloned() else {
+                let Some(o) = r
+                    .original_serial
+                    .and_then(|s| self.records.get(&s))
+                    .cloned()
+                else {
                     return ReturnCode::RECORD_NOT_FOUND;
                 };
                 if o.reversed {
@@ -331,7 +418,8 @@ impl FakeHost {
                     return ReturnCode::RECORD_NOT_FOUND;
                 }
                 self.book(r, -1);
-                self.counters.insert((r.card_no.get(), r.card_counter), r.serial);
+                self.counters
+                    .insert((r.card_no.get(), r.card_counter), r.serial);
                 if let Some(x) = self.records.get_mut(&o.record.serial) {
                     x.reversed = true;
                 }

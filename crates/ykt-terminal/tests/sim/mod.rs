@@ -30,11 +30,17 @@ pub fn keys() -> SystemKeys {
 }
 
 pub fn master() -> DeviceKey {
-    DeviceKey { suite: Suite::Aes128, key: Key([7; 16]) }
+    DeviceKey {
+        suite: Suite::Aes128,
+        key: Key([7; 16]),
+    }
 }
 
 pub fn at(d: u32, h: u32, m: u32) -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2026, 3, d).unwrap().and_hms_opt(h, m, 0).unwrap()
+    NaiveDate::from_ymd_opt(2026, 3, d)
+        .unwrap()
+        .and_hms_opt(h, m, 0)
+        .unwrap()
 }
 
 pub fn params() -> TerminalParams {
@@ -267,12 +273,25 @@ impl Rig {
         Mf1App::new(&k).read(&mut r, 0).unwrap().wallet.balance
     }
 
+    /// The card's lock flag (R-F4.15).
+    pub fn locked(&self) -> bool {
+        let mut r = SimulatedReader::new(1);
+        r.place(SimCard::Mf1(self.card().clone()));
+        let k = keys();
+        Mf1App::new(&k).read(&mut r, 0).unwrap().locked()
+    }
+
     pub fn screen(&self) -> String {
-        self.screens.last().map(|s| s.lines.join("|")).unwrap_or_default()
+        self.screens
+            .last()
+            .map(|s| s.lines.join("|"))
+            .unwrap_or_default()
     }
 
     pub fn saw_screen(&self, text: &str) -> bool {
-        self.screens.iter().any(|s| s.lines.iter().any(|l| l.contains(text)))
+        self.screens
+            .iter()
+            .any(|s| s.lines.iter().any(|l| l.contains(text)))
     }
 
     pub fn records(&self) -> Vec<Record> {
@@ -314,7 +333,11 @@ impl Rig {
                 _ => 0,
             })
             .sum();
-        assert_eq!(self.balance() + debited, start, "card balance vs journal: {records:#?}");
+        assert_eq!(
+            self.balance() + debited,
+            start,
+            "card balance vs journal: {records:#?}"
+        );
         // No card debit without a record: every ring entry of ours is a debited record.
         let mut r = SimulatedReader::new(1);
         r.place(SimCard::Mf1(self.card().clone()));
@@ -322,10 +345,20 @@ impl Rig {
         let app = Mf1App::new(&k);
         let c = app.read(&mut r, 0).unwrap();
         for cr in app.records(&mut r, &c, 64).unwrap() {
-            let rec = records.iter().find(|x| x.serial == cr.serial && cr.device == DEVICE);
+            let rec = records
+                .iter()
+                .find(|x| x.serial == cr.serial && cr.device == DEVICE);
             let rec = rec.unwrap_or_else(|| panic!("card transaction {cr:?} without a record"));
-            assert!(rec.status.card_debited(), "card written but record says {:?}", rec.status);
-            let kind = if rec.kind == RecordKind::Reversal { TxKind::Reversal } else { TxKind::Purchase };
+            assert!(
+                rec.status.card_debited(),
+                "card written but record says {:?}",
+                rec.status
+            );
+            let kind = if rec.kind == RecordKind::Reversal {
+                TxKind::Reversal
+            } else {
+                TxKind::Purchase
+            };
             assert_eq!(cr.kind, kind);
         }
     }
@@ -344,11 +377,22 @@ impl Rig {
             })
             .sum();
         let host: Fen = self.host.debited.values().sum();
-        assert_eq!(host, debited, "host books vs card: {:#?}", self.host.records);
+        assert_eq!(
+            host, debited,
+            "host books vs card: {:#?}",
+            self.host.records
+        );
         let mut seen = std::collections::BTreeSet::new();
         for s in &self.host.bookings {
-            assert!(seen.insert(*s) || self.host.records.get(s).is_some_and(|x| !x.booked || x.reversed),
-                "record {s} booked twice");
+            assert!(
+                seen.insert(*s)
+                    || self
+                        .host
+                        .records
+                        .get(s)
+                        .is_some_and(|x| !x.booked || x.reversed),
+                "record {s} booked twice"
+            );
         }
     }
 
