@@ -185,7 +185,14 @@ impl<F: Flash> Terminal<F> {
                 self.flash_text(vec![texts::OFFLINE_RESET.into()], INFO_HOLD_MS);
                 Ok(())
             }
-            _ => self.sale_key(key, reader),
+            _ => {
+                // The operator's key ends a text on hold (except during the re-tap prompt,
+                // whose refusal texts must stay readable).
+                if self.flow.in_flight().is_none() {
+                    self.screen_until = None;
+                }
+                self.sale_key(key, reader)
+            }
         }
     }
 
