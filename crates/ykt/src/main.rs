@@ -4,7 +4,7 @@ mod cmd;
 mod pos;
 
 use clap::Parser;
-use cmd::{audit, card, keys, serve};
+use cmd::{audit, card, keys, loadgen, serve};
 
 #[derive(Parser)]
 #[command(name = "ykt", version, about = "Campus one-card payment system")]
@@ -19,6 +19,8 @@ enum Command {
     Serve(serve::Args),
     /// Check the books: balanced, every account equals its transfers, nothing booked twice.
     Audit(audit::Args),
+    /// Load test a running host: N simulated terminals, M cards; checks the books at the end.
+    Loadgen(loadgen::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         Command::Keys(args) => keys::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Loadgen(args) => loadgen::run(args),
     }
 }

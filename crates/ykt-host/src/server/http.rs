@@ -19,10 +19,13 @@ pub(crate) async fn serve(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
-    let api = admin::routes().route_layer(middleware::from_fn_with_state(
-        Arc::clone(&shared),
-        require_token,
-    ));
+    let api =
+        admin::routes()
+            .merge(super::bulk::routes())
+            .route_layer(middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                require_token,
+            ));
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))

@@ -8,6 +8,7 @@
 //! and flushes every answer before [`Server::shutdown`] returns.
 
 mod admin;
+mod bulk;
 mod admin_ops;
 mod clock;
 mod conn;

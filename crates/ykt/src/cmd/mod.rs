@@ -3,4 +3,5 @@
 pub mod audit;
 pub mod card;
 pub mod keys;
+pub mod loadgen;
 pub mod serve;
