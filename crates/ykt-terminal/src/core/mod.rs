@@ -228,6 +228,11 @@ impl<F: Flash> Terminal<F> {
         &self.st
     }
 
+    /// The flash device, for drivers and fault-injection tests (e.g. `MemFlash::cut_power_after`).
+    pub fn flash_mut(&mut self) -> &mut F {
+        &mut self.st.flash
+    }
+
     /// Gives the flash back (e.g. to power-cycle it in a test).
     pub fn into_flash(self) -> F {
         self.st.into_flash()

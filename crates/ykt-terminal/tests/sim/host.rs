@@ -45,6 +45,8 @@ pub struct FakeHost {
     pub drop_upload_acks: u32,
     pub held: Vec<Vec<u8>>,
     pub received: Vec<Message>,
+    /// Serials sent again with other content (code 30): a reused serial.
+    pub duplicates: u32,
     pub reports: Vec<Message>,
 }
 
@@ -79,6 +81,7 @@ impl FakeHost {
             drop_upload_acks: 0,
             held: Vec::new(),
             received: Vec::new(),
+            duplicates: 0,
             reports: Vec::new(),
         }
     }
@@ -325,6 +328,14 @@ impl FakeHost {
     }
 
     fn upload(&mut self, r: &Record) -> ReturnCode {
+        let code = self.upload_inner(r);
+        if code == ReturnCode::POS_SERIAL_DUPLICATE {
+            self.duplicates += 1;
+        }
+        code
+    }
+
+    fn upload_inner(&mut self, r: &Record) -> ReturnCode {
         if let Some(e) = self.records.get(&r.serial).cloned() {
             if e.record == *r {
                 return ReturnCode::SUCCESS;

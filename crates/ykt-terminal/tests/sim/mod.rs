@@ -376,6 +376,10 @@ impl Rig {
                 _ => 0,
             })
             .sum();
+        assert_eq!(
+            self.host.duplicates, 0,
+            "a serial was reused with other content"
+        );
         let host: Fen = self.host.debited.values().sum();
         assert_eq!(
             host, debited,
