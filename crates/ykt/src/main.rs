@@ -4,7 +4,7 @@ mod cmd;
 mod pos;
 
 use clap::Parser;
-use cmd::{audit, card, keys, loadgen, serve};
+use cmd::{audit, blacklist, card, device, fep, keys, loadgen, merchant, report, serve};
 
 #[derive(Parser)]
 #[command(name = "ykt", version, about = "Campus one-card payment system")]
@@ -19,6 +19,21 @@ enum Command {
     Serve(serve::Args),
     /// Check the books: balanced, every account equals its transfers, nothing booked twice.
     Audit(audit::Args),
+    /// Merchants (admin API client).
+    #[command(subcommand)]
+    Merchant(merchant::Args),
+    /// Terminals: register, enable, disable, list, parameters (admin API client).
+    #[command(subcommand)]
+    Device(device::Args),
+    /// The system blacklist (admin API client).
+    #[command(subcommand)]
+    Blacklist(blacklist::Args),
+    /// Reports: per merchant and per device, debits, fees, reversals (admin API client).
+    #[command(subcommand)]
+    Report(report::Args),
+    /// Front-end processors: list, register, activate, deregister (admin API client).
+    #[command(subcommand)]
+    Fep(fep::Args),
     /// Load test a running host: N simulated terminals, M cards; checks the books at the end.
     Loadgen(loadgen::Args),
 }
@@ -36,6 +51,11 @@ fn main() -> anyhow::Result<()> {
         Command::Keys(args) => keys::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Merchant(args) => cmd::client::exit_on_error(merchant::run(args)),
+        Command::Device(args) => cmd::client::exit_on_error(device::run(args)),
+        Command::Blacklist(args) => cmd::client::exit_on_error(blacklist::run(args)),
+        Command::Report(args) => cmd::client::exit_on_error(report::run(args)),
+        Command::Fep(args) => cmd::client::exit_on_error(fep::run(args)),
         Command::Loadgen(args) => loadgen::run(args),
     }
 }

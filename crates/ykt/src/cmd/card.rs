@@ -45,6 +45,10 @@ pub enum Args {
         #[arg(long)]
         today: Option<NaiveDate>,
     },
+    /// The card office through the admin API: issue, lose, found, freeze, unfreeze, cancel,
+    /// info, list (`card_admin.rs`).
+    #[command(flatten)]
+    Admin(super::card_admin::Args),
 }
 
 #[derive(clap::Args)]
@@ -84,6 +88,7 @@ pub struct NewArgs {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args {
         Args::New(a) => new(a),
+        Args::Admin(a) => super::client::exit_on_error(super::card_admin::run(a)),
         Args::Show { file, keys } => {
             let keys = super::keys::load(&keys)?;
             match load(&file)? {

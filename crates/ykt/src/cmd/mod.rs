@@ -1,7 +1,14 @@
 //! Subcommands; each module owns its clap arguments and its `run`.
 
 pub mod audit;
+pub mod blacklist;
 pub mod card;
+pub mod card_admin;
+pub mod client;
+pub mod device;
+pub mod fep;
 pub mod keys;
 pub mod loadgen;
+pub mod merchant;
+pub mod report;
 pub mod serve;

@@ -2,6 +2,7 @@
 //! SQLite database under `--data` or on PostgreSQL, with an optional demo campus.
 
 mod demo;
+pub mod tac;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,8 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rand::RngCore;
-use ykt_host::server::{Clock, ServerConfig};
-use ykt_host::{Backend, Store, StoreConfig};
+use std::sync::Arc;
+
+use super::client::{SERVE_ADDR_FILE, ServeAddr};
+use ykt_host::server::{Clock, Server, ServerConfig};
+use ykt_host::{Backend, Store, StoreConfig, TacVerifier};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,17 +42,42 @@ pub struct Args {
     /// Terminal connections at most.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// System master key file, for the TAC of CPU card records [default: DATA/keys]. Without
+    /// it CPU card records are refused (code 99).
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
 }
 
 /// The store of `--data` / `--database`, shared by `serve` and `audit`.
 pub fn open_store(data: &Path, database: Option<&str>) -> anyhow::Result<Store> {
+    open_store_with(data, database, None)
+}
+
+fn open_store_with(
+    data: &Path,
+    database: Option<&str>,
+    tac: Option<Arc<dyn TacVerifier>>,
+) -> anyhow::Result<Store> {
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create data directory {}", data.display()))?;
     let backend = match database {
         Some(url) => Backend::Postgres(url.to_owned()),
         None => Backend::Sqlite(data.join("ykt.db")),
     };
-    Store::open(StoreConfig::new(backend)).context("cannot open the database")
+    let mut config = StoreConfig::new(backend);
+    config.tac = tac;
+    Store::open(config).context("cannot open the database")
+}
+
+/// The TAC verifier over the key file, or `None` (with a warning) when there is none.
+fn tac_verifier(a: &Args) -> anyhow::Result<Option<Arc<dyn TacVerifier>>> {
+    let path = a.keys.clone().unwrap_or_else(|| a.data.join("keys"));
+    if !path.exists() {
+        tracing::warn!(path = %path.display(), "no system key file: CPU card records will be refused (99)");
+        return Ok(None);
+    }
+    let keys = super::keys::load(&path)?;
+    Ok(Some(Arc::new(tac::KeyFileTac(keys))))
 }
 
 /// The admin token: created (mode 0600) on first start, read afterwards.
@@ -65,10 +94,16 @@ pub fn admin_token(data: &Path) -> anyhow::Result<String> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let store = open_store(&a.data, a.database.as_deref())?;
+    std::fs::create_dir_all(&a.data)
+        .with_context(|| format!("cannot create data directory {}", a.data.display()))?;
+    let fresh_demo = a.demo && !demo::seeded(&a.data);
+    if fresh_demo {
+        demo::ensure_keys(&a.data)?;
+    }
+    let store = open_store_with(&a.data, a.database.as_deref(), tac_verifier(&a)?)?;
     let token = admin_token(&a.data)?;
-    if a.demo {
-        demo::seed(&store, &a.data, a.fep_id, a.terminal_listen, &a.http_listen)?;
+    if fresh_demo {
+        demo::prepare_fep(&store, a.fep_id)?;
     }
     let mut config = ServerConfig::new(a.terminal_listen, a.http_listen, token);
     config.fep_id = a.fep_id;
@@ -81,10 +116,39 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
+    let server = runtime.block_on(Server::start(config, store.clone()))?;
+    // The demo's provisioning files name the address actually bound (port 0 works).
+    if a.demo {
+        demo::seed(
+            &store,
+            &a.data,
+            a.fep_id,
+            server.terminal_addr(),
+            &server.http_addr(),
+        )?;
+    }
+    let addr_file = a.data.join(SERVE_ADDR_FILE);
+    write_serve_addr(&addr_file, server.terminal_addr(), server.http_addr())?;
     runtime.block_on(async move {
-        ykt_host::server::run(config, store, shutdown_signal()).await?;
-        anyhow::Ok(())
-    })?;
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        server.shutdown().await;
+    });
+    let _ = std::fs::remove_file(&addr_file);
+    Ok(())
+}
+
+/// `DATA/serve.addr`: where this process listens, for the CLI and for scripts; written
+/// atomically once the server serves (its presence means "ready").
+fn write_serve_addr(path: &Path, terminal: SocketAddr, http: SocketAddr) -> anyhow::Result<()> {
+    let addr = ServeAddr {
+        terminal: terminal.to_string(),
+        http: http.to_string(),
+    };
+    let tmp = path.with_extension("addr.tmp");
+    std::fs::write(&tmp, serde_json::to_string(&addr)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

@@ -27,6 +27,36 @@ const CARDS: usize = 10;
 const CPU_CARDS: usize = 2;
 const PIN: &str = "123456";
 
+/// Whether the demo campus is seeded in `data` already.
+pub fn seeded(data: &Path) -> bool {
+    data.join("demo.json").exists()
+}
+
+/// The system key file `DATA/keys`, created with fresh random keys when missing.
+pub fn ensure_keys(data: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let keys_path = data.join("keys");
+    if !keys_path.exists() {
+        let mut material = [0u8; 112];
+        rand::rng().fill_bytes(&mut material);
+        let keys = SystemKeys::from_material(1, &material);
+        crate::cmd::keys::write_secret(&keys_path, keys.to_text().as_bytes())?;
+    }
+    Ok(keys_path)
+}
+
+/// Registers and activates the demo's FEP before the server starts, so it signs in at once.
+pub fn prepare_fep(store: &Store, fep: u32) -> anyhow::Result<()> {
+    store
+        .execute(move |tx| {
+            if admin::fep(tx, fep).is_err() {
+                admin::register_fep(tx, fep, "demo FEP")?;
+            }
+            admin::activate_fep(tx, fep)
+        })
+        .context("cannot register the demo FEP")?;
+    Ok(())
+}
+
 pub fn seed(
     store: &Store,
     data: &Path,
@@ -39,14 +69,7 @@ pub fn seed(
         tracing::info!("demo campus already seeded ({})", marker.display());
         return Ok(());
     }
-    let keys_path = data.join("keys");
-    if !keys_path.exists() {
-        let mut material = [0u8; 112];
-        rand::rng().fill_bytes(&mut material);
-        let keys = SystemKeys::from_material(1, &material);
-        crate::cmd::keys::write_secret(&keys_path, keys.to_text().as_bytes())?;
-    }
-    let keys = crate::cmd::keys::load(&keys_path)?;
+    let keys = crate::cmd::keys::load(&ensure_keys(data)?)?;
     let now = ykt_host::server::Clock::china().now();
     let today = now.date();
     let expiry = NaiveDate::from_ymd_opt(today.year_ce().1 as i32 + 4, 7, 31).unwrap_or(today);

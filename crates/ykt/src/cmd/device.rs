@@ -1,0 +1,272 @@
+//! `ykt device add|enable|disable|list|show|set-params`: terminals through the admin API
+//! (R-H1; parameters R-F4.4–R-F4.18 are pushed to a connected terminal at once).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::{Map, Value, json};
+
+use super::client::{Api, ApiArgs, cell, items, table, yuan};
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Suite {
+    Aes128,
+    Sm4,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Args {
+    /// Register a device with a fresh master key; writes its provisioning file (once only).
+    Add {
+        /// Physical ID, 8 hex digits.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        terminal_no: u32,
+        #[arg(long)]
+        merchant: u32,
+        #[arg(long, value_enum, default_value = "aes128")]
+        mac_suite: Suite,
+        /// Per-transaction limit in fen (code 71); 0 = none.
+        #[arg(long, default_value_t = 0)]
+        max_amount: i64,
+        /// Register without enabling (the terminal gets 22 until `device enable`).
+        #[arg(long)]
+        disabled: bool,
+        /// Provisioning file to write (mode 0600) [default: DATA/devices/<id>.json].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Enable a device (R-H1).
+    Enable {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Disable a device: its next request gets 23.
+    Disable {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Devices with status, connection and last status report.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// One device with its parameters.
+    Show {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Change parameters (a new version; pushed at once to a connected terminal).
+    SetParams(ParamsArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ParamsArgs {
+    id: String,
+    /// full-online, auto or offline (R-F4.18).
+    #[arg(long)]
+    work_mode: Option<String>,
+    /// unit-price, fixed-amount or coded (R-F4.10).
+    #[arg(long)]
+    consumption_mode: Option<String>,
+    #[arg(long)]
+    fixed_amount: Option<i64>,
+    #[arg(long)]
+    max_balance: Option<i64>,
+    #[arg(long)]
+    min_balance: Option<i64>,
+    #[arg(long)]
+    max_daily_uses: Option<u16>,
+    #[arg(long)]
+    single_password_threshold: Option<i64>,
+    #[arg(long)]
+    daily_password_threshold: Option<i64>,
+    #[arg(long)]
+    wallet_no: Option<u8>,
+    #[arg(long)]
+    max_offline_hours: Option<u16>,
+    /// Fee rate of a class in percent, `CLASS=PERCENT` (R-F4.13); repeatable.
+    #[arg(long = "fee-rate", value_parser = parse_rate)]
+    fee_rates: Vec<(u8, u8)>,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+fn parse_rate(s: &str) -> Result<(u8, u8), String> {
+    let (c, r) = s.split_once('=').ok_or("CLASS=PERCENT, e.g. 3=5")?;
+    let class = c.parse().map_err(|_| "class is 0-255")?;
+    let rate: u8 = r.parse().map_err(|_| "rate is 0-100")?;
+    if rate > 100 {
+        return Err("rate is 0-100".into());
+    }
+    Ok((class, rate))
+}
+
+fn show_device(d: &Value) {
+    println!(
+        "device {}  terminal {}  merchant {}  {}  connected {}",
+        cell(d, "id"),
+        cell(d, "terminal_no"),
+        cell(d, "merchant_no"),
+        cell(d, "status"),
+        cell(d, "connected")
+    );
+    if let Some(p) = d.get("params").and_then(Value::as_object) {
+        for (k, v) in p {
+            println!("  {k}: {v}");
+        }
+    }
+    if let Some(r) = d.get("last_report").filter(|r| !r.is_null()) {
+        println!(
+            "  last status report {}: {} record(s) not uploaded, clock {}, blacklist version {}",
+            cell(r, "at"),
+            cell(r, "pending_records"),
+            cell(r, "terminal_clock"),
+            cell(r, "blacklist_version")
+        );
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args {
+        Args::Add {
+            id,
+            terminal_no,
+            merchant,
+            mac_suite,
+            max_amount,
+            disabled,
+            out,
+            api: a,
+        } => {
+            let out = out.unwrap_or_else(|| a.data.join("devices").join(format!("{id}.json")));
+            if out.exists() {
+                anyhow::bail!("{} exists; not overwritten", out.display());
+            }
+            let api = Api::new(&a)?;
+            let body = json!({
+                "id": id,
+                "terminal_no": terminal_no,
+                "merchant_no": merchant,
+                "mac_suite": match mac_suite { Suite::Aes128 => 1, Suite::Sm4 => 2 },
+                "max_amount": max_amount,
+                "enable": !disabled,
+            });
+            let r = api.post("/devices", Some(&body))?;
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let prov = serde_json::to_string_pretty(&r["provisioning"])?;
+            super::keys::write_secret(&out, prov.as_bytes()).with_context(|| {
+                format!("device registered, but its provisioning file could not be written; the key is: {prov}")
+            })?;
+            api.print(&r, |r| {
+                show_device(&r["device"]);
+                println!(
+                    "provisioning file (holds the master key): {}",
+                    out.display()
+                );
+            })
+        }
+        Args::Enable { id, api } => status(&id, "enable", &api),
+        Args::Disable { id, api } => status(&id, "disable", &api),
+        Args::List { api } => {
+            let api = Api::new(&api)?;
+            let list = api.get("/devices")?;
+            api.print(&list, |l| {
+                let rows: Vec<Vec<String>> = items(l)
+                    .iter()
+                    .map(|d| {
+                        let p = &d["params"];
+                        vec![
+                            cell(d, "id"),
+                            cell(d, "terminal_no"),
+                            cell(d, "merchant_no"),
+                            cell(d, "status"),
+                            cell(d, "connected"),
+                            cell(p, "version"),
+                            cell(p, "work_mode"),
+                            yuan(d, "max_amount"),
+                        ]
+                    })
+                    .collect();
+                let h = [
+                    "id",
+                    "terminal",
+                    "merchant",
+                    "status",
+                    "connected",
+                    "params",
+                    "mode",
+                    "limit (元)",
+                ];
+                print!("{}", table(&h, &rows));
+            })
+        }
+        Args::Show { id, api } => {
+            let api = Api::new(&api)?;
+            let d = api.get(&format!("/devices/{id}"))?;
+            api.print(&d, show_device)
+        }
+        Args::SetParams(p) => set_params(p),
+    }
+}
+
+fn status(id: &str, action: &str, a: &ApiArgs) -> anyhow::Result<()> {
+    let api = Api::new(a)?;
+    let d = api.post(&format!("/devices/{id}/{action}"), None)?;
+    api.print(&d, show_device)
+}
+
+fn set_params(p: ParamsArgs) -> anyhow::Result<()> {
+    let mut patch = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            patch.insert(k.into(), v);
+        }
+    };
+    put("work_mode", p.work_mode.map(Value::from));
+    put("consumption_mode", p.consumption_mode.map(Value::from));
+    put("fixed_amount", p.fixed_amount.map(Value::from));
+    put("max_balance", p.max_balance.map(Value::from));
+    put("min_balance", p.min_balance.map(Value::from));
+    put("max_daily_uses", p.max_daily_uses.map(Value::from));
+    put(
+        "single_password_threshold",
+        p.single_password_threshold.map(Value::from),
+    );
+    put(
+        "daily_password_threshold",
+        p.daily_password_threshold.map(Value::from),
+    );
+    put("wallet_no", p.wallet_no.map(Value::from));
+    put("max_offline_hours", p.max_offline_hours.map(Value::from));
+    if !p.fee_rates.is_empty() {
+        let rates: Map<String, Value> = p
+            .fee_rates
+            .iter()
+            .map(|(c, r)| (c.to_string(), Value::from(*r)))
+            .collect();
+        put("fee_rates", Some(Value::Object(rates)));
+    }
+    if patch.is_empty() {
+        anyhow::bail!("nothing to change: give at least one parameter (see --help)");
+    }
+    let api = Api::new(&p.api)?;
+    let r = api.put(&format!("/devices/{}/params", p.id), &Value::Object(patch))?;
+    api.print(&r, |r| {
+        show_device(&r["device"]);
+        if r["pushed"].as_bool() == Some(true) {
+            println!("pushed to the connected terminal");
+        } else {
+            println!("not connected here: the terminal sees the new version in its next heartbeat");
+        }
+    })
+}

@@ -1,0 +1,75 @@
+//! `ykt report daily [--date YYYY-MM-DD]`: per merchant and per device, the day's debits,
+//! fees and reversals (cancellations R-P5.5 and 冲正), from the host's records.
+
+use chrono::NaiveDate;
+use serde_json::Value;
+
+use super::client::{Api, ApiArgs, cell, items, table, yuan};
+
+#[derive(clap::Subcommand)]
+pub enum Args {
+    /// One day's report [default: today on the server's campus clock].
+    Daily {
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+const HEAD: [&str; 8] = [
+    "",
+    "debits",
+    "amount (元)",
+    "fee (元)",
+    "reversals",
+    "reversed (元)",
+    "reversed fee (元)",
+    "net (元)",
+];
+
+fn row(label: String, t: &Value) -> Vec<String> {
+    let net = t["debit_amount"].as_i64().unwrap_or(0) - t["reversal_amount"].as_i64().unwrap_or(0);
+    vec![
+        label,
+        cell(t, "debits"),
+        yuan(t, "debit_amount"),
+        yuan(t, "debit_fee"),
+        cell(t, "reversals"),
+        yuan(t, "reversal_amount"),
+        yuan(t, "reversal_fee"),
+        yuan(&serde_json::json!({"n": net}), "n"),
+    ]
+}
+
+fn print_report(r: &Value) {
+    println!("daily report {}", cell(r, "date"));
+    let mut head = HEAD;
+    head[0] = "merchant";
+    let mut rows: Vec<Vec<String>> = items(&r["merchants"])
+        .iter()
+        .map(|m| row(cell(m, "merchant_no"), m))
+        .collect();
+    rows.push(row("total".into(), &r["total"]));
+    println!("\n{}", table(&head, &rows));
+    head[0] = "device";
+    let rows: Vec<Vec<String>> = items(&r["devices"])
+        .iter()
+        .map(|d| row(cell(d, "device"), d))
+        .collect();
+    print!("{}", table(&head, &rows));
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args {
+        Args::Daily { date, api } => {
+            let api = Api::new(&api)?;
+            let path = match date {
+                Some(d) => format!("/reports/daily?date={d}"),
+                None => "/reports/daily".into(),
+            };
+            let r = api.get(&path)?;
+            api.print(&r, print_report)
+        }
+    }
+}
