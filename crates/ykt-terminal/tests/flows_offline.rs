@@ -276,3 +276,26 @@ fn no_online_check_means_offline() {
     rig.place(card_with(CARD, UID, 10_000, 1));
     assert!(!rig.last_record().online);
 }
+
+// R-P5.9, R-F4.3: when the journal holds its limit of records not uploaded, new transactions
+// are refused with a clear text (no record is ever dropped to make room).
+#[test]
+fn journal_full_refuses() {
+    let mut rig = Rig::new(offline_params());
+    rig.link_down();
+    rig.place(card_with(CARD, UID, 100_000, 1));
+    for _ in 0..200 {
+        rig.amount(1);
+        rig.retap();
+    }
+    assert_eq!(rig.pending(), 200);
+    rig.amount(1);
+    rig.retap();
+    assert!(rig.saw_screen("流水已满，请上传"));
+    assert_eq!(rig.pending(), 200);
+    assert_eq!(rig.balance(), 100_000 - 200);
+    rig.link_up();
+    rig.advance(60_000);
+    assert_eq!(rig.pending(), 0);
+    rig.check_host_books();
+}

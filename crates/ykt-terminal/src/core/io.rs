@@ -96,6 +96,11 @@ pub enum Event {
         code: Option<ReturnCode>,
         text: String,
     },
+    /// The card write of a journalled record failed: re-tap prompt (R-P5.4, R-P5.7).
+    WriteFailed {
+        serial: TerminalSerial,
+        error: String,
+    },
     ModeChanged(WorkMode),
     /// Online = a session with the host exists and online verification is on.
     Online(bool),

@@ -14,10 +14,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 use ykt_card::Reader;
 use ykt_card::keys::SystemKeys;
 use ykt_card::rng::SplitMix64;
-use ykt_proto::{
-    CardNo, DeviceKey, PhysicalId, Record, RecordKind, RecordStatus, TerminalParams,
-    TerminalSerial, WorkMode,
-};
+use ykt_proto::{CardNo, DeviceKey, PhysicalId, Record, TerminalParams, TerminalSerial, WorkMode};
 
 use crate::storage::blacklist::BlacklistError;
 use crate::storage::flash::Flash;
@@ -372,10 +369,5 @@ impl<F: Flash> Terminal<F> {
             self.last_timer = Some(t);
             self.push(Output::SetTimer(t));
         }
-    }
-
-    fn is_pending_purchase(r: &Record) -> bool {
-        matches!(r.kind, RecordKind::Purchase | RecordKind::Reversal)
-            && matches!(r.status, RecordStatus::Initiated | RecordStatus::NotWritten)
     }
 }

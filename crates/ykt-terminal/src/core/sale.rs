@@ -109,7 +109,7 @@ pub(super) fn resume(journal: &Journal, now: u64) -> Flow {
         .checked_sub(1)
         .and_then(|s| journal.get(s));
     match last {
-        Some(r) if Terminal::<crate::MemFlash>::is_pending_purchase(r) => {
+        Some(r) if card_write_open(r) => {
             Flow::Retap(Box::new(Retap {
                 record: r.clone(),
                 authorised: false,
@@ -121,6 +121,12 @@ pub(super) fn resume(journal: &Journal, now: u64) -> Flow {
         }
         _ => Flow::default(),
     }
+}
+
+/// A money record whose card write has not been settled.
+fn card_write_open(r: &Record) -> bool {
+    matches!(r.kind, RecordKind::Purchase | RecordKind::Reversal)
+        && matches!(r.status, RecordStatus::Initiated | RecordStatus::NotWritten)
 }
 
 fn facts(c: &CardRead) -> CardFacts {
@@ -702,9 +708,9 @@ impl<F: Flash> Terminal<F> {
         match self.app().transact(reader, card, &tx_request(&record)) {
             Ok(_) => self.written(&mut record, authorised, subject),
             Err(e) => {
-                self.push(Output::Event(Event::Refused {
-                    code: None,
-                    text: e.to_string(),
+                self.push(Output::Event(Event::WriteFailed {
+                    serial: record.serial,
+                    error: e.to_string(),
                 }));
                 self.flow = Flow::Retap(Box::new(Retap {
                     record,
