@@ -129,6 +129,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let addr_file = a.data.join(SERVE_ADDR_FILE);
     write_serve_addr(&addr_file, server.terminal_addr(), server.http_addr())?;
+    println!(
+        "ykt serve ready: terminals on {}, admin API on http://{} (addresses in {})",
+        server.terminal_addr(),
+        server.http_addr(),
+        addr_file.display()
+    );
     runtime.block_on(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
