@@ -28,7 +28,13 @@ impl PgConn {
         };
         c.client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
-        let migrated = super::schema::migrate(&mut c, &[(1, super::schema::postgres_v1())]);
+        let migrated = super::schema::migrate(
+            &mut c,
+            &[
+                (1, super::schema::postgres_v1()),
+                (2, super::schema::V2.to_owned()),
+            ],
+        );
         c.client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
         migrated?;

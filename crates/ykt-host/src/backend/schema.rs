@@ -126,6 +126,9 @@ pub fn postgres_v1() -> String {
         .replace("{SERIAL}", "BIGSERIAL")
 }
 
+/// V2: the daily report (`domain::report`) reads one day of records by time.
+pub const V2: &str = "CREATE INDEX records_time ON records (time);";
+
 /// Applies every migration newer than the database's version, each in its own transaction.
 pub fn migrate(conn: &mut dyn Conn, migrations: &[(i64, String)]) -> Result<()> {
     conn.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;

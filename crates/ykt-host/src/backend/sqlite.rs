@@ -9,6 +9,10 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use crate::error::Result;
 use crate::sql::{Conn, Dialect, Row, Value};
 
+/// Page cache per connection, KiB: holds the hot b-tree pages of cards, accounts and
+/// records; bounded, so three connections stay well inside the host's memory budget.
+const CACHE_KIB: i64 = 32 * 1024;
+
 pub struct SqliteConn {
     conn: rusqlite::Connection,
     read_only: bool,
@@ -22,12 +26,23 @@ impl SqliteConn {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The default 2 MiB page cache made every debit re-read b-tree pages from the OS
+        // and spill dirty pages mid-transaction (profiled: ~15 % of the host's time).
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        // Savepoints (one per job in a group commit) journal in memory, not a temp file.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(128);
         let mut c = SqliteConn {
             conn,
             read_only: false,
         };
-        super::schema::migrate(&mut c, &[(1, super::schema::sqlite_v1())])?;
+        super::schema::migrate(
+            &mut c,
+            &[
+                (1, super::schema::sqlite_v1()),
+                (2, super::schema::V2.to_owned()),
+            ],
+        )?;
         Ok(c)
     }
 }
