@@ -80,7 +80,9 @@ pub struct DailyReport {
 }
 
 /// `{group}` is `merchant_no` or `device`. A debit counts on the day of its own time; a
-/// cancellation or reversal counts on its day, with the amounts of the debit it undid.
+/// cancellation or reversal counts on its day, with the amounts of the debit it undid (found
+/// by primary key: its original serial, or serial − 1 for a cancellation, R-P5.5). Both
+/// branches read the day through the `records_time` index.
 const QUERY: &str = "
 SELECT g,
     CAST(SUM(dc) AS BIGINT), CAST(SUM(da) AS BIGINT), CAST(SUM(df) AS BIGINT),
@@ -91,7 +93,8 @@ FROM (
     WHERE booked = 1 AND kind IN ('purchase', 'collected') AND time >= $1 AND time < $2
     UNION ALL
     SELECT r.{group}, 0, 0, 0, 1, o.amount, o.fee
-    FROM records r JOIN records o ON o.device = r.device AND o.reversed_by = r.serial
+    FROM records r JOIN records o ON o.device = r.device
+        AND o.serial = COALESCE(r.original_serial, r.serial - 1) AND o.reversed_by = r.serial
     WHERE r.kind IN ('cancellation', 'reversal') AND r.time >= $1 AND r.time < $2
 ) t
 GROUP BY g
