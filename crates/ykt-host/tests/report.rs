@@ -132,3 +132,106 @@ fn postgres_report() {
     let Some(f) = postgres() else { return };
     report_counts_debits_reversals_fees(&f);
 }
+
+mod model {
+    //! The report against a model: random offline debits and abnormal records over two
+    //! devices of two merchants and three days; the report's figures are the model's sums.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, Debug)]
+    struct Op {
+        second_device: bool,
+        day: u64,
+        amount: i64,
+        fee: i64,
+        abnormal: bool,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        (
+            any::<bool>(),
+            0..3u64,
+            1..5_000i64,
+            0..100i64,
+            proptest::bool::weighted(0.2),
+        )
+            .prop_map(|(second_device, day, amount, fee, abnormal)| Op {
+                second_device,
+                day,
+                amount,
+                fee,
+                abnormal,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+        // R-H3, R-H6: every booked debit counts once, on its own day, for its merchant and
+        // device; abnormal records count nowhere.
+        #[test]
+        fn report_equals_model(ops in proptest::collection::vec(op(), 0..25)) {
+            let f = sqlite();
+            let s = &f.store;
+            world(s);
+            s.execute(|tx| {
+                admin::create_merchant(tx, OTHER_MERCHANT, "二食堂")?;
+                add_device(tx, OTHER_DEVICE, 8)?;
+                let mut d = admin::device(tx, OTHER_DEVICE)?;
+                d.merchant_no = Some(OTHER_MERCHANT);
+                ykt_host::repo::device_update(tx.conn, &d)
+            })
+            .unwrap();
+            let c = card(s, 10_000_000);
+            let first_day = day();
+            let mut balance = 10_000_000;
+            let mut model: BTreeMap<(NaiveDate, u32), (u64, i64, i64)> = BTreeMap::new();
+            for (i, o) in ops.iter().enumerate() {
+                let serial = u32::try_from(i).unwrap() + 1;
+                let (device, merchant, terminal_no) = if o.second_device {
+                    (OTHER_DEVICE, OTHER_MERCHANT, 8)
+                } else {
+                    (DEVICE, MERCHANT, TERMINAL_NO)
+                };
+                let mut r = offline(c.no, serial, serial - 1, balance, o.amount);
+                r.device = device;
+                r.merchant_no = merchant;
+                r.fee = o.fee;
+                r.balance_after = balance - o.amount - o.fee;
+                r.time = (first_day + chrono::Days::new(o.day)).and_hms_opt(12, 0, 0).unwrap();
+                if o.abnormal {
+                    r.status = RecordStatus::CardPulled;
+                } else {
+                    balance = r.balance_after;
+                    let e = model.entry((r.time.date(), merchant)).or_default();
+                    *e = (e.0 + 1, e.1 + o.amount, e.2 + o.fee);
+                }
+                let origin = Origin { fep: FEP, device, terminal_no };
+                let tac = s.tac_verifier();
+                s.execute(move |tx| {
+                    ykt_host::domain::records::upload(tx, &origin, &r, tac.as_deref(), now())
+                })
+                .unwrap();
+            }
+            for d in 0..3 {
+                let date = first_day + chrono::Days::new(d);
+                let r = s.read(move |tx| report::daily(tx, date)).unwrap();
+                let got: Vec<(u32, u64, i64, i64)> = r
+                    .merchants
+                    .iter()
+                    .map(|m| (m.merchant_no, m.totals.debits, m.totals.debit_amount, m.totals.debit_fee))
+                    .collect();
+                let want: Vec<(u32, u64, i64, i64)> = model
+                    .range((date, 0)..=(date, u32::MAX))
+                    .map(|((_, m), (n, a, fee))| (*m, *n, *a, *fee))
+                    .collect();
+                prop_assert_eq!(got, want);
+                // Devices map one to one onto merchants here.
+                prop_assert_eq!(r.devices.len(), r.merchants.len());
+                prop_assert_eq!(r.total.reversals, 0);
+            }
+            audit_clean(s);
+        }
+    }
+}

@@ -172,6 +172,25 @@ fn scenario(s: Serve) {
     let info = s.cli_json(&["card", "info", "4"]);
     assert_eq!(info["blacklisted"], true);
 
+    // R-F4.18, R-F4.13: parameters changed with the CLI are pushed to the connected terminal.
+    let p = s.cli_json(&[
+        "device",
+        "set-params",
+        DEVICE_1,
+        "--work-mode",
+        "full-online",
+        "--fee-rate",
+        "3=5",
+    ]);
+    assert_eq!(p["pushed"], true);
+    assert_eq!(p["device"]["params"]["work_mode"], "full-online");
+    // The next exchange answers the push (the terminal acknowledges the new version).
+    let again = t.request(Message::BlacklistDeltaRequest(BlacklistDeltaRequest {
+        since: v0 + 1,
+        max_entries: 100,
+    }));
+    assert!(matches!(again, Message::BlacklistDeltaResponse(ref d) if d.entries.is_empty()));
+
     // Merchants and devices through the CLI (R-H1, R-H3).
     s.cli(&["merchant", "add", "--no", "1005", "--name", "教工餐厅"]);
     assert!(s.cli(&["merchant", "list"]).contains("教工餐厅"));
