@@ -9,7 +9,7 @@ use cmd::{audit, blacklist, card, device, fep, keys, loadgen, merchant, report, 
 #[derive(Parser)]
 #[command(name = "ykt", version, about = "Campus one-card payment system")]
 enum Command {
-    /// Card images: issue, show and check MF1 dumps and CPU card files.
+    /// Cards: images (new, show, check) and the card office via the admin API (issue, lose, info, …).
     #[command(subcommand)]
     Card(card::Args),
     /// System master keys.

@@ -10,6 +10,7 @@ use super::client::{Api, ApiArgs, cell, items, table, yuan};
 pub enum Args {
     /// One day's report [default: today on the server's campus clock].
     Daily {
+        /// The day, YYYY-MM-DD (the terminals' local calendar).
         #[arg(long)]
         date: Option<NaiveDate>,
         #[command(flatten)]
