@@ -337,5 +337,32 @@ fn admin_api_needs_the_token() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing or wrong admin token"));
     let v: Value = serde_json::from_str(&s.cli(&["merchant", "list", "--json"])).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);
+    // Pages are bounded; the list pages through every card exactly once.
+    let bad = s.cli_output(&["card", "list", "--limit", "1001"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("limit is 1 to 1000"));
+    let (mut after, mut seen) = (0u64, Vec::new());
+    loop {
+        let page = s.cli_json(&[
+            "card",
+            "list",
+            "--after",
+            &after.to_string(),
+            "--limit",
+            "3",
+        ]);
+        seen.extend(
+            page["cards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["card_no"].as_u64().unwrap()),
+        );
+        match page["next_after"].as_u64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=10).collect::<Vec<u64>>());
     s.stop();
 }
