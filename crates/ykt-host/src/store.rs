@@ -123,6 +123,8 @@ pub struct Store {
     reads: SyncSender<BoxedJob>,
     policy: Policy,
     tac: Option<Arc<dyn TacVerifier>>,
+    /// Background threads (the SQLite checkpointer) run while a handle holds this.
+    _alive: Arc<()>,
 }
 
 impl Store {
@@ -134,11 +136,16 @@ impl Store {
         };
         let jobs = spawn_pool(&config, "writer", writers, Mode::Write)?;
         let reads = spawn_pool(&config, "reader", config.readers.max(1), Mode::Read)?;
+        let alive = Arc::new(());
+        if let Backend::Sqlite(path) = &config.backend {
+            crate::backend::sqlite::spawn_checkpointer(path, Arc::downgrade(&alive))?;
+        }
         Ok(Store {
             jobs,
             reads,
             policy: config.policy,
             tac: config.tac,
+            _alive: alive,
         })
     }
 

@@ -252,11 +252,12 @@ async fn bulk_lose(State(s): S, Json(r): Json<BulkLoseReq>) -> ApiResult {
 
 /// The books of one merchant: booked purchase records (count, amount, fee) and the
 /// merchant account's balance. `ykt loadgen` compares them with what it was told.
+/// (PostgreSQL sums BIGINT as NUMERIC: cast back.)
 async fn books(State(s): S, Path(merchant): Path<u32>) -> ApiResult {
     let (records, amount, fee, unbooked, balance) = jobs::read(&s.store, move |tx| {
         let row = tx.conn.query_one(
-            "SELECT COUNT(*), COALESCE(SUM(amount), 0), COALESCE(SUM(fee), 0) \
-             FROM records WHERE merchant_no = $1 AND booked = 1",
+            "SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(fee), 0) AS BIGINT) FROM records WHERE merchant_no = $1 AND booked = 1",
             &[merchant.into()],
         )?;
         let unbooked = tx.conn.query_one(
