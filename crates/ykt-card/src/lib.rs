@@ -17,6 +17,7 @@ pub mod app;
 pub mod cpu;
 pub mod crypto;
 pub mod error;
+pub mod fuzzing;
 pub mod keys;
 pub mod mf1;
 pub mod reader;

@@ -116,3 +116,20 @@ fn interrupted_transactions_are_reported() {
         let _ = r.select();
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    // The fuzz target's entry point, on stable: patched issued cards, raw dumps, CPU images.
+    #[test]
+    fn fuzz_entry_point_never_panics(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+        ykt_card::fuzzing::card_image(&data);
+    }
+
+    #[test]
+    fn patched_blocks_never_create_money(block in 0u8..64, bytes: [u8; 16]) {
+        let mut data = vec![2, block];
+        data.extend_from_slice(&bytes);
+        ykt_card::fuzzing::card_image(&data);
+    }
+}
