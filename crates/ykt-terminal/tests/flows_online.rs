@@ -343,3 +343,38 @@ fn collection_request_served_on_next_tap() {
     rig.settle();
     rig.check_host_books();
 }
+
+// R-P5.5, R-F4.17: the write landed (torn after the wallet was written) but the holder left
+// and the operator cancelled after 60 s: the cancellation goes up; when the card is shown
+// again, its ring proves the debit and the terminal journals it as found (Collected) so that
+// the host books it once more — the card's money is never unaccounted for.
+#[test]
+fn blind_cancel_of_a_landed_write_is_found_later() {
+    let mut rig = Rig::new(params());
+    rig.amount(500);
+    rig.place_torn(card_with(CARD, UID, 10_000, 1), 2, TearOutcome::Old);
+    assert_eq!(
+        rig.balance(),
+        9_500,
+        "the wallet was written before the tear"
+    );
+    rig.advance(60_000);
+    rig.key(K::Cancel);
+    assert_eq!(rig.last_record().kind, RecordKind::Cancellation);
+    rig.advance(10_000);
+    assert_eq!(
+        rig.host.debited.values().sum::<Fen>(),
+        0,
+        "host reversed the debit"
+    );
+    rig.retap();
+    let found = rig.last_record();
+    assert_eq!(
+        (found.kind, found.original_serial),
+        (RecordKind::Collected, Some(1))
+    );
+    rig.settle();
+    rig.check_invariants(10_000);
+    rig.check_host_books();
+    assert_eq!(rig.host.debited.values().sum::<Fen>(), 500);
+}

@@ -21,20 +21,24 @@ enum Flow {
     Fallback,
     Reversal,
     BlackCard,
+    CpuOnline,
+    CpuOffline,
 }
 
-const FLOWS: [Flow; 5] = [
+const FLOWS: [Flow; 7] = [
     Flow::Online,
     Flow::Offline,
     Flow::Fallback,
     Flow::Reversal,
     Flow::BlackCard,
+    Flow::CpuOnline,
+    Flow::CpuOffline,
 ];
 
 /// A signed-in terminal ready for the flow, the card on the desk.
 fn setup(flow: Flow) -> Rig {
     let mut p = params();
-    if matches!(flow, Flow::Offline) {
+    if matches!(flow, Flow::Offline | Flow::CpuOffline) {
         p.work_mode = WorkMode::Offline;
     }
     p.fee_rates[1] = 3;
@@ -46,8 +50,12 @@ fn setup(flow: Flow) -> Rig {
         });
     }
     rig.link_up();
-    rig.reader
-        .place(ykt_card::SimCard::Mf1(card_with(CARD, UID, START, 1)));
+    let card = if matches!(flow, Flow::CpuOnline | Flow::CpuOffline) {
+        ykt_card::SimCard::Cpu(cpu_card(CARD, UID, START, 1))
+    } else {
+        ykt_card::SimCard::Mf1(card_with(CARD, UID, START, 1))
+    };
+    rig.reader.place(card);
     rig.reader.lift();
     if matches!(flow, Flow::Reversal) {
         rig.amount(700);

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! Random sequences of taps, amounts, card removals, tears, host timeouts, errors, mode
 //! changes, day changes and power cuts; after each sequence the flows are let finish and
-//! the invariants of issue 4 point 4 are checked (R-P5.2–R-P5.9, R-F4.18, R-F4.22).
+//! the invariants of issue 4 point 4 are checked, for MF1 and CPU cards (R-P5.2–R-P5.9, R-F4.18, R-F4.22).
 
 mod sim;
 use proptest::prelude::*;
@@ -112,10 +112,19 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_sequences_keep_the_books(acts in prop::collection::vec(act(), 1..30), seed in any::<u64>()) {
+    fn random_sequences_keep_the_books(
+        acts in prop::collection::vec(act(), 1..30),
+        seed in any::<u64>(),
+        cpu in any::<bool>(),
+    ) {
         let mut rig = Rig::new(params());
         rig.cut_seed = seed;
-        rig.reader.place(ykt_card::SimCard::Mf1(card_with(CARD, UID, START, 1)));
+        let card = if cpu {
+            ykt_card::SimCard::Cpu(cpu_card(CARD, UID, START, 1))
+        } else {
+            ykt_card::SimCard::Mf1(card_with(CARD, UID, START, 1))
+        };
+        rig.reader.place(card);
         rig.reader.lift();
         let mut day = 2;
         for a in &acts {

@@ -5,8 +5,10 @@
 //! set (R-F4.19), persisted in the state store.
 
 pub mod checks;
+mod cpu;
 pub mod io;
 mod link;
+mod recover;
 mod sale;
 pub mod texts;
 

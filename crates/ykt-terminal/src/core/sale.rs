@@ -7,13 +7,15 @@ use ykt_card::Reader;
 use ykt_card::app::{
     AppError, CardRead, LockStatus, Mf1App, Pending, Resolution, TxKind, TxRequest,
 };
+use ykt_card::cpu::app::CpuApp;
 use ykt_proto::messages::{DebitRequest, DebitResponse, Message};
 use ykt_proto::{
     CardType, ConsumptionMode, Fen, Record, RecordKind, RecordStatus, ReturnCode, TerminalSerial,
     WorkMode,
 };
 
-use super::checks::{CardFacts, Refusal, check_debit};
+use super::checks::{Refusal, check_debit};
+use super::cpu::{self, CpuTap, Tapped, cpu_refusal};
 use super::io::Key;
 use super::{
     BALANCE_HOLD_MS, Beep, CANCEL_LOCK_MS, Event, INFO_HOLD_MS, ONLINE_WAIT_MS, Output, Res,
@@ -36,7 +38,7 @@ pub(super) struct Sale {
 #[derive(Debug)]
 pub(super) struct Online {
     record: Record,
-    card: CardRead,
+    card: Tapped,
     subject: u16,
     attempts: u8,
     seq: u32,
@@ -62,7 +64,7 @@ pub(super) enum Flow {
     Ready(Sale),
     Pin {
         sale: Sale,
-        card: Box<CardRead>,
+        card: Box<Tapped>,
         fee: Fen,
         digits: String,
     },
@@ -129,17 +131,6 @@ fn card_write_open(r: &Record) -> bool {
         && matches!(r.status, RecordStatus::Initiated | RecordStatus::NotWritten)
 }
 
-fn facts(c: &CardRead) -> CardFacts {
-    let (daily_count, daily_amount) = c.wallet.daily_on(c.wallet.day.unwrap_or_default());
-    CardFacts {
-        class: c.info.class,
-        expiry: c.info.expiry,
-        balance: c.wallet.balance,
-        daily_count,
-        daily_amount,
-    }
-}
-
 fn app_refusal(e: &AppError) -> Refusal {
     match e {
         AppError::Locked => Refusal::Code(ReturnCode::CARD_LOCKED),
@@ -149,7 +140,6 @@ fn app_refusal(e: &AppError) -> Refusal {
         AppError::InsufficientBalance { .. } => {
             Refusal::Code(ReturnCode::CARD_INSUFFICIENT_BALANCE)
         }
-        AppError::NotMf1 => Refusal::Text(texts::CPU_NOT_SUPPORTED),
         _ => Refusal::Code(ReturnCode::CARD_STATUS_ABNORMAL),
     }
 }
@@ -171,7 +161,7 @@ fn tx_request(r: &Record) -> TxRequest {
 }
 
 impl<F: Flash> Terminal<F> {
-    fn app(&self) -> Mf1App<'_> {
+    pub(super) fn app(&self) -> Mf1App<'_> {
         Mf1App::new(&self.cfg.card_keys)
     }
 
@@ -340,44 +330,51 @@ impl<F: Flash> Terminal<F> {
             _ => return Ok(()),
         };
         let reversal = matches!(self.flow, Flow::Reversal);
+        let card = match self.read_tapped(reader) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(()), // card gone before it was read
+            Err(r) => {
+                if sale.is_some() || reversal {
+                    self.refuse_card(&r);
+                }
+                return Ok(());
+            }
+        };
         if sale.is_none() && !reversal {
-            // No amount yet: serve a pending collection only.
-            if let Ok(card) = self.app().read(reader, self.wallet_no()) {
-                self.serve_collect(reader, &card)?;
+            // No amount yet: only what the card itself asks for (found debits, collection).
+            self.recover_landed(reader, &card)?;
+            if let (Tapped::Mf1(c), false) = (&card, card.locked()) {
+                self.serve_collect(reader, c)?;
             }
             self.refresh_screen();
             return Ok(());
         }
-        let card = match self.app().read(reader, self.wallet_no()) {
-            Ok(c) => c,
-            Err(AppError::Reader(_)) => return Ok(()), // card gone before it was read
-            Err(e) => {
-                self.refuse_card(&app_refusal(&e));
-                return Ok(());
-            }
-        };
+        self.recover_landed(reader, &card)?;
         // R-F4.15: the flag refuses the card on any terminal, list or not.
         if card.locked() {
             self.refuse_card(&Refusal::Code(ReturnCode::CARD_LOCKED));
             return Ok(());
         }
-        if self.st.blacklist.contains(card.info.card_no) {
+        if self.st.blacklist.contains(card.card_no()) {
             return self.black_card(reader, &card);
         }
-        self.serve_collect(reader, &card)?;
-        if reversal {
-            return self.reverse(reader, &card);
+        if let Tapped::Mf1(c) = &card {
+            self.serve_collect(reader, c)?;
+            if reversal {
+                return self.reverse(reader, c);
+            }
+        } else if reversal {
+            // Reversal is for MF1 cards only (R-F4.22).
+            self.flow = Flow::default();
+            self.refuse(None, texts::NO_CPU_REVERSAL.into());
+            return Ok(());
         }
         let Some(sale) = sale else { return Ok(()) };
         let Some(p) = self.params() else {
             return Ok(());
         };
         let today = self.wall().date();
-        let mut f = facts(&card);
-        let (count, amount) = card.wallet.daily_on(today);
-        f.daily_count = count;
-        f.daily_amount = amount;
-        match check_debit(&f, p, today, sale.amount) {
+        match check_debit(&card.facts(today), p, today, sale.amount) {
             Err(r) => {
                 self.refuse_card(&r);
                 Ok(())
@@ -394,6 +391,23 @@ impl<F: Flash> Terminal<F> {
                 Ok(())
             }
             Ok(a) => self.debit(reader, card, sale, a.fee),
+        }
+    }
+
+    /// Reads the card in the field, MF1 or CPU. `Ok(None)`: it left before it was read.
+    fn read_tapped(&mut self, reader: &mut dyn Reader) -> Result<Option<Tapped>, Refusal> {
+        match self.app().read(reader, self.wallet_no()) {
+            Ok(c) => Ok(Some(Tapped::Mf1(Box::new(c)))),
+            Err(AppError::NotMf1) => match CpuApp::read(reader) {
+                Ok(c) => Ok(Some(Tapped::Cpu(Box::new(CpuTap {
+                    read: c,
+                    init: None,
+                })))),
+                Err(ykt_card::cpu::app::CpuError::Reader(_)) => Ok(None),
+                Err(e) => Err(cpu_refusal(&e)),
+            },
+            Err(AppError::Reader(_)) => Ok(None),
+            Err(e) => Err(app_refusal(&e)),
         }
     }
 
@@ -421,7 +435,11 @@ impl<F: Flash> Terminal<F> {
             return Ok(());
         };
         self.flow = Flow::Ready(sale);
-        if !self.app().verify_pin(&card, &digits) {
+        let right = match card.as_ref() {
+            Tapped::Mf1(c) => self.app().verify_pin(c, &digits),
+            Tapped::Cpu(_) => CpuApp::verify_pin(reader, &digits).unwrap_or(false),
+        };
+        if !right {
             self.refuse(
                 Some(ReturnCode::CARD_PASSWORD_WRONG),
                 ReturnCode::CARD_PASSWORD_WRONG.screen_text(),
@@ -437,8 +455,16 @@ impl<F: Flash> Terminal<F> {
         self.st.state.offline().exceeded(max, self.now)
     }
 
-    fn base_record(&self, card: &CardRead, sale: Sale, fee: Fen, online: bool) -> Record {
+    fn base_record(&self, card: &Tapped, sale: Sale, fee: Fen, online: bool) -> Record {
         let total = sale.amount + fee;
+        let (counter, wallet_no, balance) = match card {
+            Tapped::Mf1(c) => (c.wallet.counter, c.wallet_no, c.wallet.balance),
+            // The purse's offline sequence number is its lifetime purchase counter.
+            Tapped::Cpu(c) => match &c.init {
+                Some(i) => (u32::from(i.offline_seq), 0, i.balance),
+                None => (0, 0, c.read.balance),
+            },
+        };
         Record {
             device: self.cfg.device,
             serial: 0,
@@ -449,19 +475,43 @@ impl<F: Flash> Terminal<F> {
                 RecordStatus::NotWritten
             },
             online,
-            card_type: CardType::Mf1,
-            card_no: card.info.card_no,
-            card_counter: card.wallet.counter,
-            wallet_no: card.wallet_no,
-            balance_before: card.wallet.balance,
+            card_type: card.card_type(),
+            card_no: card.card_no(),
+            card_counter: counter,
+            wallet_no,
+            balance_before: balance,
             amount: sale.amount,
             fee,
-            balance_after: card.wallet.balance - total,
-            time: self.wall(),
+            balance_after: balance - total,
+            time: self.record_time(),
             merchant_no: self.st.params.get().merchant_no,
             original_serial: None,
             item_code: sale.item_code,
             tac: 0,
+        }
+    }
+
+    /// The terminal clock to the second, as cards and the wire keep it.
+    fn record_time(&self) -> chrono::NaiveDateTime {
+        let t = self.wall();
+        chrono::Timelike::with_nanosecond(&t, 0).unwrap_or(t)
+    }
+
+    /// Opens the CPU purse's purchase session (balance and offline sequence number are then
+    /// known for the record). `false`: refused, shown.
+    fn prepare(&mut self, reader: &mut dyn Reader, card: &mut Tapped, total: Fen) -> bool {
+        let Tapped::Cpu(c) = card else { return true };
+        match cpu::init_purchase(reader, total, self.cfg.device) {
+            Ok(init) => {
+                c.init = Some(init);
+                true
+            }
+            Err(e) => {
+                self.flow = Flow::default();
+                let r = cpu_refusal(&e);
+                self.refuse(r.code(), r.screen());
+                false
+            }
         }
     }
 
@@ -492,10 +542,13 @@ impl<F: Flash> Terminal<F> {
         Ok(())
     }
 
-    fn debit(&mut self, reader: &mut dyn Reader, card: CardRead, sale: Sale, fee: Fen) -> Res {
+    fn debit(&mut self, reader: &mut dyn Reader, mut card: Tapped, sale: Sale, fee: Fen) -> Res {
         let mode = self.work_mode();
         let offline_only = mode == WorkMode::Offline || !self.link.online_check;
         if !offline_only && self.link.online() {
+            if !self.prepare(reader, &mut card, sale.amount + fee) {
+                return Ok(());
+            }
             return self.online_debit(card, sale, fee);
         }
         if mode == WorkMode::FullOnline && !offline_only {
@@ -512,6 +565,9 @@ impl<F: Flash> Terminal<F> {
             self.refuse(None, texts::OFFLINE_TOO_LONG.into());
             return Ok(());
         }
+        if !self.prepare(reader, &mut card, sale.amount + fee) {
+            return Ok(());
+        }
         let rec = self.base_record(&card, sale, fee, false);
         let Some(rec) = self.journal(rec, sale.subject)? else {
             return Ok(());
@@ -519,7 +575,7 @@ impl<F: Flash> Terminal<F> {
         self.write(reader, &card, rec, false, true, sale.subject)
     }
 
-    fn online_debit(&mut self, card: CardRead, sale: Sale, fee: Fen) -> Res {
+    fn online_debit(&mut self, card: Tapped, sale: Sale, fee: Fen) -> Res {
         let rec = self.base_record(&card, sale, fee, true);
         let Some(rec) = self.journal(rec, sale.subject)? else {
             return Ok(());
@@ -603,7 +659,9 @@ impl<F: Flash> Terminal<F> {
         }
         if resp.collect_last > 0 && !matches!(self.flow, Flow::Retap(_)) {
             // R-F4.17: the host asks for the card's last records during the exchange.
-            if let Ok(now_card) = self.app().read(reader, card.wallet_no) {
+            if let Tapped::Mf1(c) = &card
+                && let Ok(now_card) = self.app().read(reader, c.wallet_no)
+            {
                 self.collect_records(reader, &now_card, resp.collect_last)?;
             }
         }
@@ -696,21 +754,43 @@ impl<F: Flash> Terminal<F> {
     }
 
     /// Writes the card for a journalled record; on failure, the re-tap prompt.
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &mut self,
         reader: &mut dyn Reader,
-        card: &CardRead,
+        card: &Tapped,
         mut record: Record,
         authorised: bool,
         rewrite: bool,
         subject: u16,
     ) -> Res {
-        match self.app().transact(reader, card, &tx_request(&record)) {
-            Ok(_) => self.written(&mut record, authorised, subject),
-            Err(e) => {
+        let result = match card {
+            Tapped::Mf1(c) => self
+                .app()
+                .transact(reader, c, &tx_request(&record))
+                .map(|_| None)
+                .map_err(|e| e.to_string()),
+            Tapped::Cpu(c) => match &c.init {
+                Some(init) => cpu::debit(
+                    reader,
+                    &self.cfg.card_keys,
+                    &c.read,
+                    init,
+                    self.cfg.device,
+                    record.serial,
+                    record.time,
+                )
+                .map(Some)
+                .map_err(|e| e.to_string()),
+                None => Err("no purchase session".to_owned()),
+            },
+        };
+        match result {
+            Ok(tac) => self.written(&mut record, authorised, subject, tac),
+            Err(error) => {
                 self.push(Output::Event(Event::WriteFailed {
                     serial: record.serial,
-                    error: e.to_string(),
+                    error,
                 }));
                 self.flow = Flow::Retap(Box::new(Retap {
                     record,
@@ -728,16 +808,33 @@ impl<F: Flash> Terminal<F> {
     }
 
     /// The card holds the transaction: final status, balance for 2 s.
-    fn written(&mut self, record: &mut Record, authorised: bool, subject: u16) -> Res {
+    fn written(
+        &mut self,
+        record: &mut Record,
+        authorised: bool,
+        subject: u16,
+        tac: Option<u32>,
+    ) -> Res {
         let status = match (record.online, authorised, record.kind) {
             (_, _, RecordKind::Reversal) => RecordStatus::Written,
             (true, true, _) => RecordStatus::Success,
             (true, false, _) => RecordStatus::Debited,
             (false, _, _) => RecordStatus::Written,
         };
-        self.set_status(record, status, subject)?;
-        if status == RecordStatus::Success {
-            // R-P5.2: the host booked it when it authorised: 已上传.
+        match tac {
+            Some(tac) => {
+                self.st
+                    .journal
+                    .set_status_tac(&mut self.st.flash, record.serial, status, tac)?;
+                record.status = status;
+                record.tac = tac;
+                self.record_event(record, subject);
+            }
+            None => self.set_status(record, status, subject)?,
+        }
+        if status == RecordStatus::Success && record.card_type == CardType::Mf1 {
+            // R-P5.2: the host booked it when it authorised: 已上传. A CPU record still
+            // goes up, for the host to check its TAC.
             self.st
                 .journal
                 .mark_uploaded(&mut self.st.flash, record.serial)?;
@@ -763,6 +860,9 @@ impl<F: Flash> Terminal<F> {
         };
         let rec = r.record.clone();
         let (authorised, rewrite, subject) = (r.authorised, r.rewrite, r.subject);
+        if rec.card_type == CardType::Cpu {
+            return self.retap_cpu(reader, rec, authorised, rewrite, subject);
+        }
         let pending = Pending {
             card_no: rec.card_no,
             wallet_no: rec.wallet_no,
@@ -777,7 +877,7 @@ impl<F: Flash> Terminal<F> {
         match res {
             Resolution::Landed(_) => {
                 let mut rec = rec;
-                self.written(&mut rec, authorised, subject)
+                self.written(&mut rec, authorised, subject, None)
             }
             Resolution::NotLanded
                 if rewrite
@@ -788,10 +888,9 @@ impl<F: Flash> Terminal<F> {
                     Flow::Retap(r) => r.since,
                     _ => self.now,
                 };
+                let card = Tapped::Mf1(Box::new(card));
                 self.write(reader, &card, rec, authorised, rewrite, subject)?;
-                if let Flow::Retap(r) = &mut self.flow {
-                    r.since = since; // the 60 s run from the first prompt
-                }
+                self.keep_since(since);
                 Ok(())
             }
             Resolution::NotLanded => {
@@ -805,6 +904,74 @@ impl<F: Flash> Terminal<F> {
                 Ok(())
             }
             Resolution::Unknown => Ok(()),
+        }
+    }
+
+    /// The 60 s run from the first prompt, also after a failed rewrite.
+    fn keep_since(&mut self, since: u64) {
+        if let Flow::Retap(r) = &mut self.flow {
+            r.since = since;
+        }
+    }
+
+    /// The re-tap of a CPU card: GET TRANSACTION PROVE says whether the debit happened.
+    fn retap_cpu(
+        &mut self,
+        reader: &mut dyn Reader,
+        mut rec: Record,
+        authorised: bool,
+        rewrite: bool,
+        subject: u16,
+    ) -> Res {
+        let since = match &self.flow {
+            Flow::Retap(r) => r.since,
+            _ => self.now,
+        };
+        let Ok(read) = CpuApp::read(reader) else {
+            return Ok(()); // unreadable this time: keep asking
+        };
+        if read.card_no != rec.card_no {
+            self.flash_text(vec![texts::OTHER_CARD.into()], INFO_HOLD_MS);
+            return Ok(());
+        }
+        let seq = u16::try_from(rec.card_counter).unwrap_or(u16::MAX);
+        match CpuApp::prove(reader, seq) {
+            Ok(Some(proof)) => {
+                let tac = u32::from_be_bytes(proof.tac);
+                return self.written(&mut rec, authorised, subject, Some(tac));
+            }
+            Ok(None) => {}
+            Err(_) => return Ok(()),
+        }
+        let total = rec.amount + rec.fee;
+        match cpu::init_purchase(reader, total, self.cfg.device) {
+            Ok(init)
+                if rewrite
+                    && u32::from(init.offline_seq) == rec.card_counter
+                    && init.balance == rec.balance_before =>
+            {
+                let card = Tapped::Cpu(Box::new(CpuTap {
+                    read,
+                    init: Some(init),
+                }));
+                self.write(reader, &card, rec, authorised, rewrite, subject)?;
+                self.keep_since(since);
+                Ok(())
+            }
+            Ok(init) if u32::from(init.offline_seq) == rec.card_counter => {
+                self.close_unwritten()?;
+                self.flash_text(vec![texts::RETRY_TRANSACTION.into()], INFO_HOLD_MS);
+                Ok(())
+            }
+            // The purse moved on: its log tells whether our purchase is among the moves.
+            _ if cpu::in_log(reader, seq, self.cfg.device) => {
+                self.written(&mut rec, authorised, subject, None)
+            }
+            _ => {
+                self.close_unwritten()?;
+                self.flash_text(vec![texts::RETRY_TRANSACTION.into()], INFO_HOLD_MS);
+                Ok(())
+            }
         }
     }
 
@@ -845,22 +1012,23 @@ impl<F: Flash> Terminal<F> {
     }
 
     /// R-F4.15: a listed card gets the lock flag, is refused, and the event is recorded.
-    fn black_card(&mut self, reader: &mut dyn Reader, card: &CardRead) -> Res {
+    fn black_card(&mut self, reader: &mut dyn Reader, card: &Tapped) -> Res {
+        let base = self.base_record(
+            card,
+            Sale {
+                amount: 0,
+                item_code: 0,
+                subject: 0,
+            },
+            0,
+            false,
+        );
         let rec = Record {
             kind: RecordKind::BlackCard,
             amount: 0,
             fee: 0,
-            balance_after: card.wallet.balance,
-            ..self.base_record(
-                card,
-                Sale {
-                    amount: 0,
-                    item_code: 0,
-                    subject: 0,
-                },
-                0,
-                false,
-            )
+            balance_after: base.balance_before,
+            ..base
         };
         if let Some(mut rec) = self.journal(rec, 0)?
             && self.lock_card(reader, card)?
@@ -871,17 +1039,22 @@ impl<F: Flash> Terminal<F> {
         Ok(())
     }
 
-    fn lock_card(&mut self, reader: &mut dyn Reader, card: &CardRead) -> Res<bool> {
-        let lock = LockStatus {
-            locked: true,
-            blacklist_version: self.st.blacklist.version(),
-            changed_at: self.wall(),
-            device: self.cfg.device,
+    fn lock_card(&mut self, reader: &mut dyn Reader, card: &Tapped) -> Res<bool> {
+        let ok = match card {
+            Tapped::Mf1(c) => {
+                let lock = LockStatus {
+                    locked: true,
+                    blacklist_version: self.st.blacklist.version(),
+                    changed_at: self.wall(),
+                    device: self.cfg.device,
+                };
+                self.app().set_lock(reader, c, &lock).is_ok()
+            }
+            Tapped::Cpu(c) => CpuApp::set_lock(reader, &self.cfg.card_keys, &c.read, true).is_ok(),
         };
-        let ok = self.app().set_lock(reader, card, &lock).is_ok();
         if ok {
             self.push(Output::Event(Event::CardLocked {
-                card_no: card.info.card_no.get(),
+                card_no: card.card_no().get(),
             }));
         }
         Ok(ok)
@@ -929,7 +1102,13 @@ impl<F: Flash> Terminal<F> {
         let Some(rec) = self.journal(rec, 0)? else {
             return Ok(());
         };
-        self.write(reader, card, rec, false, true, 0)
+        let card = Tapped::Mf1(Box::new(card.clone()));
+        self.write(reader, &card, rec, false, true, 0)
+    }
+
+    /// Journals a record found on the card; `false` when the journal is full.
+    pub(super) fn journal_collected(&mut self, r: Record) -> Res<bool> {
+        Ok(self.journal(r, 0)?.is_some())
     }
 
     fn serve_collect(&mut self, reader: &mut dyn Reader, card: &CardRead) -> Res {
@@ -955,7 +1134,7 @@ impl<F: Flash> Terminal<F> {
             // Our own device and serial identify the upload; the card counter identifies
             // the transaction at the host.
             r.device = self.cfg.device;
-            if self.journal(r, 0)?.is_none() {
+            if !self.journal_collected(r)? {
                 break;
             }
         }

@@ -27,7 +27,8 @@ pub const NO_ITEM: &str = "无此编码";
 pub const NO_PARAMS: &str = "无终端参数";
 pub const NOT_ONLINE: &str = "联机失败";
 pub const STORAGE_FAILED: &str = "存储器故障";
-pub const CPU_NOT_SUPPORTED: &str = "不支持此卡";
+pub const CARD_READ_FAILED: &str = "读卡失败，请重新刷卡";
+pub const NO_CPU_REVERSAL: &str = "CPU卡不支持冲正";
 pub const OFFLINE_RESET: &str = "脱机时间已清零";
 
 pub fn yuan(f: Fen) -> String {

@@ -342,6 +342,7 @@ impl FakeHost {
             }
             let mut same = r.clone();
             same.status = e.record.status;
+            same.tac = e.record.tac;
             let authorised =
                 e.record.online && e.record.status == RecordStatus::Initiated && e.booked;
             if !authorised || same != e.record {
@@ -352,6 +353,7 @@ impl FakeHost {
             }
             let s = self.records.get_mut(&r.serial).map(|s| {
                 s.record.status = r.status;
+                s.record.tac = r.tac;
                 s.clone()
             });
             if matches!(r.status, RecordStatus::CardPulled | RecordStatus::Failed)

@@ -8,6 +8,9 @@ pub mod host;
 use chrono::{NaiveDate, NaiveDateTime};
 use ykt_card::app::issue::{IssueParams, issue};
 use ykt_card::app::{Mf1App, TxKind};
+use ykt_card::cpu::CpuCard;
+use ykt_card::cpu::app::{CpuApp, issue_cpu};
+use ykt_card::cpu::psam::{PurchaseFacts, verify_purchase_tac};
 use ykt_card::keys::SystemKeys;
 use ykt_card::mf1::Mf1Card;
 use ykt_card::{SimCard, SimulatedReader};
@@ -75,6 +78,21 @@ pub fn card_with(card_no: u32, uid: [u8; 4], balance: Fen, class: u8) -> Mf1Card
     issue(&keys(), uid, &p).unwrap()
 }
 
+pub fn cpu_card(card_no: u32, uid: [u8; 4], balance: Fen, class: u8) -> CpuCard {
+    issue_cpu(
+        &keys(),
+        uid,
+        CardNo::new(card_no).unwrap(),
+        DisplayNo::new(u64::from(card_no)).unwrap(),
+        class,
+        NaiveDate::from_ymd_opt(2030, 6, 30).unwrap(),
+        balance,
+        PIN,
+        u64::from(card_no),
+    )
+    .unwrap()
+}
+
 pub fn config() -> TerminalConfig {
     TerminalConfig {
         device: DEVICE,
@@ -83,6 +101,41 @@ pub fn config() -> TerminalConfig {
         journal: JournalConfig::with_segment_size(4096, 200),
         entropy: 99,
     }
+}
+
+/// Money that left the card per the journal: debited purchases and debits found on the card
+/// (`Collected`), once per card counter, minus reversals.
+pub fn net_debits(records: &[Record]) -> Fen {
+    let mut by_counter = std::collections::BTreeMap::new();
+    let mut reversed = 0;
+    for r in records {
+        match r.kind {
+            RecordKind::Purchase if r.status.card_debited() => {
+                by_counter.insert(
+                    (r.card_type == CardType::Cpu, r.card_counter),
+                    r.amount + r.fee,
+                );
+            }
+            RecordKind::Reversal if r.status.card_debited() => reversed += r.amount + r.fee,
+            _ => {}
+        }
+    }
+    for r in records
+        .iter()
+        .filter(|r| r.kind == RecordKind::Collected && r.status.card_debited())
+    {
+        by_counter
+            .entry((r.card_type == CardType::Cpu, r.card_counter))
+            .or_insert(r.amount + r.fee);
+    }
+    by_counter.values().sum::<Fen>() - reversed
+}
+
+/// Whether a record closed as not written was found on the card afterwards.
+fn found_later(records: &[Record], serial: u32) -> bool {
+    records
+        .iter()
+        .any(|x| x.kind == RecordKind::Collected && x.original_serial == Some(serial))
 }
 
 pub struct Rig {
@@ -248,6 +301,15 @@ impl Rig {
         self.feed(Input::CardPresent);
     }
 
+    pub fn place_cpu(&mut self, card: CpuCard) {
+        self.reader.place(SimCard::Cpu(card));
+        self.feed(Input::CardPresent);
+    }
+
+    pub fn is_cpu(&self) -> bool {
+        matches!(self.reader.card(), Some(SimCard::Cpu(_)))
+    }
+
     pub fn retap(&mut self) {
         self.reader.retap();
         self.feed(Input::CardPresent);
@@ -268,6 +330,10 @@ impl Rig {
     /// The card's balance, read through a spare reader (no faults, no side effects).
     pub fn balance(&self) -> Fen {
         let mut r = SimulatedReader::new(1);
+        if let Some(SimCard::Cpu(c)) = self.reader.card() {
+            r.place(SimCard::Cpu(c.clone()));
+            return CpuApp::read(&mut r).unwrap().balance;
+        }
         r.place(SimCard::Mf1(self.card().clone()));
         let k = keys();
         Mf1App::new(&k).read(&mut r, 0).unwrap().wallet.balance
@@ -276,6 +342,10 @@ impl Rig {
     /// The card's lock flag (R-F4.15).
     pub fn locked(&self) -> bool {
         let mut r = SimulatedReader::new(1);
+        if let Some(SimCard::Cpu(c)) = self.reader.card() {
+            r.place(SimCard::Cpu(c.clone()));
+            return CpuApp::read(&mut r).unwrap().locked;
+        }
         r.place(SimCard::Mf1(self.card().clone()));
         let k = keys();
         Mf1App::new(&k).read(&mut r, 0).unwrap().locked()
@@ -324,20 +394,16 @@ impl Rig {
             assert!(w[0].serial < w[1].serial, "serials not increasing");
         }
         // Card balance + successful debits − reversals = starting balance.
-        let debited: Fen = records
-            .iter()
-            .filter(|r| r.status.card_debited())
-            .map(|r| match r.kind {
-                RecordKind::Purchase => r.amount + r.fee,
-                RecordKind::Reversal => -(r.amount + r.fee),
-                _ => 0,
-            })
-            .sum();
+        let debited: Fen = net_debits(&records);
         assert_eq!(
             self.balance() + debited,
             start,
             "card balance vs journal: {records:#?}"
         );
+        if self.is_cpu() {
+            self.check_cpu_card(&records);
+            return;
+        }
         // No card debit without a record: every ring entry of ours is a debited record.
         let mut r = SimulatedReader::new(1);
         r.place(SimCard::Mf1(self.card().clone()));
@@ -350,7 +416,7 @@ impl Rig {
                 .find(|x| x.serial == cr.serial && cr.device == DEVICE);
             let rec = rec.unwrap_or_else(|| panic!("card transaction {cr:?} without a record"));
             assert!(
-                rec.status.card_debited(),
+                rec.status.card_debited() || found_later(&records, rec.serial),
                 "card written but record says {:?}",
                 rec.status
             );
@@ -363,19 +429,75 @@ impl Rig {
         }
     }
 
+    /// CPU purse: every purchase of ours in the card's log is a debited record, and every
+    /// debited record's TAC verifies as the host checks it.
+    fn check_cpu_card(&self, records: &[Record]) {
+        let Some(SimCard::Cpu(c)) = self.reader.card() else {
+            unreachable!()
+        };
+        let mut r = SimulatedReader::new(1);
+        r.place(SimCard::Cpu(c.clone()));
+        CpuApp::read(&mut r).unwrap();
+        let term = [0, 0, DEVICE.0[0], DEVICE.0[1], DEVICE.0[2], DEVICE.0[3]];
+        for log in CpuApp::records(&mut r, 10).unwrap() {
+            if log[10..16] != term {
+                continue;
+            }
+            let seq = u32::from(u16::from_be_bytes([log[0], log[1]]));
+            // Several records may carry the sequence number of a purchase that did not happen
+            // (the next one reuses it): exactly one of them must account for the debit.
+            let candidates: Vec<_> = records
+                .iter()
+                .filter(|x| {
+                    x.card_type == CardType::Cpu
+                        && x.card_counter == seq
+                        && x.kind == RecordKind::Purchase
+                })
+                .collect();
+            assert!(
+                !candidates.is_empty(),
+                "purse purchase {seq} without a record"
+            );
+            let accounted = candidates
+                .iter()
+                .filter(|x| x.status.card_debited() || found_later(records, x.serial))
+                .count();
+            assert_eq!(
+                accounted, 1,
+                "purse purchase {seq}: records {candidates:#?}"
+            );
+        }
+        let k = keys();
+        for rec in records
+            .iter()
+            .filter(|x| x.card_type == CardType::Cpu && x.status.card_debited())
+            .filter(|x| x.kind == RecordKind::Purchase || x.tac != 0)
+        {
+            let f = PurchaseFacts {
+                serial: ykt_card::cpu::app::serial_for(rec.card_no),
+                amount: (rec.amount + rec.fee) as u32,
+                ty: ykt_card::cpu::crypto::tx_type::PURCHASE_EP,
+                term_id: term,
+                // A debit found later keeps the TAC of its own purchase: the original serial.
+                term_seq: rec
+                    .original_serial
+                    .filter(|_| rec.kind == RecordKind::Collected)
+                    .unwrap_or(rec.serial),
+                date: ykt_card::cpu::apdu::bcd_date(rec.time),
+                time: ykt_card::cpu::apdu::bcd_time(rec.time),
+            };
+            assert!(
+                verify_purchase_tac(&k, &f, &rec.tac.to_be_bytes()),
+                "TAC of {rec:?}"
+            );
+        }
+    }
+
     /// Once everything is uploaded: the host booked exactly what the card lost, once each.
     pub fn check_host_books(&self) {
         assert_eq!(self.pending(), 0, "records left to upload");
         let records = self.records();
-        let debited: Fen = records
-            .iter()
-            .filter(|r| r.status.card_debited())
-            .map(|r| match r.kind {
-                RecordKind::Purchase => r.amount + r.fee,
-                RecordKind::Reversal => -(r.amount + r.fee),
-                _ => 0,
-            })
-            .sum();
+        let debited: Fen = net_debits(&records);
         assert_eq!(
             self.host.duplicates, 0,
             "a serial was reused with other content"
@@ -413,6 +535,12 @@ impl Rig {
                 self.advance(60_000);
                 self.key(ykt_terminal::Key::Cancel);
             }
+        }
+        // The card shown once more, idle: debits a blind cancel missed are found (R-F4.17).
+        if self.reader.card().is_some() && self.term().in_flight().is_none() {
+            self.reader.clear_faults();
+            self.key(ykt_terminal::Key::Cancel);
+            self.retap();
         }
         self.host.silent = false;
         self.host.drop_debits = 0;

@@ -16,6 +16,12 @@ pub(crate) enum Entry {
     Uploaded {
         serial: TerminalSerial,
     },
+    /// A new status with the card's transaction authentication code (CPU purchases).
+    Proven {
+        serial: TerminalSerial,
+        status: RecordStatus,
+        tac: u32,
+    },
     /// A pending record copied forward, with its status at the time, so that the segment it
     /// lived in can be reused.
     Carried(Record),
@@ -32,6 +38,7 @@ const TAG_STATUS: u8 = 2;
 const TAG_UPLOADED: u8 = 3;
 const TAG_CARRIED: u8 = 4;
 const TAG_RECLAIMED: u8 = 5;
+const TAG_PROVEN: u8 = 6;
 
 /// Encoded size of a record.
 pub(crate) const RECORD_LEN: usize = 4 + 4 + 1 + 1 + 1 + 1 + 4 + 4 + 1 + 8 * 4 + 12 + 4 + 5 + 2 + 4;
@@ -163,6 +170,16 @@ impl Entry {
                 w.u8(TAG_UPLOADED);
                 w.u32(*serial);
             }
+            Entry::Proven {
+                serial,
+                status,
+                tac,
+            } => {
+                w.u8(TAG_PROVEN);
+                w.u32(*serial);
+                w.u8(status_code(*status));
+                w.u32(*tac);
+            }
             Entry::Reclaimed { seq, baseline } => {
                 w.u8(TAG_RECLAIMED);
                 w.u64(*seq);
@@ -182,6 +199,11 @@ impl Entry {
                 status: status_from(r.u8()?)?,
             },
             TAG_UPLOADED => Entry::Uploaded { serial: r.u32()? },
+            TAG_PROVEN => Entry::Proven {
+                serial: r.u32()?,
+                status: status_from(r.u8()?)?,
+                tac: r.u32()?,
+            },
             TAG_RECLAIMED => Entry::Reclaimed {
                 seq: r.u64()?,
                 baseline: Baseline::decode(&mut r)?,

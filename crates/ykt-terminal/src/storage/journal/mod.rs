@@ -234,6 +234,16 @@ impl Journal {
                     held.record.status = status;
                 }
             }
+            Entry::Proven {
+                serial,
+                status,
+                tac,
+            } => {
+                if let Some(held) = self.records.get_mut(&serial) {
+                    held.record.status = status;
+                    held.record.tac = tac;
+                }
+            }
             Entry::Uploaded { serial } => {
                 if let Some(held) = self.records.get_mut(&serial) {
                     held.uploaded = true;
@@ -316,6 +326,36 @@ impl Journal {
         self.sync(flash)?;
         if let Some(held) = self.records.get_mut(&serial) {
             held.record.status = status;
+        }
+        Ok(())
+    }
+
+    /// Records a new status together with the card's TAC (CPU purchases), synced.
+    pub fn set_status_tac<F: Flash + ?Sized>(
+        &mut self,
+        flash: &mut F,
+        serial: TerminalSerial,
+        status: RecordStatus,
+        tac: u32,
+    ) -> Result<(), JournalError> {
+        self.check_usable()?;
+        let held = self
+            .records
+            .get(&serial)
+            .ok_or(JournalError::UnknownSerial(serial))?;
+        if held.record.status == status && held.record.tac == tac {
+            return Ok(());
+        }
+        let entry = Entry::Proven {
+            serial,
+            status,
+            tac,
+        };
+        self.write_entry(flash, &entry, false)?;
+        self.sync(flash)?;
+        if let Some(held) = self.records.get_mut(&serial) {
+            held.record.status = status;
+            held.record.tac = tac;
         }
         Ok(())
     }

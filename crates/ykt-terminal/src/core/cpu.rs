@@ -1,0 +1,191 @@
+//! CPU (PBOC-style purse) cards in the flows: the purchase split in its two card commands so
+//! that the record is journalled between them with the purse's offline sequence number as
+//! the card counter, and a lost answer resolved on re-tap with GET TRANSACTION PROVE.
+//! The PSAM runs with terminal ID `00 00 ‖ physical ID` and terminal sequence number = the
+//! record's serial, so the host can check the TAC from the record alone.
+
+use chrono::NaiveDateTime;
+use ykt_card::Reader;
+use ykt_card::app::CardRead;
+use ykt_card::cpu::apdu::{bcd_date, bcd_time, command, split_response, sw};
+use ykt_card::cpu::app::{CpuApp, CpuError, CpuRead};
+use ykt_card::cpu::crypto::tx_type;
+use ykt_card::cpu::psam::{Psam, PurchaseInit};
+use ykt_card::keys::SystemKeys;
+use ykt_proto::{CardNo, CardType, Fen, PhysicalId, ReturnCode};
+
+use super::checks::{CardFacts, Refusal};
+use super::texts;
+
+/// A card read at a tap.
+#[derive(Debug, Clone)]
+pub(super) enum Tapped {
+    Mf1(Box<CardRead>),
+    Cpu(Box<CpuTap>),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct CpuTap {
+    pub read: CpuRead,
+    /// The purchase session the card opened (INITIALIZE FOR PURCHASE).
+    pub init: Option<CpuInit>,
+}
+
+/// The card's answer to INITIALIZE FOR PURCHASE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CpuInit {
+    pub balance: Fen,
+    pub offline_seq: u16,
+    random: [u8; 4],
+    amount: u32,
+}
+
+impl Tapped {
+    pub(super) fn card_no(&self) -> CardNo {
+        match self {
+            Tapped::Mf1(c) => c.info.card_no,
+            Tapped::Cpu(c) => c.read.card_no,
+        }
+    }
+
+    pub(super) fn card_type(&self) -> CardType {
+        match self {
+            Tapped::Mf1(_) => CardType::Mf1,
+            Tapped::Cpu(_) => CardType::Cpu,
+        }
+    }
+
+    pub(super) fn locked(&self) -> bool {
+        match self {
+            Tapped::Mf1(c) => c.locked(),
+            Tapped::Cpu(c) => c.read.locked,
+        }
+    }
+
+    /// What the checks of chapter 4 need, with the day's figures for `today`.
+    pub(super) fn facts(&self, today: chrono::NaiveDate) -> CardFacts {
+        let (class, expiry, balance, (daily_count, daily_amount)) = match self {
+            Tapped::Mf1(c) => (
+                c.info.class,
+                c.info.expiry,
+                c.wallet.balance,
+                c.wallet.daily_on(today),
+            ),
+            Tapped::Cpu(c) => (
+                c.read.class,
+                c.read.expiry,
+                c.read.balance,
+                c.read.daily_on(today),
+            ),
+        };
+        CardFacts {
+            class,
+            expiry,
+            balance,
+            daily_count,
+            daily_amount,
+        }
+    }
+}
+
+/// The PSAM terminal ID of a device.
+pub(super) fn terminal_id(device: PhysicalId) -> [u8; 6] {
+    let d = device.0;
+    [0, 0, d[0], d[1], d[2], d[3]]
+}
+
+pub(super) fn cpu_refusal(e: &CpuError) -> Refusal {
+    match e {
+        CpuError::Locked => Refusal::Code(ReturnCode::CARD_LOCKED),
+        CpuError::InsufficientBalance => Refusal::Code(ReturnCode::CARD_INSUFFICIENT_BALANCE),
+        CpuError::DataDamaged => Refusal::Code(ReturnCode::CARD_STATUS_ABNORMAL),
+        _ => Refusal::Text(texts::CARD_READ_FAILED),
+    }
+}
+
+fn transceive(r: &mut dyn Reader, apdu: &[u8]) -> Result<Vec<u8>, CpuError> {
+    let resp = r.transceive(apdu)?;
+    let (data, status) = split_response(&resp).ok_or(CpuError::BadResponse)?;
+    match status {
+        sw::OK => Ok(data.to_vec()),
+        sw::APP_LOCKED | sw::APP_BLOCKED_SELECT => Err(CpuError::Locked),
+        sw::INSUFFICIENT_BALANCE => Err(CpuError::InsufficientBalance),
+        other => Err(CpuError::Status(other)),
+    }
+}
+
+/// INITIALIZE FOR PURCHASE of `total` (amount + fee): balance and offline sequence number
+/// before the debit. Nothing changes on the card.
+pub(super) fn init_purchase(
+    r: &mut dyn Reader,
+    total: Fen,
+    device: PhysicalId,
+) -> Result<CpuInit, CpuError> {
+    let amount = u32::try_from(total).map_err(|_| CpuError::Amount(total))?;
+    let mut data = vec![0x01];
+    data.extend_from_slice(&amount.to_be_bytes());
+    data.extend_from_slice(&terminal_id(device));
+    let init = transceive(r, &command(0x80, 0x50, 0x01, 0x02, &data, Some(0x0F)))?;
+    let init: [u8; 15] = init
+        .as_slice()
+        .try_into()
+        .map_err(|_| CpuError::BadResponse)?;
+    Ok(CpuInit {
+        balance: Fen::from(u32::from_be_bytes([init[0], init[1], init[2], init[3]])),
+        offline_seq: u16::from_be_bytes([init[4], init[5]]),
+        random: [init[11], init[12], init[13], init[14]],
+        amount,
+    })
+}
+
+/// DEBIT FOR PURCHASE in the session `init` opened, MAC1 from the PSAM with terminal
+/// sequence number `serial`; returns the TAC once the PSAM accepted MAC2.
+pub(super) fn debit(
+    r: &mut dyn Reader,
+    keys: &SystemKeys,
+    card: &CpuRead,
+    init: &CpuInit,
+    device: PhysicalId,
+    serial: u32,
+    time: NaiveDateTime,
+) -> Result<u32, CpuError> {
+    let mut psam = Psam::new(keys, terminal_id(device), serial);
+    let (date, tm) = (bcd_date(time), bcd_time(time));
+    let pi = PurchaseInit {
+        serial: card.serial,
+        random: init.random,
+        offline_seq: init.offline_seq,
+        amount: init.amount,
+        ty: tx_type::PURCHASE_EP,
+        date,
+        time: tm,
+    };
+    let (term_seq, mac1) = psam.init_purchase(&pi);
+    let mut d = term_seq.to_be_bytes().to_vec();
+    d.extend_from_slice(&date);
+    d.extend_from_slice(&tm);
+    d.extend_from_slice(&mac1);
+    let resp = transceive(r, &command(0x80, 0x54, 0x01, 0x00, &d, Some(0x08)))?;
+    let resp: [u8; 8] = resp
+        .as_slice()
+        .try_into()
+        .map_err(|_| CpuError::BadResponse)?;
+    if !psam.verify_mac2(&[resp[4], resp[5], resp[6], resp[7]]) {
+        return Err(CpuError::Mac2Invalid);
+    }
+    Ok(u32::from_be_bytes([resp[0], resp[1], resp[2], resp[3]]))
+}
+
+/// Whether the card's log shows a purchase under `offline_seq` by this terminal (for a debit
+/// whose proof is gone because the card was used again elsewhere).
+pub(super) fn in_log(r: &mut dyn Reader, offline_seq: u16, device: PhysicalId) -> bool {
+    let Ok(log) = CpuApp::records(r, 10) else {
+        return false;
+    };
+    let term = terminal_id(device);
+    log.iter().any(|rec| {
+        u16::from_be_bytes([rec[0], rec[1]]) == offline_seq
+            && rec[9] == tx_type::PURCHASE_EP
+            && rec[10..16] == term
+    })
+}

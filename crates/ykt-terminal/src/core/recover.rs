@@ -1,0 +1,104 @@
+//! A cancel without the card (R-P5.5, R-P5.8) may close a transaction whose write did land
+//! (the card was torn after the wallet was written and never shown again). When that card
+//! comes back, its own transaction log tells: the terminal then journals the debit it finds
+//! as a `Collected` record (R-F4.17), so that no card debit stays without a record and the
+//! host books it (the cancellation released its counter).
+
+use ykt_card::Reader;
+use ykt_card::app::CardRead;
+use ykt_card::cpu::app::CpuApp;
+use ykt_proto::{Record, RecordKind, RecordStatus};
+
+use super::cpu::{self, Tapped};
+use super::{Res, Terminal};
+use crate::storage::flash::Flash;
+
+/// At most this many closed records are checked per tap.
+const MAX_CHECKS: usize = 8;
+
+impl<F: Flash> Terminal<F> {
+    /// Records of this card closed as "not written" without the card to prove it, and not yet
+    /// found on the card.
+    fn closed_blind(&self, card: &Tapped) -> Vec<Record> {
+        let j = &self.st.journal;
+        let cancelled: Vec<_> = j
+            .records()
+            .filter(|r| r.kind == RecordKind::Cancellation)
+            .filter_map(|r| r.original_serial)
+            .collect();
+        // A later record made from the same card counter proves the earlier write did not
+        // land: the card's counter had not moved.
+        let reused = |r: &Record| {
+            j.records().any(|x| {
+                x.serial > r.serial
+                    && x.card_no == r.card_no
+                    && x.card_type == r.card_type
+                    && x.kind == RecordKind::Purchase
+                    && x.card_counter == r.card_counter
+            })
+        };
+        let found: Vec<_> = j
+            .records()
+            .filter(|r| r.kind == RecordKind::Collected && r.device == self.cfg.device)
+            .filter_map(|r| r.original_serial)
+            .collect();
+        let mut all: Vec<Record> = j
+            .records()
+            .filter(|r| {
+                r.card_no == card.card_no()
+                    && r.card_type == card.card_type()
+                    && r.kind == RecordKind::Purchase
+                    && (r.status == RecordStatus::CardPulled
+                        || (r.status == RecordStatus::Initiated && cancelled.contains(&r.serial)))
+                    && !found.contains(&r.serial)
+                    && !reused(r)
+            })
+            .cloned()
+            .collect();
+        // The newest first: an older one would be out of the card's reach sooner anyway.
+        all.reverse();
+        all.truncate(MAX_CHECKS);
+        all
+    }
+
+    pub(super) fn recover_landed(&mut self, reader: &mut dyn Reader, card: &Tapped) -> Res {
+        for rec in self.closed_blind(card) {
+            let landed = match card {
+                Tapped::Mf1(c) => self.mf1_has(reader, c, &rec),
+                Tapped::Cpu(_) => {
+                    let seq = u16::try_from(rec.card_counter).unwrap_or(u16::MAX);
+                    match CpuApp::prove(reader, seq) {
+                        Ok(Some(p)) => Some(u32::from_be_bytes(p.tac)),
+                        _ => cpu::in_log(reader, seq, self.cfg.device).then_some(0),
+                    }
+                }
+            };
+            let Some(tac) = landed else { continue };
+            let found = Record {
+                kind: RecordKind::Collected,
+                status: RecordStatus::Written,
+                original_serial: Some(rec.serial),
+                tac,
+                ..rec
+            };
+            self.journal_collected(found)?;
+        }
+        Ok(())
+    }
+
+    /// `Some(0)` when the card's ring holds the record's transaction.
+    fn mf1_has(&self, reader: &mut dyn Reader, c: &CardRead, rec: &Record) -> Option<u32> {
+        let back = c.wallet.counter.checked_sub(rec.card_counter)?;
+        if back == 0 || back > c.dir.ring_capacity() {
+            return None;
+        }
+        let ring = self.app().records(reader, c, back as usize).ok()?;
+        ring.iter()
+            .any(|r| {
+                r.counter_before == rec.card_counter
+                    && r.device == rec.device
+                    && r.serial == rec.serial
+            })
+            .then_some(0)
+    }
+}
