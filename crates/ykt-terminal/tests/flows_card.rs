@@ -342,3 +342,24 @@ fn statistics_today_and_yesterday() {
         (2, 1, 1)
     );
 }
+
+// R-H1: outside the terminal's working hours a sale is refused with 27, offline too.
+#[test]
+fn outside_working_hours() {
+    let mut p = params();
+    p.work_mode = WorkMode::Offline;
+    let t = |h| chrono::NaiveTime::from_hms_opt(h, 0, 0).unwrap();
+    p.working_hours = vec![WorkingHours {
+        start: t(6),
+        end: t(9),
+    }];
+    let mut rig = Rig::new(p);
+    rig.amount(100);
+    rig.place(card_with(CARD, UID, 10_000, 1));
+    assert!(rig.saw_screen("错误：POS 非工作时间"));
+    assert_eq!(rig.balance(), 10_000);
+    set_clock(&mut rig, at(3, 7, 0));
+    rig.amount(100);
+    rig.retap();
+    assert_eq!(rig.balance(), 9_900);
+}

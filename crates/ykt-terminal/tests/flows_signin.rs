@@ -203,3 +203,19 @@ fn params_downloaded_on_version_change() {
     rig.place(card_with(CARD, UID, 10_000, 1));
     assert_eq!(rig.balance(), 9_750);
 }
+
+// R-C6.3: a stream that cannot be framed is dropped: the terminal asks for a new connection
+// and signs in again on it.
+#[test]
+fn broken_stream_reconnects() {
+    let mut rig = Rig::new(params());
+    rig.feed(ykt_terminal::Input::FromHost(vec![0xFF; 64]));
+    assert!(!rig.link, "the rig closed the connection on Reconnect");
+    assert!(
+        rig.events
+            .iter()
+            .any(|e| matches!(e, Event::ProtocolError(_)))
+    );
+    rig.link_up();
+    assert!(rig.term().is_connected());
+}

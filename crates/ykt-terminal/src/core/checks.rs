@@ -1,7 +1,7 @@
 //! The card checks of chapter 4, as one pure function of the card, the parameters, the
 //! terminal clock and the amount (no reader, no storage): R-F4.5–R-F4.13.
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveTime};
 use ykt_proto::{Fen, ReturnCode, TerminalParams};
 
 use super::texts;
@@ -51,6 +51,19 @@ pub struct Approved {
 pub fn fee(amount: Fen, rate_percent: u8) -> Fen {
     debug_assert!(amount >= 0 && rate_percent <= 100);
     (amount.max(0) * Fen::from(rate_percent.min(100)) + 50) / 100
+}
+
+/// Whether `t` falls in one of the terminal's working-hours windows (R-H1, code 27); no
+/// window means always. A window with `start > end` spans midnight.
+pub fn within_hours(p: &TerminalParams, t: NaiveTime) -> bool {
+    p.working_hours.is_empty()
+        || p.working_hours.iter().any(|w| {
+            if w.start <= w.end {
+                w.start <= t && t < w.end
+            } else {
+                t >= w.start || t < w.end
+            }
+        })
 }
 
 /// Every chapter-4 check of a debit of `amount` (fee excluded) on `today`.
@@ -249,6 +262,26 @@ mod tests {
                 .map(|a| a.needs_pin)
                 .unwrap_or(false)
         );
+    }
+
+    // R-H1: outside working hours the terminal refuses (code 27) even offline.
+    #[test]
+    fn working_hours() {
+        let hm = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default();
+        let mut p = params();
+        assert!(within_hours(&p, hm(3, 0)));
+        p.working_hours = vec![ykt_proto::WorkingHours {
+            start: hm(6, 30),
+            end: hm(9, 0),
+        }];
+        assert!(within_hours(&p, hm(6, 30)) && within_hours(&p, hm(8, 59)));
+        assert!(!within_hours(&p, hm(9, 0)) && !within_hours(&p, hm(6, 29)));
+        p.working_hours.push(ykt_proto::WorkingHours {
+            start: hm(22, 0),
+            end: hm(1, 0),
+        });
+        assert!(within_hours(&p, hm(23, 30)) && within_hours(&p, hm(0, 30)));
+        assert!(!within_hours(&p, hm(1, 0)));
     }
 
     proptest! {

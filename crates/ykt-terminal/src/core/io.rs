@@ -130,5 +130,8 @@ pub enum Output {
     Send(Vec<u8>),
     /// Call `handle(Input::Tick, …)` at this monotonic time (ms) at the latest.
     SetTimer(u64),
+    /// The byte stream from the host is unusable (bad framing): close the connection and
+    /// connect again (then `LinkUp`).
+    Reconnect,
     Event(Event),
 }

@@ -234,7 +234,10 @@ impl<F: Flash> Terminal<F> {
                 Err(e) => {
                     // A broken stream cannot be resynchronised: wait for a new connection.
                     self.push(Output::Event(Event::ProtocolError(e.to_string())));
+                    self.push(Output::Reconnect);
                     self.link.session = None;
+                    self.link.up = false;
+                    self.host_unreachable(reader)?;
                     break;
                 }
             }

@@ -373,7 +373,13 @@ impl<F: Flash> Terminal<F> {
         let Some(p) = self.params() else {
             return Ok(());
         };
-        let today = self.wall().date();
+        let now = self.wall();
+        if !super::checks::within_hours(p, now.time()) {
+            let code = ReturnCode::POS_OUTSIDE_WORKING_HOURS;
+            self.refuse_card(&Refusal::Code(code));
+            return Ok(());
+        }
+        let today = now.date();
         match check_debit(&card.facts(today), p, today, sale.amount) {
             Err(r) => {
                 self.refuse_card(&r);

@@ -225,6 +225,7 @@ impl Rig {
                 Output::Screen(s) => self.screens.push(s),
                 Output::Beep(b) => self.beeps.push(b),
                 Output::SetTimer(t) => self.timer = Some(t),
+                Output::Reconnect => self.link = false,
                 Output::Event(e) => self.events.push(e),
                 Output::Send(bytes) => {
                     if self.link {
