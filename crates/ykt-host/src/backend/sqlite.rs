@@ -130,7 +130,14 @@ impl Conn for SqliteConn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<()> {
-        Ok(self.conn.execute_batch(sql)?)
+        // BEGIN, SAVEPOINT, RELEASE and COMMIT run for every job of a group commit: keep
+        // them prepared instead of parsing them each time. Scripts go through as they are.
+        if sql.contains(';') || sql.trim_start().starts_with("PRAGMA") {
+            return Ok(self.conn.execute_batch(sql)?);
+        }
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        stmt.raw_execute()?;
+        Ok(())
     }
 }
 
