@@ -219,3 +219,32 @@ fn broken_stream_reconnects() {
     rig.link_up();
     assert!(rig.term().is_connected());
 }
+
+// R-F4.21: when the host cannot give a delta, the whole list comes in bulk bitmap pages; the
+// terminal keeps working meanwhile and switches to the new list atomically at the end.
+#[test]
+fn bulk_blacklist_initialisation() {
+    let mut rig = Rig::blank(params());
+    rig.host.refuse_delta = true;
+    for n in [1u32, 262_144, 9_000_000, CardNo::MAX] {
+        rig.host.blacklist.push(BlacklistEntry {
+            op: BlacklistOp::Add,
+            card_no: CardNo::new(n).unwrap(),
+        });
+    }
+    rig.link_up();
+    let bulk = rig
+        .host
+        .received
+        .iter()
+        .filter(|m| matches!(m, Message::BlacklistBulkRequest(_)))
+        .count();
+    assert_eq!(bulk, usize::from(MAX_SEGMENTS));
+    let bl = &rig.term().storage().blacklist;
+    assert_eq!(bl.version(), 4);
+    for n in [1u32, 262_144, 9_000_000, CardNo::MAX] {
+        assert!(bl.contains(CardNo::new(n).unwrap()), "{n}");
+    }
+    assert!(!bl.contains(CardNo::new(2).unwrap()));
+    assert!(rig.events.contains(&Event::BlacklistUpdated { version: 4 }));
+}

@@ -41,6 +41,8 @@ pub struct FakeHost {
     pub info: InfoCode,
     pub collect_last: u8,
     pub hold_debits: bool,
+    /// Refuse blacklist deltas (the terminal must fall back to the bulk bitmap).
+    pub refuse_delta: bool,
     /// Book uploads but lose this many acknowledgements.
     pub drop_upload_acks: u32,
     pub held: Vec<Vec<u8>>,
@@ -78,6 +80,7 @@ impl FakeHost {
             info: InfoCode::NONE,
             collect_last: 0,
             hold_debits: false,
+            refuse_delta: false,
             drop_upload_acks: 0,
             held: Vec::new(),
             received: Vec::new(),
@@ -200,6 +203,16 @@ impl FakeHost {
                 params_version: self.params.version,
                 clock: self.clock,
             }),
+            Message::BlacklistDeltaRequest(_) if self.refuse_delta => {
+                Message::BlacklistDeltaResponse(BlacklistDeltaResponse {
+                    code: ReturnCode::OTHER_ERROR,
+                    info: InfoCode::NONE,
+                    from: 0,
+                    to: 0,
+                    more: false,
+                    entries: vec![],
+                })
+            }
             Message::BlacklistDeltaRequest(r) => {
                 let to = self.blacklist_version();
                 let entries = self
