@@ -11,7 +11,7 @@ use ykt_proto::messages::{
     SignInResponse, StatusReport, UploadRequest, UploadResponse,
 };
 use ykt_proto::{
-    FrameDecoder, InfoCode, MAX_FRAME_LEN, RawFrame, ReturnCode, Session, Suite, TerminalParams,
+    FrameDecoder, InfoCode, MAX_FRAME_LEN, RawFrame, ReturnCode, Session, TerminalParams,
     TerminalSerial, open_sign_in_response, peer_error_code, seal_sign_in,
 };
 
@@ -175,7 +175,7 @@ impl<F: Flash> Terminal<F> {
         Ok(())
     }
 
-    pub(super) fn link_tick(&mut self, reader: &mut dyn Reader) -> Res {
+    pub(super) fn link_tick(&mut self) -> Res {
         let now = self.now;
         if !self.link.settled && now >= self.link.settle_deadline {
             // R-P5.1: sign-in timed out; keep working with the saved merchant number.
@@ -210,7 +210,6 @@ impl<F: Flash> Terminal<F> {
                 self.st.blacklist.abort_bulk();
             }
         }
-        let _ = reader;
         self.track_offline()
     }
 
@@ -482,7 +481,7 @@ impl<F: Flash> Terminal<F> {
 
     /// Starts one background exchange when the link is free (R-P5.9 first, then downloads,
     /// then the heartbeat).
-    pub(super) fn background(&mut self, _reader: &mut dyn Reader) -> Res {
+    pub(super) fn background(&mut self) -> Res {
         if self.link.session.is_none() || self.link.busy.is_some() || self.sale_busy() {
             return Ok(());
         }
@@ -666,10 +665,5 @@ impl<F: Flash> Terminal<F> {
                 Ok(())
             }
         }
-    }
-
-    /// The suite this terminal signs in with.
-    pub fn suite(&self) -> Suite {
-        self.cfg.master.suite
     }
 }

@@ -137,7 +137,7 @@ impl<F: Flash> Terminal<F> {
         if !self.halted {
             let r = self
                 .dispatch(input, reader)
-                .and_then(|()| self.background(reader));
+                .and_then(|()| self.background());
             if let Err(e) = r {
                 self.halt(&e);
             }
@@ -163,7 +163,7 @@ impl<F: Flash> Terminal<F> {
             self.screen_until = None;
             self.refresh_screen();
         }
-        self.link_tick(reader)?;
+        self.link_tick()?;
         self.sale_tick(reader)?;
         let (now, wall) = (self.now, self.wall());
         self.st.state.tick(&mut self.st.flash, now, wall)?;
