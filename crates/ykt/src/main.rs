@@ -36,6 +36,8 @@ enum Command {
     Fep(fep::Args),
     /// Load test a running host: N simulated terminals, M cards; checks the books at the end.
     Loadgen(loadgen::Args),
+    /// A POS terminal: TUI for a cashier, or JSON lines with --headless (docs/pos.md).
+    Pos(cmd::pos::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +59,6 @@ fn main() -> anyhow::Result<()> {
         Command::Report(args) => cmd::client::exit_on_error(report::run(args)),
         Command::Fep(args) => cmd::client::exit_on_error(fep::run(args)),
         Command::Loadgen(args) => loadgen::run(args),
+        Command::Pos(args) => cmd::pos::run(args),
     }
 }

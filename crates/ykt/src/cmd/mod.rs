@@ -10,5 +10,6 @@ pub mod fep;
 pub mod keys;
 pub mod loadgen;
 pub mod merchant;
+pub mod pos;
 pub mod report;
 pub mod serve;

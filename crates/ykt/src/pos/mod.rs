@@ -1,5 +1,12 @@
-//! The POS terminal program: the sans-I/O core of `ykt-terminal` wired to files, the
-//! screen and the network.
+//! The POS terminal program (`ykt pos`): the sans-I/O core of `ykt-terminal` wired to files,
+//! the screen or a JSON-lines script, and the network.
 
-#[allow(dead_code)] // used by the POS program, which is not written yet
+pub mod card_file;
+pub mod clock;
+pub mod driver;
 pub mod file_flash;
+pub mod headless;
+pub mod json;
+pub mod net;
+pub mod provision;
+pub mod tui;

@@ -1,0 +1,93 @@
+//! The device provisioning file (`docs/provisioning.md`): who the terminal is and where its
+//! front-end processor listens.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use ykt_proto::{DeviceKey, Key, PhysicalId, Suite};
+
+/// A provisioning file is a few hundred bytes; refuse anything absurd before reading it.
+const MAX_FILE: u64 = 16 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct Provision {
+    pub device: PhysicalId,
+    pub master: DeviceKey,
+    /// `host:port` of the FEP's terminal listener.
+    pub host: String,
+    pub terminal_no: u32,
+    pub merchant_no: u32,
+}
+
+#[derive(serde::Deserialize)]
+struct File {
+    physical_id: String,
+    master_key: String,
+    mac_suite: String,
+    host: String,
+    terminal_no: u32,
+    merchant_no: u32,
+}
+
+impl Provision {
+    pub fn load(path: &Path) -> anyhow::Result<Provision> {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if meta.len() > MAX_FILE {
+            bail!("{} is too large for a provisioning file", path.display());
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Provision::parse(&text).with_context(|| format!("bad provisioning file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Provision> {
+        let f: File = serde_json::from_str(text)?;
+        let device: PhysicalId = f
+            .physical_id
+            .parse()
+            .map_err(|e: &str| anyhow::anyhow!("physical_id: {e}"))?;
+        let key: [u8; 16] = hex::decode(f.master_key.trim())
+            .context("master_key is not hex")?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("master_key must be 32 hex digits"))?;
+        let suite = match f.mac_suite.as_str() {
+            "aes128" => Suite::Aes128,
+            "sm4" => Suite::Sm4,
+            other => bail!("mac_suite {other:?}: expected aes128 or sm4"),
+        };
+        if f.host.trim().is_empty() {
+            bail!("host is empty");
+        }
+        Ok(Provision {
+            device,
+            master: DeviceKey {
+                suite,
+                key: Key(key),
+            },
+            host: f.host,
+            terminal_no: f.terminal_no,
+            merchant_no: f.merchant_no,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_the_demo_format_and_refuses_bad_keys() {
+        let good = r#"{"physical_id":"10000001","master_key":"00112233445566778899AABBCCDDEEFF",
+            "mac_suite":"sm4","host":"127.0.0.1:9000","terminal_no":1,"merchant_no":1001}"#;
+        let p = Provision::parse(good).unwrap();
+        assert_eq!(p.device, PhysicalId([0x10, 0, 0, 1]));
+        assert_eq!(p.master.suite, Suite::Sm4);
+        assert_eq!(p.host, "127.0.0.1:9000");
+        let short = good.replace("EEFF\"", "EE\"");
+        assert!(Provision::parse(&short).is_err());
+        let suite = good.replace("sm4", "des");
+        assert!(Provision::parse(&suite).is_err());
+    }
+}
