@@ -299,3 +299,30 @@ fn journal_full_refuses() {
     assert_eq!(rig.pending(), 0);
     rig.check_host_books();
 }
+
+// R-F4.18: observers are told when the terminal goes offline and comes back.
+#[test]
+fn online_events_follow_the_host() {
+    let mut rig = Rig::new(params());
+    let online = |rig: &Rig| {
+        rig.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Online(o) => Some(*o),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(online(&rig).last(), Some(&true));
+    rig.link_down();
+    assert_eq!(online(&rig).last(), Some(&false));
+    rig.link_up();
+    assert_eq!(online(&rig).last(), Some(&true));
+    // A silent host (heartbeat unanswered) counts as offline until it answers again.
+    rig.host.silent = true;
+    rig.advance(66_000);
+    assert_eq!(online(&rig).last(), Some(&false));
+    rig.host.silent = false;
+    rig.advance(6_000);
+    assert_eq!(online(&rig).last(), Some(&true));
+}

@@ -63,6 +63,8 @@ pub(super) struct Link {
     pub(super) online_check: bool,
     /// The host stopped answering (auto mode works offline until it answers again).
     pub(super) degraded: bool,
+    /// What `Event::Online` last said.
+    reported_online: Option<bool>,
     next_sign_in: Option<u64>,
     host_blacklist: u32,
     host_params: Option<u32>,
@@ -84,6 +86,7 @@ impl Link {
             sign_in_error: None,
             online_check: true,
             degraded: false,
+            reported_online: None,
             next_sign_in: None,
             host_blacklist: 0,
             host_params: None,
@@ -202,7 +205,9 @@ impl<F: Flash> Terminal<F> {
             && now >= *deadline
         {
             if matches!(busy, Busy::Heartbeat) {
+                // The host is gone: probe it often so auto mode comes back by itself.
                 self.link.degraded = true;
+                self.link.next_heartbeat = now + PROBE_MS;
             }
             self.link.busy = None;
             self.link.retry_at = now + BACKGROUND_TIMEOUT_MS;
@@ -216,6 +221,12 @@ impl<F: Flash> Terminal<F> {
     /// R-F4.18: the offline-time counter runs while no host answers; cleared when online.
     pub(super) fn track_offline(&mut self) -> Res {
         let (now, wall) = (self.now, self.wall());
+        // Observers see "online" = the host answers and verifies online.
+        let online = self.link.online() && self.link.online_check;
+        if self.link.reported_online != Some(online) {
+            self.link.reported_online = Some(online);
+            self.push(Output::Event(Event::Online(online)));
+        }
         if self.link.online() {
             self.st.state.came_online(&mut self.st.flash, now, wall)?;
         } else if self.link.settled {
@@ -336,7 +347,6 @@ impl<F: Flash> Terminal<F> {
         self.push(Output::Event(Event::SignedIn {
             merchant_no: resp.merchant_no,
         }));
-        self.push(Output::Event(Event::Online(self.link.online_check)));
         if resp.merchant_no == 0 {
             // R-P5.1: merchant 0 → 请设置商户号, no work.
             self.push(Output::Beep(Beep::Error));

@@ -137,7 +137,8 @@ impl<F: Flash> Terminal<F> {
         if !self.halted {
             let r = self
                 .dispatch(input, reader)
-                .and_then(|()| self.background());
+                .and_then(|()| self.background())
+                .and_then(|()| self.housekeeping());
             if let Err(e) = r {
                 self.halt(&e);
             }
@@ -164,7 +165,12 @@ impl<F: Flash> Terminal<F> {
             self.refresh_screen();
         }
         self.link_tick()?;
-        self.sale_tick(reader)?;
+        self.sale_tick(reader)
+    }
+
+    /// After every input: the offline state and its checkpoint (R-F4.18).
+    fn housekeeping(&mut self) -> Res {
+        self.track_offline()?;
         let (now, wall) = (self.now, self.wall());
         self.st.state.tick(&mut self.st.flash, now, wall)?;
         Ok(())
