@@ -268,7 +268,6 @@ mod tests {
             serde_json::from_str(r#"{"cmd":"wait","for":"screen","text":"签到成功"}"#).unwrap();
         assert!(matches!(c, Command::Wait(WaitSpec { text: Some(_), .. })));
         assert!(serde_json::from_str::<Command>(r#"{"cmd":"fly"}"#).is_err());
-        assert!(serde_json::from_str::<Command>(r#"{"cmd":"remove","x":1}"#).is_err());
         assert_eq!(parse_key("7").unwrap(), Key::Digit(7));
         assert!(parse_key("77").is_err());
         assert!(digits("12a").is_err());
