@@ -109,11 +109,11 @@ fn apply(rig: &mut Rig, a: &Act, day: &mut u32) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn random_sequences_keep_the_books(
-        acts in prop::collection::vec(act(), 1..30),
+        acts in prop::collection::vec(act(), 1..40),
         seed in any::<u64>(),
         cpu in any::<bool>(),
     ) {

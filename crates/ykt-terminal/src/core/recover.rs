@@ -2,7 +2,8 @@
 //! (the card was torn after the wallet was written and never shown again). When that card
 //! comes back, its own transaction log tells: the terminal then journals the debit it finds
 //! as a `Collected` record (R-F4.17), so that no card debit stays without a record and the
-//! host books it (the cancellation released its counter).
+//! host books it (the cancellation released its counter). A reversal's credit found that way
+//! becomes a new reversal record with the same card counter.
 
 use ykt_card::Reader;
 use ykt_card::app::CardRead;
@@ -33,7 +34,7 @@ impl<F: Flash> Terminal<F> {
                 x.serial > r.serial
                     && x.card_no == r.card_no
                     && x.card_type == r.card_type
-                    && x.kind == RecordKind::Purchase
+                    && x.kind == r.kind
                     && x.card_counter == r.card_counter
             })
         };
@@ -47,7 +48,7 @@ impl<F: Flash> Terminal<F> {
             .filter(|r| {
                 r.card_no == card.card_no()
                     && r.card_type == card.card_type()
-                    && r.kind == RecordKind::Purchase
+                    && matches!(r.kind, RecordKind::Purchase | RecordKind::Reversal)
                     && (r.status == RecordStatus::CardPulled
                         || (r.status == RecordStatus::Initiated && cancelled.contains(&r.serial)))
                     && !found.contains(&r.serial)
@@ -74,12 +75,21 @@ impl<F: Flash> Terminal<F> {
                 }
             };
             let Some(tac) = landed else { continue };
-            let found = Record {
-                kind: RecordKind::Collected,
-                status: RecordStatus::Written,
-                original_serial: Some(rec.serial),
-                tac,
-                ..rec
+            let found = if rec.kind == RecordKind::Reversal {
+                // A credit that landed: a reversal record of its own (the original purchase
+                // stays its `original_serial`); the same card counter marks it as found.
+                Record {
+                    status: RecordStatus::Written,
+                    ..rec
+                }
+            } else {
+                Record {
+                    kind: RecordKind::Collected,
+                    status: RecordStatus::Written,
+                    original_serial: Some(rec.serial),
+                    tac,
+                    ..rec
+                }
             };
             self.journal_collected(found)?;
         }

@@ -131,11 +131,20 @@ pub fn net_debits(records: &[Record]) -> Fen {
     by_counter.values().sum::<Fen>() - reversed
 }
 
-/// Whether a record closed as not written was found on the card afterwards.
+/// Whether a record closed as not written was found on the card afterwards: a `Collected`
+/// record naming it, or (reversals) a later written record of the same kind and counter.
 fn found_later(records: &[Record], serial: u32) -> bool {
-    records
-        .iter()
-        .any(|x| x.kind == RecordKind::Collected && x.original_serial == Some(serial))
+    let Some(rec) = records.iter().find(|x| x.serial == serial) else {
+        return false;
+    };
+    records.iter().any(|x| {
+        (x.kind == RecordKind::Collected && x.original_serial == Some(serial))
+            || (x.kind == RecordKind::Reversal
+                && rec.kind == RecordKind::Reversal
+                && x.serial > serial
+                && x.card_counter == rec.card_counter
+                && x.status.card_debited())
+    })
 }
 
 pub struct Rig {

@@ -324,6 +324,10 @@ impl<F: Flash> Terminal<F> {
             return self.retap(reader);
         }
         if !self.working() || self.params().is_none() {
+            // No sales now, but a debit the card shows and the journal lacks is still found.
+            if let Ok(Some(card)) = self.read_tapped(reader) {
+                self.recover_landed(reader, &card)?;
+            }
             self.refresh_screen();
             return Ok(());
         }
