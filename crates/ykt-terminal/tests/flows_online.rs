@@ -305,6 +305,10 @@ fn collection_during_online_debit() {
         .into_iter()
         .filter(|r| r.kind == RecordKind::Collected)
         .collect();
+    assert!(
+        collected.iter().all(|r| r.merchant_no == 1001),
+        "own transactions keep the merchant"
+    );
     assert_eq!(collected.len(), 2);
     assert!(
         collected

@@ -137,6 +137,14 @@ impl<F: Flash> Terminal<F> {
         // Only debits: a credit on the ring is not a consumption record.
         for cr in found.iter().rev().filter(|c| c.kind == TxKind::Purchase) {
             let mut r = cr.to_collected(card.info.card_no, card.wallet_no);
+            // A transaction of this terminal: its merchant is known (the card does not keep
+            // it); another terminal's stays 0 for the host to resolve.
+            if cr.device == self.cfg.device {
+                r.merchant_no = match self.st.journal.get(cr.serial) {
+                    Some(own) => own.merchant_no,
+                    None => self.st.params.get().merchant_no,
+                };
+            }
             // Our own device and serial identify the upload; the card counter identifies
             // the transaction at the host.
             r.device = self.cfg.device;
