@@ -192,7 +192,7 @@ pub fn default_params() -> TerminalParams {
         max_daily_uses: 0,
         single_password_threshold: 0,
         daily_password_threshold: 0,
-        wallet_no: 1,
+        wallet_no: 0,
         max_offline_hours: 24,
         working_hours: Vec::new(),
     }

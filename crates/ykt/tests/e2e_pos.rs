@@ -36,9 +36,6 @@ fn stop_and_audit(s: Serve) {
 }
 
 fn start(s: &Serve, device: &str, name: &str) -> Pos {
-    // The host's default parameters select wallet 1, but the demo issues its cards with one
-    // wallet (directory index 0): select it (reported as a demo/host mismatch).
-    s.cli(&["device", "set-params", device, "--wallet-no", "0"]);
     let mut pos = Pos::start(&s.data(), device, &journal(s, name));
     pos.signed_in();
     pos
