@@ -8,8 +8,8 @@
 //! and flushes every answer before [`Server::shutdown`] returns.
 
 mod admin;
-mod bulk;
 mod admin_ops;
+mod bulk;
 mod clock;
 mod conn;
 mod handlers;
