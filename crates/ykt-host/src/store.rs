@@ -4,6 +4,10 @@
 //! savepoint so a refused or failed job does not disturb the others. Replies are sent only
 //! after COMMIT: an authorisation is durable before its answer leaves (R-P5.2).
 //!
+//! A job may also carry several items (`submit_each`: the records of one upload): the items
+//! run one after the other inside the job, each in its own nested savepoint, so a refused
+//! item leaves the others booked, and the whole upload shares one group commit.
+//!
 //! On a deadlock or serialisation failure (PostgreSQL, several processes) the batch is
 //! rolled back and its jobs are re-run one transaction each; jobs are therefore `FnMut`
 //! and must be repeatable (domain functions are: they only read their captured request).
@@ -75,6 +79,10 @@ impl StoreConfig {
 /// Retries of one job after deadlocks before its caller gets the error.
 const MAX_RETRIES: usize = 20;
 
+/// Items of one `submit_each` job at most: an upload carries up to 64 records; the bound
+/// keeps one job's share of a group commit (and its savepoint journal) small.
+pub const MAX_ITEMS_PER_JOB: usize = 256;
+
 enum JobState {
     Done,
     Failed,
@@ -82,7 +90,18 @@ enum JobState {
 }
 
 trait Job: Send {
-    fn run(&mut self, tx: &mut Tx<'_>) -> JobState;
+    /// Runs the job; the balance changes of what it keeps go to `deltas` (merged into the
+    /// batch's only when the job is `Done`).
+    fn run(
+        &mut self,
+        conn: &mut dyn Conn,
+        policy: Policy,
+        deltas: &mut BTreeMap<String, Fen>,
+    ) -> JobState;
+    /// Its share of a group commit (`max_batch` counts these).
+    fn weight(&self) -> usize {
+        1
+    }
     /// Sends the outcome (after commit) or the commit's error.
     fn finish(self: Box<Self>, committed: Result<()>);
 }
@@ -99,8 +118,16 @@ where
     F: FnMut(&mut Tx<'_>) -> Result<T> + Send,
     R: FnOnce(Result<T>) + Send,
 {
-    fn run(&mut self, tx: &mut Tx<'_>) -> JobState {
-        match (self.f)(tx) {
+    fn run(
+        &mut self,
+        conn: &mut dyn Conn,
+        policy: Policy,
+        deltas: &mut BTreeMap<String, Fen>,
+    ) -> JobState {
+        let mut tx = Tx::new(conn, policy);
+        let result = (self.f)(&mut tx);
+        *deltas = tx.take_deltas();
+        match result {
             Ok(v) => {
                 self.outcome = Some(Ok(v));
                 JobState::Done
@@ -119,6 +146,151 @@ where
             Err(e) => Err(e),
         };
         (self.reply)(result);
+    }
+}
+
+/// Several items in one job: `prepare` once, then `each` per item in its own savepoint.
+struct EachJob<I, S, T, P, F, R> {
+    items: Vec<I>,
+    prepare: P,
+    each: F,
+    /// One per item once the job has run; cleared when it runs again (retry).
+    outcomes: Vec<Result<T>>,
+    reply: R,
+    _prepared: std::marker::PhantomData<fn() -> S>,
+}
+
+impl<I, S, T, P, F, R> EachJob<I, S, T, P, F, R>
+where
+    I: Send,
+    T: Send,
+    P: FnMut(&mut Tx<'_>) -> Result<S> + Send,
+    F: FnMut(&mut Tx<'_>, &S, &I) -> Result<T> + Send,
+    R: FnOnce(Vec<Result<T>>) + Send,
+{
+    /// Every item fails with `e` (the job as a whole could not run); nothing is kept.
+    fn fail_all(&mut self, e: &HostError) -> JobState {
+        self.outcomes = self.items.iter().map(|_| Err(replicate(e))).collect();
+        JobState::Failed
+    }
+
+    fn run_items(
+        &mut self,
+        conn: &mut dyn Conn,
+        policy: Policy,
+        deltas: &mut BTreeMap<String, Fen>,
+    ) -> Result<JobState> {
+        let prepared = {
+            let mut tx = Tx::new(conn, policy);
+            let prepared = (self.prepare)(&mut tx);
+            merge(deltas, tx.take_deltas());
+            prepared
+        };
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) if e.is_retryable() => return Ok(JobState::Retry(e)),
+            Err(e) => return Ok(self.fail_all(&e)),
+        };
+        // One item alone needs no savepoint of its own: the job's covers it.
+        let savepoints = self.items.len() > 1;
+        let mut any_done = false;
+        for item in &self.items {
+            if savepoints {
+                conn.batch("SAVEPOINT item")?;
+            }
+            let mut tx = Tx::new(conn, policy);
+            let result = (self.each)(&mut tx, &prepared, item);
+            let item_deltas = tx.take_deltas();
+            match result {
+                Ok(v) => {
+                    if savepoints {
+                        conn.batch("RELEASE SAVEPOINT item")?;
+                    }
+                    merge(deltas, item_deltas);
+                    self.outcomes.push(Ok(v));
+                    any_done = true;
+                }
+                Err(e) if e.is_retryable() => return Ok(JobState::Retry(e)),
+                Err(e) => {
+                    if savepoints {
+                        conn.batch("ROLLBACK TO SAVEPOINT item; RELEASE SAVEPOINT item")?;
+                    }
+                    self.outcomes.push(Err(e));
+                }
+            }
+        }
+        Ok(if any_done {
+            JobState::Done
+        } else {
+            JobState::Failed
+        })
+    }
+}
+
+impl<I, S, T, P, F, R> Job for EachJob<I, S, T, P, F, R>
+where
+    I: Send,
+    T: Send,
+    P: FnMut(&mut Tx<'_>) -> Result<S> + Send,
+    F: FnMut(&mut Tx<'_>, &S, &I) -> Result<T> + Send,
+    R: FnOnce(Vec<Result<T>>) + Send,
+{
+    fn run(
+        &mut self,
+        conn: &mut dyn Conn,
+        policy: Policy,
+        deltas: &mut BTreeMap<String, Fen>,
+    ) -> JobState {
+        self.outcomes.clear();
+        deltas.clear();
+        let state = match self.run_items(conn, policy, deltas) {
+            Ok(state) => state,
+            // A savepoint statement failed: the caller rolls the whole job back.
+            Err(e) if e.is_retryable() => JobState::Retry(e),
+            Err(e) => self.fail_all(&e),
+        };
+        if !matches!(state, JobState::Retry(_)) {
+            assert_eq!(
+                self.outcomes.len(),
+                self.items.len(),
+                "one outcome per item"
+            );
+        }
+        state
+    }
+
+    fn weight(&self) -> usize {
+        self.items.len().max(1)
+    }
+
+    fn finish(self: Box<Self>, committed: Result<()>) {
+        let n = self.items.len();
+        let outcomes = match committed {
+            Ok(()) if self.outcomes.len() == n => self.outcomes,
+            Ok(()) => (0..n).map(|_| Err(HostError::Closed)).collect(),
+            Err(e) => (0..n).map(|_| Err(replicate(&e))).collect(),
+        };
+        (self.reply)(outcomes);
+    }
+}
+
+fn merge(into: &mut BTreeMap<String, Fen>, from: BTreeMap<String, Fen>) {
+    for (k, v) in from {
+        *into.entry(k).or_default() += v;
+    }
+}
+
+/// The same error again, for each item of a job that failed as a whole.
+fn replicate(e: &HostError) -> HostError {
+    match e {
+        HostError::Refused(code) => HostError::Refused(*code),
+        HostError::Invalid(m) => HostError::Invalid(m.clone()),
+        HostError::Db { message, retryable } => HostError::Db {
+            message: message.clone(),
+            retryable: *retryable,
+        },
+        HostError::Corrupt(m) => HostError::Corrupt(m.clone()),
+        HostError::Closed => HostError::Closed,
     }
 }
 
@@ -175,11 +347,57 @@ impl Store {
         F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
         R: FnOnce(Result<T>) + Send + 'static,
     {
-        let job = Box::new(TypedJob {
+        self.enqueue(Box::new(TypedJob {
             f,
             outcome: None,
             reply,
+        }))
+    }
+
+    /// Queues ONE job that runs `prepare` once, then `each` for every item in order, each
+    /// item in its own savepoint: a refused item (its `Err`) leaves nothing written and
+    /// does not disturb the others. `reply` gets one result per item, in order, after
+    /// COMMIT (or every item the commit's error). The job is repeatable like any other:
+    /// on a conflict it runs again from `prepare`. `prepare` should only read (what it
+    /// writes is kept only when an item succeeds); its error becomes every item's.
+    /// At most [`MAX_ITEMS_PER_JOB`] items; never blocks (a full queue → code 1).
+    pub fn submit_each<I, S, T, P, F, R>(
+        &self,
+        items: Vec<I>,
+        prepare: P,
+        each: F,
+        reply: R,
+    ) -> Result<()>
+    where
+        I: Send + 'static,
+        S: 'static,
+        T: Send + 'static,
+        P: FnMut(&mut Tx<'_>) -> Result<S> + Send + 'static,
+        F: FnMut(&mut Tx<'_>, &S, &I) -> Result<T> + Send + 'static,
+        R: FnOnce(Vec<Result<T>>) + Send + 'static,
+    {
+        if items.len() > MAX_ITEMS_PER_JOB {
+            return Err(HostError::Invalid(format!(
+                "{} items in one job (at most {MAX_ITEMS_PER_JOB})",
+                items.len()
+            )));
+        }
+        if items.is_empty() {
+            reply(Vec::new());
+            return Ok(());
+        }
+        let job = Box::new(EachJob {
+            outcomes: Vec::with_capacity(items.len()),
+            items,
+            prepare,
+            each,
+            reply,
+            _prepared: std::marker::PhantomData,
         });
+        self.enqueue(job)
+    }
+
+    fn enqueue(&self, job: BoxedJob) -> Result<()> {
         match self.jobs.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
@@ -270,16 +488,24 @@ fn worker(
     max_batch: usize,
 ) {
     loop {
-        let mut batch = Vec::new();
+        let mut batch: Vec<BoxedJob> = Vec::new();
+        // Counted in items, so a batch of uploads commits as often as one of debits.
+        let mut weight = 0;
         {
             let Ok(rx) = rx.lock() else { return };
             match rx.recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => {
+                    weight += job.weight();
+                    batch.push(job);
+                }
                 Err(_) => return, // every Store handle is gone
             }
-            while batch.len() < max_batch {
+            while weight < max_batch {
                 match rx.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(job) => {
+                        weight += job.weight();
+                        batch.push(job);
+                    }
                     Err(_) => break,
                 }
             }
@@ -304,18 +530,15 @@ fn try_batch(
             if !alone {
                 conn.batch("SAVEPOINT job")?;
             }
-            let mut tx = Tx::new(conn, policy);
-            let state = job.run(&mut tx);
-            let job_deltas = tx.take_deltas();
+            let mut job_deltas = BTreeMap::new();
+            let state = job.run(conn, policy, &mut job_deltas);
             match state {
                 JobState::Done => {
                     if !alone {
                         conn.batch("RELEASE SAVEPOINT job")?;
                     }
                     any_done = true;
-                    for (k, v) in job_deltas {
-                        *deltas.entry(k).or_default() += v;
-                    }
+                    merge(&mut deltas, job_deltas);
                 }
                 JobState::Failed if alone => {}
                 JobState::Failed => {
@@ -383,4 +606,278 @@ fn run_alone(conn: &mut dyn Conn, job: BoxedJob, policy: Policy) {
     }
     let [job] = one;
     job.finish(Err(last.unwrap_or(HostError::Closed)));
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+
+    use proptest::prelude::*;
+    use ykt_proto::ReturnCode;
+
+    use super::*;
+    use crate::domain::admin;
+    use crate::ledger::{FUNDING_ACCOUNT, Transfer, audit};
+    use crate::repo;
+
+    fn open(dir: &tempfile::TempDir) -> Store {
+        Store::open(StoreConfig::new(Backend::Sqlite(
+            dir.path().join("each.db"),
+        )))
+        .unwrap()
+    }
+
+    /// Creates merchant `no`, pays `10 × no` fen into it, then refuses when asked to: the
+    /// refusal must take the merchant and the money back out.
+    fn book(tx: &mut Tx<'_>, no: u32, refuse: bool) -> Result<u32> {
+        admin::create_merchant(tx, no, "m")?;
+        tx.post(Transfer {
+            id: format!("test:{no}"),
+            from: FUNDING_ACCOUNT.to_owned(),
+            to: repo::merchant_account(no),
+            amount: i64::from(no) * 10,
+            kind: "test",
+            record: None,
+            time: chrono::NaiveDateTime::default(),
+        })?;
+        if refuse {
+            return Err(HostError::Refused(ReturnCode::MERCHANT_NOT_FOUND));
+        }
+        Ok(no)
+    }
+
+    /// Runs `items` (merchant number, refuse?) as one job and waits for the results.
+    fn run_each(store: &Store, items: Vec<(u32, bool)>) -> Vec<Result<u32>> {
+        let (tx, rx) = mpsc::channel();
+        store
+            .submit_each(
+                items,
+                |_tx| Ok(()),
+                |tx, _: &(), &(no, refuse)| book(tx, no, refuse),
+                move |r| tx.send(r).unwrap(),
+            )
+            .unwrap();
+        rx.recv().unwrap()
+    }
+
+    /// What the books hold for merchant `no`: (exists, account balance).
+    fn held(store: &Store, no: u32) -> (bool, Option<Fen>) {
+        store
+            .read(move |tx| {
+                Ok((
+                    repo::merchant_get(tx.conn, no)?.is_some(),
+                    repo::account_balance(tx.conn, &repo::merchant_account(no))?,
+                ))
+            })
+            .unwrap()
+    }
+
+    fn code(r: &Result<u32>) -> Option<u8> {
+        r.as_ref().err().map(|e| e.return_code().0)
+    }
+
+    // R-P5.9, R-H6: one refused record of an upload leaves the others booked and itself
+    // leaves nothing behind, neither rows nor ledger balance changes.
+    #[test]
+    fn refused_item_leaves_the_others_booked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let out = run_each(
+            &store,
+            vec![(1, false), (2, false), (3, true), (4, false), (5, true)],
+        );
+        let codes: Vec<_> = out.iter().map(code).collect();
+        assert_eq!(codes, [None, None, Some(40), None, Some(40)]);
+        assert_eq!(out[3].as_ref().unwrap(), &4);
+        for (no, kept) in [(1, true), (2, true), (3, false), (4, true), (5, false)] {
+            let expected = if kept {
+                (true, Some(i64::from(no) * 10))
+            } else {
+                (false, None)
+            };
+            assert_eq!(held(&store, no), expected, "merchant {no}");
+        }
+        let report = store.read(|tx| audit(tx.conn)).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        let funding = store
+            .read(|tx| repo::account_balance(tx.conn, FUNDING_ACCOUNT))
+            .unwrap();
+        assert_eq!(funding, Some(-70));
+    }
+
+    // R-P5.9: every item refused → nothing written, every item gets its own code.
+    #[test]
+    fn all_refused_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let out = run_each(&store, vec![(7, true), (8, true)]);
+        assert!(out.iter().all(|r| code(r) == Some(40)));
+        assert_eq!(held(&store, 7), (false, None));
+        let one = run_each(&store, vec![(9, true)]);
+        assert_eq!(code(&one[0]), Some(40));
+        assert_eq!(held(&store, 9), (false, None));
+    }
+
+    // R-H1: when the job's common part fails (e.g. an unknown device, code 20), every item
+    // gets that code and nothing is written.
+    #[test]
+    fn prepare_error_is_every_items_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let (tx, rx) = mpsc::channel();
+        store
+            .submit_each(
+                vec![11_u32, 12],
+                |_tx| Err::<(), _>(HostError::Refused(ReturnCode::POS_NOT_REGISTERED)),
+                |tx, _: &(), &no| book(tx, no, false),
+                move |r| tx.send(r).unwrap(),
+            )
+            .unwrap();
+        let out: Vec<Result<u32>> = rx.recv().unwrap();
+        assert_eq!(
+            out.iter().map(code).collect::<Vec<_>>(),
+            [Some(20), Some(20)]
+        );
+        assert_eq!(held(&store, 11), (false, None));
+    }
+
+    // Limits: more items than a job may carry are refused before queueing; none → no job.
+    #[test]
+    fn item_count_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let too_many = vec![0_u32; MAX_ITEMS_PER_JOB + 1];
+        let r = store.submit_each(
+            too_many,
+            |_tx| Ok(()),
+            |_tx, _: &(), _| Ok(()),
+            |_r| panic!("must not run"),
+        );
+        assert!(matches!(r, Err(HostError::Invalid(_))));
+        let (tx, rx) = mpsc::channel();
+        store
+            .submit_each(
+                Vec::<u32>::new(),
+                |_tx| Ok(()),
+                |_tx, _: &(), _| Ok(()),
+                move |r| tx.send(r.len()).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(rx.recv().unwrap(), 0);
+    }
+
+    // R-P5.2, R-P5.9: in one group commit with other jobs (nested savepoints), an upload
+    // job's refused item and a refused neighbour job each roll back only themselves.
+    #[test]
+    fn each_job_shares_a_group_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        // Park the writer so the next jobs queue up and run as one batch.
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        store
+            .submit(
+                move |_tx| {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.lock().unwrap().recv();
+                    Ok(())
+                },
+                |_r: Result<()>| {},
+            )
+            .unwrap();
+        started_rx.recv().unwrap();
+        let (single_tx, single_rx) = mpsc::channel();
+        let s1 = single_tx.clone();
+        store
+            .submit(move |tx| book(tx, 21, false), move |r| s1.send(r).unwrap())
+            .unwrap();
+        let (each_tx, each_rx) = mpsc::channel();
+        store
+            .submit_each(
+                vec![(22, false), (23, true), (24, false)],
+                |_tx| Ok(()),
+                |tx, _: &(), &(no, refuse)| book(tx, no, refuse),
+                move |r| each_tx.send(r).unwrap(),
+            )
+            .unwrap();
+        store
+            .submit(
+                move |tx| book(tx, 25, true),
+                move |r| single_tx.send(r).unwrap(),
+            )
+            .unwrap();
+        release_tx.send(()).unwrap();
+        assert_eq!(single_rx.recv().unwrap().unwrap(), 21);
+        assert_eq!(code(&single_rx.recv().unwrap()), Some(40));
+        let each = each_rx.recv().unwrap();
+        assert_eq!(
+            each.iter().map(code).collect::<Vec<_>>(),
+            [None, Some(40), None]
+        );
+        for (no, kept) in [(21, true), (22, true), (23, false), (24, true), (25, false)] {
+            assert_eq!(held(&store, no).0, kept, "merchant {no}");
+        }
+        assert!(store.read(|tx| audit(tx.conn)).unwrap().is_clean());
+    }
+
+    // R-P5.9 "never booked twice": a conflict in one item re-runs the whole job from the
+    // start in a fresh transaction; what the first attempt did is gone, nothing is doubled.
+    #[test]
+    fn conflict_reruns_the_whole_job_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&attempts);
+        let (tx, rx) = mpsc::channel();
+        store
+            .submit_each(
+                vec![31_u32, 32, 33],
+                move |_tx| Ok(seen.fetch_add(1, Ordering::SeqCst)),
+                |tx, attempt: &usize, &no| {
+                    if no == 32 && *attempt == 0 {
+                        return Err(HostError::Db {
+                            message: "simulated deadlock".into(),
+                            retryable: true,
+                        });
+                    }
+                    book(tx, no, false)
+                },
+                move |r| tx.send(r).unwrap(),
+            )
+            .unwrap();
+        let out: Vec<Result<u32>> = rx.recv().unwrap();
+        assert_eq!(out.iter().map(code).collect::<Vec<_>>(), [None, None, None]);
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        for no in [31, 32, 33] {
+            assert_eq!(held(&store, no), (true, Some(i64::from(no) * 10)));
+        }
+        assert!(store.read(|tx| audit(tx.conn)).unwrap().is_clean());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        // R-P5.9, R-H6: for any pattern of refusals in an upload of up to 64 records,
+        // exactly the accepted ones are kept, in order, and the books balance.
+        #[test]
+        fn any_refusal_pattern_keeps_exactly_the_accepted(
+            refuse in proptest::collection::vec(any::<bool>(), 1..=64)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(&dir);
+            let items: Vec<(u32, bool)> =
+                refuse.iter().enumerate().map(|(i, &r)| (i as u32 + 1, r)).collect();
+            let out = run_each(&store, items.clone());
+            prop_assert_eq!(out.len(), items.len());
+            for ((no, refused), r) in items.iter().zip(&out) {
+                prop_assert_eq!(r.is_err(), *refused);
+                prop_assert_eq!(held(&store, *no).0, !*refused);
+            }
+            let report = store.read(|tx| audit(tx.conn)).unwrap();
+            prop_assert!(report.is_clean());
+        }
+    }
 }

@@ -179,40 +179,62 @@ async fn debit(shared: &Shared, device: PhysicalId, r: DebitRequest) -> DebitRes
 
 async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> UploadResponse {
     let (fep, now) = (shared.config.fep_id, shared.config.clock.now());
-    // One job per record, all queued at once: they share a group commit, and each is
-    // booked or refused on its own (R-P5.9).
-    let mut pending = Vec::with_capacity(r.records.len());
-    for rec in r.records {
-        let serial = rec.serial;
-        if rec.device != device {
-            pending.push((serial, None));
-            continue;
+    // (serial, whether the record is this device's), in the terminal's order. A record of
+    // another device is refused on its own (code 25) and never reaches the store.
+    let order: Vec<_> = r
+        .records
+        .iter()
+        .map(|rec| (rec.serial, rec.device == device))
+        .collect();
+    let mine: Vec<Record> = r
+        .records
+        .into_iter()
+        .filter(|rec| rec.device == device)
+        .collect();
+    let tac = shared.store.tac_verifier();
+    // The whole upload is ONE store job: one group commit for all its records, each booked
+    // or refused on its own in its own savepoint (R-P5.9), in the terminal's order.
+    let booked = jobs::write_each(
+        &shared.store,
+        mine,
+        move |tx| origin_of(tx, fep, device),
+        move |tx, origin, rec| records::upload(tx, origin, rec, tac.as_deref(), now),
+    )
+    .await;
+    let mut outcomes = match booked {
+        Ok(outcomes) => outcomes.into_iter(),
+        Err(e) => {
+            // Not queued (full queue: code 1) or the store is gone: no record was booked.
+            log_refusal(device, "upload", &e);
+            let code = e.return_code();
+            return UploadResponse {
+                code: ReturnCode::SUCCESS,
+                info: InfoCode::NONE,
+                results: order
+                    .into_iter()
+                    .map(|(serial, _)| RecordResult { serial, code })
+                    .collect(),
+            };
         }
-        let tac = shared.store.tac_verifier();
-        let job = jobs::write(&shared.store, move |tx| {
-            let origin = origin_of(tx, fep, device)?;
-            let tac: Option<&dyn records::TacVerifier> = tac.as_deref();
-            records::upload(tx, &origin, &rec, tac, now)
-        });
-        pending.push((serial, Some(job)));
-    }
-    let mut results = Vec::with_capacity(pending.len());
+    };
+    let mut results = Vec::with_capacity(order.len());
     let mut info = InfoCode::NONE;
-    for (serial, job) in pending {
-        let code = match job {
+    for (serial, is_mine) in order {
+        let outcome = if is_mine { outcomes.next() } else { None };
+        let code = match outcome {
+            // Another device's record, or (never: one outcome per item) a missing outcome.
+            None if is_mine => ReturnCode::SYSTEM_FAILURE,
             None => ReturnCode::POS_TERMINAL_NO_ERROR,
-            Some(job) => match job.await {
-                Ok(o) => {
-                    if info == InfoCode::NONE {
-                        info = o.info();
-                    }
-                    ReturnCode::SUCCESS
+            Some(Ok(o)) => {
+                if info == InfoCode::NONE {
+                    info = o.info();
                 }
-                Err(e) => {
-                    log_refusal(device, "upload", &e);
-                    e.return_code()
-                }
-            },
+                ReturnCode::SUCCESS
+            }
+            Some(Err(e)) => {
+                log_refusal(device, "upload", &e);
+                e.return_code()
+            }
         };
         results.push(RecordResult { serial, code });
     }

@@ -20,6 +20,28 @@ where
     rx.await.map_err(|_| HostError::Closed)?
 }
 
+/// Runs `each` for every item in ONE writer job (`Store::submit_each`: one savepoint per
+/// item, one group commit for all); resolves after COMMIT with one result per item.
+pub(crate) async fn write_each<I, S, T, P, F>(
+    store: &Store,
+    items: Vec<I>,
+    prepare: P,
+    each: F,
+) -> Result<Vec<Result<T>>>
+where
+    I: Send + 'static,
+    S: 'static,
+    T: Send + 'static,
+    P: FnMut(&mut Tx<'_>) -> Result<S> + Send + 'static,
+    F: FnMut(&mut Tx<'_>, &S, &I) -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    store.submit_each(items, prepare, each, move |r| {
+        let _ = tx.send(r);
+    })?;
+    rx.await.map_err(|_| HostError::Closed)
+}
+
 /// Runs `f` on a reader connection.
 pub(crate) async fn read<T, F>(store: &Store, f: F) -> Result<T>
 where
