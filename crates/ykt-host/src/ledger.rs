@@ -20,6 +20,9 @@ use crate::sql::Conn;
 pub const FEE_ACCOUNT: &str = "fee";
 /// Money paid in at the card office; its balance is minus the money in the system.
 pub const FUNDING_ACCOUNT: &str = "funding";
+/// Money collected from cards (R-F4.17) whose terminal has no known merchant: held here
+/// until an operator moves it, so it is never lost.
+pub const SUSPENSE_ACCOUNT: &str = "suspense";
 
 /// One movement of money.
 #[derive(Clone, Debug, PartialEq, Eq)]

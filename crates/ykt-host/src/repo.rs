@@ -599,6 +599,39 @@ pub fn record_set_reversed(
     Ok(())
 }
 
+/// Marks a record as collected from the card by `by` (R-F4.17): its provenance.
+pub fn record_set_collected_by(
+    c: &mut dyn Conn,
+    device: PhysicalId,
+    serial: TerminalSerial,
+    by: PhysicalId,
+) -> Result<()> {
+    c.exec(
+        "UPDATE records SET collected_by = $3 WHERE device = $1 AND serial = $2",
+        &[
+            device_key(device).into(),
+            serial.into(),
+            device_key(by).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The device that collected this record from the card, if it was collected (R-F4.17).
+pub fn record_collected_by(
+    c: &mut dyn Conn,
+    device: PhysicalId,
+    serial: TerminalSerial,
+) -> Result<Option<PhysicalId>> {
+    c.query_opt(
+        "SELECT collected_by FROM records WHERE device = $1 AND serial = $2",
+        &[device_key(device).into(), serial.into()],
+    )?
+    .and_then(|r| r.opt_int(0).transpose())
+    .map(|k| k.and_then(device_from))
+    .transpose()
+}
+
 // ---- blacklist ------------------------------------------------------------------------------------
 
 /// Sets a card's blacklist entry at a version (tombstones stay for incremental updates).

@@ -46,4 +46,7 @@ conformance!(
     scale_out_two_stores,
     reads_are_separate_and_read_only,
     concurrent_batches_across_stores,
+    collected_across_terminals,
+    collected_after_maker_upload,
+    collected_unknown_device_to_suspense,
 );

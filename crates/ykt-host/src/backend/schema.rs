@@ -129,6 +129,11 @@ pub fn postgres_v1() -> String {
 /// V2: the daily report (`domain::report`) reads one day of records by time.
 pub const V2: &str = "CREATE INDEX records_time ON records (time);";
 
+/// V3: records collected from a card by another terminal (R-F4.17) keep the collecting
+/// device; the `suspense` account holds collected money whose terminal has no merchant.
+pub const V3: &str = "ALTER TABLE records ADD COLUMN collected_by BIGINT; \
+     INSERT INTO accounts (id, kind, balance) VALUES ('suspense', 'suspense', 0);";
+
 /// Applies every migration newer than the database's version, each in its own transaction.
 pub fn migrate(conn: &mut dyn Conn, migrations: &[(i64, String)]) -> Result<()> {
     conn.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;

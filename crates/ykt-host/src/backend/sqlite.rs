@@ -50,6 +50,7 @@ impl SqliteConn {
             &[
                 (1, super::schema::sqlite_v1()),
                 (2, super::schema::V2.to_owned()),
+                (3, super::schema::V3.to_owned()),
             ],
         )?;
         Ok(c)

@@ -2,13 +2,15 @@
 //! stored once per (device, serial) (R-H2) and booked at most once in the ledger (R-H6).
 
 use chrono::NaiveDateTime;
-use ykt_proto::{CardType, Fen, InfoCode, Record, RecordKind, RecordStatus, ReturnCode};
+use ykt_proto::{
+    CardType, Fen, InfoCode, MerchantNo, Record, RecordKind, RecordStatus, ReturnCode,
+};
 
 use super::checks::{self, Origin};
 use super::counter;
 use super::info::{self, CardFacts, CardView, Notices};
 use crate::error::{HostError, Result, refuse};
-use crate::ledger::{FEE_ACCOUNT, Transfer, Tx, record_transfer_id};
+use crate::ledger::{FEE_ACCOUNT, SUSPENSE_ACCOUNT, Transfer, Tx, record_transfer_id};
 use crate::model::{Card, Functions};
 use crate::repo::{self, StoredRecord};
 
@@ -134,7 +136,7 @@ fn book_debit(tx: &mut Tx<'_>, card: &mut Card, r: &Record, now: NaiveDateTime) 
     tx.post(Transfer {
         id: record_transfer_id(r.device, r.serial, "amount"),
         from: from.clone(),
-        to: repo::merchant_account(r.merchant_no),
+        to: credit_account(r.merchant_no),
         amount: r.amount,
         kind: "debit",
         record: key,
@@ -153,6 +155,16 @@ fn book_debit(tx: &mut Tx<'_>, card: &mut Card, r: &Record, now: NaiveDateTime) 
     repo::card_update(tx.conn, card)
 }
 
+/// Where a debit's amount goes: its merchant, or the suspense account for a collected record
+/// whose terminal has no merchant (stored with merchant 0).
+fn credit_account(merchant_no: MerchantNo) -> String {
+    if merchant_no == 0 {
+        SUSPENSE_ACCOUNT.to_owned()
+    } else {
+        repo::merchant_account(merchant_no)
+    }
+}
+
 /// Gives a booked debit back to the card: merchant → card and fee → card, tagged with the
 /// original's (device, serial) so the audit sees its net as zero.
 fn book_reverse(
@@ -166,7 +178,7 @@ fn book_reverse(
     let key = Some((orig.device, orig.serial));
     tx.post(Transfer {
         id: record_transfer_id(orig.device, orig.serial, &format!("{part}-amount")),
-        from: repo::merchant_account(orig.merchant_no),
+        from: credit_account(orig.merchant_no),
         to: to.clone(),
         amount: orig.amount,
         kind: part_kind(part),
@@ -256,6 +268,9 @@ pub fn upload(
     tac: Option<&dyn TacVerifier>,
     now: NaiveDateTime,
 ) -> Result<Outcome> {
+    if r.kind == RecordKind::Collected {
+        return upload_collected(tx, origin, r, tac, now);
+    }
     same_device(origin, r)?;
     let function = match (r.kind, r.online) {
         (RecordKind::Reversal, _) => Functions::REVERSAL,
@@ -268,7 +283,8 @@ pub fn upload(
         return reconcile(tx, &mut card, existing, r, tac);
     }
     match r.kind {
-        RecordKind::Purchase | RecordKind::Collected => upload_debit(tx, &mut card, r, tac, now),
+        RecordKind::Purchase => upload_debit(tx, &mut card, r, tac, now),
+        RecordKind::Collected => upload_collected(tx, origin, r, tac, now),
         // R-F4.3, R-F4.15: stored for the record, no money moved.
         RecordKind::BlackCard => {
             store_unbooked(tx, r, now)?;
@@ -317,13 +333,6 @@ fn upload_debit(
         return refuse(ReturnCode::MERCHANT_NOT_FOUND);
     }
     verify_tac(r, tac)?;
-    if r.kind == RecordKind::Collected
-        && repo::counter_owner(tx.conn, card.no, r.card_counter)?.is_some()
-    {
-        // Collected from the card but already uploaded by its terminal: keep, book nothing.
-        store_unbooked(tx, r, now)?;
-        return Ok(Outcome::plain(card.balance, true));
-    }
     counter::check(tx, card, r)?;
     let mirror_before = card.balance;
     book_debit(tx, card, r, now)?;
@@ -352,6 +361,14 @@ fn reconcile(
     }
     if e == r {
         return Ok(dup);
+    }
+    if e.kind == RecordKind::Collected || r.kind == RecordKind::Collected {
+        // The card's ring and the terminal's journal describe one transaction (R-H2).
+        return if same_transaction(e, r) {
+            Ok(dup)
+        } else {
+            refuse(ReturnCode::POS_SERIAL_DUPLICATE)
+        };
     }
     let authorised = e.online && e.status == RecordStatus::Initiated && existing.booked;
     if !authorised || !same_except_outcome(e, r) {
@@ -453,4 +470,90 @@ fn reverse(
     store_unbooked(tx, r, now)?;
     // The card shows balance_before ahead of the credit; compare like for a debit.
     notices(tx, card, r, mirror_before, None, Notices::default())
+}
+
+/// Whether two records with the same (device, serial) are one transaction when one of them
+/// was collected from the card (R-F4.17, R-H2): the card's ring stores the card, its
+/// lifetime counter, the balances, amount, fee and time, so exactly those must agree. Kind,
+/// status, online flag, merchant (the ring has none), wallet number, item code, original
+/// serial, TAC and provenance may differ (docs/spec-notes.md).
+pub fn same_transaction(a: &Record, b: &Record) -> bool {
+    a.device == b.device
+        && a.serial == b.serial
+        && a.card_type == b.card_type
+        && a.card_no == b.card_no
+        && a.card_counter == b.card_counter
+        && a.balance_before == b.balance_before
+        && a.amount == b.amount
+        && a.fee == b.fee
+        && a.balance_after == b.balance_after
+        && a.time == b.time
+}
+
+/// R-F4.17, R-H5: a record collected from the card, uploaded by any device of the system.
+/// The uploader must be valid and allowed to upload; the record keeps its own identity (the
+/// device and serial that made it, as the card's ring stores them). Known already → the same
+/// transaction is acknowledged (nothing booked), different content → 30. Its counter used by
+/// another record → stored unbooked. Otherwise it is booked to the merchant of the device
+/// that made it (suspense when that device has none) and marked as collected by the uploader.
+fn upload_collected(
+    tx: &mut Tx<'_>,
+    origin: &Origin,
+    r: &Record,
+    tac: Option<&dyn TacVerifier>,
+    now: NaiveDateTime,
+) -> Result<Outcome> {
+    checks::device(tx, origin, Functions::OFFLINE_UPLOAD)?;
+    let mut card = checks::card_exists(tx, r)?;
+    if let Some(existing) = repo::record_get(tx.conn, r.device, r.serial, true)? {
+        if !existing.booked && existing.record.kind != RecordKind::Collected {
+            // The maker holds it as not debited (pulled, failed, voided): the maker's own
+            // recovery books a landed write under a new serial (docs/terminal.md); nothing
+            // is booked twice here.
+            tracing::warn!(device = %r.device, serial = r.serial, "collected record known unbooked");
+        }
+        return reconcile(tx, &mut card, existing, r, tac);
+    }
+    let mut stored = r.clone();
+    stored.merchant_no = collected_merchant(tx, origin, r)?;
+    if !r.status.card_debited() {
+        store_unbooked(tx, &stored, now)?;
+        repo::record_set_collected_by(tx.conn, r.device, r.serial, origin.device)?;
+        return Ok(Outcome::plain(card.balance, false));
+    }
+    checks::amount(r)?;
+    checks::balances(r, false)?;
+    verify_tac(r, tac)?;
+    if repo::counter_owner(tx.conn, card.no, r.card_counter)?.is_some() {
+        // The transaction is booked under another record (its terminal uploaded it, or
+        // another collection did): keep this one, book nothing.
+        store_unbooked(tx, &stored, now)?;
+        repo::record_set_collected_by(tx.conn, r.device, r.serial, origin.device)?;
+        return Ok(Outcome::plain(card.balance, true));
+    }
+    counter::check(tx, &card, r)?;
+    let mirror_before = card.balance;
+    book_debit(tx, &mut card, &stored, now)?;
+    repo::record_set_collected_by(tx.conn, r.device, r.serial, origin.device)?;
+    notices(tx, &card, r, mirror_before, None, Notices::default())
+}
+
+/// The merchant a collected record is credited to; 0 = the suspense account. A terminal
+/// uploading its own record vouches for its merchant (kept in its journal); for another
+/// device's record the host never trusts the uploader and looks the maker up.
+fn collected_merchant(tx: &mut Tx<'_>, origin: &Origin, r: &Record) -> Result<MerchantNo> {
+    if r.device == origin.device && r.merchant_no != 0 {
+        if repo::merchant_get(tx.conn, r.merchant_no)?.is_none() {
+            return refuse(ReturnCode::MERCHANT_NOT_FOUND);
+        }
+        return Ok(r.merchant_no);
+    }
+    let Some(maker) = repo::device_get(tx.conn, r.device)? else {
+        tracing::warn!(device = %r.device, serial = r.serial, "collected record of an unknown device: suspense");
+        return Ok(0);
+    };
+    match maker.merchant_no {
+        Some(m) if m != 0 && repo::merchant_get(tx.conn, m)?.is_some() => Ok(m),
+        _ => Ok(0),
+    }
 }

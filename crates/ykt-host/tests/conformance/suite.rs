@@ -1027,3 +1027,186 @@ pub fn concurrent_batches_across_stores(f: &Fixture) {
     assert_eq!(total, 3 * 2 * i64::from(per_store));
     audit_clean(&a);
 }
+
+// ---- records collected from cards across terminals (R-F4.17, R-H2, R-H5) -----------------
+
+const OTHER: PhysicalId = PhysicalId([0x05, 0x06, 0x07, 0x08]);
+const OTHER_MERCHANT: u32 = 200;
+
+fn origin_of(device: PhysicalId, terminal_no: u32) -> Origin {
+    Origin {
+        fep: FEP,
+        device,
+        terminal_no,
+    }
+}
+
+/// Terminal B: another device of the system, at another merchant.
+fn other_terminal(s: &Store) -> Origin {
+    s.execute(|tx| {
+        admin::create_merchant(tx, OTHER_MERCHANT, "二食堂")?;
+        admin::register_device(
+            tx,
+            NewDevice {
+                id: OTHER,
+                terminal_no: 8,
+                merchant_no: Some(OTHER_MERCHANT),
+                mac_suite: MacSuite::Aes128Cmac,
+                functions: Functions::ALL,
+                max_amount: 50_000,
+                params: ykt_host::params_codec::default_params(),
+            },
+        )?;
+        admin::set_device_status(tx, OTHER, DeviceStatus::Enabled)?;
+        admin::set_device_key(tx, OTHER, KEY)
+    })
+    .unwrap();
+    origin_of(OTHER, 8)
+}
+
+fn upload_as(s: &Store, o: Origin, r: ykt_proto::Record) -> Result<Outcome> {
+    let tac = s.tac_verifier();
+    s.execute(move |tx| domain::records::upload(tx, &o, &r, tac.as_deref(), now()))
+}
+
+/// The record as another terminal reads it from the card's ring (`CardRecord::to_collected`):
+/// the maker's device and serial, no merchant, written, the reader's wallet.
+fn as_collected(r: &ykt_proto::Record) -> ykt_proto::Record {
+    ykt_proto::Record {
+        kind: RecordKind::Collected,
+        status: RecordStatus::Written,
+        online: false,
+        merchant_no: 0,
+        wallet_no: 0,
+        ..r.clone()
+    }
+}
+
+fn stored(s: &Store, d: PhysicalId, serial: u32) -> (repo::StoredRecord, Option<PhysicalId>) {
+    s.read(move |tx| {
+        let r = repo::record_get(tx.conn, d, serial, false)?.unwrap();
+        Ok((r, repo::record_collected_by(tx.conn, d, serial)?))
+    })
+    .unwrap()
+}
+
+fn merchant(s: &Store, no: u32) -> i64 {
+    s.execute(move |tx| admin::merchant_balance(tx, no))
+        .unwrap()
+}
+
+// R-F4.17, R-H5, R-H2: a debit pending on terminal A (offline, not uploaded) leaves a gap the
+// host sees when the card is used online on terminal B (info 4 + collect); B uploads the
+// record from the card's ring with A's identity and merchant 0; the host books it once, to
+// A's merchant, marked as collected by B; A's own upload later is the same transaction and
+// is acknowledged, never booked twice; a different content under that identity is 30.
+pub fn collected_across_terminals(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let b = other_terminal(s);
+    let c = card(s, 10_000);
+    // On A, offline, pending: counter 0, 3.00 元.
+    let on_a = offline(c.no, 41, 0, 10_000, 300);
+    // On B, online: counter 1 → the host sees counter 0 missing.
+    let mut on_b = purchase(c.no, 1, 1, 9_700, 100);
+    on_b.device = OTHER;
+    on_b.merchant_no = OTHER_MERCHANT;
+    let req = DebitRequest {
+        origin: b,
+        record: on_b,
+        card_view: view(&c),
+    };
+    let out = s
+        .execute(move |tx| domain::records::authorize(tx, &req, now()))
+        .unwrap();
+    assert_eq!(out.info(), InfoCode::RECORDS_MISSING);
+    assert_eq!(out.collect, 2, "back to counter 0");
+    // B collects the ring; a merchant the uploader claims for A's record is not trusted.
+    let collected = ykt_proto::Record {
+        merchant_no: OTHER_MERCHANT,
+        ..as_collected(&on_a)
+    };
+    let out = upload_as(s, b, collected.clone()).unwrap();
+    assert!(!out.duplicate);
+    assert!(!out.notices.contains(InfoCode::RECORDS_MISSING), "{out:?}");
+    assert_eq!(out.collect, 0);
+    assert_eq!(card_now(s, c.no).balance, 9_600);
+    assert_eq!(merchant(s, MERCHANT), 300, "A's merchant");
+    assert_eq!(merchant(s, OTHER_MERCHANT), 100);
+    let (rec, by) = stored(s, DEVICE, 41);
+    assert!(rec.booked);
+    assert_eq!(rec.record.kind, RecordKind::Collected);
+    assert_eq!(rec.record.merchant_no, MERCHANT);
+    assert_eq!(by, Some(OTHER), "provenance: collected by B");
+    // B collects it again: acknowledged, nothing booked.
+    assert!(upload_as(s, b, collected.clone()).unwrap().duplicate);
+    // A's network comes back: its own record is the same transaction.
+    let out = upload(s, on_a.clone()).unwrap();
+    assert!(out.duplicate);
+    assert_eq!(card_now(s, c.no).balance, 9_600);
+    assert_eq!(merchant(s, MERCHANT), 300);
+    // The same identity with other money is a different record (R-H2).
+    let forged = ykt_proto::Record {
+        amount: 299,
+        balance_after: 9_701,
+        ..on_a.clone()
+    };
+    assert_eq!(refused(upload(s, forged)), 30);
+    let mut forged_collected = as_collected(&on_a);
+    forged_collected.time += chrono::Duration::seconds(1);
+    assert_eq!(refused(upload_as(s, b, forged_collected)), 30);
+    audit_clean(s);
+}
+
+// R-F4.17, R-H2: the other order: the maker uploaded first, then another terminal collects
+// the same transaction → acknowledged, stored once, booked once; a collected record whose
+// counter another record already used is kept unbooked.
+pub fn collected_after_maker_upload(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let b = other_terminal(s);
+    let c = card(s, 5_000);
+    let on_a = offline(c.no, 7, 0, 5_000, 250);
+    assert!(!upload(s, on_a.clone()).unwrap().duplicate);
+    let out = upload_as(s, b, as_collected(&on_a)).unwrap();
+    assert!(out.duplicate);
+    let (rec, by) = stored(s, DEVICE, 7);
+    assert_eq!(rec.record, on_a, "the maker's record stays as it was");
+    assert_eq!(by, None);
+    // A ring record of another identity at a counter already booked (R-H5): kept, unbooked.
+    let mut twin = as_collected(&on_a);
+    twin.serial = 8;
+    assert!(upload_as(s, b, twin).unwrap().duplicate);
+    let (rec, by) = stored(s, DEVICE, 8);
+    assert!(!rec.booked);
+    assert_eq!(by, Some(OTHER));
+    assert_eq!(card_now(s, c.no).balance, 4_750);
+    assert_eq!(merchant(s, MERCHANT), 250);
+    audit_clean(s);
+}
+
+// R-F4.17, R-H6: a collected record made by a device the host does not know (or one without
+// a merchant) is booked to the suspense account: the card's money is never lost and the books
+// balance. The uploader itself must be valid (20 for an unknown uploader).
+pub fn collected_unknown_device_to_suspense(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let c = card(s, 2_000);
+    let mut ghost = as_collected(&offline(c.no, 3, 0, 2_000, 150));
+    ghost.device = PhysicalId([0x0E, 0x0E, 0x0E, 0x0E]);
+    let unknown = origin_of(PhysicalId([0x0D, 0, 0, 1]), 1);
+    assert_eq!(refused(upload_as(s, unknown, ghost.clone())), 20);
+    assert!(!upload_as(s, origin(), ghost.clone()).unwrap().duplicate);
+    let suspense = s
+        .read(|tx| repo::account_balance(tx.conn, "suspense"))
+        .unwrap();
+    assert_eq!(suspense, Some(150));
+    assert_eq!(merchant(s, MERCHANT), 0);
+    assert_eq!(card_now(s, c.no).balance, 1_850);
+    let (rec, by) = stored(s, ghost.device, 3);
+    assert!(rec.booked);
+    assert_eq!(rec.record.merchant_no, 0);
+    assert_eq!(by, Some(DEVICE));
+    assert!(upload_as(s, origin(), ghost).unwrap().duplicate);
+    audit_clean(s);
+}
