@@ -14,7 +14,7 @@ mod support;
 
 use std::path::Path;
 
-use hosts::{card, card_state, host_balance, report_total, stop_all_and_audit};
+use hosts::{card, card_state, host_balance, pass_time, report_total, stop_all_and_audit};
 use serde_json::json;
 use serve_support::{PgDb, Serve};
 use support::Pos;
@@ -119,7 +119,7 @@ fn scenario(database: Option<String>) {
     let version = s.cli_json(&["card", "lose", "3"])["blacklist_version"]
         .as_u64()
         .unwrap();
-    pos.advance(60_000);
+    pass_time(&mut pos, 60_000);
     pos.wait_event(json!({"event":"blacklist_updated","version":version}));
     let before_3 = host_balance(&s, 3);
     pos.amount(100);

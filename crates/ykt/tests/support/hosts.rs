@@ -10,7 +10,7 @@ use std::process::Stdio;
 use serde_json::Value;
 
 use crate::serve_support::{Serve, ykt};
-use crate::support::audit;
+use crate::support::{Pos, audit};
 
 /// Starts `ykt serve` on ports 0 as FEP `fep`, on `database` (SQLite under the data
 /// directory when `None`), seeding the demo campus when `demo`. `prepare` runs on the fresh
@@ -136,4 +136,28 @@ pub fn stop_all_and_audit(hosts: Vec<Serve>) {
         dirs.push(h.stop());
     }
     audit(&dirs[0].path().join("data"), db.as_deref());
+}
+
+/// Lets `ms` of virtual time pass in 1 s steps, waiting (in real time) after each step for
+/// the answer to every request the terminal sent meanwhile: one big `advance` would also fire
+/// the 5 s timeout of a heartbeat sent on the way, as if the host had not answered.
+pub fn pass_time(pos: &mut Pos, ms: u64) {
+    for _ in 0..ms.div_ceil(1_000) {
+        let mut from = pos.seen.len();
+        pos.advance(1_000);
+        loop {
+            let sent: Vec<String> = pos.seen[from..]
+                .iter()
+                .filter_map(|l| l["sent"].as_str().map(str::to_owned))
+                .collect();
+            from = pos.seen.len();
+            if sent.is_empty() {
+                break;
+            }
+            for m in sent {
+                let answer = serde_json::json!({"received": format!("{m}_response")});
+                pos.ok(serde_json::json!({"cmd":"wait","for":"line","match":answer,"timeout_ms":10000}));
+            }
+        }
+    }
 }
