@@ -193,11 +193,46 @@ pub fn issue_card(tx: &mut Tx<'_>, c: NewCard) -> Result<Card> {
     if repo::card_by_display(tx.conn, c.display_no)?.is_some() {
         return invalid(format!("display number {} is in use", c.display_no.get()));
     }
+    let no = next_card_no(tx)?;
+    insert_card(tx, no, c)
+}
+
+/// Issues a card whose display number follows its card number: `display_base` + number
+/// (bulk provisioning). The number is drawn first, under the sequence's row lock, so issuers
+/// in other host processes on the same database never predict the same display number.
+pub fn issue_numbered_card(
+    tx: &mut Tx<'_>,
+    display_base: u64,
+    class: u8,
+    expiry: chrono::NaiveDate,
+) -> Result<Card> {
+    let no = next_card_no(tx)?;
+    let display_no = display_base
+        .checked_add(u64::from(no.get()))
+        .and_then(DisplayNo::new)
+        .ok_or_else(|| HostError::Invalid("display number out of range".into()))?;
+    if repo::card_by_display(tx.conn, display_no)?.is_some() {
+        return invalid(format!("display number {} is in use", display_no.get()));
+    }
+    let c = NewCard {
+        display_no,
+        class,
+        expiry,
+        counter: 0,
+    };
+    insert_card(tx, no, c)
+}
+
+/// The next number of the system sequence (R-T2.1).
+fn next_card_no(tx: &mut Tx<'_>) -> Result<CardNo> {
     let seq = repo::bump_meta(tx.conn, "card_no_seq")?;
-    let no = u32::try_from(seq)
+    u32::try_from(seq)
         .ok()
         .and_then(CardNo::new)
-        .ok_or_else(|| HostError::Invalid("card numbers exhausted (2^24 − 1)".into()))?;
+        .ok_or_else(|| HostError::Invalid("card numbers exhausted (2^24 − 1)".into()))
+}
+
+fn insert_card(tx: &mut Tx<'_>, no: CardNo, c: NewCard) -> Result<Card> {
     let card = Card {
         no,
         display_no: c.display_no,
@@ -211,7 +246,8 @@ pub fn issue_card(tx: &mut Tx<'_>, c: NewCard) -> Result<Card> {
     };
     if !repo::card_insert(tx.conn, &card)? {
         return Err(HostError::Corrupt(format!(
-            "card {seq} exists beyond the sequence"
+            "card {} exists beyond the sequence",
+            no.get()
         )));
     }
     Ok(card)

@@ -166,21 +166,7 @@ async fn bulk_cards(State(s): S, Json(r): Json<BulkCardsReq>) -> ApiResult {
         let range = jobs::execute(&s.store, move |tx| {
             let mut range: Option<[u32; 2]> = None;
             for _ in 0..n {
-                // The number is drawn inside issue_card; the display number follows it.
-                let next = repo::meta(tx.conn, "card_no_seq")? + 1;
-                let display = u64::try_from(next)
-                    .ok()
-                    .and_then(|n| DisplayNo::new(base + n))
-                    .ok_or_else(|| HostError::Invalid("display number out of range".into()))?;
-                let c = admin::issue_card(
-                    tx,
-                    NewCard {
-                        display_no: display,
-                        class,
-                        expiry,
-                        counter: 0,
-                    },
-                )?;
+                let c = admin::issue_numbered_card(tx, base, class, expiry)?;
                 if balance > 0 {
                     admin::deposit(tx, c.no, balance, &format!("bulk:{}", c.no.get()), now)?;
                 }
