@@ -179,18 +179,16 @@ async fn debit(shared: &Shared, device: PhysicalId, r: DebitRequest) -> DebitRes
 
 async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> UploadResponse {
     let (fep, now) = (shared.config.fep_id, shared.config.clock.now());
-    // (serial, whether the record is this device's), in the terminal's order. A record of
-    // another device is refused on its own (code 25) and never reaches the store.
+    // (serial, whether the record is this device's to upload), in the terminal's order. A
+    // record of another device is refused on its own (code 25) and never reaches the store,
+    // unless it was collected from a card (R-F4.17): it keeps its maker's identity.
+    let uploadable = |rec: &Record| rec.device == device || rec.kind == RecordKind::Collected;
     let order: Vec<_> = r
         .records
         .iter()
-        .map(|rec| (rec.serial, rec.device == device))
+        .map(|rec| (rec.serial, uploadable(rec)))
         .collect();
-    let mine: Vec<Record> = r
-        .records
-        .into_iter()
-        .filter(|rec| rec.device == device)
-        .collect();
+    let mine: Vec<Record> = r.records.into_iter().filter(uploadable).collect();
     let tac = shared.store.tac_verifier();
     // The whole upload is ONE store job: one group commit for all its records, each booked
     // or refused on its own in its own savepoint (R-P5.9), in the terminal's order.

@@ -11,8 +11,8 @@ use ykt_proto::messages::{
     SignInResponse, StatusReport, UploadRequest, UploadResponse,
 };
 use ykt_proto::{
-    FrameDecoder, InfoCode, MAX_FRAME_LEN, RawFrame, ReturnCode, Session, TerminalParams,
-    TerminalSerial, open_sign_in_response, peer_error_code, seal_sign_in,
+    FrameDecoder, InfoCode, MAX_FRAME_LEN, RawFrame, Record, RecordKind, ReturnCode, Session,
+    TerminalParams, TerminalSerial, open_sign_in_response, peer_error_code, seal_sign_in,
 };
 
 use super::{
@@ -508,7 +508,8 @@ impl<F: Flash> Terminal<F> {
                 .collect();
             if !batch.is_empty() {
                 let serials = batch.iter().map(|r| r.serial).collect();
-                let msg = Message::UploadRequest(UploadRequest { records: batch });
+                let records = batch.into_iter().map(|r| self.upload_form(r)).collect();
+                let msg = Message::UploadRequest(UploadRequest { records });
                 self.start(Busy::Upload(serials), &msg);
                 return Ok(());
             }
@@ -560,6 +561,21 @@ impl<F: Flash> Terminal<F> {
         Ok(())
     }
 
+    /// A journal record as it goes up: one collected from the card that another terminal
+    /// made carries its maker's (device, serial), the record's identity everywhere (R-F4.17).
+    fn upload_form(&self, r: Record) -> Record {
+        match r.original_serial {
+            Some(serial) if r.kind == RecordKind::Collected && r.device != self.cfg.device => {
+                Record {
+                    serial,
+                    original_serial: None,
+                    ..r
+                }
+            }
+            _ => r,
+        }
+    }
+
     fn start(&mut self, busy: Busy, msg: &Message) {
         if let Some(seq) = self.send(msg, 0) {
             self.link.busy = Some((busy, seq, self.now + BACKGROUND_TIMEOUT_MS));
@@ -574,22 +590,24 @@ impl<F: Flash> Terminal<F> {
             self.link.retry_at = self.now + BACKGROUND_TIMEOUT_MS;
             return Ok(());
         }
+        // Results come in request order; matched by position, since a collected record
+        // carries its maker's serial, which may equal one of ours (docs/protocol.md 6.6).
+        if r.results.len() != serials.len() {
+            self.link.retry_at = self.now + BACKGROUND_TIMEOUT_MS;
+            return Ok(());
+        }
         let mut retry = false;
-        for res in r.results.iter().filter(|x| serials.contains(&x.serial)) {
+        for (&serial, res) in serials.iter().zip(&r.results) {
             if res.code.is_success() {
-                self.st
-                    .journal
-                    .mark_uploaded(&mut self.st.flash, res.serial)?;
-                self.push(Output::Event(Event::Uploaded { serial: res.serial }));
+                self.st.journal.mark_uploaded(&mut self.st.flash, serial)?;
+                self.push(Output::Event(Event::Uploaded { serial }));
             } else if res.code.is_handled_as_timeout() {
                 retry = true;
             } else {
                 // Refused for good: keep the record, stop resending it (docs/spec-notes.md).
-                self.st
-                    .journal
-                    .mark_uploaded(&mut self.st.flash, res.serial)?;
+                self.st.journal.mark_uploaded(&mut self.st.flash, serial)?;
                 self.push(Output::Event(Event::UploadRejected {
-                    serial: res.serial,
+                    serial,
                     code: res.code,
                 }));
             }

@@ -137,17 +137,21 @@ impl<F: Flash> Terminal<F> {
         // Only debits: a credit on the ring is not a consumption record.
         for cr in found.iter().rev().filter(|c| c.kind == TxKind::Purchase) {
             let mut r = cr.to_collected(card.info.card_no, card.wallet_no);
-            // A transaction of this terminal: its merchant is known (the card does not keep
-            // it); another terminal's stays 0 for the host to resolve.
             if cr.device == self.cfg.device {
+                // A transaction of this terminal: its merchant is known (the card does not
+                // keep it); it goes up under a serial of ours, the card counter ties it to
+                // the original at the host.
                 r.merchant_no = match self.st.journal.get(cr.serial) {
                     Some(own) => own.merchant_no,
                     None => self.st.params.get().merchant_no,
                 };
+            } else {
+                // Another terminal's: it keeps its maker's identity (device here, serial in
+                // `original_serial` while journalled under our serial; `upload_form` puts it
+                // back), so the host books it once whoever uploads it first. Merchant 0: the
+                // host resolves it from the maker.
+                r.original_serial = Some(cr.serial);
             }
-            // Our own device and serial identify the upload; the card counter identifies
-            // the transaction at the host.
-            r.device = self.cfg.device;
             if !self.journal_collected(r)? {
                 break;
             }
