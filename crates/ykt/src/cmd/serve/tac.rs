@@ -9,12 +9,22 @@ use ykt_card::cpu::app::serial_for;
 use ykt_card::cpu::crypto::tx_type;
 use ykt_card::cpu::psam::{PurchaseFacts, verify_purchase_tac};
 use ykt_card::keys::SystemKeys;
-use ykt_proto::{PhysicalId, Record};
+use ykt_proto::{PhysicalId, Record, RecordKind};
 
 /// The 6-byte PSAM terminal ID of a device.
 pub fn terminal_id(device: PhysicalId) -> [u8; 6] {
     let d = device.0;
     [0, 0, d[0], d[1], d[2], d[3]]
+}
+
+/// The PSAM sequence number the card's TAC covers: the record's serial, except for a debit
+/// found on the card after a blind cancel (`Collected` with `original_serial`, the terminal's
+/// recovery): the purchase ran under the cancelled record's serial.
+pub fn tac_serial(r: &Record) -> u32 {
+    match (r.kind, r.original_serial) {
+        (RecordKind::Collected, Some(original)) => original,
+        _ => r.serial,
+    }
 }
 
 /// The purchase a record describes, as the card computed its TAC over it.
@@ -25,7 +35,7 @@ pub fn purchase_facts(r: &Record) -> Option<PurchaseFacts> {
         amount: u32::try_from(debited).ok()?,
         ty: tx_type::PURCHASE_EP,
         term_id: terminal_id(r.device),
-        term_seq: r.serial,
+        term_seq: tac_serial(r),
         date: bcd_date(r.time),
         time: bcd_time(r.time),
     })
@@ -49,7 +59,7 @@ mod tests {
     use ykt_card::cpu::psam::Psam;
     use ykt_card::{SimCard, SimulatedReader};
     use ykt_host::TacVerifier;
-    use ykt_proto::{CardNo, CardType, DisplayNo, RecordKind, RecordStatus};
+    use ykt_proto::{CardNo, CardType, DisplayNo, RecordStatus};
 
     const DEVICE: PhysicalId = PhysicalId([0x10, 0, 0, 0x09]);
 
@@ -149,6 +159,36 @@ mod tests {
             *b = (i as u8).wrapping_mul(37).wrapping_add(11);
         }
         assert!(!KeyFileTac(SystemKeys::from_material(1, &other)).verify(&r));
+    }
+
+    // R-P5.5, R-F4.17: a CPU debit found on the card after a blind cancel is journalled as
+    // `Collected` under a new serial with `original_serial` = the cancelled record, whose
+    // serial the PSAM used: its TAC verifies over that original serial, and only over it.
+    #[test]
+    fn recovered_debit_verifies_over_original_serial() {
+        let keys = keys();
+        let v = KeyFileTac(keys.clone());
+        let cancelled = purchase(&keys, 77, 1_200, 60);
+        let found = Record {
+            kind: RecordKind::Collected,
+            serial: 79,
+            original_serial: Some(77),
+            ..cancelled.clone()
+        };
+        assert!(v.verify(&found));
+        assert!(!v.verify(&Record {
+            original_serial: Some(78),
+            ..found.clone()
+        }));
+        // Only a collected record takes the original serial: a reversal does not.
+        assert!(!v.verify(&Record {
+            kind: RecordKind::Reversal,
+            ..found.clone()
+        }));
+        assert!(!v.verify(&Record {
+            original_serial: None,
+            ..found
+        }));
     }
 
     #[test]
