@@ -166,6 +166,7 @@ fn params_json(p: &ykt_proto::TerminalParams) -> Value {
         "daily_password_threshold": p.daily_password_threshold,
         "wallet_no": p.wallet_no,
         "max_offline_hours": p.max_offline_hours,
+        "price_list": p.price_list.iter().map(|i| json!({"code": i.code, "price": i.price, "subject": i.subject})).collect::<Vec<_>>(),
     })
 }
 
@@ -288,6 +289,62 @@ struct ParamsPatch {
     max_offline_hours: Option<u16>,
     /// Fee rate in percent for every class listed: `{"3": 5}`.
     fee_rates: Option<std::collections::BTreeMap<u8, u8>>,
+    /// The whole price list of keyboard-coded mode (R-F4.10), replacing the old one.
+    price_list: Option<Vec<PriceItemReq>>,
+}
+
+/// One item of the price list as the API takes it.
+#[derive(Deserialize)]
+struct PriceItemReq {
+    code: u16,
+    price: Fen,
+    #[serde(default)]
+    subject: u16,
+}
+
+/// Most items: the protocol's bound, or the host store's if lower.
+const MAX_PRICE_ITEMS: usize = if ykt_proto::MAX_PRICE_ITEMS < params_codec::MAX_PRICE_ITEMS {
+    ykt_proto::MAX_PRICE_ITEMS
+} else {
+    params_codec::MAX_PRICE_ITEMS
+};
+/// Highest item price in fen: a card's balance field is 24 bits.
+const MAX_ITEM_PRICE: Fen = 0xFF_FFFF;
+
+fn price_list(items: &[PriceItemReq]) -> Result<Vec<ykt_proto::PriceItem>, ApiError> {
+    if items.len() > MAX_PRICE_ITEMS {
+        return Err(invalid(format!(
+            "price_list has {} items; at most {MAX_PRICE_ITEMS}",
+            items.len()
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    items
+        .iter()
+        .map(|i| {
+            // Code 0 is what a record carries when no item was keyed.
+            if i.code == 0 {
+                return Err(invalid("price_list: an item code is 1 to 65535"));
+            }
+            if !seen.insert(i.code) {
+                return Err(invalid(format!(
+                    "price_list: item code {} appears twice",
+                    i.code
+                )));
+            }
+            if !(1..=MAX_ITEM_PRICE).contains(&i.price) {
+                return Err(invalid(format!(
+                    "price_list: the price of item {} is {} fen; it is 1 to {MAX_ITEM_PRICE}",
+                    i.code, i.price
+                )));
+            }
+            Ok(ykt_proto::PriceItem {
+                code: i.code,
+                price: i.price,
+                subject: i.subject,
+            })
+        })
+        .collect()
 }
 
 fn apply(p: &mut ykt_proto::TerminalParams, patch: &ParamsPatch) -> Result<(), ApiError> {
@@ -328,6 +385,15 @@ fn apply(p: &mut ykt_proto::TerminalParams, patch: &ParamsPatch) -> Result<(), A
         for (class, rate) in rates {
             p.fee_rates[usize::from(*class)] = *rate;
         }
+    }
+    if let Some(items) = &patch.price_list {
+        p.price_list = price_list(items)?;
+    }
+    // A coded terminal with no list could sell nothing: every code would be refused.
+    if p.consumption_mode == ConsumptionMode::Coded && p.price_list.is_empty() {
+        return Err(invalid(
+            "consumption_mode coded needs a price_list with at least one item",
+        ));
     }
     Ok(())
 }
@@ -493,4 +559,97 @@ async fn audit(State(s): S) -> ApiResult {
     Ok(Json(
         json!({"clean": r.is_clean(), "report": format!("{r:?}")}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patch(v: Value) -> Result<ykt_proto::TerminalParams, String> {
+        let patch: ParamsPatch = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        let mut p = params_codec::default_params();
+        apply(&mut p, &patch).map_err(|ApiError(e)| e.to_string())?;
+        Ok(p)
+    }
+
+    // R-F4.10, R-F4.14: a price list with subjects is taken whole, in the order given, and
+    // comes back out in the params JSON.
+    #[test]
+    fn price_list_set_and_shown() {
+        let p = patch(json!({"consumption_mode": "coded", "price_list": [
+            {"code": 12, "price": 1200, "subject": 3},
+            {"code": 7, "price": MAX_ITEM_PRICE}
+        ]}))
+        .unwrap();
+        assert_eq!(p.consumption_mode, ConsumptionMode::Coded);
+        assert_eq!(
+            p.price_list,
+            vec![
+                ykt_proto::PriceItem {
+                    code: 12,
+                    price: 1200,
+                    subject: 3
+                },
+                ykt_proto::PriceItem {
+                    code: 7,
+                    price: MAX_ITEM_PRICE,
+                    subject: 0
+                },
+            ]
+        );
+        assert_eq!(
+            params_json(&p)["price_list"],
+            json!([{"code": 12, "price": 1200, "subject": 3},
+                   {"code": 7, "price": MAX_ITEM_PRICE, "subject": 0}])
+        );
+    }
+
+    // R-F4.10: a bad list is refused with a message naming what is wrong.
+    #[test]
+    fn bad_price_lists_refused() {
+        let cases = [
+            (
+                json!([{"code": 1, "price": 100}, {"code": 1, "price": 200}]),
+                "appears twice",
+            ),
+            (json!([{"code": 1, "price": 0}]), "1 to 16777215"),
+            (json!([{"code": 1, "price": -5}]), "1 to 16777215"),
+            (
+                json!([{"code": 1, "price": MAX_ITEM_PRICE + 1}]),
+                "1 to 16777215",
+            ),
+            (json!([{"code": 0, "price": 100}]), "1 to 65535"),
+        ];
+        for (list, why) in cases {
+            let e = patch(json!({"price_list": list})).unwrap_err();
+            assert!(e.contains(why), "{list}: {e}");
+        }
+        let too_many: Vec<Value> = (1..=MAX_PRICE_ITEMS + 1)
+            .map(|c| json!({"code": c, "price": 100}))
+            .collect();
+        let e = patch(json!({"price_list": too_many})).unwrap_err();
+        assert!(e.contains(&format!("at most {MAX_PRICE_ITEMS}")), "{e}");
+        let full: Vec<Value> = (1..=MAX_PRICE_ITEMS)
+            .map(|c| json!({"code": c, "price": 100}))
+            .collect();
+        assert_eq!(
+            patch(json!({"price_list": full})).unwrap().price_list.len(),
+            MAX_PRICE_ITEMS
+        );
+    }
+
+    // R-F4.10: coded mode without any item is refused; an empty list clears it otherwise.
+    #[test]
+    fn coded_mode_needs_items() {
+        let e = patch(json!({"consumption_mode": "coded"})).unwrap_err();
+        assert!(e.contains("needs a price_list"), "{e}");
+        let e = patch(json!({"consumption_mode": "coded", "price_list": []})).unwrap_err();
+        assert!(e.contains("needs a price_list"), "{e}");
+        assert!(
+            patch(json!({"price_list": []}))
+                .unwrap()
+                .price_list
+                .is_empty()
+        );
+    }
 }
