@@ -94,6 +94,13 @@ pub struct ParamsArgs {
     /// Fee rate of a class in percent, `CLASS=PERCENT` (R-F4.13); repeatable.
     #[arg(long = "fee-rate", value_parser = parse_rate)]
     fee_rates: Vec<(u8, u8)>,
+    /// An item of the price list of coded mode, `CODE=FEN[:SUBJECT]` (R-F4.10, R-F4.14);
+    /// repeatable; the items given replace the whole list.
+    #[arg(long = "price", value_parser = parse_price)]
+    prices: Vec<(u16, i64, u16)>,
+    /// Empty the price list.
+    #[arg(long, conflicts_with = "prices")]
+    clear_prices: bool,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -106,6 +113,22 @@ fn parse_rate(s: &str) -> Result<(u8, u8), String> {
         return Err("rate is 0-100".into());
     }
     Ok((class, rate))
+}
+
+fn parse_price(s: &str) -> Result<(u16, i64, u16), String> {
+    const FORM: &str = "CODE=FEN[:SUBJECT], e.g. 12=1200 or 12=1200:3";
+    let (code, rest) = s.split_once('=').ok_or(FORM)?;
+    let (price, subject) = rest.split_once(':').unwrap_or((rest, "0"));
+    let code = code
+        .parse()
+        .map_err(|_| format!("item code is 1-65535 ({FORM})"))?;
+    let price = price
+        .parse()
+        .map_err(|_| format!("price is whole fen ({FORM})"))?;
+    let subject = subject
+        .parse()
+        .map_err(|_| format!("subject is 0-65535 ({FORM})"))?;
+    Ok((code, price, subject))
 }
 
 fn show_device(d: &Value) {
@@ -255,6 +278,16 @@ fn set_params(p: ParamsArgs) -> anyhow::Result<()> {
             .map(|(c, r)| (c.to_string(), Value::from(*r)))
             .collect();
         put("fee_rates", Some(Value::Object(rates)));
+    }
+    if p.clear_prices {
+        put("price_list", Some(json!([])));
+    } else if !p.prices.is_empty() {
+        let items: Vec<Value> = p
+            .prices
+            .iter()
+            .map(|(code, price, subject)| json!({"code": code, "price": price, "subject": subject}))
+            .collect();
+        put("price_list", Some(Value::Array(items)));
     }
     if patch.is_empty() {
         anyhow::bail!("nothing to change: give at least one parameter (see --help)");
