@@ -198,8 +198,9 @@ pub fn seed(
          3 merchants (第一食堂, 第二食堂, 校园超市), 4 devices: provisioning files in {d}/devices/\n  \
          {CARDS} cards (PIN {PIN}; the last one reported lost): images in {d}/cards/, keys in {d}/keys\n  \
          admin token in {d}/admin-token; API at http://{http_listen}/api/v1 (docs/admin-api.md)\n\
-         Next: inspect a card with `ykt card show {d}/cards/1.mf1 --keys {d}/keys`,\n  \
-         then point a terminal at {} with {d}/devices/10000001.json.",
+         Next, in another shell: a POS terminal (connects to {}; docs/pos.md)\n    \
+         ykt pos --provision {d}/devices/10000001.json --journal pos1\n  \
+         and a card to tap: `ykt card show {d}/cards/1.mf1 --keys {d}/keys`.",
         host_address(terminal_listen)
     );
     Ok(())
