@@ -99,11 +99,7 @@ fn main() -> Result<()> {
                 terminal_no: t,
             },
             record,
-            card_view: CardView {
-                display_no: card.display_no,
-                class: card.class,
-                expiry: card.expiry,
-            },
+            card_view: Some(CardView::of(&card)),
         };
         let sent = Instant::now();
         let reply = done_tx.clone();

@@ -122,6 +122,10 @@ pub trait Conn: Send {
     fn batch(&mut self, sql: &str) -> Result<()>;
     /// From now on this connection only reads (a reader of the store).
     fn set_read_only(&mut self) -> Result<()>;
+    /// How many rows this connection has inserted, updated or deleted since it opened; it
+    /// never goes down, not even on rollback. The writer compares it around a job to know
+    /// whether a refused job left writes behind that must be undone.
+    fn changes(&self) -> u64;
     /// Starts a write transaction (SQLite takes the write lock at once: no lock upgrades).
     fn begin(&mut self) -> Result<()> {
         self.batch("BEGIN")

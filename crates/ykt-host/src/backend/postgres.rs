@@ -16,6 +16,8 @@ const MIGRATION_LOCK: i64 = 0x0079_6b74_5f6d_6967;
 pub struct PgConn {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// Rows changed so far (`Conn::changes`), counted from what the statements report.
+    changes: u64,
 }
 
 impl PgConn {
@@ -25,6 +27,7 @@ impl PgConn {
         let mut c = PgConn {
             client,
             statements: HashMap::new(),
+            changes: 0,
         };
         c.client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
@@ -105,6 +108,21 @@ fn column(row: &postgres::Row, i: usize) -> Result<Value> {
     })
 }
 
+/// Whether a statement run as a query changes rows (it has a `RETURNING` clause).
+fn is_write(sql: &str) -> bool {
+    let verb = sql.trim_start().split_whitespace().next().unwrap_or("");
+    ["INSERT", "UPDATE", "DELETE"]
+        .iter()
+        .any(|w| verb.eq_ignore_ascii_case(w))
+}
+
+fn is_transaction_control(sql: &str) -> bool {
+    let verb = sql.trim_start().split_whitespace().next().unwrap_or("");
+    ["BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "SET"]
+        .iter()
+        .any(|w| verb.eq_ignore_ascii_case(w))
+}
+
 impl Conn for PgConn {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
@@ -114,16 +132,21 @@ impl Conn for PgConn {
         let stmt = self.statement(sql)?;
         let p = params(&stmt, values)?;
         let refs: Vec<&(dyn ToSql + Sync)> = p.iter().map(|b| b.as_ref()).collect();
-        Ok(self.client.execute(&stmt, &refs)?)
+        let n = self.client.execute(&stmt, &refs)?;
+        self.changes += n;
+        Ok(n)
     }
 
     fn query(&mut self, sql: &str, values: &[Value]) -> Result<Vec<Row>> {
         let stmt = self.statement(sql)?;
         let p = params(&stmt, values)?;
         let refs: Vec<&(dyn ToSql + Sync)> = p.iter().map(|b| b.as_ref()).collect();
-        self.client
-            .query(&stmt, &refs)?
-            .iter()
+        let rows = self.client.query(&stmt, &refs)?;
+        if is_write(sql) {
+            // `UPDATE … RETURNING` and the like: one row back per row changed.
+            self.changes += rows.len() as u64;
+        }
+        rows.iter()
             .map(|r| {
                 (0..r.len())
                     .map(|i| column(r, i))
@@ -131,6 +154,10 @@ impl Conn for PgConn {
                     .map(Row)
             })
             .collect()
+    }
+
+    fn changes(&self) -> u64 {
+        self.changes
     }
 
     fn set_read_only(&mut self) -> Result<()> {
@@ -141,6 +168,11 @@ impl Conn for PgConn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<()> {
-        Ok(self.client.batch_execute(sql)?)
+        self.client.batch_execute(sql)?;
+        if !is_transaction_control(sql) {
+            // A script may change rows without saying how many: assume it did.
+            self.changes += 1;
+        }
+        Ok(())
     }
 }

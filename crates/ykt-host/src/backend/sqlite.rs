@@ -116,6 +116,10 @@ impl Conn for SqliteConn {
         Ok(out)
     }
 
+    fn changes(&self) -> u64 {
+        self.conn.total_changes()
+    }
+
     fn set_read_only(&mut self) -> Result<()> {
         self.read_only = true;
         Ok(self.conn.pragma_update(None, "query_only", true)?)

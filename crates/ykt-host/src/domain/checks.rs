@@ -38,10 +38,30 @@ pub fn fep(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
 /// R-H1: known (20), enabled (22–24), authorised (29), the right terminal number (25), with
 /// a merchant (26) and the function asked for (28).
 pub fn device(tx: &mut Tx<'_>, origin: &Origin, function: Functions) -> Result<Device> {
-    fep(tx, origin.fep)?;
-    let Some(device) = repo::device_get(tx.conn, origin.device)? else {
-        return refuse(ReturnCode::POS_NOT_REGISTERED);
-    };
+    let device = device_row(tx, origin.fep, origin.device)?;
+    device_state(&device, origin, function)?;
+    Ok(device)
+}
+
+/// The first half of [`device`]: the FEP's checks and the device's row (20 when unknown).
+/// A hot path reads the row once and runs [`device_state`] on it per request or record.
+pub fn device_row(tx: &mut Tx<'_>, fep_id: u32, id: PhysicalId) -> Result<Device> {
+    fep(tx, fep_id)?;
+    match repo::device_get(tx.conn, id)? {
+        Some(device) => Ok(device),
+        None => refuse(ReturnCode::POS_NOT_REGISTERED),
+    }
+}
+
+/// The second half of [`device`]: the checks of a row read by [`device_row`] in the same
+/// transaction.
+pub fn device_state(device: &Device, origin: &Origin, function: Functions) -> Result<()> {
+    if device.id != origin.device {
+        return Err(crate::error::HostError::Invalid(format!(
+            "device {} checked as {}",
+            device.id, origin.device
+        )));
+    }
     if let Some(code) = device.status.refusal() {
         return refuse(code);
     }
@@ -57,7 +77,7 @@ pub fn device(tx: &mut Tx<'_>, origin: &Origin, function: Functions) -> Result<D
     if !device.functions.contains(function) {
         return refuse(ReturnCode::POS_NO_SUCH_FUNCTION);
     }
-    Ok(device)
+    Ok(())
 }
 
 /// Whether `t` falls in one of the windows (none = always); a window may span midnight.

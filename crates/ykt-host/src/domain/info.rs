@@ -29,6 +29,17 @@ pub struct CardView {
     pub expiry: NaiveDate,
 }
 
+impl CardView {
+    /// The system's own view of a card, where the terminal sent none.
+    pub fn of(card: &crate::model::Card) -> CardView {
+        CardView {
+            display_no: card.display_no,
+            class: card.class,
+            expiry: card.expiry,
+        }
+    }
+}
+
 /// The notices of one exchange, ordered by priority.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Notices(Vec<InfoCode>);

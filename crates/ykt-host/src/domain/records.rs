@@ -11,7 +11,7 @@ use super::counter;
 use super::info::{self, CardFacts, CardView, Notices};
 use crate::error::{HostError, Result, refuse};
 use crate::ledger::{FEE_ACCOUNT, SUSPENSE_ACCOUNT, Transfer, Tx, record_transfer_id};
-use crate::model::{Card, Functions};
+use crate::model::{Card, Device, Functions};
 use crate::repo::{self, StoredRecord};
 
 /// Verifies the TAC of CPU card records (the host holds the TAC master key). The card
@@ -56,12 +56,13 @@ impl Outcome {
 }
 
 /// An online debit request (R-P5.2): the record the terminal journalled as "initiated",
-/// and what the card itself says about its data.
+/// and what the card itself says about its data (`None`: the wire carried none, the
+/// system's own view of the card stands in).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DebitRequest {
     pub origin: Origin,
     pub record: Record,
-    pub card_view: CardView,
+    pub card_view: Option<CardView>,
 }
 
 fn same_device(origin: &Origin, record: &Record) -> Result<()> {
@@ -79,14 +80,27 @@ fn same_device(origin: &Origin, record: &Record) -> Result<()> {
 /// counter and the transfers in the caller's transaction, so the authorisation is durable
 /// when the batch commits, before the answer leaves (R-P5.2).
 pub fn authorize(tx: &mut Tx<'_>, req: &DebitRequest, now: NaiveDateTime) -> Result<Outcome> {
+    let device = checks::device_row(tx, req.origin.fep, req.origin.device)?;
+    authorize_on(tx, req, &device, now)
+}
+
+/// [`authorize`] on the request's device row as read by [`checks::device_row`] in this
+/// transaction: the server reads it once per debit (it also gives the terminal number and
+/// the merchant).
+pub fn authorize_on(
+    tx: &mut Tx<'_>,
+    req: &DebitRequest,
+    device: &Device,
+    now: NaiveDateTime,
+) -> Result<Outcome> {
     let r = &req.record;
     same_device(&req.origin, r)?;
     if r.kind != RecordKind::Purchase || r.status != RecordStatus::Initiated || !r.online {
         return refuse(ReturnCode::TRANSACTION_TYPE_ERROR);
     }
-    let device = checks::device(tx, &req.origin, Functions::ONLINE_DEBIT)?;
-    checks::working_hours(&device, r.time)?;
-    let merchant_no = checks::merchant_of_device(&device, r.merchant_no)?;
+    checks::device_state(device, &req.origin, Functions::ONLINE_DEBIT)?;
+    checks::working_hours(device, r.time)?;
+    let merchant_no = checks::merchant_of_device(device, r.merchant_no)?;
     checks::merchant(tx, merchant_no)?;
     checks::amount(r)?;
     let mut card = checks::card_exists(tx, r)?;
@@ -98,22 +112,16 @@ pub fn authorize(tx: &mut Tx<'_>, req: &DebitRequest, now: NaiveDateTime) -> Res
             refuse(ReturnCode::POS_SERIAL_DUPLICATE)
         };
     }
-    checks::card_usable(&card, &device, r.time)?;
-    checks::fee(r, &device, &card)?;
-    checks::online_limits(r, &device, &card)?;
+    checks::card_usable(&card, device, r.time)?;
+    checks::fee(r, device, &card)?;
+    checks::online_limits(r, device, &card)?;
     checks::balances(r, false)?;
     counter::check(tx, &card, r)?;
 
+    let view = req.card_view.unwrap_or_else(|| CardView::of(&card));
     let mirror_before = card.balance;
     book_debit(tx, &mut card, r, now)?;
-    notices(
-        tx,
-        &card,
-        r,
-        mirror_before,
-        Some(req.card_view),
-        Notices::default(),
-    )
+    notices(tx, &card, r, mirror_before, Some(view), Notices::default())
 }
 
 /// Stores a debiting record, consumes its counter and books card → merchant and card → fee.
@@ -268,8 +276,22 @@ pub fn upload(
     tac: Option<&dyn TacVerifier>,
     now: NaiveDateTime,
 ) -> Result<Outcome> {
+    let device = checks::device_row(tx, origin.fep, origin.device)?;
+    upload_on(tx, origin, &device, r, tac, now)
+}
+
+/// [`upload`] on the uploader's device row as read by [`checks::device_row`] in this
+/// transaction: an upload of many records reads it once.
+pub fn upload_on(
+    tx: &mut Tx<'_>,
+    origin: &Origin,
+    device: &Device,
+    r: &Record,
+    tac: Option<&dyn TacVerifier>,
+    now: NaiveDateTime,
+) -> Result<Outcome> {
     if r.kind == RecordKind::Collected {
-        return upload_collected(tx, origin, r, tac, now);
+        return upload_collected(tx, origin, device, r, tac, now);
     }
     same_device(origin, r)?;
     let function = match (r.kind, r.online) {
@@ -277,14 +299,14 @@ pub fn upload(
         (_, true) => Functions::ONLINE_DEBIT,
         (_, false) => Functions::OFFLINE_UPLOAD,
     };
-    checks::device(tx, origin, function)?;
+    checks::device_state(device, origin, function)?;
     let mut card = checks::card_exists(tx, r)?;
     if let Some(existing) = repo::record_get(tx.conn, r.device, r.serial, true)? {
         return reconcile(tx, &mut card, existing, r, tac);
     }
     match r.kind {
         RecordKind::Purchase => upload_debit(tx, &mut card, r, tac, now),
-        RecordKind::Collected => upload_collected(tx, origin, r, tac, now),
+        RecordKind::Collected => upload_collected(tx, origin, device, r, tac, now),
         // R-F4.3, R-F4.15: stored for the record, no money moved.
         RecordKind::BlackCard => {
             store_unbooked(tx, r, now)?;
@@ -499,11 +521,12 @@ pub fn same_transaction(a: &Record, b: &Record) -> bool {
 fn upload_collected(
     tx: &mut Tx<'_>,
     origin: &Origin,
+    device: &Device,
     r: &Record,
     tac: Option<&dyn TacVerifier>,
     now: NaiveDateTime,
 ) -> Result<Outcome> {
-    checks::device(tx, origin, Functions::OFFLINE_UPLOAD)?;
+    checks::device_state(device, origin, Functions::OFFLINE_UPLOAD)?;
     let mut card = checks::card_exists(tx, r)?;
     if let Some(existing) = repo::record_get(tx.conn, r.device, r.serial, true)? {
         if !existing.booked && existing.record.kind != RecordKind::Collected {

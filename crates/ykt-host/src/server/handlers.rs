@@ -14,7 +14,6 @@ use ykt_proto::{
 
 use super::{Shared, jobs, metrics};
 use crate::domain::checks::{self, Origin};
-use crate::domain::info::CardView;
 use crate::domain::{blacklist, records};
 use crate::error::{HostError, Result};
 use crate::model::{DeviceReport, Functions};
@@ -127,26 +126,23 @@ async fn debit(shared: &Shared, device: PhysicalId, r: DebitRequest) -> DebitRes
     let (fep, now) = (shared.config.fep_id, shared.config.clock.now());
     let req = r.clone();
     let result = jobs::write(&shared.store, move |tx| {
-        let origin = origin_of(tx, fep, device)?;
-        let merchant_no = repo::device_get(tx.conn, device)?
-            .and_then(|d| d.merchant_no)
-            .unwrap_or(0);
+        // Read once: the device row gives the terminal number and the merchant, and the
+        // domain checks the same row.
+        let d = checks::device_row(tx, fep, device)?;
+        let origin = Origin {
+            fep,
+            device,
+            terminal_no: d.terminal_no,
+        };
+        let merchant_no = d.merchant_no.unwrap_or(0);
         // The wire carries no card data beyond the number: the system's own view stands in
         // (info code 6 comes from uploads, which carry what the card said).
-        let card_view = match repo::card_get(tx.conn, req.card_no, false)? {
-            Some(c) => CardView {
-                display_no: c.display_no,
-                class: c.class,
-                expiry: c.expiry,
-            },
-            None => return Err(HostError::Refused(ReturnCode::CARD_NOT_FOUND)),
-        };
         let request = records::DebitRequest {
             origin,
             record: debit_record(device, &req, merchant_no),
-            card_view,
+            card_view: None,
         };
-        records::authorize(tx, &request, now)
+        records::authorize_on(tx, &request, &d, now)
     })
     .await;
     metrics::debit_latency(started.elapsed().as_secs_f64());
@@ -195,8 +191,16 @@ async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> Upload
     let booked = jobs::write_each(
         &shared.store,
         mine,
-        move |tx| origin_of(tx, fep, device),
-        move |tx, origin, rec| records::upload(tx, origin, rec, tac.as_deref(), now),
+        move |tx| {
+            let d = checks::device_row(tx, fep, device)?;
+            let origin = Origin {
+                fep,
+                device,
+                terminal_no: d.terminal_no,
+            };
+            Ok((origin, d))
+        },
+        move |tx, (origin, d), rec| records::upload_on(tx, origin, d, rec, tac.as_deref(), now),
     )
     .await;
     let mut outcomes = match booked {

@@ -22,7 +22,7 @@ pub fn fep_lifecycle(f: &Fixture) {
         let req = DebitRequest {
             origin: Origin { fep, ..origin() },
             record: purchase(c.no, 1, 0, 1_000, 10),
-            card_view: view(&c),
+            card_view: Some(view(&c)),
         };
         s.execute(move |tx| domain::records::authorize(tx, &req, now()))
     };
@@ -54,7 +54,7 @@ pub fn fep_lifecycle(f: &Fixture) {
     let req = DebitRequest {
         origin: Origin { fep: 3, ..origin() },
         record: r,
-        card_view: view(&c),
+        card_view: Some(view(&c)),
     };
     s.execute(move |tx| domain::records::authorize(tx, &req, now()))
         .unwrap();
@@ -78,7 +78,7 @@ pub fn device_lifecycle(f: &Fixture) {
                 terminal_no,
             },
             record,
-            card_view: view(&c),
+            card_view: Some(view(&c)),
         };
         s.execute(move |tx| domain::records::authorize(tx, &req, now()))
     };
@@ -689,7 +689,7 @@ pub fn info_codes_from_state(f: &Fixture) {
     let req = DebitRequest {
         origin: origin(),
         record: purchase(c.no, 6, 5, 870, 10),
-        card_view: v,
+        card_view: Some(v),
     };
     let out = s
         .execute(move |tx| domain::records::authorize(tx, &req, now()))
@@ -1114,7 +1114,7 @@ pub fn collected_across_terminals(f: &Fixture) {
     let req = DebitRequest {
         origin: b,
         record: on_b,
-        card_view: view(&c),
+        card_view: Some(view(&c)),
     };
     let out = s
         .execute(move |tx| domain::records::authorize(tx, &req, now()))

@@ -226,7 +226,7 @@ pub fn debit(store: &Store, card: &Card, record: Record) -> Result<Outcome> {
     let req = DebitRequest {
         origin: origin(),
         record,
-        card_view: view(card),
+        card_view: Some(view(card)),
     };
     store.execute(move |tx| domain::records::authorize(tx, &req, now()))
 }
