@@ -126,6 +126,8 @@ pub trait Conn: Send {
     /// never goes down, not even on rollback. The writer compares it around a job to know
     /// whether a refused job left writes behind that must be undone.
     fn changes(&self) -> u64;
+    /// Housekeeping the writer does between two batches, outside any transaction.
+    fn between_batches(&mut self) {}
     /// Starts a write transaction (SQLite takes the write lock at once: no lock upgrades).
     fn begin(&mut self) -> Result<()> {
         self.batch("BEGIN")

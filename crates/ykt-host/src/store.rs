@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -391,11 +392,17 @@ impl Store {
             Backend::Sqlite(_) => 1,
             Backend::Postgres(_) => config.writers.max(1),
         };
-        let jobs = spawn_pool(&config, "writer", writers, Mode::Write)?;
+        let rewind = Arc::new(AtomicBool::new(false));
+        let jobs = spawn_pool(&config, "writer", writers, Mode::Write(&rewind))?;
         let reads = spawn_pool(&config, "reader", config.readers.max(1), Mode::Read)?;
         let alive = Arc::new(());
         if let Backend::Sqlite(path) = &config.backend {
-            crate::backend::sqlite::spawn_checkpointer(path, Arc::downgrade(&alive))?;
+            crate::backend::sqlite::spawn_checkpointer(
+                path,
+                Arc::downgrade(&alive),
+                rewind,
+                crate::backend::sqlite::REWIND_AT_FRAMES,
+            )?;
         }
         Ok(Store {
             jobs,
@@ -522,9 +529,10 @@ impl Store {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Write,
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// With the flag the SQLite checkpointer raises when the writer should rewind the WAL.
+    Write(&'a Arc<AtomicBool>),
     Read,
 }
 
@@ -532,16 +540,19 @@ fn spawn_pool(
     config: &StoreConfig,
     role: &str,
     threads: usize,
-    mode: Mode,
+    mode: Mode<'_>,
 ) -> Result<SyncSender<BoxedJob>> {
     let (tx, rx) = mpsc::sync_channel::<BoxedJob>(config.queue.max(1));
     let rx = Arc::new(Mutex::new(rx));
     for i in 0..threads {
-        let mut conn: Box<dyn Conn> = match &config.backend {
-            Backend::Sqlite(path) => Box::new(SqliteConn::open(path)?),
-            Backend::Postgres(url) => Box::new(PgConn::connect(url)?),
+        let mut conn: Box<dyn Conn> = match (&config.backend, mode) {
+            (Backend::Sqlite(path), Mode::Write(rewind)) => {
+                Box::new(SqliteConn::open(path)?.rewinding_on(Arc::clone(rewind)))
+            }
+            (Backend::Sqlite(path), Mode::Read) => Box::new(SqliteConn::open(path)?),
+            (Backend::Postgres(url), _) => Box::new(PgConn::connect(url)?),
         };
-        if mode == Mode::Read {
+        if matches!(mode, Mode::Read) {
             conn.set_read_only()?;
         }
         let rx = Arc::clone(&rx);
@@ -588,6 +599,7 @@ fn worker(
             }
         }
         run_batch(conn.as_mut(), batch, policy);
+        conn.between_batches();
     }
 }
 

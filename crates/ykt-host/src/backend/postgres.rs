@@ -37,6 +37,7 @@ impl PgConn {
                 (1, super::schema::postgres_v1()),
                 (2, super::schema::V2.to_owned()),
                 (3, super::schema::V3.to_owned()),
+                (4, super::schema::V4.to_owned()),
             ],
         );
         c.client
