@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDateTime;
 use ykt_proto::{Fen, PhysicalId, TerminalSerial};
 
+use crate::cache::ConfigCache;
 use crate::error::{HostError, Result};
 use crate::model::Policy;
 use crate::repo::{device_key, time_key};
@@ -50,14 +51,26 @@ pub fn record_transfer_id(device: PhysicalId, serial: TerminalSerial, part: &str
 pub struct Tx<'a> {
     pub conn: &'a mut dyn Conn,
     pub policy: Policy,
+    /// The writer's configuration cache (`cache.rs`); `None` reads the tables.
+    pub(crate) cache: Option<&'a mut ConfigCache>,
     deltas: BTreeMap<String, Fen>,
 }
 
 impl<'a> Tx<'a> {
     pub fn new(conn: &'a mut dyn Conn, policy: Policy) -> Tx<'a> {
+        Tx::cached(conn, policy, None)
+    }
+
+    /// A transaction whose configuration reads go through a writer's cache.
+    pub(crate) fn cached(
+        conn: &'a mut dyn Conn,
+        policy: Policy,
+        cache: Option<&'a mut ConfigCache>,
+    ) -> Tx<'a> {
         Tx {
             conn,
             policy,
+            cache,
             deltas: BTreeMap::new(),
         }
     }

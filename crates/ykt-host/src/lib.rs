@@ -31,6 +31,7 @@
 //! to code 1 (`HostError::return_code`).
 
 pub mod backend;
+mod cache;
 pub mod domain;
 pub mod error;
 pub mod ledger;

@@ -65,6 +65,14 @@ pub fn meta(c: &mut dyn Conn, name: &str) -> Result<i64> {
         .int(0)
 }
 
+/// Every write to feps, merchants or devices (not status reports) calls this: this
+/// connection's writer drops its cache at once (`cache.rs`). Other writers see the change
+/// by `meta.config_version`, which triggers move in the same transaction (schema V4).
+fn config_written(c: &mut dyn Conn) -> Result<()> {
+    c.note_config_change();
+    Ok(())
+}
+
 // ---- front-end processors ---------------------------------------------------------------
 
 pub fn fep_get(c: &mut dyn Conn, id: u32) -> Result<Option<Fep>> {
@@ -84,14 +92,18 @@ pub fn fep_get(c: &mut dyn Conn, id: u32) -> Result<Option<Fep>> {
 }
 
 pub fn fep_insert(c: &mut dyn Conn, id: u32, name: &str) -> Result<bool> {
-    Ok(c.exec(
+    let inserted = c.exec(
         "INSERT INTO feps (id, name, status) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         &[
             id.into(),
             name.into(),
             FepStatus::Registered.as_str().into(),
         ],
-    )? == 1)
+    )? == 1;
+    if inserted {
+        config_written(c)?;
+    }
+    Ok(inserted)
 }
 
 pub fn fep_update(c: &mut dyn Conn, f: &Fep) -> Result<()> {
@@ -103,7 +115,7 @@ pub fn fep_update(c: &mut dyn Conn, f: &Fep) -> Result<()> {
             opt_time(f.signed_in_at),
         ],
     )?;
-    Ok(())
+    config_written(c)
 }
 
 // ---- merchants ---------------------------------------------------------------------------
@@ -142,6 +154,7 @@ pub fn merchant_insert(c: &mut dyn Conn, m: &Merchant) -> Result<bool> {
     )? == 1;
     if inserted {
         account_create(c, &merchant_account(m.no), "merchant")?;
+        config_written(c)?;
     }
     Ok(inserted)
 }
@@ -151,7 +164,7 @@ pub fn merchant_set_status(c: &mut dyn Conn, no: MerchantNo, s: MerchantStatus) 
         "UPDATE merchants SET status = $2 WHERE no = $1",
         &[no.into(), s.as_str().into()],
     )?;
-    Ok(())
+    config_written(c)
 }
 
 // ---- devices -------------------------------------------------------------------------------
@@ -208,7 +221,7 @@ pub fn device_list(c: &mut dyn Conn, after: Option<PhysicalId>, limit: u32) -> R
 }
 
 pub fn device_insert(c: &mut dyn Conn, d: &Device) -> Result<bool> {
-    Ok(c.exec(
+    let inserted = c.exec(
         "INSERT INTO devices (id, terminal_no, merchant_no, status, master_key, mac_suite, \
          functions, max_amount, params) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT DO NOTHING",
@@ -223,7 +236,11 @@ pub fn device_insert(c: &mut dyn Conn, d: &Device) -> Result<bool> {
             d.max_amount.into(),
             params_codec::encode(&d.params).into(),
         ],
-    )? == 1)
+    )? == 1;
+    if inserted {
+        config_written(c)?;
+    }
+    Ok(inserted)
 }
 
 /// Writes every administrative field of the device (not the status report).
@@ -243,7 +260,7 @@ pub fn device_update(c: &mut dyn Conn, d: &Device) -> Result<()> {
             params_codec::encode(&d.params).into(),
         ],
     )?;
-    Ok(())
+    config_written(c)
 }
 
 pub fn device_report(c: &mut dyn Conn, id: PhysicalId, r: &DeviceReport) -> Result<()> {

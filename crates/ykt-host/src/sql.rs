@@ -128,6 +128,10 @@ pub trait Conn: Send {
     fn changes(&self) -> u64;
     /// Housekeeping the writer does between two batches, outside any transaction.
     fn between_batches(&mut self) {}
+    /// Notes that configuration rows (feps, merchants, devices) were written.
+    fn note_config_change(&mut self);
+    /// Whether configuration rows were written since the last call (`cache.rs`).
+    fn take_config_change(&mut self) -> bool;
     /// Starts a write transaction (SQLite takes the write lock at once: no lock upgrades).
     fn begin(&mut self) -> Result<()> {
         self.batch("BEGIN")

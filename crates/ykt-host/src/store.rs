@@ -26,6 +26,7 @@ use ykt_proto::Fen;
 
 use crate::backend::postgres::PgConn;
 use crate::backend::sqlite::SqliteConn;
+use crate::cache::ConfigCache;
 use crate::domain::records::TacVerifier;
 use crate::error::{HostError, Result};
 use crate::ledger::{Tx, apply_deltas};
@@ -120,6 +121,7 @@ trait Job: Send {
         &mut self,
         conn: &mut dyn Conn,
         policy: Policy,
+        cache: Option<&mut ConfigCache>,
         deltas: &mut BTreeMap<String, Fen>,
     ) -> JobState;
     /// Its share of a group commit (`max_batch` counts these).
@@ -146,9 +148,10 @@ where
         &mut self,
         conn: &mut dyn Conn,
         policy: Policy,
+        cache: Option<&mut ConfigCache>,
         deltas: &mut BTreeMap<String, Fen>,
     ) -> JobState {
-        let mut tx = Tx::new(conn, policy);
+        let mut tx = Tx::cached(conn, policy, cache);
         let result = (self.f)(&mut tx);
         *deltas = tx.take_deltas();
         match result {
@@ -208,13 +211,14 @@ where
         &mut self,
         conn: &mut dyn Conn,
         policy: Policy,
+        mut cache: Option<&mut ConfigCache>,
         deltas: &mut BTreeMap<String, Fen>,
         per_item: bool,
     ) -> Result<Option<JobState>> {
         self.outcomes.clear();
         deltas.clear();
         let prepared = {
-            let mut tx = Tx::new(conn, policy);
+            let mut tx = Tx::cached(conn, policy, cache.as_deref_mut());
             let prepared = (self.prepare)(&mut tx);
             merge(deltas, tx.take_deltas());
             prepared
@@ -229,7 +233,7 @@ where
             if per_item {
                 conn.batch("SAVEPOINT item")?;
             }
-            let mut tx = Tx::new(conn, policy);
+            let mut tx = Tx::cached(conn, policy, cache.as_deref_mut());
             let result = (self.each)(&mut tx, &prepared, item);
             let item_deltas = tx.take_deltas();
             match result {
@@ -271,6 +275,7 @@ where
         &mut self,
         conn: &mut dyn Conn,
         policy: Policy,
+        mut cache: Option<&mut ConfigCache>,
         deltas: &mut BTreeMap<String, Fen>,
     ) -> Result<JobState> {
         let unreachable = JobState::Failed {
@@ -280,11 +285,11 @@ where
         if self.items.len() == 1 {
             // `run_items` ends a one-item pass with a state, never `None`.
             return Ok(self
-                .run_items(conn, policy, deltas, false)?
+                .run_items(conn, policy, cache, deltas, false)?
                 .unwrap_or(unreachable));
         }
         conn.batch("SAVEPOINT items")?;
-        match self.run_items(conn, policy, deltas, false)? {
+        match self.run_items(conn, policy, cache.as_deref_mut(), deltas, false)? {
             Some(JobState::Done) => {
                 conn.batch("RELEASE SAVEPOINT items")?;
                 Ok(JobState::Done)
@@ -300,7 +305,7 @@ where
             Some(retry) => Ok(retry), // the caller rolls the batch back
             None => {
                 conn.batch("ROLLBACK TO SAVEPOINT items; RELEASE SAVEPOINT items")?;
-                let state = self.run_items(conn, policy, deltas, true)?;
+                let state = self.run_items(conn, policy, cache, deltas, true)?;
                 Ok(state.unwrap_or(unreachable))
             }
         }
@@ -319,9 +324,10 @@ where
         &mut self,
         conn: &mut dyn Conn,
         policy: Policy,
+        cache: Option<&mut ConfigCache>,
         deltas: &mut BTreeMap<String, Fen>,
     ) -> JobState {
-        let state = match self.run_all(conn, policy, deltas) {
+        let state = match self.run_all(conn, policy, cache, deltas) {
             Ok(state) => state,
             // A savepoint statement failed: the caller rolls the whole job back.
             Err(e) if e.is_retryable() => JobState::Retry(e),
@@ -556,11 +562,13 @@ fn spawn_pool(
             conn.set_read_only()?;
         }
         let rx = Arc::clone(&rx);
+        // Writers cache configuration rows; readers read the tables.
+        let cache = matches!(mode, Mode::Write(_)).then(ConfigCache::default);
         let policy = config.policy;
         let max_batch = config.max_batch.max(1);
         thread::Builder::new()
             .name(format!("ykt-{role}-{i}"))
-            .spawn(move || worker(conn, rx, policy, max_batch))
+            .spawn(move || worker(conn, rx, policy, cache, max_batch))
             .map_err(|e| HostError::Db {
                 message: format!("cannot start a {role} thread: {e}"),
                 retryable: false,
@@ -573,6 +581,7 @@ fn worker(
     mut conn: Box<dyn Conn>,
     rx: Arc<Mutex<Receiver<BoxedJob>>>,
     policy: Policy,
+    mut cache: Option<ConfigCache>,
     max_batch: usize,
 ) {
     loop {
@@ -598,7 +607,7 @@ fn worker(
                 }
             }
         }
-        run_batch(conn.as_mut(), batch, policy);
+        run_batch(conn.as_mut(), batch, policy, cache.as_mut());
         conn.between_batches();
     }
 }
@@ -633,6 +642,7 @@ fn try_batch(
     conn: &mut dyn Conn,
     jobs: &mut [BoxedJob],
     policy: Policy,
+    mut cache: Option<&mut ConfigCache>,
     pass: Pass,
 ) -> std::result::Result<(), BatchError> {
     conn.begin()?;
@@ -641,6 +651,9 @@ fn try_batch(
     let alone = jobs.len() == 1;
     let savepoints = pass == Pass::Careful && !alone;
     let outcome = (|| {
+        if let Some(c) = cache.as_deref_mut() {
+            c.check(conn)?;
+        }
         let mut any_done = false;
         for job in jobs.iter_mut() {
             if savepoints {
@@ -648,7 +661,14 @@ fn try_batch(
             }
             let changes_before = conn.changes();
             let mut job_deltas = BTreeMap::new();
-            let state = job.run(conn, policy, &mut job_deltas);
+            let state = job.run(conn, policy, cache.as_deref_mut(), &mut job_deltas);
+            if conn.take_config_change() {
+                // That job may yet be rolled back: no cache for the rest of the batch, and
+                // the next batch starts afresh.
+                if let Some(c) = cache.take() {
+                    c.clear();
+                }
+            }
             match state {
                 JobState::Done => {
                     if savepoints {
@@ -683,14 +703,19 @@ fn try_batch(
     outcome
 }
 
-fn run_batch(conn: &mut dyn Conn, mut jobs: Vec<BoxedJob>, policy: Policy) {
-    let mut outcome = try_batch(conn, &mut jobs, policy, Pass::Bare);
+fn run_batch(
+    conn: &mut dyn Conn,
+    mut jobs: Vec<BoxedJob>,
+    policy: Policy,
+    mut cache: Option<&mut ConfigCache>,
+) {
+    let mut outcome = try_batch(conn, &mut jobs, policy, cache.as_deref_mut(), Pass::Bare);
     if matches!(outcome, Err(BatchError::Redo)) {
         tracing::debug!(
             jobs = jobs.len(),
             "a job failed after writing; running the batch with savepoints"
         );
-        outcome = try_batch(conn, &mut jobs, policy, Pass::Careful);
+        outcome = try_batch(conn, &mut jobs, policy, cache.as_deref_mut(), Pass::Careful);
     }
     match outcome {
         Ok(()) => jobs.into_iter().for_each(|j| j.finish(Ok(()))),
@@ -700,7 +725,7 @@ fn run_batch(conn: &mut dyn Conn, mut jobs: Vec<BoxedJob>, policy: Policy) {
                 "batch conflicted; running its jobs one by one"
             );
             for job in jobs {
-                run_alone(conn, job, policy);
+                run_alone(conn, job, policy, cache.as_deref_mut());
             }
         }
         Err(e) => {
@@ -720,12 +745,17 @@ fn run_batch(conn: &mut dyn Conn, mut jobs: Vec<BoxedJob>, policy: Policy) {
     }
 }
 
-fn run_alone(conn: &mut dyn Conn, job: BoxedJob, policy: Policy) {
+fn run_alone(
+    conn: &mut dyn Conn,
+    job: BoxedJob,
+    policy: Policy,
+    mut cache: Option<&mut ConfigCache>,
+) {
     let mut one = [job];
     let mut last = None;
     for attempt in 0..MAX_RETRIES {
         // A job alone never needs a redo: a failure rolls its transaction back.
-        match try_batch(conn, &mut one, policy, Pass::Bare) {
+        match try_batch(conn, &mut one, policy, cache.as_deref_mut(), Pass::Bare) {
             Ok(()) => {
                 let [job] = one;
                 return job.finish(Ok(()));

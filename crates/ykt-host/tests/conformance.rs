@@ -49,4 +49,6 @@ conformance!(
     collected_across_terminals,
     collected_after_maker_upload,
     collected_unknown_device_to_suspense,
+    config_changes_reach_every_writer,
+    config_change_seen_in_the_same_batch,
 );

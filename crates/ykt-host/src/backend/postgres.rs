@@ -18,6 +18,8 @@ pub struct PgConn {
     statements: HashMap<String, Statement>,
     /// Rows changed so far (`Conn::changes`), counted from what the statements report.
     changes: u64,
+    /// `Conn::note_config_change` since the last `take_config_change`.
+    config_changed: bool,
 }
 
 impl PgConn {
@@ -28,6 +30,7 @@ impl PgConn {
             client,
             statements: HashMap::new(),
             changes: 0,
+            config_changed: false,
         };
         c.client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
@@ -37,7 +40,7 @@ impl PgConn {
                 (1, super::schema::postgres_v1()),
                 (2, super::schema::V2.to_owned()),
                 (3, super::schema::V3.to_owned()),
-                (4, super::schema::V4.to_owned()),
+                (4, super::schema::postgres_v4()),
             ],
         );
         c.client
@@ -111,14 +114,14 @@ fn column(row: &postgres::Row, i: usize) -> Result<Value> {
 
 /// Whether a statement run as a query changes rows (it has a `RETURNING` clause).
 fn is_write(sql: &str) -> bool {
-    let verb = sql.trim_start().split_whitespace().next().unwrap_or("");
+    let verb = sql.split_whitespace().next().unwrap_or("");
     ["INSERT", "UPDATE", "DELETE"]
         .iter()
         .any(|w| verb.eq_ignore_ascii_case(w))
 }
 
 fn is_transaction_control(sql: &str) -> bool {
-    let verb = sql.trim_start().split_whitespace().next().unwrap_or("");
+    let verb = sql.split_whitespace().next().unwrap_or("");
     ["BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "SET"]
         .iter()
         .any(|w| verb.eq_ignore_ascii_case(w))
@@ -155,6 +158,14 @@ impl Conn for PgConn {
                     .map(Row)
             })
             .collect()
+    }
+
+    fn note_config_change(&mut self) {
+        self.config_changed = true;
+    }
+
+    fn take_config_change(&mut self) -> bool {
+        std::mem::take(&mut self.config_changed)
     }
 
     fn changes(&self) -> u64 {

@@ -136,8 +136,56 @@ pub const V3: &str = "ALTER TABLE records ADD COLUMN collected_by BIGINT; \
 
 /// V4: transfers are no longer indexed by (device, serial): only the audit joins on it
 /// (a full pass, which builds its own), and the index cost every debit a random b-tree page
-/// in each group commit.
-pub const V4: &str = "DROP INDEX transfers_record;";
+/// in each group commit. `config_version` moves with every change to feps, merchants and
+/// devices (not a device's status report), by trigger, so that even a change made outside
+/// ykt reaches the writers' caches of them (`cache.rs`).
+const V4: &str = "
+DROP INDEX transfers_record;
+INSERT INTO meta (name, value) VALUES ('config_version', 0);
+";
+
+/// The tables of configuration and the columns whose change moves `config_version`
+/// (a device's other columns are its status report).
+const CONFIG_TABLES: [(&str, &str); 3] = [
+    ("feps", "name, status, signed_in_at"),
+    ("merchants", "name, status"),
+    (
+        "devices",
+        "terminal_no, merchant_no, status, master_key, mac_suite, functions, max_amount, params",
+    ),
+];
+
+pub fn sqlite_v4() -> String {
+    let mut sql = V4.to_owned();
+    for (table, columns) in CONFIG_TABLES {
+        for (event, of) in [
+            ("insert", String::new()),
+            ("delete", String::new()),
+            ("update", format!(" OF {columns}")),
+        ] {
+            sql.push_str(&format!(
+                "CREATE TRIGGER {table}_{event}_config AFTER {event}{of} ON {table} BEGIN \
+                 UPDATE meta SET value = value + 1 WHERE name = 'config_version'; END;\n"
+            ));
+        }
+    }
+    sql
+}
+
+pub fn postgres_v4() -> String {
+    let mut sql = V4.to_owned();
+    sql.push_str(
+        "CREATE FUNCTION ykt_config_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         UPDATE meta SET value = value + 1 WHERE name = 'config_version'; RETURN NULL; END $$;\n",
+    );
+    for (table, columns) in CONFIG_TABLES {
+        sql.push_str(&format!(
+            "CREATE TRIGGER {table}_config AFTER INSERT OR DELETE OR UPDATE OF {columns} \
+             ON {table} FOR EACH STATEMENT EXECUTE FUNCTION ykt_config_changed();\n"
+        ));
+    }
+    sql
+}
 
 /// Applies every migration newer than the database's version, each in its own transaction.
 pub fn migrate(conn: &mut dyn Conn, migrations: &[(i64, String)]) -> Result<()> {

@@ -29,6 +29,8 @@ pub struct SqliteConn {
     read_only: bool,
     /// Set by the checkpointer when the writer should rewind the WAL (`spawn_checkpointer`).
     rewind: Option<Arc<AtomicBool>>,
+    /// `Conn::note_config_change` since the last `take_config_change`.
+    config_changed: bool,
 }
 
 impl SqliteConn {
@@ -53,6 +55,7 @@ impl SqliteConn {
             conn,
             read_only: false,
             rewind: None,
+            config_changed: false,
         };
         super::schema::migrate(
             &mut c,
@@ -60,7 +63,7 @@ impl SqliteConn {
                 (1, super::schema::sqlite_v1()),
                 (2, super::schema::V2.to_owned()),
                 (3, super::schema::V3.to_owned()),
-                (4, super::schema::V4.to_owned()),
+                (4, super::schema::sqlite_v4()),
             ],
         )?;
         Ok(c)
@@ -133,6 +136,14 @@ impl Conn for SqliteConn {
             out.push(Row(cols));
         }
         Ok(out)
+    }
+
+    fn note_config_change(&mut self) {
+        self.config_changed = true;
+    }
+
+    fn take_config_change(&mut self) -> bool {
+        std::mem::take(&mut self.config_changed)
     }
 
     fn changes(&self) -> u64 {

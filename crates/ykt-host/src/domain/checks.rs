@@ -23,7 +23,7 @@ pub const MAX_CARD_BALANCE: Fen = 0xFF_FFFF;
 
 /// R-H7: the FEP must be registered (10), activated (11), signed in (12), not deregistered (13).
 pub fn fep(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
-    let Some(fep) = repo::fep_get(tx.conn, id)? else {
+    let Some(fep) = tx.fep(id)? else {
         return refuse(ReturnCode::FEP_NOT_REGISTERED);
     };
     if let Some(code) = fep.status.refusal() {
@@ -47,7 +47,7 @@ pub fn device(tx: &mut Tx<'_>, origin: &Origin, function: Functions) -> Result<D
 /// A hot path reads the row once and runs [`device_state`] on it per request or record.
 pub fn device_row(tx: &mut Tx<'_>, fep_id: u32, id: PhysicalId) -> Result<Device> {
     fep(tx, fep_id)?;
-    match repo::device_get(tx.conn, id)? {
+    match tx.device(id)? {
         Some(device) => Ok(device),
         None => refuse(ReturnCode::POS_NOT_REGISTERED),
     }
@@ -103,7 +103,7 @@ pub fn working_hours(device: &Device, time: NaiveDateTime) -> Result<()> {
 
 /// R-H3: the merchant exists (40) and may take money (41, 43).
 pub fn merchant(tx: &mut Tx<'_>, no: MerchantNo) -> Result<Merchant> {
-    let Some(m) = repo::merchant_get(tx.conn, no)? else {
+    let Some(m) = tx.merchant(no)? else {
         return refuse(ReturnCode::MERCHANT_NOT_FOUND);
     };
     if let Some(code) = m.status.refusal() {

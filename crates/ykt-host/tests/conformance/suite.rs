@@ -1210,3 +1210,71 @@ pub fn collected_unknown_device_to_suspense(f: &Fixture) {
     assert!(upload_as(s, origin(), ghost).unwrap().duplicate);
     audit_clean(s);
 }
+
+// R-H1 with the writers' configuration cache: a device disabled through another store (a
+// second host process), or by SQL outside ykt, is refused (23) from the next request on.
+pub fn config_changes_reach_every_writer(f: &Fixture) {
+    let a = &f.store;
+    world(a);
+    let c = card(a, 100_000);
+    let b = (f.reopen)();
+    debit(a, &c, purchase(c.no, 1, 0, 100_000, 10)).unwrap();
+    b.execute(|tx| admin::set_device_status(tx, DEVICE, DeviceStatus::Disabled))
+        .unwrap();
+    assert_eq!(refused(debit(a, &c, purchase(c.no, 2, 1, 99_990, 10))), 23);
+    b.execute(|tx| admin::set_device_status(tx, DEVICE, DeviceStatus::Enabled))
+        .unwrap();
+    debit(a, &c, purchase(c.no, 3, 1, 99_990, 10)).unwrap();
+    b.execute(|tx| {
+        tx.conn
+            .exec("UPDATE devices SET status = 'disabled'", &[])
+            .map(drop)
+    })
+    .unwrap();
+    assert_eq!(refused(debit(a, &c, purchase(c.no, 4, 2, 99_980, 10))), 23);
+    audit_clean(a);
+}
+
+// R-H1: a device disabled by a job that shares a group commit with a debit, ahead of it,
+// refuses that debit (23): the cache is not used past a configuration change.
+pub fn config_change_seen_in_the_same_batch(f: &Fixture) {
+    world(&f.store);
+    let s = &(f.reopen_one_writer)();
+    let c = card(s, 100_000);
+    // This writer now holds the device, enabled, in its cache.
+    debit(s, &c, purchase(c.no, 1, 0, 100_000, 10)).unwrap();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    s.submit(
+        move |_tx| {
+            let _ = started_tx.send(());
+            let _ = release_rx.lock().unwrap().recv();
+            Ok(())
+        },
+        |_r: Result<()>| {},
+    )
+    .unwrap();
+    started_rx.recv().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let disabled = done_tx.clone();
+    s.submit(
+        |tx| admin::set_device_status(tx, DEVICE, DeviceStatus::Disabled).map(drop),
+        move |r| disabled.send(r.map(|()| 0)).unwrap(),
+    )
+    .unwrap();
+    let req = DebitRequest {
+        origin: origin(),
+        record: purchase(c.no, 2, 1, 99_990, 10),
+        card_view: Some(view(&c)),
+    };
+    s.submit(
+        move |tx| domain::records::authorize(tx, &req, now()).map(|o| o.balance),
+        move |r| done_tx.send(r).unwrap(),
+    )
+    .unwrap();
+    release_tx.send(()).unwrap();
+    assert!(done_rx.recv().unwrap().is_ok(), "the device was disabled");
+    assert_eq!(refused(done_rx.recv().unwrap()), 23);
+    audit_clean(s);
+}

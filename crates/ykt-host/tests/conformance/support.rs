@@ -15,6 +15,8 @@ pub struct Fixture {
     pub store: Store,
     /// Opens one more independent store (own writers, own connections) on the same data.
     pub reopen: Box<dyn Fn() -> Store>,
+    /// The same with a single writer: its jobs run in submission order, batched.
+    pub reopen_one_writer: Box<dyn Fn() -> Store>,
     _dir: Option<tempfile::TempDir>,
     pg_db: Option<String>,
 }
@@ -44,13 +46,23 @@ pub fn expected_tac(r: &Record) -> u32 {
     (r.card_no.get() ^ r.serial).wrapping_mul(2_654_435_761) ^ (r.amount as u32)
 }
 
+fn one_writer(backend: Backend) -> StoreConfig {
+    let mut c = config(backend);
+    c.writers = 1;
+    c
+}
+
 pub fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ykt.db");
     let store = Store::open(config(Backend::Sqlite(path.clone()))).unwrap();
+    let again = path.clone();
     Fixture {
         store,
-        reopen: Box::new(move || Store::open(config(Backend::Sqlite(path.clone()))).unwrap()),
+        reopen: Box::new(move || Store::open(config(Backend::Sqlite(again.clone()))).unwrap()),
+        reopen_one_writer: Box::new(move || {
+            Store::open(one_writer(Backend::Sqlite(path.clone()))).unwrap()
+        }),
         _dir: Some(dir),
         pg_db: None,
     }
@@ -91,9 +103,13 @@ pub fn postgres() -> Option<Fixture> {
         .unwrap();
     let url = format!("host=127.0.0.1 port=5432 user=postgres dbname={db}");
     let store = Store::open(config(Backend::Postgres(url.clone()))).unwrap();
+    let again = url.clone();
     Some(Fixture {
         store,
-        reopen: Box::new(move || Store::open(config(Backend::Postgres(url.clone()))).unwrap()),
+        reopen: Box::new(move || Store::open(config(Backend::Postgres(again.clone()))).unwrap()),
+        reopen_one_writer: Box::new(move || {
+            Store::open(one_writer(Backend::Postgres(url.clone()))).unwrap()
+        }),
         _dir: None,
         pg_db: Some(db),
     })
