@@ -99,7 +99,7 @@ fn main() -> Result<()> {
                 terminal_no: t,
             },
             record,
-            card_view: Some(CardView::of(&card)),
+            card_view: Some(CardView::of(card)),
         };
         let sent = Instant::now();
         let reply = done_tx.clone();
