@@ -14,6 +14,8 @@ use crate::sql::{Conn, Dialect, Row, Value};
 /// Page cache per connection, KiB: holds the hot b-tree pages of cards, accounts and
 /// records; bounded, so three connections stay well inside the host's memory budget.
 const CACHE_KIB: i64 = 32 * 1024;
+/// Page cache of a reader connection, KiB (`set_read_only`).
+const READER_CACHE_KIB: i64 = 8 * 1024;
 
 /// WAL size (pages of 4 KiB) at which a committing writer checkpoints by itself: only a
 /// fallback, should the checkpointer thread fall behind (`spawn_checkpointer`).
@@ -175,6 +177,14 @@ impl Conn for SqliteConn {
 
     fn set_read_only(&mut self) -> Result<()> {
         self.read_only = true;
+        // Audits and reports sort and join whole tables: their temporary b-trees go to
+        // temporary files (the OS's page cache), not into the host's memory (measured on
+        // 1,000,000 cards: an audit took the host from 74 MiB to 438 MiB with MEMORY).
+        self.conn.pragma_update(None, "temp_store", "FILE")?;
+        // A reader scans rather than revisits: a small cache, which also bounds the memory
+        // of its sorts (SQLite sorts within `cache_size`, then spills to a file).
+        self.conn
+            .pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
         Ok(self.conn.pragma_update(None, "query_only", true)?)
     }
 
