@@ -48,55 +48,63 @@ impl ConfigCache {
     }
 }
 
-fn bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+/// The row under `key` in `table` of the writer's cache, read by `read` on a miss; straight
+/// from `read` when the transaction has no cache.
+fn cached<K, V>(
+    tx: &mut Tx<'_>,
+    table: fn(&mut ConfigCache) -> &mut HashMap<K, Option<V>>,
+    key: K,
+    read: impl FnOnce(&mut dyn Conn) -> Result<Option<V>>,
+) -> Result<Option<V>>
+where
+    K: std::hash::Hash + Eq,
+    V: Clone,
+{
+    let Some(cache) = tx.cache.as_deref_mut() else {
+        return read(tx.conn);
+    };
+    let map = table(cache);
+    if let Some(hit) = map.get(&key) {
+        return Ok(hit.clone());
+    }
+    let row = read(tx.conn)?;
     if map.len() >= MAX_ROWS {
         map.clear();
     }
-    map.insert(key, value);
+    map.insert(key, row.clone());
+    Ok(row)
 }
 
 impl Tx<'_> {
     /// A FEP as `repo::fep_get` reads it, from the writer's cache when it has one.
     pub fn fep(&mut self, id: u32) -> Result<Option<Fep>> {
-        let Some(cache) = self.cache.as_deref_mut() else {
-            return repo::fep_get(self.conn, id);
-        };
-        if let Some(hit) = cache.feps.get(&id) {
-            return Ok(hit.clone());
-        }
-        let row = repo::fep_get(self.conn, id)?;
-        bounded(&mut cache.feps, id, row.clone());
-        Ok(row)
+        cached(self, |c| &mut c.feps, id, |conn| repo::fep_get(conn, id))
     }
 
     /// A merchant as `repo::merchant_get` reads it, from the writer's cache when it has one.
     pub fn merchant(&mut self, no: MerchantNo) -> Result<Option<Merchant>> {
-        let Some(cache) = self.cache.as_deref_mut() else {
-            return repo::merchant_get(self.conn, no);
-        };
-        if let Some(hit) = cache.merchants.get(&no) {
-            return Ok(hit.clone());
-        }
-        let row = repo::merchant_get(self.conn, no)?;
-        bounded(&mut cache.merchants, no, row.clone());
-        Ok(row)
+        cached(
+            self,
+            |c| &mut c.merchants,
+            no,
+            |conn| repo::merchant_get(conn, no),
+        )
     }
 
     /// A device as `repo::device_get` reads it, from the writer's cache when it has one.
     /// A cached row carries no `last_report`: status reports change without a version bump,
     /// so the monitoring view must read the table itself.
     pub fn device(&mut self, id: PhysicalId) -> Result<Option<Device>> {
-        let Some(cache) = self.cache.as_deref_mut() else {
-            return repo::device_get(self.conn, id);
-        };
-        if let Some(hit) = cache.devices.get(&id) {
-            return Ok(hit.clone());
-        }
-        let row = repo::device_get(self.conn, id)?.map(|d| Device {
-            last_report: None,
-            ..d
-        });
-        bounded(&mut cache.devices, id, row.clone());
-        Ok(row)
+        cached(
+            self,
+            |c| &mut c.devices,
+            id,
+            |conn| {
+                Ok(repo::device_get(conn, id)?.map(|d| Device {
+                    last_report: None,
+                    ..d
+                }))
+            },
+        )
     }
 }

@@ -821,6 +821,26 @@ mod tests {
         Ok(no)
     }
 
+    /// Parks the writer in a job of its own until the returned sender sends: the jobs
+    /// submitted meanwhile queue up and run as one batch.
+    fn park(store: &Store) -> mpsc::Sender<()> {
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        store
+            .submit(
+                move |_tx| {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.lock().unwrap().recv();
+                    Ok(())
+                },
+                |_r: Result<()>| {},
+            )
+            .unwrap();
+        started_rx.recv().unwrap();
+        release_tx
+    }
+
     /// Runs `items` (merchant number, refuse?) as one job and waits for the results.
     fn run_each(store: &Store, items: Vec<(u32, bool)>) -> Vec<Result<u32>> {
         let (tx, rx) = mpsc::channel();
@@ -947,21 +967,7 @@ mod tests {
     fn each_job_shares_a_group_commit() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
-        // Park the writer so the next jobs queue up and run as one batch.
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let (started_tx, started_rx) = mpsc::channel::<()>();
-        let release_rx = Mutex::new(release_rx);
-        store
-            .submit(
-                move |_tx| {
-                    let _ = started_tx.send(());
-                    let _ = release_rx.lock().unwrap().recv();
-                    Ok(())
-                },
-                |_r: Result<()>| {},
-            )
-            .unwrap();
-        started_rx.recv().unwrap();
+        let release_tx = park(&store);
         let (single_tx, single_rx) = mpsc::channel();
         let s1 = single_tx.clone();
         store
@@ -1079,20 +1085,7 @@ mod tests {
     /// Runs one plain job per fate (merchant 100 + index) in ONE batch (the writer is
     /// parked until all are queued); returns their results and how often each job ran.
     fn run_batch_of(store: &Store, fates: &[Fate]) -> (Vec<Result<u32>>, Vec<usize>) {
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let (started_tx, started_rx) = mpsc::channel::<()>();
-        let release_rx = Mutex::new(release_rx);
-        store
-            .submit(
-                move |_tx| {
-                    let _ = started_tx.send(());
-                    let _ = release_rx.lock().unwrap().recv();
-                    Ok(())
-                },
-                |_r: Result<()>| {},
-            )
-            .unwrap();
-        started_rx.recv().unwrap();
+        let release_tx = park(store);
         let mut replies = Vec::new();
         let mut runs = Vec::new();
         for (i, &fate) in fates.iter().enumerate() {
