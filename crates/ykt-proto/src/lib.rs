@@ -56,6 +56,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod messages;
 pub mod session;
+pub mod stored_params;
 pub mod test_vectors;
 pub mod types;
 mod wire;

@@ -9,8 +9,8 @@ use common::{at, purchase};
 use proptest::prelude::*;
 use ykt_proto::{ClassSet, ConsumptionMode, PriceItem, TerminalParams, WorkMode, WorkingHours};
 use ykt_terminal::{
-    BlacklistStore, Journal, JournalConfig, MemFlash, ParamsError, ParamsStore, SavedParams,
-    StateStore, StatusReport,
+    BlacklistStore, Journal, JournalConfig, MemFlash, ParamsError, ParamsStore, Region,
+    SavedParams, StateStore, StatusReport,
 };
 
 fn params() -> TerminalParams {
@@ -40,9 +40,9 @@ fn params() -> TerminalParams {
     }
 }
 
+// Whole seconds: parameters reach a terminal as the wire's block, whose times are `hh mm ss`.
 fn time_strategy() -> impl Strategy<Value = NaiveTime> {
-    (0u32..86_400, 0u32..1_000_000_000)
-        .prop_map(|(s, n)| NaiveTime::from_num_seconds_from_midnight_opt(s, n).unwrap())
+    (0u32..86_400).prop_map(|s| NaiveTime::from_num_seconds_from_midnight_opt(s, 0).unwrap())
 }
 
 prop_compose! {
@@ -95,6 +95,105 @@ proptest! {
         let reopened = ParamsStore::open(&mut flash.power_cycle(seed)).unwrap();
         prop_assert_eq!(reopened.get(), &b);
     }
+}
+
+/// A params region written by the terminal's own format 1 codec (little-endian layout, times
+/// with nanoseconds) before the codecs were unified: one slot, generation 1, in slot 1.
+const FLASH_V1_SLOT: &str = concat!(
+    "594b503101000000000000009f010000231b656501e903000009e4b880e9a39fe5a08201010700000002022003000000",
+    "00000002000100b0040000000000000700ffff00000000000000000000a6000000000000000000000000000000000000",
+    "000000000000000000000000800005000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000064a0860100000000003200000000000000050088",
+    "13000000000000204e000000000000011800026035010000000000201c000000000000c7a1000080b2e60ed0b6000000",
+    "000000",
+);
+
+fn flash_v1_image() -> MemFlash {
+    let slot: Vec<u8> = (0..FLASH_V1_SLOT.len() / 2)
+        .map(|i| u8::from_str_radix(&FLASH_V1_SLOT[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let mut image = vec![0xFF; 16 * 1024];
+    image.extend_from_slice(&slot);
+    MemFlash::with_image(Region::Params, &image)
+}
+
+fn flash_v1_saved() -> SavedParams {
+    let mut classes = [0u8; 32];
+    classes[0] = 0b1010_0110;
+    classes[31] = 0x80;
+    let mut fee_rates = [0u8; 256];
+    fee_rates[1] = 5;
+    fee_rates[255] = 100;
+    let at = |h, m, s| NaiveTime::from_hms_opt(h, m, s).unwrap();
+    SavedParams {
+        params: Some(TerminalParams {
+            version: 7,
+            work_mode: WorkMode::Offline,
+            consumption_mode: ConsumptionMode::Coded,
+            fixed_amount: 800,
+            price_list: vec![
+                PriceItem {
+                    code: 1,
+                    price: 1200,
+                    subject: 7,
+                },
+                PriceItem {
+                    code: 65535,
+                    price: 0,
+                    subject: 0,
+                },
+            ],
+            allowed_classes: ClassSet(classes),
+            fee_rates,
+            max_balance: 100_000,
+            min_balance: 50,
+            max_daily_uses: 5,
+            single_password_threshold: 5_000,
+            daily_password_threshold: 20_000,
+            wallet_no: 1,
+            max_offline_hours: 24,
+            working_hours: vec![
+                WorkingHours {
+                    start: at(22, 0, 0),
+                    end: at(2, 0, 0),
+                },
+                WorkingHours {
+                    start: NaiveTime::from_hms_milli_opt(11, 30, 15, 250).unwrap(),
+                    end: at(13, 0, 0),
+                },
+            ],
+        }),
+        merchant_no: 1001,
+        merchant_name: "一食堂".into(),
+        manual_work_mode: Some(WorkMode::Auto),
+    }
+}
+
+// R-P5.1: a terminal whose flash holds parameters in the old format 1 powers on with the same
+// parameters, merchant and hand-set mode; its next save writes the unified format.
+#[test]
+fn old_format_1_flash_image_still_loads() {
+    let mut flash = flash_v1_image();
+    let mut store = ParamsStore::open(&mut flash).unwrap();
+    assert_eq!(store.get(), &flash_v1_saved());
+    // The next save is format 2 (the wire's block); format 1 held a time with a fraction of
+    // a second, which no parameter download can carry, so it is saved in whole seconds.
+    store
+        .update(&mut flash, |s| {
+            s.merchant_no = 1002;
+            let p = s.params.as_mut().unwrap();
+            p.working_hours[1].start = NaiveTime::from_hms_opt(11, 30, 15).unwrap();
+        })
+        .unwrap();
+    let reopened = ParamsStore::open(&mut flash.power_cycle(7)).unwrap();
+    assert_eq!(reopened.get(), store.get());
+    assert_eq!(reopened.get().merchant_no, 1002);
+    // Generation 2 lives in slot 0; its payload begins with format 2.
+    assert_eq!(flash.image(Region::Params)[20], 2);
 }
 
 // A power cut at any byte of a save leaves the old parameters or the new ones, whole.
@@ -183,6 +282,13 @@ fn invalid_params_are_refused_and_nothing_is_written() {
         };
         1025
     ];
+    assert!(store.update(&mut flash, |s| s.params = Some(p)).is_err());
+    // What no parameter download could carry: 17 windows, a fraction of a second.
+    let mut p = params();
+    p.working_hours = vec![p.working_hours[0]; 17];
+    assert!(store.update(&mut flash, |s| s.params = Some(p)).is_err());
+    let mut p = params();
+    p.working_hours[0].end = NaiveTime::from_hms_milli_opt(2, 0, 0, 1).unwrap();
     assert!(store.update(&mut flash, |s| s.params = Some(p)).is_err());
     assert!(
         store

@@ -1,5 +1,9 @@
-//! The parameter block (every parameter of chapter 4) and the messages that carry it:
-//! download on request (0x07) and push from the host (0x44).
+//! The parameter block (every parameter of chapter 4, `docs/protocol.md` §6.15) and the
+//! messages that carry it: download on request (0x07) and push from the host (0x44).
+//!
+//! The block is THE binary encoding of [`TerminalParams`]: the wire carries it, and the
+//! host's `devices.params` column and the terminal's flash store it ([`crate::stored_params`]).
+//! [`encode_params`] / [`decode_params`] are its public entry points.
 
 use super::{check_count, read_codes, read_count, write_codes};
 use crate::codes::{InfoCode, ReturnCode};
@@ -11,6 +15,19 @@ use crate::wire::{Reader, Writer};
 pub const MAX_PRICE_ITEMS: usize = 1024;
 /// At most this many working-hours windows.
 pub const MAX_WORKING_HOURS: usize = 16;
+/// Largest encoded parameter block: 342 bytes + 6 per window + 12 per price item.
+pub const MAX_PARAMS_LEN: usize = 342 + 6 * MAX_WORKING_HOURS + 12 * MAX_PRICE_ITEMS;
+
+/// Which checks a block codec applies. The layout (counts within their limits, enum values,
+/// times of day in whole seconds, no truncation) is always checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rules {
+    /// §6.15 in full: money never negative, fee rates 0–100.
+    Wire,
+    /// Layout only: a store keeps exactly the values it was given (value rules are the
+    /// writer's policy: the host's admin validation, the wire encoder on download).
+    Layout,
+}
 
 pub(crate) fn work_mode_to_wire(m: WorkMode) -> u8 {
     match m {
@@ -49,25 +66,34 @@ fn read_non_negative(r: &mut Reader<'_>, field: &'static str) -> Result<i64, Dec
 }
 
 pub(crate) fn write_params(w: &mut Writer<'_>, p: &TerminalParams) -> Result<(), EncodeError> {
+    write_block(w, p, Rules::Wire)
+}
+
+/// Fails unless a time of day is whole seconds: the block holds `hh mm ss`, and a codec that
+/// silently dropped fractions (or a leap second) would not give back what it was given.
+fn whole_seconds(t: &chrono::NaiveTime) -> Result<(), EncodeError> {
+    match chrono::Timelike::nanosecond(t) {
+        0 => Ok(()),
+        n => Err(EncodeError::BadValue {
+            field: "working_hours",
+            value: i64::from(n),
+        }),
+    }
+}
+
+pub(crate) fn write_block(
+    w: &mut Writer<'_>,
+    p: &TerminalParams,
+    rules: Rules,
+) -> Result<(), EncodeError> {
     check_count("price_list", p.price_list.len(), MAX_PRICE_ITEMS)?;
     check_count("working_hours", p.working_hours.len(), MAX_WORKING_HOURS)?;
-    if let Some(rate) = p.fee_rates.iter().find(|r| **r > 100) {
-        return Err(EncodeError::BadValue {
-            field: "fee_rate",
-            value: i64::from(*rate),
-        });
+    for h in &p.working_hours {
+        whole_seconds(&h.start)?;
+        whole_seconds(&h.end)?;
     }
-    for (field, v) in [
-        ("fixed_amount", p.fixed_amount),
-        ("max_balance", p.max_balance),
-        ("min_balance", p.min_balance),
-        ("single_password_threshold", p.single_password_threshold),
-        ("daily_password_threshold", p.daily_password_threshold),
-    ] {
-        non_negative(field, v)?;
-    }
-    for item in &p.price_list {
-        non_negative("price", item.price)?;
+    if rules == Rules::Wire {
+        check_values(p)?;
     }
     w.u32(p.version);
     w.u8(work_mode_to_wire(p.work_mode));
@@ -100,7 +126,38 @@ pub(crate) fn write_params(w: &mut Writer<'_>, p: &TerminalParams) -> Result<(),
     Ok(())
 }
 
+/// The value rules of §6.15: money never negative, fee rates 0–100.
+pub(crate) fn check_values(p: &TerminalParams) -> Result<(), EncodeError> {
+    if let Some(rate) = p.fee_rates.iter().find(|r| **r > 100) {
+        return Err(EncodeError::BadValue {
+            field: "fee_rate",
+            value: i64::from(*rate),
+        });
+    }
+    for (field, v) in [
+        ("fixed_amount", p.fixed_amount),
+        ("max_balance", p.max_balance),
+        ("min_balance", p.min_balance),
+        ("single_password_threshold", p.single_password_threshold),
+        ("daily_password_threshold", p.daily_password_threshold),
+    ] {
+        non_negative(field, v)?;
+    }
+    for item in &p.price_list {
+        non_negative("price", item.price)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn read_params(r: &mut Reader<'_>) -> Result<TerminalParams, DecodeError> {
+    read_block(r, Rules::Wire)
+}
+
+pub(crate) fn read_block(r: &mut Reader<'_>, rules: Rules) -> Result<TerminalParams, DecodeError> {
+    let read_money = |r: &mut Reader<'_>, field| match rules {
+        Rules::Wire => read_non_negative(r, field),
+        Rules::Layout => r.fen(),
+    };
     let version = r.u32()?;
     let work_mode = work_mode_from_wire(r.u8()?)?;
     let consumption_mode = match r.u8()? {
@@ -114,20 +171,20 @@ pub(crate) fn read_params(r: &mut Reader<'_>) -> Result<TerminalParams, DecodeEr
             });
         }
     };
-    let fixed_amount = read_non_negative(r, "fixed_amount")?;
+    let fixed_amount = read_money(r, "fixed_amount")?;
     let allowed_classes = ClassSet(r.array()?);
     let fee_rates: [u8; 256] = r.array()?;
-    if let Some(rate) = fee_rates.iter().find(|r| **r > 100) {
+    if let Some(rate) = fee_rates.iter().find(|r| **r > 100 && rules == Rules::Wire) {
         return Err(DecodeError::BadValue {
             field: "fee_rate",
             value: i64::from(*rate),
         });
     }
-    let max_balance = read_non_negative(r, "max_balance")?;
-    let min_balance = read_non_negative(r, "min_balance")?;
+    let max_balance = read_money(r, "max_balance")?;
+    let min_balance = read_money(r, "min_balance")?;
     let max_daily_uses = r.u16()?;
-    let single_password_threshold = read_non_negative(r, "single_password_threshold")?;
-    let daily_password_threshold = read_non_negative(r, "daily_password_threshold")?;
+    let single_password_threshold = read_money(r, "single_password_threshold")?;
+    let daily_password_threshold = read_money(r, "daily_password_threshold")?;
     let wallet_no = r.u8()?;
     let max_offline_hours = r.u16()?;
     let n = read_count("working_hours", usize::from(r.u8()?), MAX_WORKING_HOURS)?;
@@ -142,7 +199,7 @@ pub(crate) fn read_params(r: &mut Reader<'_>) -> Result<TerminalParams, DecodeEr
     let mut price_list = Vec::with_capacity(n);
     for _ in 0..n {
         let code = r.u16()?;
-        let price = read_non_negative(r, "price")?;
+        let price = read_money(r, "price")?;
         price_list.push(PriceItem {
             code,
             price,
@@ -166,6 +223,28 @@ pub(crate) fn read_params(r: &mut Reader<'_>) -> Result<TerminalParams, DecodeEr
         max_offline_hours,
         working_hours,
     })
+}
+
+/// Encodes `p` as the parameter block of §6.15, appended to `out` (at most
+/// [`MAX_PARAMS_LEN`] bytes). Refuses what the block cannot carry exactly: more than
+/// [`MAX_PRICE_ITEMS`] items or [`MAX_WORKING_HOURS`] windows, a time of day with a fraction of
+/// a second, negative money, a fee rate above 100. `out` is unchanged on error.
+pub fn encode_params(p: &TerminalParams, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let start = out.len();
+    let result = write_block(&mut Writer { out: &mut *out }, p, Rules::Wire);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Decodes one parameter block of §6.15 that fills `bytes` exactly. Never panics; allocates
+/// at most [`MAX_PRICE_ITEMS`] items and [`MAX_WORKING_HOURS`] windows.
+pub fn decode_params(bytes: &[u8]) -> Result<TerminalParams, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let p = read_block(&mut r, Rules::Wire)?;
+    r.finish()?;
+    Ok(p)
 }
 
 /// Optional parameter block: a presence byte (0 absent, 1 present) then the block.
