@@ -1,180 +1,54 @@
-//! The stored form of `TerminalParams`: a versioned, bounded binary blob. Parameters change
+//! The stored form of `TerminalParams` in the `devices.params` BLOB column: parameters change
 //! as a whole (their version increases), so one column beats thirty.
+//!
+//! A thin wrapper over the one binary encoding of the parameters, `ykt_proto::stored_params`:
+//! a format byte (2) and the parameter block of the wire (`docs/protocol.md` §6.15). BLOBs of
+//! the host's older format 1 (its own layout) are still read; every write is format 2.
 
-use chrono::{NaiveTime, Timelike};
-use ykt_proto::{ClassSet, ConsumptionMode, PriceItem, TerminalParams, WorkMode, WorkingHours};
+use ykt_proto::{ClassSet, ConsumptionMode, TerminalParams, WorkMode, stored_params};
 
 use crate::error::{HostError, Result};
 
-const FORMAT: u8 = 1;
-/// Bounds that keep a stored blob (and an admin request) small.
+/// Bounds the host accepts from an administrator (the wire's are 1,024 and 16).
 pub const MAX_PRICE_ITEMS: usize = 1_000;
-pub const MAX_WORKING_HOURS: usize = 16;
+pub const MAX_WORKING_HOURS: usize = ykt_proto::MAX_WORKING_HOURS;
 
-/// Checks the bounds and value ranges the host accepts for parameters.
+/// Checks the parameters the host accepts: everything the wire can carry to a terminal
+/// (counts, whole-second times, money never negative, fee rates 0–100), at most
+/// [`MAX_PRICE_ITEMS`] items, and positive prices.
 pub fn validate(p: &TerminalParams) -> Result<()> {
     let bad = |m: &str| Err(HostError::Invalid(format!("terminal parameters: {m}")));
     if p.price_list.len() > MAX_PRICE_ITEMS {
         return bad("price list too long");
     }
-    if p.working_hours.len() > MAX_WORKING_HOURS {
-        return bad("too many working-hour windows");
-    }
-    if p.fee_rates.iter().any(|&r| r > 100) {
-        return bad("fee rate above 100 %");
-    }
-    if p.fixed_amount < 0 || p.max_balance < 0 || p.min_balance < 0 {
-        return bad("negative amount");
-    }
     if p.price_list.iter().any(|i| i.price <= 0) {
         return bad("price must be positive");
+    }
+    if let Err(e) = ykt_proto::encode_params(p, &mut Vec::new()) {
+        return bad(&e.to_string());
     }
     Ok(())
 }
 
+/// The BLOB for `p`.
+///
+/// # Panics
+///
+/// If `p` cannot be stored at all: more than 1,024 price items, more than 16 working-hours
+/// windows, or a time of day with a fraction of a second. Parameters that passed [`validate`],
+/// [`default_params`] and every value [`decode`] returns are storable.
 pub fn encode(p: &TerminalParams) -> Vec<u8> {
     let mut b = Vec::with_capacity(400 + p.price_list.len() * 12);
-    b.push(FORMAT);
-    b.extend_from_slice(&p.version.to_be_bytes());
-    b.push(match p.work_mode {
-        WorkMode::FullOnline => 0,
-        WorkMode::Auto => 1,
-        WorkMode::Offline => 2,
-    });
-    b.push(match p.consumption_mode {
-        ConsumptionMode::UnitPrice => 0,
-        ConsumptionMode::FixedAmount => 1,
-        ConsumptionMode::Coded => 2,
-    });
-    b.extend_from_slice(&p.fixed_amount.to_be_bytes());
-    b.extend_from_slice(&(p.price_list.len() as u16).to_be_bytes());
-    for item in &p.price_list {
-        b.extend_from_slice(&item.code.to_be_bytes());
-        b.extend_from_slice(&item.price.to_be_bytes());
-        b.extend_from_slice(&item.subject.to_be_bytes());
-    }
-    b.extend_from_slice(&p.allowed_classes.0);
-    b.extend_from_slice(&p.fee_rates);
-    for v in [p.max_balance, p.min_balance] {
-        b.extend_from_slice(&v.to_be_bytes());
-    }
-    b.extend_from_slice(&p.max_daily_uses.to_be_bytes());
-    for v in [p.single_password_threshold, p.daily_password_threshold] {
-        b.extend_from_slice(&v.to_be_bytes());
-    }
-    b.push(p.wallet_no);
-    b.extend_from_slice(&p.max_offline_hours.to_be_bytes());
-    b.push(p.working_hours.len() as u8);
-    for w in &p.working_hours {
-        b.extend_from_slice(&w.start.num_seconds_from_midnight().to_be_bytes());
-        b.extend_from_slice(&w.end.num_seconds_from_midnight().to_be_bytes());
+    if let Err(e) = stored_params::encode(p, &mut b) {
+        panic!("terminal parameters cannot be stored ({e}); validate() them first");
     }
     b
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or_else(|| HostError::Corrupt("terminal parameters truncated".into()))?;
-        self.0 = rest;
-        Ok(*head)
-    }
-    fn u8(&mut self) -> Result<u8> {
-        Ok(self.take::<1>()?[0])
-    }
-    fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_be_bytes(self.take()?))
-    }
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_be_bytes(self.take()?))
-    }
-    fn i64(&mut self) -> Result<i64> {
-        Ok(i64::from_be_bytes(self.take()?))
-    }
-    fn time(&mut self) -> Result<NaiveTime> {
-        let s = self.u32()?;
-        NaiveTime::from_num_seconds_from_midnight_opt(s, 0)
-            .ok_or_else(|| HostError::Corrupt(format!("time of day {s}")))
-    }
-}
-
+/// Reads a BLOB of format 2 or 1; anything else is `HostError::Corrupt`.
 pub fn decode(bytes: &[u8]) -> Result<TerminalParams> {
-    let corrupt = |m: String| HostError::Corrupt(format!("terminal parameters: {m}"));
-    let mut r = Reader(bytes);
-    let format = r.u8()?;
-    if format != FORMAT {
-        return Err(corrupt(format!("format {format}")));
-    }
-    let version = r.u32()?;
-    let work_mode = match r.u8()? {
-        0 => WorkMode::FullOnline,
-        1 => WorkMode::Auto,
-        2 => WorkMode::Offline,
-        m => return Err(corrupt(format!("work mode {m}"))),
-    };
-    let consumption_mode = match r.u8()? {
-        0 => ConsumptionMode::UnitPrice,
-        1 => ConsumptionMode::FixedAmount,
-        2 => ConsumptionMode::Coded,
-        m => return Err(corrupt(format!("consumption mode {m}"))),
-    };
-    let fixed_amount = r.i64()?;
-    let n = usize::from(r.u16()?);
-    if n > MAX_PRICE_ITEMS {
-        return Err(corrupt(format!("{n} price items")));
-    }
-    let mut price_list = Vec::with_capacity(n);
-    for _ in 0..n {
-        price_list.push(PriceItem {
-            code: r.u16()?,
-            price: r.i64()?,
-            subject: r.u16()?,
-        });
-    }
-    let allowed_classes = ClassSet(r.take()?);
-    let fee_rates = r.take::<256>()?;
-    let max_balance = r.i64()?;
-    let min_balance = r.i64()?;
-    let max_daily_uses = r.u16()?;
-    let single_password_threshold = r.i64()?;
-    let daily_password_threshold = r.i64()?;
-    let wallet_no = r.u8()?;
-    let max_offline_hours = r.u16()?;
-    let n = usize::from(r.u8()?);
-    if n > MAX_WORKING_HOURS {
-        return Err(corrupt(format!("{n} working-hour windows")));
-    }
-    let mut working_hours = Vec::with_capacity(n);
-    for _ in 0..n {
-        working_hours.push(WorkingHours {
-            start: r.time()?,
-            end: r.time()?,
-        });
-    }
-    if !r.0.is_empty() {
-        return Err(corrupt("trailing bytes".into()));
-    }
-    Ok(TerminalParams {
-        version,
-        work_mode,
-        consumption_mode,
-        fixed_amount,
-        price_list,
-        allowed_classes,
-        fee_rates,
-        max_balance,
-        min_balance,
-        max_daily_uses,
-        single_password_threshold,
-        daily_password_threshold,
-        wallet_no,
-        max_offline_hours,
-        working_hours,
-    })
+    stored_params::decode(bytes)
+        .map_err(|e| HostError::Corrupt(format!("terminal parameters: {e}")))
 }
 
 /// Parameters a new device starts with: everything allowed, no fee, auto mode.
@@ -201,7 +75,9 @@ pub fn default_params() -> TerminalParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveTime;
     use proptest::prelude::*;
+    use ykt_proto::{PriceItem, WorkingHours};
 
     fn arb_params() -> impl Strategy<Value = TerminalParams> {
         (
@@ -238,11 +114,58 @@ mod tests {
             })
     }
 
+    /// A BLOB written by the host's own codec (format 1) before the codecs were unified.
+    const HOST_V1_BLOB: &str = concat!(
+        "01000000090002000000000000012c0002000100000000000004b000070002000000000000015e0000ff0fffffffffff",
+        "ffffffffffffffffffffffffffffffffffffffffffffffffff0000000a00000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000ffff",
+        "ff00000000000000000003fffffffffffffffb0000000000004e200200300100005b6800007ecb",
+    );
+
+    fn host_v1_params() -> TerminalParams {
+        let mut p = default_params();
+        p.version = 9;
+        p.work_mode = WorkMode::FullOnline;
+        p.consumption_mode = ConsumptionMode::Coded;
+        p.fixed_amount = 300;
+        p.price_list = vec![
+            PriceItem {
+                code: 1,
+                price: 1200,
+                subject: 7,
+            },
+            PriceItem {
+                code: 2,
+                price: 350,
+                subject: 0,
+            },
+        ];
+        p.allowed_classes.0[1] = 0x0F;
+        p.fee_rates[3] = 10;
+        p.max_daily_uses = 3;
+        // Format 1 stored what it was given; the admin API did not refuse this then.
+        p.single_password_threshold = -5;
+        p.daily_password_threshold = 20_000;
+        p.wallet_no = 2;
+        p.max_offline_hours = 48;
+        p.working_hours = vec![WorkingHours {
+            start: NaiveTime::from_hms_opt(6, 30, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(9, 0, 59).unwrap(),
+        }];
+        p
+    }
+
     proptest! {
         // R-H1: a device's parameters survive storage exactly.
         #[test]
         fn params_round_trip(p in arb_params()) {
-            prop_assert_eq!(decode(&encode(&p)).unwrap(), p);
+            let blob = encode(&p);
+            prop_assert_eq!(blob[0], stored_params::FORMAT);
+            prop_assert_eq!(decode(&blob).unwrap(), p);
         }
 
         // Stored bytes never panic the decoder.
@@ -252,11 +175,63 @@ mod tests {
         }
     }
 
+    // R-H1: a BLOB of the old host format still reads as the same parameters, and is
+    // rewritten in the unified format 2 (the wire's parameter block) on the next write.
+    #[test]
+    fn old_format_1_blob_still_decodes() {
+        let blob = hex::decode(HOST_V1_BLOB).unwrap();
+        assert_eq!(blob[0], stored_params::HOST_FORMAT_V1);
+        let p = decode(&blob).unwrap();
+        assert_eq!(p, host_v1_params());
+        let rewritten = encode(&p);
+        assert_eq!(rewritten[0], stored_params::FORMAT);
+        assert_eq!(decode(&rewritten).unwrap(), p);
+        // Format 2 is the wire's block after the format byte.
+        let mut p = p;
+        p.single_password_threshold = 0;
+        let mut wire = Vec::new();
+        ykt_proto::encode_params(&p, &mut wire).unwrap();
+        assert_eq!(encode(&p)[1..], wire[..]);
+    }
+
     #[test]
     fn truncation_is_an_error() {
-        let bytes = encode(&default_params());
-        for n in 0..bytes.len() {
-            assert!(decode(&bytes[..n]).is_err(), "{n}");
+        let mut p = host_v1_params();
+        p.single_password_threshold = 0;
+        for bytes in [encode(&p), hex::decode(HOST_V1_BLOB).unwrap()] {
+            for n in 0..bytes.len() {
+                assert!(decode(&bytes[..n]).is_err(), "{n}");
+            }
+            let mut long = bytes.clone();
+            long.push(0);
+            assert!(decode(&long).is_err());
         }
+        assert!(decode(&[3]).is_err());
+    }
+
+    // Parameters the wire cannot carry to a terminal are refused when they are set.
+    #[test]
+    fn validate_refuses_what_the_wire_cannot_carry() {
+        assert!(validate(&default_params()).is_ok());
+        assert!(validate(&host_v1_params()).is_err(), "negative threshold");
+        let mut p = default_params();
+        p.working_hours = vec![WorkingHours {
+            start: NaiveTime::from_hms_milli_opt(6, 0, 0, 500).unwrap(),
+            end: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        }];
+        assert!(validate(&p).is_err(), "fraction of a second");
+        let mut p = default_params();
+        p.fee_rates[0] = 101;
+        assert!(validate(&p).is_err());
+        let mut p = default_params();
+        p.price_list = vec![
+            PriceItem {
+                code: 1,
+                price: 1,
+                subject: 0
+            };
+            MAX_PRICE_ITEMS + 1
+        ];
+        assert!(validate(&p).is_err());
     }
 }
