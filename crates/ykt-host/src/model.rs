@@ -152,6 +152,23 @@ pub struct Device {
     pub last_report: Option<DeviceReport>,
 }
 
+impl Device {
+    /// The accounting subject (科目, R-F4.14) of a record this device makes with `item_code`,
+    /// from its current price list: `None` when the item code is 0, not in the list, or its
+    /// item carries subject 0 (none).
+    pub fn subject_of(&self, item_code: u16) -> Option<u16> {
+        if item_code == 0 {
+            return None;
+        }
+        self.params
+            .price_list
+            .iter()
+            .find(|i| i.code == item_code)
+            .map(|i| i.subject)
+            .filter(|&s| s != 0)
+    }
+}
+
 /// What is needed to register a device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewDevice {

@@ -422,6 +422,9 @@ pub struct StoredRecord {
     pub booked: bool,
     /// The serial of the cancellation or reversal that undid it.
     pub reversed_by: Option<TerminalSerial>,
+    /// The accounting subject (科目, R-F4.14) of its item code in the price list of the
+    /// device that made it, when the host stored it (`Device::subject_of`); `None`: none.
+    pub subject: Option<u16>,
 }
 
 fn kind_str(k: RecordKind) -> &'static str {
@@ -472,7 +475,7 @@ fn status_from(s: &str) -> Result<RecordStatus> {
 
 const RECORD_COLUMNS: &str = "device, serial, kind, status, online, card_type, card_no, \
      card_counter, wallet_no, balance_before, amount, fee, balance_after, time, merchant_no, \
-     original_serial, item_code, tac, booked, reversed_by";
+     original_serial, item_code, tac, booked, reversed_by, subject";
 
 fn record_row(r: &Row) -> Result<StoredRecord> {
     Ok(StoredRecord {
@@ -510,6 +513,11 @@ fn record_row(r: &Row) -> Result<StoredRecord> {
             .map(u32::try_from)
             .transpose()
             .map_err(|_| HostError::Corrupt("reversed_by".into()))?,
+        subject: r
+            .opt_int(20)?
+            .map(u16::try_from)
+            .transpose()
+            .map_err(|_| HostError::Corrupt("subject".into()))?,
     })
 }
 
@@ -550,9 +558,9 @@ pub fn record_insert(
     Ok(c.exec(
         "INSERT INTO records (device, serial, kind, status, online, card_type, card_no, \
          card_counter, wallet_no, balance_before, amount, fee, balance_after, time, \
-         merchant_no, original_serial, item_code, tac, booked, reversed_by, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21) ON CONFLICT DO NOTHING",
+         merchant_no, original_serial, item_code, tac, booked, reversed_by, received_at, \
+         subject) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19, $20, $21, $22) ON CONFLICT DO NOTHING",
         &[
             device_key(r.device).into(),
             r.serial.into(),
@@ -579,6 +587,7 @@ pub fn record_insert(
             s.booked.into(),
             s.reversed_by.into(),
             time_key(received_at).into(),
+            s.subject.map(u32::from).into(),
         ],
     )? == 1)
 }

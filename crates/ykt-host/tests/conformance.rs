@@ -51,4 +51,5 @@ conformance!(
     collected_unknown_device_to_suspense,
     config_changes_reach_every_writer,
     config_change_seen_in_the_same_batch,
+    subjects_on_records_and_in_report,
 );

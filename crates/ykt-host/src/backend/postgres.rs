@@ -41,6 +41,7 @@ impl PgConn {
                 (2, super::schema::V2.to_owned()),
                 (3, super::schema::V3.to_owned()),
                 (4, super::schema::postgres_v4()),
+                (5, super::schema::V5.to_owned()),
             ],
         );
         c.client

@@ -187,6 +187,10 @@ pub fn postgres_v4() -> String {
     sql
 }
 
+/// V5: the accounting subject (科目, R-F4.14) of a record, resolved when the host stores it
+/// from the price list of the device that made it (its item code); NULL when none.
+pub const V5: &str = "ALTER TABLE records ADD COLUMN subject BIGINT;";
+
 /// Applies every migration newer than the database's version, each in its own transaction.
 pub fn migrate(conn: &mut dyn Conn, migrations: &[(i64, String)]) -> Result<()> {
     conn.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;

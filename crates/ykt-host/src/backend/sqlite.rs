@@ -66,6 +66,7 @@ impl SqliteConn {
                 (2, super::schema::V2.to_owned()),
                 (3, super::schema::V3.to_owned()),
                 (4, super::schema::sqlite_v4()),
+                (5, super::schema::V5.to_owned()),
             ],
         )?;
         Ok(c)
@@ -284,19 +285,34 @@ mod tests {
             .unwrap()
     }
 
-    // The writer rewinds a long WAL between batches when asked: the next write starts
-    // the WAL over, so under steady load it stays bounded.
+    /// A writer connection on a fresh database in `dir`, rewinding on the returned flag.
+    fn writer(dir: &tempfile::TempDir) -> (std::path::PathBuf, Arc<AtomicBool>, SqliteConn) {
+        let path = dir.path().join("wal.db");
+        let flag = Arc::new(AtomicBool::new(false));
+        let w = SqliteConn::open(&path)
+            .unwrap()
+            .rewinding_on(Arc::clone(&flag));
+        (path, flag, w)
+    }
+
+    // Unasked, the writer leaves the WAL to the checkpointer.
+    #[test]
+    fn the_writer_leaves_the_wal_alone_unasked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _flag, mut w) = writer(&dir);
+        write(&mut w, 200);
+        w.between_batches();
+        write(&mut w, 1);
+        assert!(wal_frames(&path) >= 201);
+    }
+
+    // Asked, the writer copies the WAL between batches, so the next write starts the WAL
+    // over and under steady load it stays bounded.
     #[test]
     fn the_writer_rewinds_the_wal_when_asked() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal.db");
-        let flag = Arc::new(AtomicBool::new(false));
-        let mut w = SqliteConn::open(&path)
-            .unwrap()
-            .rewinding_on(Arc::clone(&flag));
+        let (path, flag, mut w) = writer(&dir);
         write(&mut w, 200);
-        w.between_batches();
-        assert!(wal_frames(&path) >= 200, "not asked: nothing rewound");
         flag.store(true, Ordering::Relaxed);
         w.between_batches();
         assert!(!flag.load(Ordering::Relaxed), "the writer rewound");
@@ -311,11 +327,7 @@ mod tests {
     #[test]
     fn the_checkpointer_asks_for_a_rewind_of_a_long_wal() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal.db");
-        let flag = Arc::new(AtomicBool::new(false));
-        let mut w = SqliteConn::open(&path)
-            .unwrap()
-            .rewinding_on(Arc::clone(&flag));
+        let (path, flag, mut w) = writer(&dir);
         write(&mut w, 200);
         let alive = Arc::new(());
         spawn_checkpointer(&path, Arc::downgrade(&alive), Arc::clone(&flag), 100).unwrap();

@@ -120,16 +120,25 @@ pub fn authorize_on(
 
     let view = req.card_view.unwrap_or_else(|| CardView::of(&card));
     let mirror_before = card.balance;
-    book_debit(tx, &mut card, r, now)?;
+    // R-F4.14: the subject of the item in the maker's price list, now.
+    book_debit(tx, &mut card, r, device.subject_of(r.item_code), now)?;
     notices(tx, &card, r, mirror_before, Some(view), Notices::default())
 }
 
-/// Stores a debiting record, consumes its counter and books card → merchant and card → fee.
-fn book_debit(tx: &mut Tx<'_>, card: &mut Card, r: &Record, now: NaiveDateTime) -> Result<()> {
+/// Stores a debiting record with its accounting subject (R-F4.14), consumes its counter and
+/// books card → merchant and card → fee.
+fn book_debit(
+    tx: &mut Tx<'_>,
+    card: &mut Card,
+    r: &Record,
+    subject: Option<u16>,
+    now: NaiveDateTime,
+) -> Result<()> {
     let stored = StoredRecord {
         record: r.clone(),
         booked: true,
         reversed_by: None,
+        subject,
     };
     if !repo::record_insert(tx.conn, &stored, now)? {
         // Inserted by another process since we looked: refuse; the retry sees it.
@@ -215,12 +224,19 @@ fn part_kind(part: &str) -> &'static str {
     }
 }
 
-/// Stores a record that moves no money (failed, pulled, black card, …).
-fn store_unbooked(tx: &mut Tx<'_>, r: &Record, now: NaiveDateTime) -> Result<()> {
+/// Stores a record that moves no money (failed, pulled, black card, …) with its accounting
+/// subject (R-F4.14).
+fn store_unbooked(
+    tx: &mut Tx<'_>,
+    r: &Record,
+    subject: Option<u16>,
+    now: NaiveDateTime,
+) -> Result<()> {
     let stored = StoredRecord {
         record: r.clone(),
         booked: false,
         reversed_by: None,
+        subject,
     };
     if repo::record_insert(tx.conn, &stored, now)? {
         Ok(())
@@ -302,18 +318,21 @@ pub fn upload_on(
     checks::device_state(device, origin, function)?;
     let mut card = checks::card_exists(tx, r)?;
     if let Some(existing) = repo::record_get(tx.conn, r.device, r.serial, true)? {
+        // Known already: its subject stays as resolved when it was stored (R-F4.14).
         return reconcile(tx, &mut card, existing, r, tac);
     }
+    // R-F4.14: the uploader is the maker (same_device); its price list as it is now.
+    let subject = device.subject_of(r.item_code);
     match r.kind {
-        RecordKind::Purchase => upload_debit(tx, &mut card, r, tac, now),
+        RecordKind::Purchase => upload_debit(tx, &mut card, r, subject, tac, now),
         RecordKind::Collected => upload_collected(tx, origin, device, r, tac, now),
         // R-F4.3, R-F4.15: stored for the record, no money moved.
         RecordKind::BlackCard => {
-            store_unbooked(tx, r, now)?;
+            store_unbooked(tx, r, subject, now)?;
             Ok(Outcome::plain(card.balance, false))
         }
-        RecordKind::Cancellation => cancel(tx, &mut card, r, now),
-        RecordKind::Reversal => reverse(tx, &mut card, r, tac, now),
+        RecordKind::Cancellation => cancel(tx, &mut card, r, subject, now),
+        RecordKind::Reversal => reverse(tx, &mut card, r, subject, tac, now),
     }
 }
 
@@ -338,12 +357,13 @@ fn upload_debit(
     tx: &mut Tx<'_>,
     card: &mut Card,
     r: &Record,
+    subject: Option<u16>,
     tac: Option<&dyn TacVerifier>,
     now: NaiveDateTime,
 ) -> Result<Outcome> {
     if !r.status.card_debited() {
         // R-F4.3: abnormal records are kept; the card was not debited.
-        store_unbooked(tx, r, now)?;
+        store_unbooked(tx, r, subject, now)?;
         return Ok(Outcome::plain(card.balance, false));
     }
     checks::amount(r)?;
@@ -357,7 +377,7 @@ fn upload_debit(
     verify_tac(r, tac)?;
     counter::check(tx, card, r)?;
     let mirror_before = card.balance;
-    book_debit(tx, card, r, now)?;
+    book_debit(tx, card, r, subject, now)?;
     notices(tx, card, r, mirror_before, None, Notices::default())
 }
 
@@ -416,7 +436,13 @@ fn reconcile(
 /// R-P5.5: a cancellation (serial = original + 1) reverses the online debit whose card write
 /// failed. An original the host never authorised is acknowledged with info code 8, so the
 /// terminal stops resending.
-fn cancel(tx: &mut Tx<'_>, card: &mut Card, r: &Record, now: NaiveDateTime) -> Result<Outcome> {
+fn cancel(
+    tx: &mut Tx<'_>,
+    card: &mut Card,
+    r: &Record,
+    subject: Option<u16>,
+    now: NaiveDateTime,
+) -> Result<Outcome> {
     let orig_serial = match r.original_serial {
         Some(s) => s,
         None => r
@@ -425,7 +451,7 @@ fn cancel(tx: &mut Tx<'_>, card: &mut Card, r: &Record, now: NaiveDateTime) -> R
             .ok_or(HostError::Refused(ReturnCode::TRANSACTION_TYPE_ERROR))?,
     };
     let Some(orig) = repo::record_get(tx.conn, r.device, orig_serial, true)? else {
-        store_unbooked(tx, r, now)?;
+        store_unbooked(tx, r, subject, now)?;
         let mut out = Outcome::plain(card.balance, false);
         out.notices.add(InfoCode::PURCHASE_RECORD_NOT_FOUND);
         return Ok(out);
@@ -445,7 +471,7 @@ fn cancel(tx: &mut Tx<'_>, card: &mut Card, r: &Record, now: NaiveDateTime) -> R
     book_reverse(tx, card, o, r, "cancel")?;
     counter::release(tx, card, o)?;
     repo::card_update(tx.conn, card)?;
-    store_unbooked(tx, r, now)?;
+    store_unbooked(tx, r, subject, now)?;
     Ok(Outcome::plain(card.balance, false))
 }
 
@@ -455,6 +481,7 @@ fn reverse(
     tx: &mut Tx<'_>,
     card: &mut Card,
     r: &Record,
+    subject: Option<u16>,
     tac: Option<&dyn TacVerifier>,
     now: NaiveDateTime,
 ) -> Result<Outcome> {
@@ -463,7 +490,7 @@ fn reverse(
     };
     if !r.status.card_debited() {
         // The card was not credited (pulled, failed): keep the record, move no money.
-        store_unbooked(tx, r, now)?;
+        store_unbooked(tx, r, subject, now)?;
         return Ok(Outcome::plain(card.balance, false));
     }
     let Some(orig) = repo::record_get(tx.conn, r.device, orig_serial, true)? else {
@@ -489,7 +516,7 @@ fn reverse(
     book_reverse(tx, card, o, r, "reverse")?;
     counter::consume(tx, card, r)?;
     repo::card_update(tx.conn, card)?;
-    store_unbooked(tx, r, now)?;
+    store_unbooked(tx, r, subject, now)?;
     // The card shows balance_before ahead of the credit; compare like for a debit.
     notices(tx, card, r, mirror_before, None, Notices::default())
 }
@@ -539,8 +566,9 @@ fn upload_collected(
     }
     let mut stored = r.clone();
     stored.merchant_no = collected_merchant(tx, origin, r)?;
+    let subject = collected_subject(tx, origin, device, r)?;
     if !r.status.card_debited() {
-        store_unbooked(tx, &stored, now)?;
+        store_unbooked(tx, &stored, subject, now)?;
         repo::record_set_collected_by(tx.conn, r.device, r.serial, origin.device)?;
         return Ok(Outcome::plain(card.balance, false));
     }
@@ -550,15 +578,32 @@ fn upload_collected(
     if repo::counter_owner(tx.conn, card.no, r.card_counter)?.is_some() {
         // The transaction is booked under another record (its terminal uploaded it, or
         // another collection did): keep this one, book nothing.
-        store_unbooked(tx, &stored, now)?;
+        store_unbooked(tx, &stored, subject, now)?;
         repo::record_set_collected_by(tx.conn, r.device, r.serial, origin.device)?;
         return Ok(Outcome::plain(card.balance, true));
     }
     counter::check(tx, &card, r)?;
     let mirror_before = card.balance;
-    book_debit(tx, &mut card, &stored, now)?;
+    book_debit(tx, &mut card, &stored, subject, now)?;
     repo::record_set_collected_by(tx.conn, r.device, r.serial, origin.device)?;
     notices(tx, &card, r, mirror_before, None, Notices::default())
+}
+
+/// The accounting subject of a collected record (R-F4.14): from the price list of the device
+/// that made it (not the uploader's), as it is now; `None` when that device is unknown.
+fn collected_subject(
+    tx: &mut Tx<'_>,
+    origin: &Origin,
+    uploader: &Device,
+    r: &Record,
+) -> Result<Option<u16>> {
+    if r.item_code == 0 {
+        return Ok(None);
+    }
+    if r.device == origin.device {
+        return Ok(uploader.subject_of(r.item_code));
+    }
+    Ok(repo::device_get(tx.conn, r.device)?.and_then(|maker| maker.subject_of(r.item_code)))
 }
 
 /// The merchant a collected record is credited to; 0 = the suspense account. A terminal

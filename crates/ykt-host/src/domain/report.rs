@@ -1,6 +1,7 @@
-//! The daily report: per merchant and per device, for one day of the terminals' local clock,
-//! the debits booked (count, amount, fee) and the debits undone by a cancellation (R-P5.5) or
-//! a reversal (冲正) made that day. Read from the records, one query per grouping.
+//! The daily report: per merchant, per device, per accounting subject (科目, R-F4.14) and per
+//! item code, for one day of the terminals' local clock, the debits booked (count, amount,
+//! fee) and the debits undone by a cancellation (R-P5.5) or a reversal (冲正) made that day.
+//! Read from the records, one query per grouping.
 
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
@@ -69,20 +70,43 @@ fn as_text<T: std::fmt::Display, S: serde::Serializer>(
     s.collect_str(v)
 }
 
+/// The debits of one accounting subject (R-F4.14), as stored on each record when the host
+/// booked it; `None` (JSON `null`): records without a subject.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SubjectLine {
+    pub subject: Option<u16>,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+/// The debits of one item code of keyboard-coded mode (R-F4.10); 0: no item code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ItemLine {
+    pub item_code: u16,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DailyReport {
     #[serde(serialize_with = "as_text")]
     pub date: NaiveDate,
     pub merchants: Vec<MerchantLine>,
     pub devices: Vec<DeviceLine>,
+    /// By accounting subject, "none" (`None`) first, then by subject number.
+    pub subjects: Vec<SubjectLine>,
+    /// By item code, ascending (0 = none first).
+    pub items: Vec<ItemLine>,
     /// The sum over all merchants (equal to the sum over all devices).
     pub total: Totals,
 }
 
-/// `{group}` is `merchant_no` or `device`. A debit counts on the day of its own time; a
-/// cancellation or reversal counts on its day, with the amounts of the debit it undid (found
-/// by primary key: its original serial, or serial − 1 for a cancellation, R-P5.5). Both
-/// branches read the day through the `records_time` index.
+/// `{group}` is `merchant_no`, `device`, `subject` or `item_code`. A debit counts on the day
+/// of its own time; a cancellation or reversal counts on its day, with the amounts of the
+/// debit it undid (found by primary key: its original serial, or serial − 1 for a
+/// cancellation, R-P5.5), in the group `{undone}` names: the undoing record's merchant and
+/// device, the undone debit's subject and item code (what was given back is what was sold).
+/// Both branches read the day through the `records_time` index.
 const QUERY: &str = "
 SELECT g,
     CAST(SUM(dc) AS BIGINT), CAST(SUM(da) AS BIGINT), CAST(SUM(df) AS BIGINT),
@@ -92,7 +116,7 @@ FROM (
     FROM records
     WHERE booked = 1 AND kind IN ('purchase', 'collected') AND time >= $1 AND time < $2
     UNION ALL
-    SELECT r.{group}, 0, 0, 0, 1, o.amount, o.fee
+    SELECT {undone}, 0, 0, 0, 1, o.amount, o.fee
     FROM records r JOIN records o ON o.device = r.device
         AND o.serial = COALESCE(r.original_serial, r.serial - 1) AND o.reversed_by = r.serial
     WHERE r.kind IN ('cancellation', 'reversal') AND r.time >= $1 AND r.time < $2
@@ -101,12 +125,19 @@ GROUP BY g
 ORDER BY g
 LIMIT $3";
 
-fn grouped(tx: &mut Tx<'_>, group: &str, date: NaiveDate) -> Result<Vec<(i64, Totals)>> {
+/// The groups of one grouping, `None` first then ascending (NULL sorts differently on the
+/// two backends).
+fn grouped(
+    tx: &mut Tx<'_>,
+    group: &str,
+    undone: &str,
+    date: NaiveDate,
+) -> Result<Vec<(Option<i64>, Totals)>> {
     let start = date.and_time(chrono::NaiveTime::MIN);
     let end = start
         .checked_add_days(Days::new(1))
         .ok_or_else(|| HostError::Invalid(format!("no day after {date}")))?;
-    let sql = QUERY.replace("{group}", group);
+    let sql = QUERY.replace("{group}", group).replace("{undone}", undone);
     let limit = i64::try_from(MAX_GROUPS + 1).unwrap_or(i64::MAX);
     let rows = tx.conn.query(
         &sql,
@@ -121,7 +152,8 @@ fn grouped(tx: &mut Tx<'_>, group: &str, date: NaiveDate) -> Result<Vec<(i64, To
             "more than {MAX_GROUPS} {group} groups in one day"
         )));
     }
-    rows.iter()
+    let mut groups = rows
+        .iter()
         .map(|r| {
             let t = Totals {
                 debits: r.int_as(1)?,
@@ -131,18 +163,29 @@ fn grouped(tx: &mut Tx<'_>, group: &str, date: NaiveDate) -> Result<Vec<(i64, To
                 reversal_amount: r.int(5)?,
                 reversal_fee: r.int(6)?,
             };
-            Ok((r.int(0)?, t))
+            Ok((r.opt_int(0)?, t))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    groups.sort_by_key(|(g, _)| *g);
+    Ok(groups)
+}
+
+fn key(g: Option<i64>, what: &str) -> Result<i64> {
+    g.ok_or_else(|| HostError::Corrupt(format!("{what} NULL")))
+}
+
+fn small(g: i64, what: &str) -> Result<u16> {
+    u16::try_from(g).map_err(|_| HostError::Corrupt(format!("{what} {g}")))
 }
 
 /// The report of `date` (the terminals' local calendar day).
 pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
     let mut total = Totals::default();
-    let merchants = grouped(tx, "merchant_no", date)?
+    let merchants = grouped(tx, "merchant_no", "r.merchant_no", date)?
         .into_iter()
         .map(|(g, totals)| {
             total.add(&totals);
+            let g = key(g, "merchant number")?;
             let merchant_no = MerchantNo::try_from(g)
                 .map_err(|_| HostError::Corrupt(format!("merchant number {g}")))?;
             Ok(MerchantLine {
@@ -151,9 +194,10 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let devices = grouped(tx, "device", date)?
+    let devices = grouped(tx, "device", "r.device", date)?
         .into_iter()
         .map(|(g, totals)| {
+            let g = key(g, "device")?;
             let n = u32::try_from(g).map_err(|_| HostError::Corrupt(format!("device {g}")))?;
             Ok(DeviceLine {
                 device: PhysicalId(n.to_be_bytes()),
@@ -161,6 +205,32 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let subjects = grouped(tx, "subject", "o.subject", date)?
+        .into_iter()
+        .map(|(g, totals)| {
+            Ok(SubjectLine {
+                subject: g.map(|g| small(g, "subject")).transpose()?,
+                totals,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let items = grouped(tx, "item_code", "o.item_code", date)?
+        .into_iter()
+        .map(|(g, totals)| {
+            Ok(ItemLine {
+                item_code: small(key(g, "item code")?, "item code")?,
+                totals,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    debug_assert_eq!(
+        subjects.iter().fold(Totals::default(), |mut a, l| {
+            a.add(&l.totals);
+            a
+        }),
+        total,
+        "every record has one subject or none"
+    );
     debug_assert_eq!(
         devices.iter().fold(Totals::default(), |mut a, d| {
             a.add(&d.totals);
@@ -173,6 +243,8 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
         date,
         merchants,
         devices,
+        subjects,
+        items,
         total,
     })
 }

@@ -1278,3 +1278,134 @@ pub fn config_change_seen_in_the_same_batch(f: &Fixture) {
     assert_eq!(refused(done_rx.recv().unwrap()), 23);
     audit_clean(s);
 }
+
+/// Sets the price list of keyboard-coded mode of `device`: (item code, price, subject).
+fn set_price_list(s: &Store, device: PhysicalId, items: &[(u16, i64, u16)]) {
+    let items: Vec<ykt_proto::PriceItem> = items
+        .iter()
+        .map(|&(code, price, subject)| ykt_proto::PriceItem {
+            code,
+            price,
+            subject,
+        })
+        .collect();
+    s.execute(move |tx| {
+        let mut p = admin::device(tx, device)?.params;
+        p.consumption_mode = ykt_proto::ConsumptionMode::Coded;
+        p.price_list = items.clone();
+        admin::set_device_params(tx, device, p)
+    })
+    .unwrap();
+}
+
+fn coded(mut r: ykt_proto::Record, item_code: u16) -> ykt_proto::Record {
+    r.item_code = item_code;
+    r
+}
+
+// R-F4.14: the host stores on each record the accounting subject of its item code in the
+// price list of the device that made it, as that list is when the record is stored: online
+// (authorisation), uploaded offline, cancellation, collected by another terminal (the maker's
+// list, not the uploader's). Item code 0, an item code not in the list and an item of subject
+// 0 have none (NULL). A later change of the price list rewrites no stored subject. The daily
+// report groups booked debits by subject and by item code, with cancellations netted under
+// the subject and item of the debit they undid.
+pub fn subjects_on_records_and_in_report(f: &Fixture) {
+    use ykt_host::domain::report::{self, Totals};
+    let s = &f.store;
+    world(s);
+    let b = other_terminal(s);
+    set_price_list(s, DEVICE, &[(1, 500, 10), (2, 300, 20), (3, 100, 0)]);
+    let c = card(s, 100_000);
+
+    // Online, item 1 → subject 10.
+    debit(s, &c, coded(purchase(c.no, 1, 0, 100_000, 500), 1)).unwrap();
+    // Online, item 2 → subject 20, then cancelled (R-P5.5).
+    let on2 = coded(purchase(c.no, 2, 1, 99_500, 300), 2);
+    debit(s, &c, on2.clone()).unwrap();
+    let cancel = ykt_proto::Record {
+        kind: RecordKind::Cancellation,
+        serial: 3,
+        original_serial: Some(2),
+        ..on2
+    };
+    upload(s, cancel).unwrap();
+    // Offline uploads: item 2 → 20; item 9 (not in the list), item 3 (subject 0) and
+    // item 0 → none.
+    upload(s, coded(offline(c.no, 4, 1, 99_500, 300), 2)).unwrap();
+    upload(s, coded(offline(c.no, 5, 2, 99_200, 200), 9)).unwrap();
+    upload(s, coded(offline(c.no, 6, 3, 99_000, 100), 3)).unwrap();
+    upload(s, offline(c.no, 7, 4, 98_900, 50)).unwrap();
+    let subject = |serial: u32| stored(s, DEVICE, serial).0.subject;
+    assert_eq!(subject(1), Some(10));
+    assert_eq!(subject(2), Some(20));
+    assert_eq!(subject(3), Some(20), "the cancellation's own item code");
+    assert_eq!(subject(4), Some(20));
+    assert_eq!((subject(5), subject(6), subject(7)), (None, None, None));
+
+    // The price list changes: item 1 → 11, item 9 → 30. History stays as booked; the online
+    // record's upload (reconciliation) keeps its subject; new records take the new list.
+    set_price_list(s, DEVICE, &[(1, 500, 11), (9, 70, 30)]);
+    let mut written = coded(purchase(c.no, 1, 0, 100_000, 500), 1);
+    written.status = RecordStatus::Written;
+    assert!(upload(s, written).unwrap().duplicate);
+    assert_eq!(subject(1), Some(10));
+    assert_eq!(subject(5), None);
+    upload(s, coded(offline(c.no, 8, 5, 98_850, 70), 9)).unwrap();
+    assert_eq!(subject(8), Some(30));
+    // Terminal B (no price list) collects a record of this device from the card: the
+    // maker's list decides. (A card's ring keeps no item code; here one is given to show
+    // whose list is read.)
+    let pending = coded(offline(c.no, 9, 6, 98_780, 40), 1);
+    assert!(!upload_as(s, b, as_collected(&pending)).unwrap().duplicate);
+    let (rec, by) = stored(s, DEVICE, 9);
+    assert_eq!((rec.booked, by, rec.subject), (true, Some(OTHER), Some(11)));
+    // The same record made on B (empty price list) has no subject.
+    let mut on_b = coded(offline(c.no, 1, 7, 98_740, 10), 1);
+    on_b.device = OTHER;
+    on_b.merchant_no = OTHER_MERCHANT;
+    upload_as(s, b, on_b).unwrap();
+    assert_eq!(stored(s, OTHER, 1).0.subject, None);
+
+    let r = s.read(|tx| report::daily(tx, now().date())).unwrap();
+    let t = |debits: u64, debit_amount: i64, reversals: u64, reversal_amount: i64| Totals {
+        debits,
+        debit_amount,
+        debit_fee: 0,
+        reversals,
+        reversal_amount,
+        reversal_fee: 0,
+    };
+    let subjects: Vec<(Option<u16>, Totals)> =
+        r.subjects.iter().map(|l| (l.subject, l.totals)).collect();
+    assert_eq!(
+        subjects,
+        vec![
+            (None, t(4, 360, 0, 0)),
+            (Some(10), t(1, 500, 0, 0)),
+            (Some(11), t(1, 40, 0, 0)),
+            (Some(20), t(2, 600, 1, 300)),
+            (Some(30), t(1, 70, 0, 0)),
+        ]
+    );
+    let items: Vec<(u16, Totals)> = r.items.iter().map(|l| (l.item_code, l.totals)).collect();
+    assert_eq!(
+        items,
+        vec![
+            (0, t(1, 50, 0, 0)),
+            (1, t(3, 550, 0, 0)),
+            (2, t(2, 600, 1, 300)),
+            (3, t(1, 100, 0, 0)),
+            (9, t(2, 270, 0, 0)),
+        ]
+    );
+    assert_eq!(r.total, t(9, 1_570, 1, 300));
+    assert_eq!(r.total.net_amount(), 1_270);
+    // The JSON of the admin API: `null` for records without a subject.
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["subjects"][0]["subject"], serde_json::Value::Null);
+    assert_eq!(json["subjects"][3]["subject"], 20);
+    assert_eq!(json["subjects"][3]["reversal_amount"], 300);
+    assert_eq!(json["items"][2]["item_code"], 2);
+    audit_clean(s);
+}
