@@ -7,7 +7,7 @@
 mod serve_support;
 mod support;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use serve_support::Serve;
 use support::{Pos, audit};
 
@@ -83,6 +83,37 @@ fn coded_mode_price_list_from_cli_to_debit() {
         ),
         (Some(1), Some(1200)),
         "{report}"
+    );
+    // R-F4.14: the report groups the debit under its subject and its item code.
+    let line = |key: &str, value: u64| {
+        let mut l = json!({"debits":1,"debit_amount":1200,"debit_fee":0,"reversals":0,
+            "reversal_amount":0,"reversal_fee":0});
+        l[key] = json!(value);
+        Value::Array(vec![l])
+    };
+    assert_eq!(report["subjects"], line("subject", 3), "{report}");
+    assert_eq!(report["items"], line("item_code", 12), "{report}");
+    let text = s.cli_output(&["report", "daily"]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    let rows = |head: &str| -> Vec<String> {
+        text.split("\n\n")
+            .find(|t| t.trim_start().starts_with(head))
+            .unwrap_or_else(|| panic!("no {head} table in {text}"))
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(
+        rows("subject"),
+        ["3 1 12.00 0.00 0 0.00 0.00 12.00"],
+        "{text}"
+    );
+    assert_eq!(
+        rows("item code"),
+        ["12 1 12.00 0.00 0 0.00 0.00 12.00"],
+        "{text}"
     );
 
     let cleared = s.cli_output(&["device", "set-params", DEVICE, "--clear-prices"]);

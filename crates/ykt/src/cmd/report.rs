@@ -1,5 +1,6 @@
-//! `ykt report daily [--date YYYY-MM-DD]`: per merchant and per device, the day's debits,
-//! fees and reversals (cancellations R-P5.5 and 冲正), from the host's records.
+//! `ykt report daily [--date YYYY-MM-DD]`: per merchant, per device, per accounting subject
+//! (科目, R-F4.14) and per item code, the day's debits, fees and reversals (cancellations
+//! R-P5.5 and 冲正), from the host's records.
 
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -57,6 +58,27 @@ fn print_report(r: &Value) {
     let rows: Vec<Vec<String>> = items(&r["devices"])
         .iter()
         .map(|d| row(cell(d, "device"), d))
+        .collect();
+    println!("{}", table(&head, &rows));
+    head[0] = "subject";
+    let rows: Vec<Vec<String>> = items(&r["subjects"])
+        .iter()
+        .map(|l| {
+            let label = match l["subject"].as_u64() {
+                Some(n) => n.to_string(),
+                None => "none".into(),
+            };
+            row(label, l)
+        })
+        .collect();
+    println!("{}", table(&head, &rows));
+    head[0] = "item code";
+    let rows: Vec<Vec<String>> = items(&r["items"])
+        .iter()
+        .map(|l| match l["item_code"].as_u64() {
+            Some(0) | None => row("none".into(), l),
+            Some(_) => row(cell(l, "item_code"), l),
+        })
         .collect();
     print!("{}", table(&head, &rows));
 }
