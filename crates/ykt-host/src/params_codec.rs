@@ -30,19 +30,15 @@ pub fn validate(p: &TerminalParams) -> Result<()> {
     Ok(())
 }
 
-/// The BLOB for `p`.
-///
-/// # Panics
-///
-/// If `p` cannot be stored at all: more than 1,024 price items, more than 16 working-hours
-/// windows, or a time of day with a fraction of a second. Parameters that passed [`validate`],
-/// [`default_params`] and every value [`decode`] returns are storable.
-pub fn encode(p: &TerminalParams) -> Vec<u8> {
+/// The BLOB for `p`; `HostError::Invalid` when `p` cannot be stored at all (more than
+/// 1,024 price items, more than 16 working-hours windows, a time of day with a fraction of
+/// a second). Parameters that passed [`validate`], [`default_params`] and every value
+/// [`decode`] returns are storable.
+pub fn encode(p: &TerminalParams) -> Result<Vec<u8>> {
     let mut b = Vec::with_capacity(400 + p.price_list.len() * 12);
-    if let Err(e) = stored_params::encode(p, &mut b) {
-        panic!("terminal parameters cannot be stored ({e}); validate() them first");
-    }
-    b
+    stored_params::encode(p, &mut b)
+        .map_err(|e| HostError::Invalid(format!("terminal parameters cannot be stored: {e}")))?;
+    Ok(b)
 }
 
 /// Reads a BLOB of format 2 or 1; anything else is `HostError::Corrupt`.
@@ -163,7 +159,7 @@ mod tests {
         // R-H1: a device's parameters survive storage exactly.
         #[test]
         fn params_round_trip(p in arb_params()) {
-            let blob = encode(&p);
+            let blob = encode(&p).unwrap();
             prop_assert_eq!(blob[0], stored_params::FORMAT);
             prop_assert_eq!(decode(&blob).unwrap(), p);
         }
@@ -183,7 +179,7 @@ mod tests {
         assert_eq!(blob[0], stored_params::HOST_FORMAT_V1);
         let p = decode(&blob).unwrap();
         assert_eq!(p, host_v1_params());
-        let rewritten = encode(&p);
+        let rewritten = encode(&p).unwrap();
         assert_eq!(rewritten[0], stored_params::FORMAT);
         assert_eq!(decode(&rewritten).unwrap(), p);
         // Format 2 is the wire's block after the format byte.
@@ -191,14 +187,14 @@ mod tests {
         p.single_password_threshold = 0;
         let mut wire = Vec::new();
         ykt_proto::encode_params(&p, &mut wire).unwrap();
-        assert_eq!(encode(&p)[1..], wire[..]);
+        assert_eq!(encode(&p).unwrap()[1..], wire[..]);
     }
 
     #[test]
     fn truncation_is_an_error() {
         let mut p = host_v1_params();
         p.single_password_threshold = 0;
-        for bytes in [encode(&p), hex::decode(HOST_V1_BLOB).unwrap()] {
+        for bytes in [encode(&p).unwrap(), hex::decode(HOST_V1_BLOB).unwrap()] {
             for n in 0..bytes.len() {
                 assert!(decode(&bytes[..n]).is_err(), "{n}");
             }
@@ -207,6 +203,20 @@ mod tests {
             assert!(decode(&long).is_err());
         }
         assert!(decode(&[3]).is_err());
+    }
+
+    // Unstorable parameters are an error, never a panic.
+    #[test]
+    fn unstorable_params_are_an_error() {
+        let mut p = default_params();
+        p.working_hours = vec![
+            WorkingHours {
+                start: NaiveTime::from_hms_opt(6, 0, 0).unwrap(),
+                end: NaiveTime::from_hms_opt(7, 0, 0).unwrap(),
+            };
+            17
+        ];
+        assert!(matches!(encode(&p), Err(HostError::Invalid(_))));
     }
 
     // Parameters the wire cannot carry to a terminal are refused when they are set.

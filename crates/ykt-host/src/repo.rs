@@ -234,7 +234,7 @@ pub fn device_insert(c: &mut dyn Conn, d: &Device) -> Result<bool> {
             (d.mac_suite as i64).into(),
             d.functions.0.into(),
             d.max_amount.into(),
-            params_codec::encode(&d.params).into(),
+            params_codec::encode(&d.params)?.into(),
         ],
     )? == 1;
     if inserted {
@@ -257,7 +257,7 @@ pub fn device_update(c: &mut dyn Conn, d: &Device) -> Result<()> {
             (d.mac_suite as i64).into(),
             d.functions.0.into(),
             d.max_amount.into(),
-            params_codec::encode(&d.params).into(),
+            params_codec::encode(&d.params)?.into(),
         ],
     )?;
     config_written(c)

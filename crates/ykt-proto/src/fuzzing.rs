@@ -7,8 +7,8 @@ use crate::session::{DeviceKey, Role, Session, open_sign_in, open_sign_in_respon
 use crate::{PhysicalId, Suite};
 
 /// Feeds `data` through every decoder of untrusted bytes: the stream decoder (in chunks
-/// whose sizes the input picks), the envelope, the message bodies, both session sides and
-/// the sign-in checks. Must never panic, hang or allocate beyond the frame limit.
+/// whose sizes the input picks), the envelope, the message bodies, both session sides, the
+/// sign-in checks and the stored forms of the terminal parameters. Must never panic, hang or allocate beyond the frame limit.
 pub fn frame_decode(data: &[u8]) {
     let device = PhysicalId([0x12, 0x34, 0x56, 0x78]);
     let key = Key([0x2B; 16]);
@@ -19,8 +19,10 @@ pub fn frame_decode(data: &[u8]) {
     let mut host = Session::new(Role::Host, device, Suite::Aes128, &key);
     let mut terminal = Session::new(Role::Terminal, device, Suite::Sm4, &key);
 
-    // The whole input as one frame.
+    // The whole input as one frame, and as stored parameters (host BLOBs, terminal flash).
     check_one(data, &mut host, &mut terminal, &master);
+    let _ = crate::stored_params::decode(data);
+    let _ = crate::stored_params::decode_flash_v1(data);
 
     // The input as a stream: the first byte picks the chunk size.
     let chunk = usize::from(data.first().copied().unwrap_or(1)).max(1);
