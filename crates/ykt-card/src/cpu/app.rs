@@ -70,6 +70,17 @@ pub struct TxProof {
     pub tac: [u8; 4],
 }
 
+/// The purchase session a card opened (its answer to INITIALIZE FOR PURCHASE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurchaseSession {
+    /// The purse's balance before the debit.
+    pub balance: Fen,
+    /// The purse's offline sequence number: the card counter of the purchase.
+    pub offline_seq: u16,
+    random: [u8; 4],
+    amount: u32,
+}
+
 /// A completed purchase, as the terminal records it (the TAC goes to the host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuPurchase {
@@ -173,25 +184,59 @@ impl CpuApp {
         amount: Fen,
         time: NaiveDateTime,
     ) -> Result<CpuPurchase, CpuError> {
+        let session = Self::init_purchase(r, amount, psam.term_id())?;
+        let (term_seq, tac) = Self::debit_purchase(r, card, psam, &session, time)?;
+        Ok(CpuPurchase {
+            offline_seq: session.offline_seq,
+            term_seq,
+            tac,
+            balance_after: session.balance - Fen::from(session.amount),
+        })
+    }
+
+    /// INITIALIZE FOR PURCHASE of `amount` at terminal `term_id`: the purse's balance and
+    /// offline sequence number before the debit. Nothing changes on the card, so a terminal
+    /// can journal its record between this and [`Self::debit_purchase`].
+    pub fn init_purchase<R: Reader + ?Sized>(
+        r: &mut R,
+        amount: Fen,
+        term_id: [u8; 6],
+    ) -> Result<PurchaseSession, CpuError> {
         let amt = u32::try_from(amount)
             .ok()
             .filter(|a| *a <= MAX_BALANCE)
             .ok_or(CpuError::Amount(amount))?;
         let mut data = vec![0x01];
         data.extend_from_slice(&amt.to_be_bytes());
-        data.extend_from_slice(&psam.term_id());
+        data.extend_from_slice(&term_id);
         let init = transceive(r, &command(0x80, 0x50, 0x01, 0x02, &data, Some(0x0F)))?;
-        if init.len() != 15 {
-            return Err(CpuError::BadResponse);
-        }
-        let balance = u32::from_be_bytes([init[0], init[1], init[2], init[3]]);
-        let offline_seq = u16::from_be_bytes([init[4], init[5]]);
+        let init: [u8; 15] = init
+            .as_slice()
+            .try_into()
+            .map_err(|_| CpuError::BadResponse)?;
+        Ok(PurchaseSession {
+            balance: Fen::from(u32::from_be_bytes([init[0], init[1], init[2], init[3]])),
+            offline_seq: u16::from_be_bytes([init[4], init[5]]),
+            random: [init[11], init[12], init[13], init[14]],
+            amount: amt,
+        })
+    }
+
+    /// DEBIT FOR PURCHASE in the session `session` opened, MAC1 from `psam`: returns the
+    /// PSAM's terminal sequence number and the card's TAC once the PSAM accepted MAC2.
+    pub fn debit_purchase<R: Reader + ?Sized>(
+        r: &mut R,
+        card: &CpuRead,
+        psam: &mut Psam,
+        session: &PurchaseSession,
+        time: NaiveDateTime,
+    ) -> Result<(u32, [u8; 4]), CpuError> {
         let (date, tm) = (bcd_date(time), bcd_time(time));
         let pi = PurchaseInit {
             serial: card.serial,
-            random: [init[11], init[12], init[13], init[14]],
-            offline_seq,
-            amount: amt,
+            random: session.random,
+            offline_seq: session.offline_seq,
+            amount: session.amount,
             ty: tx_type::PURCHASE_EP,
             date,
             time: tm,
@@ -209,12 +254,7 @@ impl CpuApp {
         if !psam.verify_mac2(&[resp[4], resp[5], resp[6], resp[7]]) {
             return Err(CpuError::Mac2Invalid);
         }
-        Ok(CpuPurchase {
-            offline_seq,
-            term_seq,
-            tac: [resp[0], resp[1], resp[2], resp[3]],
-            balance_after: Fen::from(balance - amt),
-        })
+        Ok((term_seq, [resp[0], resp[1], resp[2], resp[3]]))
     }
 
     /// GET TRANSACTION PROVE for a purchase whose answer was lost: `Some((MAC2, TAC))` when the

@@ -7,10 +7,9 @@
 use chrono::NaiveDateTime;
 use ykt_card::Reader;
 use ykt_card::app::CardRead;
-use ykt_card::cpu::apdu::{bcd_date, bcd_time, command, split_response, sw};
-use ykt_card::cpu::app::{CpuApp, CpuError, CpuRead};
+use ykt_card::cpu::app::{CpuApp, CpuError, CpuRead, PurchaseSession};
 use ykt_card::cpu::crypto::tx_type;
-use ykt_card::cpu::psam::{Psam, PurchaseInit};
+use ykt_card::cpu::psam::Psam;
 use ykt_card::keys::SystemKeys;
 use ykt_proto::{CardNo, CardType, Fen, PhysicalId, ReturnCode};
 
@@ -32,13 +31,7 @@ pub(super) struct CpuTap {
 }
 
 /// The card's answer to INITIALIZE FOR PURCHASE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct CpuInit {
-    pub balance: Fen,
-    pub offline_seq: u16,
-    random: [u8; 4],
-    amount: u32,
-}
+pub(super) type CpuInit = PurchaseSession;
 
 impl Tapped {
     pub(super) fn card_no(&self) -> CardNo {
@@ -103,17 +96,6 @@ pub(super) fn cpu_refusal(e: &CpuError) -> Refusal {
     }
 }
 
-fn transceive(r: &mut dyn Reader, apdu: &[u8]) -> Result<Vec<u8>, CpuError> {
-    let resp = r.transceive(apdu)?;
-    let (data, status) = split_response(&resp).ok_or(CpuError::BadResponse)?;
-    match status {
-        sw::OK => Ok(data.to_vec()),
-        sw::APP_LOCKED | sw::APP_BLOCKED_SELECT => Err(CpuError::Locked),
-        sw::INSUFFICIENT_BALANCE => Err(CpuError::InsufficientBalance),
-        other => Err(CpuError::Status(other)),
-    }
-}
-
 /// INITIALIZE FOR PURCHASE of `total` (amount + fee): balance and offline sequence number
 /// before the debit. Nothing changes on the card.
 pub(super) fn init_purchase(
@@ -121,21 +103,7 @@ pub(super) fn init_purchase(
     total: Fen,
     device: PhysicalId,
 ) -> Result<CpuInit, CpuError> {
-    let amount = u32::try_from(total).map_err(|_| CpuError::Amount(total))?;
-    let mut data = vec![0x01];
-    data.extend_from_slice(&amount.to_be_bytes());
-    data.extend_from_slice(&terminal_id(device));
-    let init = transceive(r, &command(0x80, 0x50, 0x01, 0x02, &data, Some(0x0F)))?;
-    let init: [u8; 15] = init
-        .as_slice()
-        .try_into()
-        .map_err(|_| CpuError::BadResponse)?;
-    Ok(CpuInit {
-        balance: Fen::from(u32::from_be_bytes([init[0], init[1], init[2], init[3]])),
-        offline_seq: u16::from_be_bytes([init[4], init[5]]),
-        random: [init[11], init[12], init[13], init[14]],
-        amount,
-    })
+    CpuApp::init_purchase(r, total, terminal_id(device))
 }
 
 /// DEBIT FOR PURCHASE in the session `init` opened, MAC1 from the PSAM with terminal
@@ -150,30 +118,8 @@ pub(super) fn debit(
     time: NaiveDateTime,
 ) -> Result<u32, CpuError> {
     let mut psam = Psam::new(keys, terminal_id(device), serial);
-    let (date, tm) = (bcd_date(time), bcd_time(time));
-    let pi = PurchaseInit {
-        serial: card.serial,
-        random: init.random,
-        offline_seq: init.offline_seq,
-        amount: init.amount,
-        ty: tx_type::PURCHASE_EP,
-        date,
-        time: tm,
-    };
-    let (term_seq, mac1) = psam.init_purchase(&pi);
-    let mut d = term_seq.to_be_bytes().to_vec();
-    d.extend_from_slice(&date);
-    d.extend_from_slice(&tm);
-    d.extend_from_slice(&mac1);
-    let resp = transceive(r, &command(0x80, 0x54, 0x01, 0x00, &d, Some(0x08)))?;
-    let resp: [u8; 8] = resp
-        .as_slice()
-        .try_into()
-        .map_err(|_| CpuError::BadResponse)?;
-    if !psam.verify_mac2(&[resp[4], resp[5], resp[6], resp[7]]) {
-        return Err(CpuError::Mac2Invalid);
-    }
-    Ok(u32::from_be_bytes([resp[0], resp[1], resp[2], resp[3]]))
+    let (_, tac) = CpuApp::debit_purchase(r, card, &mut psam, init, time)?;
+    Ok(u32::from_be_bytes(tac))
 }
 
 /// Whether the card's log shows a purchase under `offline_seq` by this terminal (for a debit
