@@ -12,13 +12,14 @@ use ykt_proto::messages::{
 };
 use ykt_proto::{
     FrameDecoder, InfoCode, MAX_FRAME_LEN, RawFrame, Record, RecordKind, ReturnCode, Session,
-    TerminalParams, TerminalSerial, open_sign_in_response, peer_error_code, seal_sign_in,
+    TerminalParams, open_sign_in_response, peer_error_code, seal_sign_in,
 };
 
 use super::{
     Beep, Event, INFO_HOLD_MS, MAX_COLLECT_REQUESTS, Output, Res, SIGN_IN_TIMEOUT_MS, Terminal,
     Timer, texts,
 };
+use super::conn::{Busy, Conn, Exchange, Next};
 use crate::storage::blacklist::{BlacklistChange, MAX_CHANGES};
 use crate::storage::flash::Flash;
 
@@ -34,15 +35,6 @@ const PROBE_MS: u64 = 5_000;
 const UPLOAD_BATCH: usize = 16;
 
 #[derive(Debug)]
-enum Busy {
-    Upload(Vec<TerminalSerial>),
-    Heartbeat,
-    Delta,
-    Bulk,
-    Params,
-}
-
-#[derive(Debug)]
 struct Bulk {
     version: u32,
     next: u16,
@@ -51,11 +43,10 @@ struct Bulk {
 /// The connection and what is outstanding on it. Its deadlines are in the core's timer
 /// table (`Timer::SignIn*`, `Exchange*`, `Heartbeat`).
 pub(super) struct Link {
-    up: bool,
+    /// Down, signing in, waiting to retry, or up with the session (changed by
+    /// `Terminal::enter` only).
+    conn: Conn,
     decoder: FrameDecoder,
-    pub(super) session: Option<Session>,
-    /// Nonce of the sign-in in flight.
-    signing_in: Option<[u8; 8]>,
     /// The first sign-in after power-up finished (answered or timed out).
     settled: bool,
     pub(super) sign_in_error: Option<ReturnCode>,
@@ -67,8 +58,6 @@ pub(super) struct Link {
     reported_online: Option<bool>,
     host_blacklist: u32,
     host_params: Option<u32>,
-    /// The background exchange in flight and its sequence number.
-    busy: Option<(Busy, u32)>,
     /// `Timer::Heartbeat` fired: send one when the link is free.
     pub(super) heartbeat_due: bool,
     bulk: Option<Bulk>,
@@ -77,10 +66,8 @@ pub(super) struct Link {
 impl Link {
     pub(super) fn new() -> Link {
         Link {
-            up: false,
+            conn: Conn::Down,
             decoder: FrameDecoder::new(MAX_FRAME_LEN),
-            session: None,
-            signing_in: None,
             settled: false,
             sign_in_error: None,
             online_check: true,
@@ -88,7 +75,6 @@ impl Link {
             reported_online: None,
             host_blacklist: 0,
             host_params: None,
-            busy: None,
             heartbeat_due: false,
             bulk: None,
         }
@@ -98,27 +84,51 @@ impl Link {
         self.settled
     }
 
+    pub(super) fn has_session(&self) -> bool {
+        self.conn.session().is_some()
+    }
+
     /// A session exists and the host answers.
     pub(super) fn online(&self) -> bool {
-        self.session.is_some() && !self.degraded
+        self.has_session() && !self.degraded
     }
 }
 
 impl<F: Flash> Terminal<F> {
+    /// The one way the connection changes state: the deadlines of the state left go with it,
+    /// those of the state entered are armed.
+    fn enter(&mut self, next: Next) {
+        debug_assert!(
+            next.allowed_from(&self.link.conn),
+            "connection: transition not allowed from this state"
+        );
+        self.timers.clear(Timer::SignInReply);
+        self.timers.clear(Timer::SignInRetry);
+        self.timers.clear(Timer::Exchange);
+        self.link.conn = match next {
+            Next::Down => Conn::Down,
+            Next::SigningIn { nonce, deadline } => {
+                self.timers.set(Timer::SignInReply, deadline);
+                Conn::SigningIn { nonce }
+            }
+            Next::WaitingToRetry { retry_at } => {
+                self.timers.set(Timer::SignInRetry, retry_at);
+                Conn::WaitingToRetry
+            }
+            Next::Up(session) => Conn::Up {
+                session,
+                exchange: None,
+            },
+        };
+    }
+
     pub(super) fn on_link_up(&mut self) -> Res {
-        self.link.up = true;
         self.link.decoder = FrameDecoder::new(MAX_FRAME_LEN);
-        self.link.session = None;
         self.start_sign_in()
     }
 
     pub(super) fn on_link_down(&mut self, reader: &mut dyn Reader) -> Res {
-        self.link.up = false;
-        self.link.session = None;
-        self.link.signing_in = None;
-        self.timers.clear(Timer::SignInReply);
-        self.timers.clear(Timer::SignInRetry);
-        self.end_exchange();
+        self.enter(Next::Down);
         if self.link.bulk.take().is_some() {
             self.st.blacklist.abort_bulk();
         }
@@ -127,8 +137,7 @@ impl<F: Flash> Terminal<F> {
     }
 
     pub(super) fn manual_sign_in(&mut self) -> Res {
-        if self.link.up {
-            self.link.session = None;
+        if self.link.conn.connected() {
             self.start_sign_in()?;
         }
         self.refresh_screen();
@@ -148,11 +157,12 @@ impl<F: Flash> Terminal<F> {
         let mut buf = Vec::new();
         if seal_sign_in(self.cfg.device, &self.cfg.master, &req, &mut buf).is_ok() {
             self.push(Output::Send(buf));
-            self.link.signing_in = Some(nonce);
-            self.timers
-                .set(Timer::SignInReply, self.now + SIGN_IN_TIMEOUT_MS);
+            let deadline = self.now + SIGN_IN_TIMEOUT_MS;
+            self.enter(Next::SigningIn { nonce, deadline });
+        } else {
+            let retry_at = self.now + SIGN_IN_RETRY_MS;
+            self.enter(Next::WaitingToRetry { retry_at });
         }
-        self.timers.clear(Timer::SignInRetry);
         Ok(())
     }
 
@@ -173,20 +183,20 @@ impl<F: Flash> Terminal<F> {
     /// in use; after a refusal it is 0, and the screen says 请设置商户号 instead of the old
     /// error. Retried later.
     pub(super) fn sign_in_timed_out(&mut self) {
-        if self.link.signing_in.take().is_none() {
+        if self.link.conn.nonce().is_none() {
             return;
         }
+        let retry_at = self.now + SIGN_IN_RETRY_MS;
+        self.enter(Next::WaitingToRetry { retry_at });
         self.settle_sign_in();
         self.link.sign_in_error = None;
-        self.timers
-            .set(Timer::SignInRetry, self.now + SIGN_IN_RETRY_MS);
         self.push(Output::Event(Event::SignInFailed { code: None }));
         self.refresh_screen();
     }
 
     /// `Timer::SignInRetry`.
     pub(super) fn retry_sign_in(&mut self) -> Res {
-        if self.link.up && self.link.session.is_none() && self.link.signing_in.is_none() {
+        if matches!(self.link.conn, Conn::WaitingToRetry) {
             self.start_sign_in()?;
         }
         Ok(())
@@ -194,10 +204,10 @@ impl<F: Flash> Terminal<F> {
 
     /// `Timer::Exchange`: the background exchange in flight got no answer.
     pub(super) fn exchange_timed_out(&mut self) {
-        let Some((busy, _)) = self.link.busy.take() else {
+        let Some(exchange) = self.link.conn.end_exchange() else {
             return;
         };
-        if matches!(busy, Busy::Heartbeat) {
+        if matches!(exchange.busy, Busy::Heartbeat) {
             // The host is gone: probe it often so auto mode comes back by itself.
             self.link.degraded = true;
             self.timers.set(Timer::Heartbeat, self.now + PROBE_MS);
@@ -211,7 +221,7 @@ impl<F: Flash> Terminal<F> {
     /// Ends the background exchange in flight, if any.
     fn end_exchange(&mut self) -> Option<Busy> {
         self.timers.clear(Timer::Exchange);
-        self.link.busy.take().map(|(busy, _)| busy)
+        self.link.conn.end_exchange().map(|e| e.busy)
     }
 
     /// Background requests pause after a failure (R-P5.9).
@@ -247,8 +257,7 @@ impl<F: Flash> Terminal<F> {
                     // A broken stream cannot be resynchronised: wait for a new connection.
                     self.push(Output::Event(Event::ProtocolError(e.to_string())));
                     self.push(Output::Reconnect);
-                    self.link.session = None;
-                    self.link.up = false;
+                    self.enter(Next::Down);
                     self.host_unreachable(reader)?;
                     break;
                 }
@@ -265,7 +274,7 @@ impl<F: Flash> Terminal<F> {
             return Ok(());
         };
         let is_sign_in = raw.header.msg_type == MsgType::SignIn as u8;
-        if let (true, Some(nonce)) = (is_sign_in, self.link.signing_in) {
+        if let (true, Some(nonce)) = (is_sign_in, self.link.conn.nonce()) {
             let r = open_sign_in_response(self.cfg.device, &self.cfg.master, &nonce, frame);
             return match r {
                 Ok((resp, session)) => self.on_sign_in(resp, session),
@@ -278,9 +287,9 @@ impl<F: Flash> Terminal<F> {
                 },
             };
         }
-        let Some(session) = self.link.session.as_mut() else {
+        let Some(session) = self.link.conn.session_mut() else {
             if let Some((code, _)) = ykt_proto::peek_error(frame).map(|e| (e.code, ()))
-                && self.link.signing_in.is_some()
+                && self.link.conn.nonce().is_some()
             {
                 return self.sign_in_refused(code);
             }
@@ -306,9 +315,8 @@ impl<F: Flash> Terminal<F> {
                             | ReturnCode::FEP_KEY_ERROR
                     )
                 {
-                    // The host lost our session: sign in again.
-                    self.link.session = None;
-                    self.end_exchange();
+                    // The host lost our session: the debit waiting gets no answer; sign in
+                    // again.
                     self.host_unreachable(reader)?;
                     self.start_sign_in()?;
                 }
@@ -321,11 +329,9 @@ impl<F: Flash> Terminal<F> {
         let Some(session) = session else {
             return self.sign_in_refused(resp.code);
         };
-        self.link.signing_in = None;
-        self.timers.clear(Timer::SignInReply);
+        self.enter(Next::Up(Box::new(session)));
         self.settle_sign_in();
         self.link.sign_in_error = None;
-        self.link.session = Some(session);
         self.link.degraded = false;
         self.link.online_check = resp.online_check == OnlineCheck::Required;
         self.link.host_blacklist = resp.blacklist_version;
@@ -366,12 +372,10 @@ impl<F: Flash> Terminal<F> {
     /// R-P5.1: an error code shows its text and sets the saved merchant number to 0; the
     /// terminal refuses to work, and nothing keyed before survives.
     fn sign_in_refused(&mut self, code: ReturnCode) -> Res {
-        self.link.signing_in = None;
-        self.timers.clear(Timer::SignInReply);
+        let retry_at = self.now + SIGN_IN_RETRY_MS;
+        self.enter(Next::WaitingToRetry { retry_at });
         self.settle_sign_in();
         self.link.sign_in_error = Some(code);
-        self.timers
-            .set(Timer::SignInRetry, self.now + SIGN_IN_RETRY_MS);
         self.st
             .params
             .update(&mut self.st.flash, |s| s.merchant_no = 0)?;
@@ -385,7 +389,7 @@ impl<F: Flash> Terminal<F> {
 
     /// Seals and queues a message; `None` without a session.
     pub(super) fn send(&mut self, msg: &Message, corr: u32) -> Option<u32> {
-        let session = self.link.session.as_mut()?;
+        let session = self.link.conn.session_mut()?;
         let mut buf = Vec::new();
         let seq = session.seal(msg, corr, &mut buf).ok()?;
         self.push(Output::Send(buf));
@@ -393,7 +397,7 @@ impl<F: Flash> Terminal<F> {
     }
 
     fn on_message(&mut self, msg: Message, seq: u32, corr: u32, reader: &mut dyn Reader) -> Res {
-        let busy_matches = self.link.busy.as_ref().is_some_and(|(_, s)| *s == corr);
+        let busy_matches = self.link.conn.exchange().is_some_and(|e| e.seq == corr);
         match msg {
             Message::DebitResponse(r) => self.sale_debit_response(r, corr, reader),
             Message::Error(e) => {
@@ -501,7 +505,7 @@ impl<F: Flash> Terminal<F> {
     /// Starts one background exchange when the link is free (R-P5.9 first, then downloads,
     /// then the heartbeat).
     pub(super) fn background(&mut self) -> Res {
-        if self.link.session.is_none() || self.link.busy.is_some() || self.sale_busy() {
+        if !self.link.has_session() || self.link.conn.exchange().is_some() || self.sale_busy() {
             return Ok(());
         }
         let now = self.now;
@@ -589,7 +593,7 @@ impl<F: Flash> Terminal<F> {
 
     fn start(&mut self, busy: Busy, msg: &Message) {
         if let Some(seq) = self.send(msg, 0) {
-            self.link.busy = Some((busy, seq));
+            self.link.conn.begin_exchange(Exchange { busy, seq });
             self.timers
                 .set(Timer::Exchange, self.now + BACKGROUND_TIMEOUT_MS);
         }

@@ -5,6 +5,7 @@
 //! set (R-F4.19), persisted in the state store.
 
 pub mod checks;
+mod conn;
 mod cpu;
 pub mod io;
 mod link;
@@ -341,7 +342,7 @@ impl<F: Flash> Terminal<F> {
 
     /// Whether the terminal has a session with the host right now.
     pub fn is_connected(&self) -> bool {
-        self.link.session.is_some()
+        self.link.has_session()
     }
 
     fn params(&self) -> Option<&TerminalParams> {

@@ -192,7 +192,7 @@ impl<F: Flash> Terminal<F> {
         let Flow::AwaitHost(o) = &mut self.flow else {
             return Ok(());
         };
-        if o.attempts < 2 && self.link.session.is_some() {
+        if o.attempts < 2 && self.link.has_session() {
             let record = o.record.clone();
             if let Some(seq) = self.send_debit(&record)
                 && let Flow::AwaitHost(o) = &mut self.flow
