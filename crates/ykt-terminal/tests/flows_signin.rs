@@ -260,8 +260,15 @@ fn refused_sign_in_takes_no_amount() {
     let refusals = rig.refused_codes().len();
     rig.amount(100);
     assert!(!rig.saw_screen("金额："), "{}", rig.screen());
-    assert!(rig.screen().contains("错误：POS 已停用"), "{}", rig.screen());
-    assert!(rig.refused_codes().len() > refusals, "keys answered with the reason");
+    assert!(
+        rig.screen().contains("错误：POS 已停用"),
+        "{}",
+        rig.screen()
+    );
+    assert!(
+        rig.refused_codes().len() > refusals,
+        "keys answered with the reason"
+    );
     let refusals = rig.refused_codes().len();
     rig.place(card_with(CARD, UID, 10_000, 1));
     assert_eq!(
@@ -288,7 +295,11 @@ fn refused_sign_in_drops_the_keyed_amount() {
     assert!(rig.screen().contains("金额：1.00元"), "{}", rig.screen());
     rig.host.sign_in_code = ReturnCode::POS_DISABLED;
     rig.key(K::SignIn);
-    assert!(rig.screen().contains("错误：POS 已停用"), "{}", rig.screen());
+    assert!(
+        rig.screen().contains("错误：POS 已停用"),
+        "{}",
+        rig.screen()
+    );
     rig.host.sign_in_code = ReturnCode::SUCCESS;
     rig.key(K::SignIn);
     rig.advance(1_600);
@@ -305,7 +316,11 @@ fn refused_then_timed_out_sign_in_asks_for_merchant() {
     let mut rig = Rig::new(params());
     rig.host.sign_in_code = ReturnCode::POS_DISABLED;
     rig.key(K::SignIn);
-    assert!(rig.screen().contains("错误：POS 已停用"), "{}", rig.screen());
+    assert!(
+        rig.screen().contains("错误：POS 已停用"),
+        "{}",
+        rig.screen()
+    );
     rig.host.silent = true;
     let sign_ins = rig.events.len();
     rig.advance(30_000 + 5_000);

@@ -24,7 +24,11 @@ fn retap_prompt() -> Rig {
     rig.amount(400);
     rig.place_torn(card_with(CARD, UID, 10_000, 1), 3, TearOutcome::Old);
     assert!(rig.term().in_flight().is_some());
-    assert!(rig.screen().starts_with("请重新刷卡|60秒内不能取消"), "{}", rig.screen());
+    assert!(
+        rig.screen().starts_with("请重新刷卡|60秒内不能取消"),
+        "{}",
+        rig.screen()
+    );
     rig
 }
 
@@ -46,7 +50,11 @@ fn cancel_refused_just_before_the_lock_ends_then_allowed() {
     assert_eq!(rig.screen(), "60秒内不能取消");
     assert!(rig.term().in_flight().is_some());
     rig.advance(1_400);
-    assert!(rig.screen().starts_with("请重新刷卡|可按取消键取消"), "{}", rig.screen());
+    assert!(
+        rig.screen().starts_with("请重新刷卡|可按取消键取消"),
+        "{}",
+        rig.screen()
+    );
     rig.key(K::Cancel);
     assert!(rig.term().in_flight().is_none());
     assert_eq!(rig.last_record().status, RecordStatus::CardPulled);
@@ -58,11 +66,16 @@ fn cancel_refused_just_before_the_lock_ends_then_allowed() {
 fn lock_end_replaces_any_held_text() {
     let mut rig = retap_prompt();
     rig.advance(59_500);
-    rig.reader.place(ykt_card::SimCard::Mf1(card_with(777, [9; 4], 5_000, 1)));
+    rig.reader
+        .place(ykt_card::SimCard::Mf1(card_with(777, [9; 4], 5_000, 1)));
     rig.feed(Input::CardPresent);
     assert_eq!(rig.screen(), "请刷原卡");
     rig.advance(500);
-    assert!(rig.screen().starts_with("请重新刷卡|可按取消键取消"), "{}", rig.screen());
+    assert!(
+        rig.screen().starts_with("请重新刷卡|可按取消键取消"),
+        "{}",
+        rig.screen()
+    );
 }
 
 // issue 10.13, R-F4.18, R-C6.2: a re-tap prompt open past 60 s stops no timer: heartbeats go
@@ -78,13 +91,22 @@ fn timers_run_while_the_prompt_stays_open() {
         "heartbeats in 5 minutes: {}",
         heartbeats(&rig) - before
     );
-    rig.reader.place(ykt_card::SimCard::Mf1(card_with(777, [9; 4], 5_000, 1)));
+    rig.reader
+        .place(ykt_card::SimCard::Mf1(card_with(777, [9; 4], 5_000, 1)));
     rig.feed(Input::CardPresent);
     assert_eq!(rig.screen(), "请刷原卡");
     rig.advance(2_000);
-    assert!(rig.screen().starts_with("请重新刷卡|可按取消键取消"), "{}", rig.screen());
+    assert!(
+        rig.screen().starts_with("请重新刷卡|可按取消键取消"),
+        "{}",
+        rig.screen()
+    );
     let next = rig.term().next_timer().unwrap();
-    assert!(next > rig.now, "next timer {next} in the past (now {})", rig.now);
+    assert!(
+        next > rig.now,
+        "next timer {next} in the past (now {})",
+        rig.now
+    );
 }
 
 // issue 10.14, R-P5.3: an answer that arrives after the retry deadline, with no tick in

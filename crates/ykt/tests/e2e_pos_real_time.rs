@@ -25,10 +25,17 @@ fn timers_fire_during_a_real_time_wait_and_status_reads_the_clock_now() {
     pos.wait_screen("请输入金额");
     let before = clock(&mut pos);
     // Nothing reaches the core during this wait (the next heartbeat is a minute away).
-    let r: Value = pos.send(json!({"cmd":"wait","for":"screen","text":"无此画面","timeout_ms":1_100}));
-    assert!(r["error"].as_str().is_some_and(|e| e.contains("timed out")), "{r}");
+    let r: Value =
+        pos.send(json!({"cmd":"wait","for":"screen","text":"无此画面","timeout_ms":1_100}));
+    assert!(
+        r["error"].as_str().is_some_and(|e| e.contains("timed out")),
+        "{r}"
+    );
     let after = clock(&mut pos);
-    assert!(after > before, "status.clock stood still: {before} → {after}");
+    assert!(
+        after > before,
+        "status.clock stood still: {before} → {after}"
+    );
     pos.quit();
     let dir = s.stop();
     audit(&dir.path().join("data"), None);

@@ -98,9 +98,14 @@ pub(super) enum Next {
     Down,
     /// From any state (a new connection signs in at once; a connected terminal signs in
     /// again by hand, after losing its session, or on the retry timer).
-    SigningIn { nonce: [u8; 8], deadline: u64 },
+    SigningIn {
+        nonce: [u8; 8],
+        deadline: u64,
+    },
     /// From a connected state: the sign-in timed out or was refused, or could not be sent.
-    WaitingToRetry { retry_at: u64 },
+    WaitingToRetry {
+        retry_at: u64,
+    },
     /// From `SigningIn` only: the host answered with a session.
     Up(Box<Session>),
 }

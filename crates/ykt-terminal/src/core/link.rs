@@ -15,11 +15,11 @@ use ykt_proto::{
     TerminalParams, open_sign_in_response, peer_error_code, seal_sign_in,
 };
 
+use super::conn::{Busy, Conn, Exchange, Next};
 use super::{
     Beep, Event, INFO_HOLD_MS, MAX_COLLECT_REQUESTS, Output, Res, SIGN_IN_TIMEOUT_MS, Terminal,
     Timer, texts,
 };
-use super::conn::{Busy, Conn, Exchange, Next};
 use crate::storage::blacklist::{BlacklistChange, MAX_CHANGES};
 use crate::storage::flash::Flash;
 
@@ -535,10 +535,7 @@ impl<F: Flash> Terminal<F> {
             return Ok(());
         }
         // R-P5.1: a newer blacklist is downloaded while idle; the terminal stays usable.
-        if self.link.host_blacklist > self.st.blacklist.version()
-            && self.flow.is_idle()
-            && !pause
-        {
+        if self.link.host_blacklist > self.st.blacklist.version() && self.flow.is_idle() && !pause {
             let msg = match &self.link.bulk {
                 Some(b) => Message::BlacklistBulkRequest(BlacklistBulkRequest {
                     version: b.version,

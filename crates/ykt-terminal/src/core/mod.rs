@@ -128,8 +128,10 @@ impl<F: Flash> Terminal<F> {
             last_timer: None,
             collect: Vec::new(),
         };
-        t.timers
-            .set(Timer::SignInSettle, now_ms.saturating_add(SIGN_IN_TIMEOUT_MS));
+        t.timers.set(
+            Timer::SignInSettle,
+            now_ms.saturating_add(SIGN_IN_TIMEOUT_MS),
+        );
         t.flow = sale::resume(&t.st.journal);
         if t.flow.in_flight().is_some() {
             t.timers

@@ -237,7 +237,12 @@ impl Rig {
         assert_eq!(next, t.timers().iter().map(|&(_, at)| at).min());
         if let Some(n) = next {
             assert!(n > self.now, "next timer {n} not after now {}", self.now);
-            assert_eq!(self.timer, Some(n), "the driver was not told: {:?}", t.timers());
+            assert_eq!(
+                self.timer,
+                Some(n),
+                "the driver was not told: {:?}",
+                t.timers()
+            );
         }
     }
 
