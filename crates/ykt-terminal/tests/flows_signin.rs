@@ -47,11 +47,8 @@ fn merchant_zero_refuses_work() {
     assert_eq!(rig.balance(), 10_000);
 }
 
-// R-P5.1: an error code shows 错误：<text> and the saved merchant number becomes 0.
-#[test]
-fn sign_in_error_zeroes_merchant() {
-    let mut rig = Rig::new(params());
-    assert_eq!(rig.term().storage().params.get().merchant_no, 1001);
+/// A manual sign-in the host refuses with code 24: 错误：POS 已停用 (R-P5.1).
+fn refuse_sign_in(rig: &mut Rig) {
     rig.host.sign_in_code = ReturnCode::POS_DISABLED;
     rig.key(K::SignIn);
     assert!(
@@ -59,6 +56,14 @@ fn sign_in_error_zeroes_merchant() {
         "{}",
         rig.screen()
     );
+}
+
+// R-P5.1: an error code shows 错误：<text> and the saved merchant number becomes 0.
+#[test]
+fn sign_in_error_zeroes_merchant() {
+    let mut rig = Rig::new(params());
+    assert_eq!(rig.term().storage().params.get().merchant_no, 1001);
+    refuse_sign_in(&mut rig);
     assert_eq!(rig.term().storage().params.get().merchant_no, 0);
     rig.amount(100);
     rig.place(card_with(CARD, UID, 10_000, 1));
@@ -255,8 +260,7 @@ fn bulk_blacklist_initialisation() {
 #[test]
 fn refused_sign_in_takes_no_amount() {
     let mut rig = Rig::new(params());
-    rig.host.sign_in_code = ReturnCode::POS_DISABLED;
-    rig.key(K::SignIn);
+    refuse_sign_in(&mut rig);
     let refusals = rig.refused_codes().len();
     rig.amount(100);
     assert!(!rig.saw_screen("金额："), "{}", rig.screen());
@@ -293,13 +297,7 @@ fn refused_sign_in_drops_the_keyed_amount() {
     let mut rig = Rig::new(params());
     rig.amount(100);
     assert!(rig.screen().contains("金额：1.00元"), "{}", rig.screen());
-    rig.host.sign_in_code = ReturnCode::POS_DISABLED;
-    rig.key(K::SignIn);
-    assert!(
-        rig.screen().contains("错误：POS 已停用"),
-        "{}",
-        rig.screen()
-    );
+    refuse_sign_in(&mut rig);
     rig.host.sign_in_code = ReturnCode::SUCCESS;
     rig.key(K::SignIn);
     rig.advance(1_600);
@@ -314,13 +312,7 @@ fn refused_sign_in_drops_the_keyed_amount() {
 #[test]
 fn refused_then_timed_out_sign_in_asks_for_merchant() {
     let mut rig = Rig::new(params());
-    rig.host.sign_in_code = ReturnCode::POS_DISABLED;
-    rig.key(K::SignIn);
-    assert!(
-        rig.screen().contains("错误：POS 已停用"),
-        "{}",
-        rig.screen()
-    );
+    refuse_sign_in(&mut rig);
     rig.host.silent = true;
     let sign_ins = rig.events.len();
     rig.advance(30_000 + 5_000);

@@ -32,6 +32,14 @@ fn retap_prompt() -> Rig {
     rig
 }
 
+/// Another card on the re-tap prompt: 请刷原卡, held 1.5 s.
+fn tap_other_card(rig: &mut Rig) {
+    rig.reader
+        .place(ykt_card::SimCard::Mf1(card_with(777, [9; 4], 5_000, 1)));
+    rig.feed(Input::CardPresent);
+    assert_eq!(rig.screen(), "请刷原卡");
+}
+
 fn heartbeats(rig: &Rig) -> usize {
     rig.host
         .received
@@ -66,10 +74,7 @@ fn cancel_refused_just_before_the_lock_ends_then_allowed() {
 fn lock_end_replaces_any_held_text() {
     let mut rig = retap_prompt();
     rig.advance(59_500);
-    rig.reader
-        .place(ykt_card::SimCard::Mf1(card_with(777, [9; 4], 5_000, 1)));
-    rig.feed(Input::CardPresent);
-    assert_eq!(rig.screen(), "请刷原卡");
+    tap_other_card(&mut rig);
     rig.advance(500);
     assert!(
         rig.screen().starts_with("请重新刷卡|可按取消键取消"),
@@ -91,10 +96,7 @@ fn timers_run_while_the_prompt_stays_open() {
         "heartbeats in 5 minutes: {}",
         heartbeats(&rig) - before
     );
-    rig.reader
-        .place(ykt_card::SimCard::Mf1(card_with(777, [9; 4], 5_000, 1)));
-    rig.feed(Input::CardPresent);
-    assert_eq!(rig.screen(), "请刷原卡");
+    tap_other_card(&mut rig);
     rig.advance(2_000);
     assert!(
         rig.screen().starts_with("请重新刷卡|可按取消键取消"),

@@ -120,12 +120,16 @@ impl Headless {
                     Some(ev) => h.apply(ev)?,
                     None => anyhow::bail!("the connection task ended"),
                 },
-                () = sleep_until(timer) => {
-                    let out = h.driver.tick_if_due()?;
-                    h.route(out);
-                }
+                () = sleep_until(timer) => h.fire_timer()?,
             }
         }
+        Ok(())
+    }
+
+    /// The core's timer fell due (real time).
+    fn fire_timer(&mut self) -> anyhow::Result<()> {
+        let out = self.driver.tick_if_due()?;
+        self.route(out);
         Ok(())
     }
 
@@ -229,10 +233,7 @@ impl Headless {
                 Some(ev) => self.apply(ev)?,
                 None => anyhow::bail!("the connection task ended"),
             },
-            () = sleep_until(timer) => {
-                let out = self.driver.tick_if_due()?;
-                self.route(out);
-            }
+            () = sleep_until(timer) => self.fire_timer()?,
             () = tokio::time::sleep_until(deadline) => return Ok(false),
         }
         Ok(true)
