@@ -14,7 +14,7 @@ pub mod storage;
 
 pub use core::checks::{Approved, CardFacts, Refusal, check_debit, fee, within_hours};
 pub use core::io::{Beep, Event, Input, Key, Output, Screen};
-pub use core::{CoreError, Terminal, TerminalConfig};
+pub use core::{CoreError, Terminal, TerminalConfig, Timer};
 pub use storage::blacklist::{BlacklistChange, BlacklistError, BlacklistStore};
 pub use storage::flash::{Flash, FlashError, Region};
 pub use storage::journal::{

@@ -209,6 +209,13 @@ impl StateStore {
         self.persist(flash, timer, self.clock, now_ms, now)
     }
 
+    /// When `tick` saves the next checkpoint: while offline, a minute after the last save.
+    pub fn checkpoint_due(&self) -> Option<u64> {
+        self.timer
+            .is_offline()
+            .then(|| self.last_checkpoint_ms.saturating_add(CHECKPOINT_MS))
+    }
+
     /// Call on every timer tick; saves a checkpoint once a minute while offline.
     pub fn tick<F: Flash + ?Sized>(
         &mut self,
