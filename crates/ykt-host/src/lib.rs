@@ -34,6 +34,7 @@ pub mod backend;
 mod cache;
 pub mod domain;
 pub mod error;
+pub mod exception_rows;
 pub mod ledger;
 pub mod model;
 pub mod params_codec;
@@ -44,7 +45,7 @@ pub mod store;
 
 pub use domain::checks::Origin;
 pub use domain::info::{CardView, Notices};
-pub use domain::records::{DebitRequest, Outcome, TacVerifier};
+pub use domain::records::{DebitRequest, Outcome, TacVerifier, Uploaded};
 pub use error::{HostError, Result};
 pub use ledger::{AuditReport, Tx};
 pub use model::*;
