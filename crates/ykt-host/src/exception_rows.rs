@@ -141,10 +141,9 @@ pub fn resolve(
 
 /// Resolutions are final: the held record's row is locked (PostgreSQL) while one is made.
 pub fn lock(c: &mut dyn Conn, device: PhysicalId, serial: TerminalSerial) -> Result<bool> {
-    Ok(c
-        .query_opt(
-            "SELECT 1 FROM exceptions WHERE device = $1 AND serial = $2 FOR UPDATE",
-            &[device_key(device).into(), serial.into()],
-        )?
-        .is_some())
+    Ok(c.query_opt(
+        "SELECT 1 FROM exceptions WHERE device = $1 AND serial = $2 FOR UPDATE",
+        &[device_key(device).into(), serial.into()],
+    )?
+    .is_some())
 }

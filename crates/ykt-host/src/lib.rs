@@ -28,7 +28,8 @@
 //!
 //! Refusals are `HostError::Refused(code)` with the code of the spec's table; a job that
 //! returns an error leaves nothing written. Database failures map to code 3, a full queue
-//! to code 1 (`HostError::return_code`).
+//! and a broken invariant (`HostError::Invariant`, a bug) to code 1 (`HostError::return_code`).
+//! An upload's debit refused for good is held in the exception queue (`domain::exceptions`).
 
 pub mod backend;
 mod cache;

@@ -485,32 +485,32 @@ const RECORD_COLUMNS: &str = "device, serial, kind, status, online, card_type, c
 /// The record's own columns, in [`RECORD_FIELDS`] order, from column 0 of `r`.
 pub(crate) fn record_fields(r: &Row) -> Result<Record> {
     Ok(Record {
-            device: device_from(r.int(0)?)?,
-            serial: r.int_as(1)?,
-            kind: kind_from(r.text(2)?)?,
-            status: status_from(r.text(3)?)?,
-            online: r.int(4)? != 0,
-            card_type: match r.text(5)? {
-                "mf1" => CardType::Mf1,
-                "cpu" => CardType::Cpu,
-                other => return Err(HostError::Corrupt(format!("card type {other:?}"))),
-            },
-            card_no: card_from(r.int(6)?)?,
-            card_counter: r.int_as(7)?,
-            wallet_no: r.int_as(8)?,
-            balance_before: r.int(9)?,
-            amount: r.int(10)?,
-            fee: r.int(11)?,
-            balance_after: r.int(12)?,
-            time: time_from(r.int(13)?)?,
-            merchant_no: r.int_as(14)?,
-            original_serial: r
-                .opt_int(15)?
-                .map(u32::try_from)
-                .transpose()
-                .map_err(|_| HostError::Corrupt("original serial".into()))?,
-            item_code: r.int_as(16)?,
-            tac: r.int_as(17)?,
+        device: device_from(r.int(0)?)?,
+        serial: r.int_as(1)?,
+        kind: kind_from(r.text(2)?)?,
+        status: status_from(r.text(3)?)?,
+        online: r.int(4)? != 0,
+        card_type: match r.text(5)? {
+            "mf1" => CardType::Mf1,
+            "cpu" => CardType::Cpu,
+            other => return Err(HostError::Corrupt(format!("card type {other:?}"))),
+        },
+        card_no: card_from(r.int(6)?)?,
+        card_counter: r.int_as(7)?,
+        wallet_no: r.int_as(8)?,
+        balance_before: r.int(9)?,
+        amount: r.int(10)?,
+        fee: r.int(11)?,
+        balance_after: r.int(12)?,
+        time: time_from(r.int(13)?)?,
+        merchant_no: r.int_as(14)?,
+        original_serial: r
+            .opt_int(15)?
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| HostError::Corrupt("original serial".into()))?,
+        item_code: r.int_as(16)?,
+        tac: r.int_as(17)?,
     })
 }
 
@@ -584,28 +584,28 @@ pub fn record_insert(
 /// The values of [`RECORD_FIELDS`] for `r`, in order.
 pub(crate) fn record_values(r: &Record) -> Vec<Value> {
     vec![
-            device_key(r.device).into(),
-            r.serial.into(),
-            kind_str(r.kind).into(),
-            status_str(r.status).into(),
-            r.online.into(),
-            match r.card_type {
-                CardType::Mf1 => "mf1",
-                CardType::Cpu => "cpu",
-            }
-            .into(),
-            r.card_no.get().into(),
-            r.card_counter.into(),
-            u32::from(r.wallet_no).into(),
-            r.balance_before.into(),
-            r.amount.into(),
-            r.fee.into(),
-            r.balance_after.into(),
-            time_key(r.time).into(),
-            r.merchant_no.into(),
-            r.original_serial.into(),
-            u32::from(r.item_code).into(),
-            r.tac.into(),
+        device_key(r.device).into(),
+        r.serial.into(),
+        kind_str(r.kind).into(),
+        status_str(r.status).into(),
+        r.online.into(),
+        match r.card_type {
+            CardType::Mf1 => "mf1",
+            CardType::Cpu => "cpu",
+        }
+        .into(),
+        r.card_no.get().into(),
+        r.card_counter.into(),
+        u32::from(r.wallet_no).into(),
+        r.balance_before.into(),
+        r.amount.into(),
+        r.fee.into(),
+        r.balance_after.into(),
+        time_key(r.time).into(),
+        r.merchant_no.into(),
+        r.original_serial.into(),
+        u32::from(r.item_code).into(),
+        r.tac.into(),
     ]
 }
 

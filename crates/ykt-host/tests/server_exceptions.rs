@@ -25,7 +25,10 @@ async fn upload(t: &mut TestTerminal, records: Vec<Record>) -> Vec<ReturnCode> {
 
 async fn api(w: &World, method: &str, path: &str, body: &str) -> (u16, Value) {
     let (status, body) = http(w.server.http_addr(), method, path, Some(TOKEN), body).await;
-    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
 }
 
 async fn open_gauge(w: &World) -> String {
@@ -52,8 +55,14 @@ async fn queue(w: World) {
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["open"], 1);
     let e = &list["exceptions"][0];
-    assert_eq!((e["device"].as_str(), e["serial"].as_u64()), (Some("01020304"), Some(1)));
-    assert_eq!((e["code"].as_u64(), e["reason"].as_str()), (Some(50), Some("卡号不存在")));
+    assert_eq!(
+        (e["device"].as_str(), e["serial"].as_u64()),
+        (Some("01020304"), Some(1))
+    );
+    assert_eq!(
+        (e["code"].as_u64(), e["reason"].as_str()),
+        (Some(50), Some("卡号不存在"))
+    );
     assert_eq!(e["record"]["amount"], 120);
     assert_eq!(e["resolution"]["state"], "open");
     assert_eq!(open_gauge(&w).await, "ykt_exceptions_open 1");
@@ -69,13 +78,22 @@ async fn queue(w: World) {
     assert!((400..500).contains(&status), "{status}");
     let (status, body) = api(&w, "POST", resolve, r#"{"action":"book"}"#).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("suspense"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("suspense"),
+        "{body}"
+    );
     let (status, _) = api(&w, "GET", "/api/v1/exceptions/01020304/9", "").await;
     assert_eq!(status, 400);
     let (status, _) = api(&w, "GET", "/api/v1/exceptions?state=maybe", "").await;
     assert_eq!(status, 400);
 
-    let (status, done) = api(&w, "POST", resolve, r#"{"action":"suspense","note":"外校卡"}"#).await;
+    let (status, done) = api(
+        &w,
+        "POST",
+        resolve,
+        r#"{"action":"suspense","note":"外校卡"}"#,
+    )
+    .await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["resolution"]["state"], "suspense");
     assert_eq!(done["resolution"]["resolved_by"], "admin");
@@ -111,7 +129,13 @@ async fn queue(w: World) {
     let fine = offline_record(w.cards[2], 0, 10_000, 100, 4);
     let codes = upload(&mut t, vec![broken, fine]).await;
     assert_eq!(codes, vec![ReturnCode::SYSTEM_FAILURE, ReturnCode::SUCCESS]);
-    let (_, card) = api(&w, "GET", &format!("/api/v1/cards/{}", w.cards[1].get()), "").await;
+    let (_, card) = api(
+        &w,
+        "GET",
+        &format!("/api/v1/cards/{}", w.cards[1].get()),
+        "",
+    )
+    .await;
     assert_eq!(card["balance"], 10_000, "nothing committed: {card}");
     let (_, list) = api(&w, "GET", "/api/v1/exceptions?state=all", "").await;
     assert_eq!(list["exceptions"].as_array().unwrap().len(), 1, "not held");

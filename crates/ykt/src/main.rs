@@ -4,9 +4,7 @@ mod cmd;
 mod pos;
 
 use clap::Parser;
-use cmd::{
-    audit, blacklist, card, device, exception, fep, keys, loadgen, merchant, report, serve,
-};
+use cmd::{audit, blacklist, card, device, exception, fep, keys, loadgen, merchant, report, serve};
 
 #[derive(Parser)]
 #[command(name = "ykt", version, about = "Campus one-card payment system")]

@@ -25,7 +25,15 @@ fn offline_debit_of_an_unknown_card_is_held_and_resolved() {
     let o = ykt()
         .args(["card", "new", "--type", "mf1", "--card-no", "4242"])
         .args(["--display-no", "2026999999", "--class", "1"])
-        .args(["--expiry", "2030-01-01", "--balance", "5000", "--pin", "123456", "--keys"])
+        .args([
+            "--expiry",
+            "2030-01-01",
+            "--balance",
+            "5000",
+            "--pin",
+            "123456",
+            "--keys",
+        ])
         .arg(&keys)
         .arg("--out")
         .arg(&ghost)
@@ -49,7 +57,10 @@ fn offline_debit_of_an_unknown_card_is_held_and_resolved() {
     let list = s.cli_json(&["exception", "list"]);
     assert_eq!(list["open"], 1, "{list}");
     let e = &list["exceptions"][0];
-    assert_eq!((e["device"].as_str(), e["code"].as_u64()), (Some(DEVICE), Some(50)));
+    assert_eq!(
+        (e["device"].as_str(), e["code"].as_u64()),
+        (Some(DEVICE), Some(50))
+    );
     assert_eq!(e["record"]["card_no"], 4242);
     assert_eq!(e["record"]["amount"], 300);
     let shown = s.cli(&["exception", "show", DEVICE, &serial]);
@@ -58,7 +69,14 @@ fn offline_debit_of_an_unknown_card_is_held_and_resolved() {
     let refused = s.cli_output(&["exception", "resolve", DEVICE, &serial, "--action", "book"]);
     assert!(!refused.status.success(), "no card account to book from");
     let done = s.cli_json(&[
-        "exception", "resolve", DEVICE, &serial, "--action", "suspense", "--note", "外校卡",
+        "exception",
+        "resolve",
+        DEVICE,
+        &serial,
+        "--action",
+        "suspense",
+        "--note",
+        "外校卡",
     ]);
     assert_eq!(done["resolution"]["state"], "suspense", "{done}");
     assert_eq!(done["resolution"]["after"]["credited"], "suspense");

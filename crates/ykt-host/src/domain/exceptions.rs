@@ -167,10 +167,14 @@ pub fn resolve(
     now: NaiveDateTime,
 ) -> Result<Held> {
     if !exception_rows::lock(tx.conn, device, serial)? {
-        return Err(HostError::Invalid(format!("no exception {device}/{serial}")));
+        return Err(HostError::Invalid(format!(
+            "no exception {device}/{serial}"
+        )));
     }
     let Some(held) = exception_rows::get(tx.conn, device, serial)? else {
-        return Err(HostError::Invalid(format!("no exception {device}/{serial}")));
+        return Err(HostError::Invalid(format!(
+            "no exception {device}/{serial}"
+        )));
     };
     if held.state != ExceptionState::Open {
         return Err(HostError::Invalid(format!(

@@ -87,14 +87,23 @@ pub fn refused_debits_are_held(f: &Fixture) {
     upload(s, offline(c.no, 10, 0, 10_000, 100)).unwrap();
     let before = card_now(s, c.no);
     for (r, code) in refused_kinds(&c) {
-        assert_eq!(raw_upload(s, r.clone()).unwrap(), Uploaded::Held(ReturnCode(code)));
+        assert_eq!(
+            raw_upload(s, r.clone()).unwrap(),
+            Uploaded::Held(ReturnCode(code))
+        );
         let h = held(s, &r);
-        assert_eq!((h.record.clone(), h.code.0, h.uploader), (r.clone(), code, DEVICE));
+        assert_eq!(
+            (h.record.clone(), h.code.0, h.uploader),
+            (r.clone(), code, DEVICE)
+        );
         assert_eq!(h.reason, ReturnCode(code).text());
         assert_eq!(h.state, ExceptionState::Open);
         assert!(!is_stored(s, &r), "a held record is not booked");
         // The same record again: the same answer, still one exception.
-        assert_eq!(raw_upload(s, r.clone()).unwrap(), Uploaded::Held(ReturnCode(code)));
+        assert_eq!(
+            raw_upload(s, r.clone()).unwrap(),
+            Uploaded::Held(ReturnCode(code))
+        );
         let mut other = r.clone();
         other.amount += 1;
         other.balance_after -= 1;
@@ -102,7 +111,10 @@ pub fn refused_debits_are_held(f: &Fixture) {
     }
     assert_eq!(open_count(s), 6);
     let after = card_now(s, c.no);
-    assert_eq!((after.balance, after.counters_used), (before.balance, before.counters_used));
+    assert_eq!(
+        (after.balance, after.counters_used),
+        (before.balance, before.counters_used)
+    );
     // Even a merchant created since does not book the held record behind the queue's back.
     s.execute(|tx| admin::create_merchant(tx, NO_MERCHANT, "二食堂"))
         .unwrap();
@@ -151,8 +163,16 @@ pub fn exceptions_resolved(f: &Fixture) {
     for (r, _) in &kinds {
         raw_upload(s, r.clone()).unwrap();
     }
-    let [merchant, unknown_card, repeated, implausible, tac, collected] =
-        <[(Record, u8); 6]>::try_from(kinds).unwrap().map(|(r, _)| r);
+    let [
+        merchant,
+        unknown_card,
+        repeated,
+        implausible,
+        tac,
+        collected,
+    ] = <[(Record, u8); 6]>::try_from(kinds)
+        .unwrap()
+        .map(|(r, _)| r);
 
     // 40: booking needs the merchant; once it exists the record is booked to it.
     assert!(matches!(
@@ -165,8 +185,14 @@ pub fn exceptions_resolved(f: &Fixture) {
     let ExceptionState::Resolved(x) = &done.state else {
         panic!("{done:?}")
     };
-    assert_eq!((x.action, x.by.as_str(), x.note.as_str()), (Action::Book, "admin", "核对无误"));
-    assert!(x.before.contains("\"open\"") && x.after.contains("merchant:999"), "{x:?}");
+    assert_eq!(
+        (x.action, x.by.as_str(), x.note.as_str()),
+        (Action::Book, "admin", "核对无误")
+    );
+    assert!(
+        x.before.contains("\"open\"") && x.after.contains("merchant:999"),
+        "{x:?}"
+    );
     assert_eq!(balance(s, "merchant:999"), 100);
     assert_eq!(card_now(s, c.no).balance, 9_800);
     assert!(is_stored(s, &merchant));
@@ -192,7 +218,10 @@ pub fn exceptions_resolved(f: &Fixture) {
 
     // 61: the counter belongs to another record; booking would count it twice.
     for action in [Action::Book, Action::Suspense] {
-        assert!(matches!(resolve(s, &repeated, action), Err(HostError::Invalid(_))));
+        assert!(matches!(
+            resolve(s, &repeated, action),
+            Err(HostError::Invalid(_))
+        ));
     }
     resolve(s, &repeated, Action::Reject).unwrap();
     // 62 and 99: the card office overrides the check; booked to its merchant / suspense.
@@ -211,7 +240,10 @@ pub fn exceptions_resolved(f: &Fixture) {
     let first = page(Filter::Resolved, None);
     assert_eq!(first.len(), 2);
     let last = first.last().unwrap();
-    let next = page(Filter::Resolved, Some((last.record.device, last.record.serial)));
+    let next = page(
+        Filter::Resolved,
+        Some((last.record.device, last.record.serial)),
+    );
     assert_eq!(next.len(), 2);
     let all = s
         .read(|tx| exceptions::list(tx, Filter::All, None, 100))

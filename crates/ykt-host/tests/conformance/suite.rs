@@ -1013,7 +1013,11 @@ pub fn concurrent_batches_across_stores(f: &Fixture) {
             store
                 .submit(
                     move |tx| domain::records::upload(tx, &origin, &r, tac.as_deref(), now()),
-                    move |res| reply.send(res.and_then(wire_view).map(|o| o.duplicate)).unwrap(),
+                    move |res| {
+                        reply
+                            .send(res.and_then(wire_view).map(|o| o.duplicate))
+                            .unwrap()
+                    },
                 )
                 .unwrap();
         }

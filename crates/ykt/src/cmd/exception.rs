@@ -161,7 +161,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } => {
             let api = Api::new(&api)?;
             let body = json!({"action": action_name(action), "note": note});
-            let e = api.post(&format!("/exceptions/{device}/{serial}/resolve"), Some(&body))?;
+            let e = api.post(
+                &format!("/exceptions/{device}/{serial}/resolve"),
+                Some(&body),
+            )?;
             show(&api, &e)
         }
     }
