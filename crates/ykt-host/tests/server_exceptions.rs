@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::Value;
 use support::*;
-use ykt_host::ledger::{self, FUNDING_ACCOUNT, SUSPENSE_ACCOUNT, Transfer, record_transfer_id};
+use ykt_host::ledger::{FUNDING_ACCOUNT, SUSPENSE_ACCOUNT, Transfer, record_transfer_id};
 use ykt_proto::*;
 
 async fn upload(t: &mut TestTerminal, records: Vec<Record>) -> Vec<ReturnCode> {
@@ -140,12 +140,7 @@ async fn queue(w: World) {
     let (_, list) = api(&w, "GET", "/api/v1/exceptions?state=all", "").await;
     assert_eq!(list["exceptions"].as_array().unwrap().len(), 1, "not held");
 
-    let store = w.store.clone();
-    let report =
-        tokio::task::spawn_blocking(move || store.read(|tx| ledger::audit(tx.conn)).unwrap())
-            .await
-            .unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    assert_audit_clean(&w.store).await;
 }
 
 // issue 10.6, issue 10.7, R-B3

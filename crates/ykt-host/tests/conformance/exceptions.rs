@@ -75,6 +75,18 @@ fn refused_kinds(c: &Card) -> Vec<(Record, u8)> {
     ]
 }
 
+/// The world, a card with one debit booked, and every kind of `refused_kinds` held.
+fn every_kind_held(s: &Store) -> (Card, Vec<(Record, u8)>) {
+    world(s);
+    let c = card(s, 10_000);
+    upload(s, offline(c.no, 10, 0, 10_000, 100)).unwrap();
+    let kinds = refused_kinds(&c);
+    for (r, _) in &kinds {
+        raw_upload(s, r.clone()).unwrap();
+    }
+    (c, kinds)
+}
+
 // issue 10.6, R-B3: a debit whose money left the card and that the host refuses for good
 // (40, 50, 61, 62, 99; an offline record or one collected from a card, R-F4.17) is held in
 // the exception queue with its code and reason, in the answer's transaction; the terminal
@@ -156,13 +168,7 @@ pub fn records_without_money_are_not_held(f: &Fixture) {
 // a note, before and after; the audit stays clean throughout.
 pub fn exceptions_resolved(f: &Fixture) {
     let s = &f.store;
-    world(s);
-    let c = card(s, 10_000);
-    upload(s, offline(c.no, 10, 0, 10_000, 100)).unwrap();
-    let kinds = refused_kinds(&c);
-    for (r, _) in &kinds {
-        raw_upload(s, r.clone()).unwrap();
-    }
+    let (c, kinds) = every_kind_held(s);
     let [
         merchant,
         unknown_card,
@@ -256,13 +262,7 @@ pub fn exceptions_resolved(f: &Fixture) {
 // one resolved as booked without its transfers, are both found.
 pub fn audit_covers_exceptions(f: &Fixture) {
     let s = &f.store;
-    world(s);
-    let c = card(s, 10_000);
-    upload(s, offline(c.no, 10, 0, 10_000, 100)).unwrap();
-    let kinds = refused_kinds(&c);
-    for (r, _) in &kinds {
-        raw_upload(s, r.clone()).unwrap();
-    }
+    let (_, kinds) = every_kind_held(s);
     let implausible = kinds[3].0.clone();
     resolve(s, &implausible, Action::Book).unwrap();
     audit_clean(s);
