@@ -194,8 +194,8 @@ pub const V5: &str = "ALTER TABLE records ADD COLUMN subject BIGINT;";
 /// V6: the exception queue (R-B3). A record whose money left a card but which the host
 /// refused for good is held here, in full (so it can be booked later), with the code the
 /// terminal got and why; `exception_resolutions` records how the card office resolved it
-/// (one row per exception, never an edit of the held record): `merchant` / `suspense`
-/// (booked) or `rejected`, by whom, when, a note and the state before and after (JSON).
+/// (one row per exception, never an edit of the held record): `book` / `suspense`
+/// (booked) or `reject`, by whom, when, a note and the state before and after (JSON).
 pub const V6: &str = "
 CREATE TABLE exceptions (
     device BIGINT NOT NULL,

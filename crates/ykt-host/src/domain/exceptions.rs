@@ -166,12 +166,12 @@ pub fn resolve(
     req: &Resolve,
     now: NaiveDateTime,
 ) -> Result<Held> {
-    if !exception_rows::lock(tx.conn, device, serial)? {
-        return Err(HostError::Invalid(format!(
-            "no exception {device}/{serial}"
-        )));
-    }
-    let Some(held) = exception_rows::get(tx.conn, device, serial)? else {
+    let held = if exception_rows::lock(tx.conn, device, serial)? {
+        exception_rows::get(tx.conn, device, serial)?
+    } else {
+        None
+    };
+    let Some(held) = held else {
         return Err(HostError::Invalid(format!(
             "no exception {device}/{serial}"
         )));

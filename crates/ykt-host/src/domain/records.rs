@@ -68,16 +68,6 @@ pub enum Uploaded {
     Held(ReturnCode),
 }
 
-impl Uploaded {
-    /// The record's code on the wire.
-    pub fn code(&self) -> ReturnCode {
-        match self {
-            Uploaded::Stored(_) => ReturnCode::SUCCESS,
-            Uploaded::Held(code) => *code,
-        }
-    }
-}
-
 /// An online debit request (R-P5.2): the record the terminal journalled as "initiated",
 /// and what the card itself says about its data (`None`: the wire carried none, the
 /// system's own view of the card stands in).
