@@ -76,13 +76,14 @@ impl<'a> Tx<'a> {
     }
 
     /// Inserts a transfer; a zero amount books nothing. A transfer id that exists already
-    /// is an error: the domain checks records first, so this catches double booking.
+    /// is a broken invariant (`HostError::Invariant`): the domain checks records first, so
+    /// this catches double booking.
     pub fn post(&mut self, t: Transfer) -> Result<()> {
         if t.amount == 0 {
             return Ok(());
         }
         if t.amount < 0 || t.from == t.to {
-            return Err(HostError::Invalid(format!(
+            return Err(HostError::Invariant(format!(
                 "transfer {} is not a movement",
                 t.id
             )));
@@ -106,7 +107,7 @@ impl<'a> Tx<'a> {
             ],
         )?;
         if n != 1 {
-            return Err(HostError::Invalid(format!(
+            return Err(HostError::Invariant(format!(
                 "transfer {} booked twice",
                 t.id
             )));
@@ -157,6 +158,10 @@ pub struct AuditReport {
     pub counter_mismatches: Vec<u32>,
     /// Cards whose blacklist entry disagrees with their status (R-H4).
     pub blacklist_mismatches: Vec<u32>,
+    /// `(device, serial)` of held records (R-B3) whose ledger disagrees with their state:
+    /// open or rejected but stored or booked, or resolved as booked without exactly their
+    /// amount and fee in transfers.
+    pub exception_mismatches: Vec<(i64, i64)>,
 }
 
 impl AuditReport {
@@ -167,6 +172,7 @@ impl AuditReport {
             && self.record_mismatches.is_empty()
             && self.counter_mismatches.is_empty()
             && self.blacklist_mismatches.is_empty()
+            && self.exception_mismatches.is_empty()
     }
 }
 
@@ -248,6 +254,24 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
         &[AUDIT_LIMIT.into()],
     )? {
         report.blacklist_mismatches.push(r.int_as(0)?);
+    }
+    // R-B3: a held record is booked only by its resolution, and then exactly once (the
+    // debit and fee transfers carry its (device, serial); a later reversal's do not count).
+    for r in conn.query(
+        "SELECT e.device, e.serial FROM exceptions e \
+         LEFT JOIN exception_resolutions x ON x.device = e.device AND x.serial = e.serial \
+         LEFT JOIN records rec ON rec.device = e.device AND rec.serial = e.serial \
+         LEFT JOIN transfers t ON t.device = e.device AND t.serial = e.serial \
+             AND t.kind IN ('debit', 'fee') \
+         GROUP BY e.device, e.serial, e.amount, e.fee, x.action \
+         HAVING CASE WHEN COALESCE(x.action, 'open') IN ('book', 'suspense') \
+                  THEN e.amount + e.fee ELSE 0 END \
+             <> CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) \
+             OR (COALESCE(x.action, 'open') IN ('open', 'reject') AND COUNT(rec.device) > 0) \
+         ORDER BY e.device, e.serial LIMIT $1",
+        &[AUDIT_LIMIT.into()],
+    )? {
+        report.exception_mismatches.push((r.int(0)?, r.int(1)?));
     }
     Ok(report)
 }

@@ -369,6 +369,7 @@ fn replicate(e: &HostError) -> HostError {
     match e {
         HostError::Refused(code) => HostError::Refused(*code),
         HostError::Invalid(m) => HostError::Invalid(m.clone()),
+        HostError::Invariant(m) => HostError::Invariant(m.clone()),
         HostError::Db { message, retryable } => HostError::Db {
             message: message.clone(),
             retryable: *retryable,
@@ -467,7 +468,8 @@ impl Store {
         R: FnOnce(Vec<Result<T>>) + Send + 'static,
     {
         if items.len() > MAX_ITEMS_PER_JOB {
-            return Err(HostError::Invalid(format!(
+            // The caller bounds its items (an upload carries at most 64).
+            return Err(HostError::Invariant(format!(
                 "{} items in one job (at most {MAX_ITEMS_PER_JOB})",
                 items.len()
             )));
@@ -948,7 +950,7 @@ mod tests {
             |_tx, _: &(), _| Ok(()),
             |_r| panic!("must not run"),
         );
-        assert!(matches!(r, Err(HostError::Invalid(_))));
+        assert!(matches!(r, Err(HostError::Invariant(_))));
         let (tx, rx) = mpsc::channel();
         store
             .submit_each(

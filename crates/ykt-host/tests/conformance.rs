@@ -3,6 +3,8 @@
 //! mandatory, elsewhere they print `skipped: PostgreSQL unreachable` when it is down.
 #![allow(clippy::unwrap_used)]
 
+#[path = "conformance/exceptions.rs"]
+mod exceptions;
 #[path = "conformance/suite.rs"]
 mod suite;
 #[path = "conformance/support.rs"]
@@ -52,4 +54,9 @@ conformance!(
     config_changes_reach_every_writer,
     config_change_seen_in_the_same_batch,
     subjects_on_records_and_in_report,
+    refused_debits_are_held,
+    records_without_money_are_not_held,
+    exceptions_resolved,
+    audit_covers_exceptions,
+    broken_invariant_is_retryable,
 );

@@ -296,7 +296,7 @@ pub fn deposit(
         time: now,
     })
     .map_err(|e| match e {
-        HostError::Invalid(_) => HostError::Invalid(format!("deposit {id} exists")),
+        HostError::Invariant(_) => HostError::Invalid(format!("deposit {id} exists")),
         other => other,
     })?;
     c.balance += amount;

@@ -57,7 +57,7 @@ pub fn device_row(tx: &mut Tx<'_>, fep_id: u32, id: PhysicalId) -> Result<Device
 /// transaction.
 pub fn device_state(device: &Device, origin: &Origin, function: Functions) -> Result<()> {
     if device.id != origin.device {
-        return Err(crate::error::HostError::Invalid(format!(
+        return Err(crate::error::HostError::Invariant(format!(
             "device {} checked as {}",
             device.id, origin.device
         )));

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod blacklist;
 pub mod checks;
 pub mod counter;
+pub mod exceptions;
 pub mod info;
 pub mod records;
 pub mod report;

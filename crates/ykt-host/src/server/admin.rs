@@ -40,6 +40,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/blacklist", get(blacklist_show))
         .route("/audit", get(audit))
         .merge(super::admin_ops::routes())
+        .merge(super::exceptions::routes())
 }
 
 /// An API error: 400 for invalid requests, 409 for refusals with their code, 500 otherwise.

@@ -47,6 +47,8 @@ fn log_refusal(device: PhysicalId, what: &str, e: &HostError) {
         HostError::Refused(code) => {
             tracing::info!(%device, what, code = code.0, "refused")
         }
+        // A bug: rolled back, the terminal retries (code 1).
+        HostError::Invariant(m) => tracing::error!(%device, what, error = %m, "broken invariant"),
         other => tracing::warn!(%device, what, error = %other, "failed"),
     }
 }
@@ -227,12 +229,14 @@ async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> Upload
             // Another device's record, or (never: one outcome per item) a missing outcome.
             None if is_mine => ReturnCode::SYSTEM_FAILURE,
             None => ReturnCode::POS_TERMINAL_NO_ERROR,
-            Some(Ok(o)) => {
+            Some(Ok(records::Uploaded::Stored(o))) => {
                 if info == InfoCode::NONE {
                     info = o.info();
                 }
                 ReturnCode::SUCCESS
             }
+            // R-B3: refused for good, held in the exception queue.
+            Some(Ok(records::Uploaded::Held(code))) => code,
             Some(Err(e)) => {
                 log_refusal(device, "upload", &e);
                 e.return_code()

@@ -51,6 +51,11 @@ async fn healthz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 async fn render_metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    // The queue is shared by every process on the database: counted where it lives.
+    match super::jobs::read(&s.store, crate::domain::exceptions::count_open).await {
+        Ok(n) => super::metrics::exceptions_open(n),
+        Err(e) => tracing::warn!(error = %e, "cannot count open exceptions"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),

@@ -12,6 +12,7 @@ mod admin_ops;
 mod bulk;
 mod clock;
 mod conn;
+mod exceptions;
 mod handlers;
 mod http;
 mod jobs;

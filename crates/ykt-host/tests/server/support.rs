@@ -384,6 +384,16 @@ pub fn offline_record(
     }
 }
 
+/// The ledger audit of the world's store must be clean (R-H6).
+pub async fn assert_audit_clean(store: &Store) {
+    let store = store.clone();
+    let report =
+        tokio::task::spawn_blocking(move || store.read(|tx| ledger::audit(tx.conn)).unwrap())
+            .await
+            .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
+
 /// A minimal HTTP/1.1 request; returns (status, body).
 pub async fn http(
     addr: SocketAddr,

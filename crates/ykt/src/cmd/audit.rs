@@ -33,6 +33,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "cards with a wrong blacklist entry",
             r.blacklist_mismatches.len(),
         ),
+        (
+            "held records booked against their state",
+            r.exception_mismatches.len(),
+        ),
     ];
     for (what, n) in problems {
         if n > 0 {
