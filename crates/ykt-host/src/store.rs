@@ -29,7 +29,7 @@ use crate::backend::sqlite::SqliteConn;
 use crate::cache::ConfigCache;
 use crate::domain::records::TacVerifier;
 use crate::error::{HostError, Result};
-use crate::ledger::{Tx, apply_deltas};
+use crate::ledger::{Deltas, Tx, apply_deltas};
 use crate::model::Policy;
 use crate::sql::Conn;
 
@@ -122,7 +122,7 @@ trait Job: Send {
         conn: &mut dyn Conn,
         policy: Policy,
         cache: Option<&mut ConfigCache>,
-        deltas: &mut BTreeMap<String, Fen>,
+        deltas: &mut Deltas,
     ) -> JobState;
     /// Its share of a group commit (`max_batch` counts these).
     fn weight(&self) -> usize {
@@ -149,7 +149,7 @@ where
         conn: &mut dyn Conn,
         policy: Policy,
         cache: Option<&mut ConfigCache>,
-        deltas: &mut BTreeMap<String, Fen>,
+        deltas: &mut Deltas,
     ) -> JobState {
         let mut tx = Tx::cached(conn, policy, cache);
         let result = (self.f)(&mut tx);
@@ -212,7 +212,7 @@ where
         conn: &mut dyn Conn,
         policy: Policy,
         mut cache: Option<&mut ConfigCache>,
-        deltas: &mut BTreeMap<String, Fen>,
+        deltas: &mut Deltas,
         per_item: bool,
     ) -> Result<Option<JobState>> {
         self.outcomes.clear();
@@ -276,7 +276,7 @@ where
         conn: &mut dyn Conn,
         policy: Policy,
         mut cache: Option<&mut ConfigCache>,
-        deltas: &mut BTreeMap<String, Fen>,
+        deltas: &mut Deltas,
     ) -> Result<JobState> {
         let unreachable = JobState::Failed {
             undone: false,
@@ -325,7 +325,7 @@ where
         conn: &mut dyn Conn,
         policy: Policy,
         cache: Option<&mut ConfigCache>,
-        deltas: &mut BTreeMap<String, Fen>,
+        deltas: &mut Deltas,
     ) -> JobState {
         let state = match self.run_all(conn, policy, cache, deltas) {
             Ok(state) => state,
@@ -358,7 +358,7 @@ where
     }
 }
 
-fn merge(into: &mut BTreeMap<String, Fen>, from: BTreeMap<String, Fen>) {
+fn merge(into: &mut Deltas, from: Deltas) {
     for (k, v) in from {
         *into.entry(k).or_default() += v;
     }
@@ -646,7 +646,7 @@ fn try_batch(
     pass: Pass,
 ) -> std::result::Result<(), BatchError> {
     conn.begin()?;
-    let mut deltas: BTreeMap<String, Fen> = BTreeMap::new();
+    let mut deltas: Deltas = BTreeMap::new();
     // A job alone needs no savepoint: if it fails, the whole transaction is rolled back.
     let alone = jobs.len() == 1;
     let savepoints = pass == Pass::Careful && !alone;

@@ -9,6 +9,7 @@
 
 mod admin;
 mod admin_ops;
+mod api;
 mod bulk;
 mod clock;
 mod conn;
@@ -16,6 +17,7 @@ mod handlers;
 mod http;
 mod jobs;
 mod metrics;
+mod params_api;
 mod registry;
 
 use std::net::SocketAddr;
