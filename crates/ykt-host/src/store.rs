@@ -22,7 +22,6 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use ykt_proto::Fen;
 
 use crate::backend::postgres::PgConn;
 use crate::backend::sqlite::SqliteConn;
@@ -856,7 +855,7 @@ mod tests {
     }
 
     /// What the books hold for merchant `no`: (exists, account balance).
-    fn held(store: &Store, no: u32) -> (bool, Option<Fen>) {
+    fn held(store: &Store, no: u32) -> (bool, Option<ykt_proto::Fen>) {
         store
             .read(move |tx| {
                 Ok((

@@ -3,6 +3,8 @@
 //! mandatory, elsewhere they print `skipped: PostgreSQL unreachable` when it is down.
 #![allow(clippy::unwrap_used)]
 
+#[path = "conformance/admin.rs"]
+mod admin;
 #[path = "conformance/suite.rs"]
 mod suite;
 #[path = "conformance/support.rs"]
@@ -11,12 +13,12 @@ mod support;
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
-            $(#[test] fn $name() { let f = super::support::sqlite(); super::suite::$name(&f); })*
+            $(#[test] fn $name() { let f = super::support::sqlite(); super::tests::$name(&f); })*
         }
         mod postgres {
             $(#[test] fn $name() {
                 let Some(f) = super::support::postgres() else { return };
-                super::suite::$name(&f);
+                super::tests::$name(&f);
             })*
         }
     };
@@ -52,4 +54,14 @@ conformance!(
     config_changes_reach_every_writer,
     config_change_seen_in_the_same_batch,
     subjects_on_records_and_in_report,
+    money_limits_in_the_domain,
+    audit_reads_overflowing_data,
+    loss_reports_race_across_stores,
+    params_patches_race_across_stores,
 );
+
+/// Every test of the suite, wherever it is written.
+mod tests {
+    pub use super::admin::*;
+    pub use super::suite::*;
+}
