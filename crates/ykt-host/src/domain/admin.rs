@@ -279,6 +279,14 @@ fn insert_card(tx: &mut Tx<'_>, no: CardNo, c: NewCard) -> Result<Card> {
         counters_used: 0,
     };
     if !repo::card_insert(tx.conn, &card)? {
+        // The display number was checked free, but another host may have taken it since:
+        // the insert itself is the check that holds.
+        if repo::card_by_display(tx.conn, card.display_no)?.is_some() {
+            return invalid(format!(
+                "display number {} is in use",
+                card.display_no.get()
+            ));
+        }
         return Err(HostError::Corrupt(format!(
             "card {} exists beyond the sequence",
             no.get()
