@@ -58,6 +58,7 @@ conformance!(
     audit_reads_overflowing_data,
     loss_reports_race_across_stores,
     params_patches_race_across_stores,
+    display_number_race_across_stores,
 );
 
 /// Every test of the suite, wherever it is written.

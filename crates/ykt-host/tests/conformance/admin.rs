@@ -230,3 +230,35 @@ pub fn params_patches_race_across_stores(f: &Fixture) {
         assert_eq!(after.max_offline_hours, before.max_offline_hours + 2);
     }
 }
+
+// issue 10.5, R-T2.2: two cards issued at the same moment on two hosts with one display
+// number: exactly one is issued; the other gets the refusal a later issue gets.
+pub fn display_number_race_across_stores(f: &Fixture) {
+    let a = f.store.clone();
+    world(&a);
+    let b = (f.reopen)();
+    for round in 0..ROUNDS as u64 {
+        let display = ykt_proto::DisplayNo::new(4_000_000_000 + round).unwrap();
+        let out = race([&a, &b], move |s| {
+            s.execute(move |tx| {
+                admin::issue_card(
+                    tx,
+                    NewCard {
+                        display_no: display,
+                        class: 1,
+                        expiry: now().date(),
+                        counter: 0,
+                    },
+                )
+            })
+        });
+        assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 1, "{out:?}");
+        let refused = out.iter().find_map(|r| r.as_ref().err()).unwrap();
+        let why = format!("display number {} is in use", display.get());
+        assert!(
+            matches!(refused, HostError::Invalid(m) if *m == why),
+            "round {round}: {refused:?}"
+        );
+    }
+    audit_clean(&a);
+}
