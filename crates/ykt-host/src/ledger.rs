@@ -253,12 +253,7 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
                      -(amount % 4294967296) FROM transfers) m ON m.account = a.id \
              GROUP BY a.id, a.balance HAVING {differs} ORDER BY a.id LIMIT $1",
             sums = split_sums("m.hi", "m.lo"),
-            differs = split_differs(
-                "a.balance / 4294967296",
-                "a.balance % 4294967296",
-                &sh,
-                &sl
-            ),
+            differs = split_differs("a.balance / 4294967296", "a.balance % 4294967296", &sh, &sl),
         ),
         &[AUDIT_LIMIT.into()],
     )? {

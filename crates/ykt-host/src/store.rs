@@ -22,7 +22,6 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-
 use crate::backend::postgres::PgConn;
 use crate::backend::sqlite::SqliteConn;
 use crate::cache::ConfigCache;

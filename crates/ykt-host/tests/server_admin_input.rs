@@ -237,10 +237,25 @@ fn money_routes_refuse_extremes_books_stay_clean_postgres() {
 async fn huge_deposit(w: World) {
     let card = w.cards[0].get();
     let path = format!("/api/v1/cards/{card}/deposit");
-    let (s, b) = api(&w, "POST", &path, &json!({"amount": i64::MAX, "id": "huge"})).await;
+    let (s, b) = api(
+        &w,
+        "POST",
+        &path,
+        &json!({"amount": i64::MAX, "id": "huge"}),
+    )
+    .await;
     assert_eq!(s, 400, "{b}");
-    assert!(b["error"].as_str().unwrap().contains("1 to 16777215"), "{b}");
-    let (s, b) = api(&w, "POST", &path, &json!({"amount": MAX - 10_000 + 1, "id": "over"})).await;
+    assert!(
+        b["error"].as_str().unwrap().contains("1 to 16777215"),
+        "{b}"
+    );
+    let (s, b) = api(
+        &w,
+        "POST",
+        &path,
+        &json!({"amount": MAX - 10_000 + 1, "id": "over"}),
+    )
+    .await;
     assert_eq!(s, 400, "the card holds 10000 fen: {b}");
     let (_, c) = api(&w, "GET", &format!("/api/v1/cards/{card}"), &Value::Null).await;
     assert_eq!(c["balance"], 10_000);
@@ -317,7 +332,11 @@ async fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
 fn body_routes() -> Vec<(&'static str, String, Value)> {
     let dev = DEVICE.to_string();
     vec![
-        ("POST", "/api/v1/merchants".into(), json!({"no": 901, "name": "m"})),
+        (
+            "POST",
+            "/api/v1/merchants".into(),
+            json!({"no": 901, "name": "m"}),
+        ),
         (
             "POST",
             "/api/v1/devices".into(),
@@ -353,7 +372,11 @@ fn body_routes() -> Vec<(&'static str, String, Value)> {
             "/api/v1/cards/1/deposit".into(),
             json!({"amount": 1, "id": "walk"}),
         ),
-        ("POST", "/api/v1/feps".into(), json!({"id": 903, "name": "f"})),
+        (
+            "POST",
+            "/api/v1/feps".into(),
+            json!({"id": 903, "name": "f"}),
+        ),
         (
             "POST",
             "/api/v1/bulk/devices".into(),
@@ -364,7 +387,11 @@ fn body_routes() -> Vec<(&'static str, String, Value)> {
             "/api/v1/bulk/cards".into(),
             json!({"count": 1, "expiry": "2030-01-01", "display_base": 100_000_000}),
         ),
-        ("POST", "/api/v1/bulk/lose".into(), json!({"first": 3, "last": 3})),
+        (
+            "POST",
+            "/api/v1/bulk/lose".into(),
+            json!({"first": 3, "last": 3}),
+        ),
     ]
 }
 
@@ -402,12 +429,21 @@ async fn unknown_fields_refused_on_every_body_route() {
         assert_eq!(s, 200, "{method} {path} {body}: {b}");
     }
     // The params were changed only by the valid bodies: version 1 + 3.
-    let (_, d) = api(&w, "GET", &format!("/api/v1/devices/{DEVICE}"), &Value::Null).await;
+    let (_, d) = api(
+        &w,
+        "GET",
+        &format!("/api/v1/devices/{DEVICE}"),
+        &Value::Null,
+    )
+    .await;
     assert_eq!(d["params"]["version"], 4, "{d}");
     // Query strings too.
     let (s, b) = api(&w, "GET", "/api/v1/cards?limti=5", &Value::Null).await;
     assert_eq!(s, 400, "{b}");
-    assert!(b["error"].as_str().unwrap().contains("unknown field"), "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("unknown field"),
+        "{b}"
+    );
 }
 
 // issue 10.3: malformed JSON, a wrong type, a body too large, a missing or wrong
@@ -446,10 +482,18 @@ async fn every_refusal_is_json() {
             400,
         ),
         ("GET /api/v1/cards/abc HTTP/1.1".into(), Vec::new(), 400),
-        ("GET /api/v1/cards?limit=many HTTP/1.1".into(), Vec::new(), 400),
+        (
+            "GET /api/v1/cards?limit=many HTTP/1.1".into(),
+            Vec::new(),
+            400,
+        ),
         ("GET /api/v1/nothing-here HTTP/1.1".into(), Vec::new(), 404),
         ("DELETE /api/v1/merchants HTTP/1.1".into(), Vec::new(), 405),
-        ("PUT /api/v1/cards/1/deposit HTTP/1.1".into(), Vec::new(), 405),
+        (
+            "PUT /api/v1/cards/1/deposit HTTP/1.1".into(),
+            Vec::new(),
+            405,
+        ),
     ];
     for (head, body, want) in cases {
         let (s, b) = raw(addr, &head, &body).await;

@@ -84,7 +84,14 @@ fn set_params_sets_every_field() {
     let o = s.cli_output(&["device", "set-params", DEVICE, "--max-balance", "16777216"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("max_balance"));
-    s.cli(&["device", "set-params", DEVICE, "--classes", "all", "--clear-hours"]);
+    s.cli(&[
+        "device",
+        "set-params",
+        DEVICE,
+        "--classes",
+        "all",
+        "--clear-hours",
+    ]);
     let p = params(&s);
     assert_eq!(p["allowed_classes"].as_array().unwrap().len(), 256);
     assert_eq!(p["working_hours"], json!([]));

@@ -161,8 +161,8 @@ pub fn update_device(
     id: PhysicalId,
     f: impl FnOnce(&mut Device) -> Result<()>,
 ) -> Result<Device> {
-    let mut d =
-        repo::device_lock(tx.conn, id)?.ok_or_else(|| HostError::Invalid(format!("no device {id}")))?;
+    let mut d = repo::device_lock(tx.conn, id)?
+        .ok_or_else(|| HostError::Invalid(format!("no device {id}")))?;
     if d.status == DeviceStatus::Deregistered {
         return invalid(format!("device {id} is deregistered"));
     }

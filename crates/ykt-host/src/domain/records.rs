@@ -169,14 +169,20 @@ fn book_debit(
         time: r.time,
     })?;
     let total = checks::total(r)?;
-    card.balance = card.balance.checked_sub(total).ok_or_else(|| mirror_overflow(card))?;
+    card.balance = card
+        .balance
+        .checked_sub(total)
+        .ok_or_else(|| mirror_overflow(card))?;
     repo::card_update(tx.conn, card)
 }
 
 /// The checks bound every amount, so a mirror balance leaving i64 is a broken invariant:
 /// an error the terminal retries, never a wrap.
 fn mirror_overflow(card: &Card) -> HostError {
-    HostError::Corrupt(format!("card {} mirror balance would overflow", card.no.get()))
+    HostError::Corrupt(format!(
+        "card {} mirror balance would overflow",
+        card.no.get()
+    ))
 }
 
 /// Where a debit's amount goes: its merchant, or the suspense account for a collected record
@@ -219,7 +225,10 @@ fn book_reverse(
         time: by.time,
     })?;
     let total = checks::total(orig)?;
-    card.balance = card.balance.checked_add(total).ok_or_else(|| mirror_overflow(card))?;
+    card.balance = card
+        .balance
+        .checked_add(total)
+        .ok_or_else(|| mirror_overflow(card))?;
     repo::record_set_reversed(tx.conn, orig.device, orig.serial, by.serial)?;
     Ok(())
 }

@@ -43,7 +43,10 @@ impl Totals {
     fn add(&mut self, o: &Totals) -> Result<()> {
         let too_big = || HostError::Invalid("the report's sums overflow".into());
         self.debits = self.debits.checked_add(o.debits).ok_or_else(too_big)?;
-        self.reversals = self.reversals.checked_add(o.reversals).ok_or_else(too_big)?;
+        self.reversals = self
+            .reversals
+            .checked_add(o.reversals)
+            .ok_or_else(too_big)?;
         for (sum, part) in [
             (&mut self.debit_amount, o.debit_amount),
             (&mut self.debit_fee, o.debit_fee),

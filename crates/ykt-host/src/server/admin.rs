@@ -252,7 +252,11 @@ struct CollectReq {
     count: u8,
 }
 
-async fn collect(State(s): S, ApiPath(id): ApiPath<String>, ApiJson(r): ApiJson<CollectReq>) -> ApiResult {
+async fn collect(
+    State(s): S,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(r): ApiJson<CollectReq>,
+) -> ApiResult {
     let id = parse_device(&id)?;
     let card = parse_card(r.card_no)?;
     let sent = s.registry.send(
@@ -334,7 +338,11 @@ struct DepositReq {
     id: String,
 }
 
-async fn deposit(State(s): S, ApiPath(no): ApiPath<u32>, ApiJson(r): ApiJson<DepositReq>) -> ApiResult {
+async fn deposit(
+    State(s): S,
+    ApiPath(no): ApiPath<u32>,
+    ApiJson(r): ApiJson<DepositReq>,
+) -> ApiResult {
     let no = parse_card(no)?;
     let now = s.config.clock.now();
     let c = jobs::execute(&s.store, move |tx| {

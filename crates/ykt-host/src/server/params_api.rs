@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveTime;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use ykt_proto::{ClassSet, ConsumptionMode, Fen, PriceItem, TerminalParams, WorkMode, WorkingHours};
+use ykt_proto::{
+    ClassSet, ConsumptionMode, Fen, PriceItem, TerminalParams, WorkMode, WorkingHours,
+};
 
 use crate::error::{HostError, Result};
 use crate::params_codec;

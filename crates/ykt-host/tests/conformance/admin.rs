@@ -68,7 +68,11 @@ pub fn money_limits_in_the_domain(f: &Fixture) {
             )
         });
         assert!(is_invalid(&r), "new device, max_amount {limit}: {r:?}");
-        assert!(s.read(move |tx| repo::device_get(tx.conn, id)).unwrap().is_none());
+        assert!(
+            s.read(move |tx| repo::device_get(tx.conn, id))
+                .unwrap()
+                .is_none()
+        );
     }
     for v in [i64::MIN, -1, MAX + 1, i64::MAX] {
         let r = s.execute(move |tx| {
@@ -174,7 +178,7 @@ pub fn loss_reports_race_across_stores(f: &Fixture) {
             (true, "only a normal card can be reported lost"),
             (false, "the card is not reported lost"),
         ] {
-            let before = a.read(|tx| blacklist::version(tx)).unwrap();
+            let before = a.read(blacklist::version).unwrap();
             let out = race([&a, &b], move |s| {
                 s.execute(move |tx| {
                     if lose {
@@ -184,14 +188,18 @@ pub fn loss_reports_race_across_stores(f: &Fixture) {
                     }
                 })
             });
-            let ok: Vec<u32> = out.iter().filter_map(|r| r.as_ref().ok()).map(|r| r.1).collect();
+            let ok: Vec<u32> = out
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .map(|r| r.1)
+                .collect();
             assert_eq!(ok, vec![before + 1], "round {round}: {out:?}");
             let refused = out.iter().find_map(|r| r.as_ref().err()).unwrap();
             assert!(
                 matches!(refused, HostError::Invalid(m) if m == why),
                 "round {round}: {refused:?}"
             );
-            assert_eq!(a.read(|tx| blacklist::version(tx)).unwrap(), before + 1);
+            assert_eq!(a.read(blacklist::version).unwrap(), before + 1);
             versions.push(before + 1);
         }
     }
@@ -217,7 +225,10 @@ pub fn params_patches_race_across_stores(f: &Fixture) {
                 })
             })
         });
-        let versions: Vec<u32> = out.iter().map(|r| r.as_ref().unwrap().params.version).collect();
+        let versions: Vec<u32> = out
+            .iter()
+            .map(|r| r.as_ref().unwrap().params.version)
+            .collect();
         let mut sorted = versions.clone();
         sorted.sort_unstable();
         assert_eq!(
@@ -226,7 +237,11 @@ pub fn params_patches_race_across_stores(f: &Fixture) {
             "round {round}: {out:?}"
         );
         let after = a.read(|tx| admin::device(tx, DEVICE)).unwrap().params;
-        assert_eq!(after.max_daily_uses, before.max_daily_uses + 2, "round {round}");
+        assert_eq!(
+            after.max_daily_uses,
+            before.max_daily_uses + 2,
+            "round {round}"
+        );
         assert_eq!(after.max_offline_hours, before.max_offline_hours + 2);
     }
 }
