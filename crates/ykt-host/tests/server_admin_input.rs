@@ -315,17 +315,7 @@ async fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
     let _ = s.write_all(body).await;
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp).await;
-    let text = String::from_utf8_lossy(&resp).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    response(&resp)
 }
 
 /// Every route that takes a body, with a valid body for it.
