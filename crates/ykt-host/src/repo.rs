@@ -73,11 +73,41 @@ fn config_written(c: &mut dyn Conn) -> Result<()> {
     Ok(())
 }
 
+/// Whether a read takes the row's lock until the transaction ends: an administrative
+/// change that checks a row's state before it writes reads it `ForUpdate`, so two hosts on
+/// one PostgreSQL database cannot both pass the check (SQLite's single writer serialises).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lock {
+    None,
+    ForUpdate,
+}
+
+impl Lock {
+    fn sql(self) -> &'static str {
+        match self {
+            Lock::None => "",
+            Lock::ForUpdate => " FOR UPDATE",
+        }
+    }
+}
+
 // ---- front-end processors ---------------------------------------------------------------
 
 pub fn fep_get(c: &mut dyn Conn, id: u32) -> Result<Option<Fep>> {
+    fep_select(c, id, Lock::None)
+}
+
+/// [`fep_get`] under the row's lock.
+pub fn fep_lock(c: &mut dyn Conn, id: u32) -> Result<Option<Fep>> {
+    fep_select(c, id, Lock::ForUpdate)
+}
+
+fn fep_select(c: &mut dyn Conn, id: u32, lock: Lock) -> Result<Option<Fep>> {
     c.query_opt(
-        "SELECT id, name, status, signed_in_at FROM feps WHERE id = $1",
+        &format!(
+            "SELECT id, name, status, signed_in_at FROM feps WHERE id = $1{}",
+            lock.sql()
+        ),
         &[id.into()],
     )?
     .map(|r| {
@@ -129,8 +159,20 @@ pub fn card_account(no: CardNo) -> String {
 }
 
 pub fn merchant_get(c: &mut dyn Conn, no: MerchantNo) -> Result<Option<Merchant>> {
+    merchant_select(c, no, Lock::None)
+}
+
+/// [`merchant_get`] under the row's lock.
+pub fn merchant_lock(c: &mut dyn Conn, no: MerchantNo) -> Result<Option<Merchant>> {
+    merchant_select(c, no, Lock::ForUpdate)
+}
+
+fn merchant_select(c: &mut dyn Conn, no: MerchantNo, lock: Lock) -> Result<Option<Merchant>> {
     c.query_opt(
-        "SELECT no, name, status FROM merchants WHERE no = $1",
+        &format!(
+            "SELECT no, name, status FROM merchants WHERE no = $1{}",
+            lock.sql()
+        ),
         &[no.into()],
     )?
     .map(|r| {
@@ -205,7 +247,19 @@ fn device_row(r: &Row) -> Result<Device> {
 }
 
 pub fn device_get(c: &mut dyn Conn, id: PhysicalId) -> Result<Option<Device>> {
-    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1");
+    device_select(c, id, Lock::None)
+}
+
+/// [`device_get`] under the row's lock.
+pub fn device_lock(c: &mut dyn Conn, id: PhysicalId) -> Result<Option<Device>> {
+    device_select(c, id, Lock::ForUpdate)
+}
+
+fn device_select(c: &mut dyn Conn, id: PhysicalId, lock: Lock) -> Result<Option<Device>> {
+    let sql = format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1{}",
+        lock.sql()
+    );
     c.query_opt(&sql, &[device_key(id).into()])?
         .map(|r| device_row(&r))
         .transpose()

@@ -3,6 +3,8 @@
 //! mandatory, elsewhere they print `skipped: PostgreSQL unreachable` when it is down.
 #![allow(clippy::unwrap_used)]
 
+#[path = "conformance/admin.rs"]
+mod admin;
 #[path = "conformance/exceptions.rs"]
 mod exceptions;
 #[path = "conformance/suite.rs"]
@@ -13,12 +15,12 @@ mod support;
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
-            $(#[test] fn $name() { let f = super::support::sqlite(); super::suite::$name(&f); })*
+            $(#[test] fn $name() { let f = super::support::sqlite(); super::tests::$name(&f); })*
         }
         mod postgres {
             $(#[test] fn $name() {
                 let Some(f) = super::support::postgres() else { return };
-                super::suite::$name(&f);
+                super::tests::$name(&f);
             })*
         }
     };
@@ -59,4 +61,16 @@ conformance!(
     exceptions_resolved,
     audit_covers_exceptions,
     broken_invariant_is_retryable,
+    money_limits_in_the_domain,
+    audit_reads_overflowing_data,
+    loss_reports_race_across_stores,
+    params_patches_race_across_stores,
+    display_number_race_across_stores,
 );
+
+/// Every test of the suite, wherever it is written.
+mod tests {
+    pub use super::admin::*;
+    pub use super::exceptions::*;
+    pub use super::suite::*;
+}

@@ -162,7 +162,11 @@ fn book_debit(
     }
     counter::consume(tx, card, r)?;
     post_debit(tx, repo::card_account(card.no), r)?;
-    card.balance -= r.amount + r.fee;
+    let total = checks::total(r)?;
+    card.balance = card
+        .balance
+        .checked_sub(total)
+        .ok_or_else(|| mirror_overflow(card))?;
     repo::card_update(tx.conn, card)
 }
 
@@ -251,6 +255,15 @@ pub(crate) fn book_held(
     Ok(credit_account(stored.merchant_no))
 }
 
+/// The checks bound every amount, so a mirror balance leaving i64 is a broken invariant:
+/// an error the terminal retries, never a wrap.
+fn mirror_overflow(card: &Card) -> HostError {
+    HostError::Invariant(format!(
+        "card {} mirror balance would overflow",
+        card.no.get()
+    ))
+}
+
 /// Where a debit's amount goes: its merchant, or the suspense account for a collected record
 /// whose terminal has no merchant (stored with merchant 0).
 fn credit_account(merchant_no: MerchantNo) -> String {
@@ -290,7 +303,11 @@ fn book_reverse(
         record: key,
         time: by.time,
     })?;
-    card.balance += orig.amount + orig.fee;
+    let total = checks::total(orig)?;
+    card.balance = card
+        .balance
+        .checked_add(total)
+        .ok_or_else(|| mirror_overflow(card))?;
     repo::record_set_reversed(tx.conn, orig.device, orig.serial, by.serial)?;
     Ok(())
 }

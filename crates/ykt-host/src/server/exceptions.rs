@@ -4,21 +4,21 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use ykt_proto::{PhysicalId, TerminalSerial};
 
-use super::admin::ApiError;
+use super::api::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::{Shared, jobs, metrics};
 use crate::domain::exceptions::{self, Action, ExceptionState, Held, Resolve};
 use crate::error::HostError;
 use crate::exception_rows::Filter;
 
 type S = State<Arc<Shared>>;
-type ApiResult = Result<Json<Value>, ApiError>;
 
 /// Exceptions per page at most.
 const MAX_PAGE: u32 = 500;
@@ -102,7 +102,7 @@ struct ListQuery {
 }
 
 /// `GET /exceptions?state=open|resolved|all&after=DEVICE/SERIAL&limit=N`.
-async fn list(State(s): S, Query(q): Query<ListQuery>) -> ApiResult {
+async fn list(State(s): S, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult {
     let filter = match q.state.as_deref() {
         None | Some("open") => Filter::Open,
         Some("resolved") => Filter::Resolved,
@@ -145,7 +145,7 @@ async fn list(State(s): S, Query(q): Query<ListQuery>) -> ApiResult {
 }
 
 /// `GET /exceptions/{device}/{serial}`.
-async fn show(State(s): S, Path((device, serial)): Path<(String, String)>) -> ApiResult {
+async fn show(State(s): S, ApiPath((device, serial)): ApiPath<(String, String)>) -> ApiResult {
     let (device, serial) = parse_key(&device, &serial)?;
     let held = jobs::read(&s.store, move |tx| exceptions::get(tx, device, serial)).await?;
     match held {
@@ -166,8 +166,8 @@ struct ResolveReq {
 /// "note": "…"}`.
 async fn resolve(
     State(s): S,
-    Path((device, serial)): Path<(String, String)>,
-    Json(r): Json<ResolveReq>,
+    ApiPath((device, serial)): ApiPath<(String, String)>,
+    ApiJson(r): ApiJson<ResolveReq>,
 ) -> ApiResult {
     let (device, serial) = parse_key(&device, &serial)?;
     if r.note.len() > MAX_NOTE {

@@ -114,7 +114,13 @@ fn debit_record(device: PhysicalId, r: &DebitRequest, merchant_no: u32) -> Recor
         balance_before: r.balance_before,
         amount: r.amount,
         fee: r.fee,
-        balance_after: r.balance_before - r.amount - r.fee,
+        // Derived, never wrapped: where it would leave i64 the checks refuse the amounts
+        // (34) or the balance before (67) first, and i64::MIN is out of range for them too.
+        balance_after: r
+            .balance_before
+            .checked_sub(r.amount)
+            .and_then(|b| b.checked_sub(r.fee))
+            .unwrap_or(i64::MIN),
         time: r.time,
         merchant_no,
         original_serial: None,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -12,20 +12,23 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::{Shared, admin};
+use super::{Shared, admin, api};
 
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
-    let api =
-        admin::routes()
-            .merge(super::bulk::routes())
-            .route_layer(middleware::from_fn_with_state(
-                Arc::clone(&shared),
-                require_token,
-            ));
+    // The 405 fallback reaches the routes present when it is set: set it last.
+    let api = admin::routes()
+        .merge(super::bulk::routes())
+        .method_not_allowed_fallback(api::wrong_method)
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            require_token,
+        ))
+        .fallback(api::no_route)
+        .layer(DefaultBodyLimit::max(api::MAX_BODY));
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))

@@ -9,6 +9,7 @@
 
 mod admin;
 mod admin_ops;
+mod api;
 mod bulk;
 mod clock;
 mod conn;
@@ -17,6 +18,7 @@ mod handlers;
 mod http;
 mod jobs;
 mod metrics;
+mod params_api;
 mod registry;
 
 use std::net::SocketAddr;

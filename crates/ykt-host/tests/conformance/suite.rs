@@ -1419,4 +1419,3 @@ pub fn subjects_on_records_and_in_report(f: &Fixture) {
     audit_clean(s);
 }
 
-pub use super::exceptions::*;

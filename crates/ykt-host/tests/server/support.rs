@@ -413,7 +413,12 @@ pub async fn http(
     s.write_all(req.as_bytes()).await.unwrap();
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).await.unwrap();
-    let text = String::from_utf8_lossy(&resp).to_string();
+    response(&resp)
+}
+
+/// An HTTP/1.1 response's (status, body).
+pub fn response(resp: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(resp).to_string();
     let status = text
         .split(' ')
         .nth(1)

@@ -27,6 +27,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "cards differing from their accounts",
             r.card_mismatches.len(),
         ),
+        (
+            "cards with a balance outside 0 to 16777215 fen",
+            r.card_balances_out_of_range.len(),
+        ),
         ("records booked other than once", r.record_mismatches.len()),
         ("cards with wrong counters", r.counter_mismatches.len()),
         (
