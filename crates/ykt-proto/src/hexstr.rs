@@ -37,6 +37,15 @@ pub fn parse_vec(s: &str) -> Option<Vec<u8>> {
     decode_into(s, &mut out).map(|()| out)
 }
 
+/// A number written in 1–16 hex digits and nothing else (an HTTP chunk size, for one).
+pub fn parse_number(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    s.bytes()
+        .try_fold(0u64, |n, c| Some(n << 4 | u64::from(digit(c)?)))
+}
+
 /// Upper-case hex, two digits per byte (what [`parse`] reads back).
 pub fn encode(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
@@ -65,6 +74,11 @@ mod tests {
         assert_eq!(parse::<2>("4b7"), None);
         assert_eq!(parse_vec("abc"), None);
         assert_eq!(parse_vec(""), Some(vec![]));
+        assert_eq!(parse_number("+1a"), None);
+        assert_eq!(parse_number(""), None);
+        assert_eq!(parse_number("1a"), Some(0x1A));
+        assert_eq!(parse_number("ffffFFFFffffFFFF"), Some(u64::MAX));
+        assert_eq!(parse_number("10000000000000000"), None);
         // Multi-byte characters never count as digits, whatever their length.
         assert_eq!(parse::<1>("é"), None);
         assert_eq!(parse::<2>("1é2"), None);

@@ -262,7 +262,14 @@ mod tests {
         let id: Result<PhysicalId, _> = "A1b2C3d4".parse();
         assert_eq!(id, Ok(PhysicalId([0xA1, 0xB2, 0xC3, 0xD4])));
         assert_eq!(PhysicalId([0xA1, 0xB2, 0xC3, 0xD4]).to_string(), "A1B2C3D4");
-        for bad in ["+1+2+3+4", "0102030", "010203040", "0x010203", " 1020304", "0102030g"] {
+        for bad in [
+            "+1+2+3+4",
+            "0102030",
+            "010203040",
+            "0x010203",
+            " 1020304",
+            "0102030g",
+        ] {
             assert!(bad.parse::<PhysicalId>().is_err(), "{bad:?} accepted");
         }
     }

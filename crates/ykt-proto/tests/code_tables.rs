@@ -81,7 +81,9 @@ fn spec_rows(spec: &str, start: &str, end: &str) -> BTreeMap<u8, String> {
 /// The spec in a `shared/spec/` beside the repository or beside one of its parent folders
 /// (a worktree lies one level deeper than the main checkout).
 fn spec_beside_the_repository() -> Option<String> {
-    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2)?;
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)?;
     repository.ancestors().skip(1).find_map(|dir| {
         std::fs::read_to_string(dir.join("shared/spec/terminal-access-spec-v1.2.zh.txt")).ok()
     })

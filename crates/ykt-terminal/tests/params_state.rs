@@ -113,9 +113,7 @@ const FLASH_V1_SLOT: &str = concat!(
 );
 
 fn flash_v1_image() -> MemFlash {
-    let slot: Vec<u8> = (0..FLASH_V1_SLOT.len() / 2)
-        .map(|i| u8::from_str_radix(&FLASH_V1_SLOT[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
+    let slot = ykt_proto::hexstr::parse_vec(FLASH_V1_SLOT).unwrap();
     let mut image = vec![0xFF; 16 * 1024];
     image.extend_from_slice(&slot);
     MemFlash::with_image(Region::Params, &image)
