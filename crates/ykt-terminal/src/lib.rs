@@ -12,7 +12,10 @@
 pub mod core;
 pub mod storage;
 
-pub use core::checks::{Approved, CardFacts, Refusal, check_debit, fee, within_hours};
+pub use core::checks::{
+    Approved, CardFacts, NumberBinding, Refusal, check_debit, fee, number_matches_keys,
+    within_hours,
+};
 pub use core::io::{Beep, Event, Input, Key, Output, Screen};
 pub use core::{CoreError, Terminal, TerminalConfig};
 pub use storage::blacklist::{BlacklistChange, BlacklistError, BlacklistStore};
