@@ -20,6 +20,7 @@ pub use core::io::{Beep, Event, Input, Key, Output, Screen};
 pub use core::{CoreError, Terminal, TerminalConfig};
 pub use storage::blacklist::{BlacklistChange, BlacklistError, BlacklistStore};
 pub use storage::flash::{Flash, FlashError, Region};
+pub use storage::fuzzing::flash_stores as fuzz_flash_stores;
 pub use storage::journal::{
     FUZZ_CONFIG, Journal, JournalConfig, JournalError, RecoveryReport, fuzz_journal_image,
 };
