@@ -132,7 +132,7 @@ fn new(a: NewArgs) -> anyhow::Result<()> {
     let display_no =
         DisplayNo::new(a.display_no).context("display number has at most 10 digits (R-T2.2)")?;
     let uid = match &a.uid {
-        Some(h) => hexstr::parse::<4>(&h).context("--uid must be 8 hex digits")?,
+        Some(h) => hexstr::parse::<4>(h).context("--uid must be 8 hex digits")?,
         None => {
             let mut u = [0u8; 4];
             rand::rng().fill_bytes(&mut u);
