@@ -42,28 +42,39 @@ fn ours<C: Copy>(table: &[(C, &str)], number: impl Fn(C) -> u8) -> BTreeMap<u8, 
         .collect()
 }
 
+/// `ours` (code → text, from a TABLE of `table_len` entries) is the fixture's `table` of
+/// `count` rows, and `text_of` gives each code its text.
+fn assert_table(
+    ours: BTreeMap<u8, String>,
+    table_len: usize,
+    count: usize,
+    table: &str,
+    text_of: impl Fn(u8) -> Option<&'static str>,
+) {
+    assert_eq!(ours.len(), table_len, "a code twice in TABLE");
+    assert_eq!(ours.len(), count);
+    assert_eq!(ours, fixture(table));
+    for (n, text) in &ours {
+        assert_eq!(text_of(*n), Some(text.as_str()));
+    }
+}
+
 // R-C6.1: every entry of 6.1.3 with its exact text, and nothing else. issue 10.16
 #[test]
 fn return_code_table_matches_the_fixture() {
     let ours = ours(ReturnCode::TABLE, |c| c.0);
-    assert_eq!(ours.len(), ReturnCode::TABLE.len(), "a code twice in TABLE");
-    assert_eq!(ours.len(), 70);
-    assert_eq!(ours, fixture(RETURN_CODES));
-    for (n, text) in &ours {
-        assert_eq!(ReturnCode(*n).table_text(), Some(text.as_str()));
-    }
+    assert_table(ours, ReturnCode::TABLE.len(), 70, RETURN_CODES, |n| {
+        ReturnCode(n).table_text()
+    });
 }
 
 // R-C6.2: every entry of 6.2.2 with its exact text, and nothing else. issue 10.16
 #[test]
 fn info_code_table_matches_the_fixture() {
     let ours = ours(InfoCode::TABLE, |c| c.0);
-    assert_eq!(ours.len(), InfoCode::TABLE.len(), "a code twice in TABLE");
-    assert_eq!(ours.len(), 10);
-    assert_eq!(ours, fixture(INFO_CODES));
-    for (n, text) in &ours {
-        assert_eq!(InfoCode(*n).table_text(), Some(text.as_str()));
-    }
+    assert_table(ours, InfoCode::TABLE.len(), 10, INFO_CODES, |n| {
+        InfoCode(n).table_text()
+    });
 }
 
 /// The rows `code<TAB>text` of the spec's body between the last `start` and the next `end`

@@ -15,6 +15,7 @@ use super::flash::{Flash, FlashError, Region};
 use super::frame;
 use super::mem_flash::MemFlash;
 use super::params::{self, ParamsError, ParamsStore};
+use super::slots::SlotStore;
 use super::state::{self, StateError, StateStore};
 use super::stats::{BASELINE_LEN, Baseline};
 
@@ -258,22 +259,28 @@ fn keeps_a_write(mut flash: MemFlash, store: BlacklistStore, mut model: ListMode
     }
 }
 
-/// Up to two parameter slots of fuzzed generation and payload (valid CRCs, so the payload
-/// decoders see them).
-fn params_slots(input: &mut Input<'_>) {
+/// A flash holding up to two slots of `slots` with fuzzed generations and payloads (valid
+/// CRCs, so the payload decoders see them); `len` reads each payload's length.
+fn forged_slots(
+    input: &mut Input<'_>,
+    slots: &SlotStore,
+    len: fn(&mut Input<'_>) -> usize,
+) -> Option<MemFlash> {
     let mut flash = MemFlash::new();
     for _ in 0..1 + input.u8() % 2 {
         let generation = input.u64();
-        let len = usize::from(input.u16()) % 2048;
-        let payload = input.bytes(len);
-        if params::SLOTS
-            .store(&mut flash, generation, payload)
-            .is_err()
-        {
-            return;
-        }
+        let n = len(input);
+        slots.store(&mut flash, generation, input.bytes(n)).ok()?;
     }
-    let mut flash = flash.power_cycle(0);
+    Some(flash.power_cycle(0))
+}
+
+/// Parameter slots (payloads up to 2 KiB).
+fn params_slots(input: &mut Input<'_>) {
+    let Some(mut flash) = forged_slots(input, &params::SLOTS, |i| usize::from(i.u16()) % 2048)
+    else {
+        return;
+    };
     if let Ok(store) = ParamsStore::open(&mut flash) {
         params_rewritten(flash, store);
     }
@@ -297,19 +304,12 @@ fn params_rewritten(mut flash: MemFlash, mut store: ParamsStore) {
     }
 }
 
-/// Up to two state slots of fuzzed generation and payload.
+/// State slots (payloads up to 63 bytes), opened at a fuzzed terminal time.
 fn state_slots(input: &mut Input<'_>) {
-    let mut flash = MemFlash::new();
-    for _ in 0..1 + input.u8() % 2 {
-        let generation = input.u64();
-        let len = usize::from(input.u8()) % 64;
-        let payload = input.bytes(len);
-        if state::SLOTS.store(&mut flash, generation, payload).is_err() {
-            return;
-        }
-    }
+    let Some(mut flash) = forged_slots(input, &state::SLOTS, |i| usize::from(i.u8()) % 64) else {
+        return;
+    };
     let Some(now) = time(input.u32()) else { return };
-    let mut flash = flash.power_cycle(0);
     if let Ok(store) = StateStore::open(&mut flash, 0, now) {
         state_rewritten(flash, store, now);
     }
