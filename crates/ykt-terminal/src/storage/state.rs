@@ -16,7 +16,7 @@ use super::slots::SlotStore;
 /// Offline time is checkpointed to flash at least this often (monotonic milliseconds).
 pub const CHECKPOINT_MS: u64 = 60_000;
 
-const SLOTS: SlotStore = SlotStore {
+pub(super) const SLOTS: SlotStore = SlotStore {
     region: Region::State,
     magic: *b"YKS1",
     base: 0,
@@ -264,8 +264,7 @@ impl StateStore {
             saved_at: Some(now),
             clock,
         };
-        SLOTS.store(flash, self.generation + 1, &encode(&p))?;
-        self.generation += 1;
+        SLOTS.replace(flash, &mut self.generation, &encode(&p))?;
         self.timer = timer;
         self.clock = clock;
         self.last_checkpoint_ms = now_ms;

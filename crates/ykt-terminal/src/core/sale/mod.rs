@@ -397,6 +397,9 @@ impl<F: Flash> Terminal<F> {
         let today = now.date();
         match check_debit(&card.facts(today), p, today, sale.amount) {
             Err(r) => {
+                if r.is_abnormal() {
+                    self.abnormal_record(&card, sale)?;
+                }
                 self.refuse_card(&r);
                 Ok(())
             }
