@@ -51,6 +51,7 @@ async fn healthz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 async fn render_metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    super::metrics::writer_totals(s.store.writer_stats());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),

@@ -17,6 +17,7 @@ mod http;
 mod jobs;
 mod metrics;
 mod registry;
+mod signin_gate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::store::Store;
 
 pub use admin::Provisioning;
 pub use clock::Clock;
+pub use metrics::{FAMILIES as METRIC_FAMILIES, Family as MetricFamily, Kind as MetricKind};
 pub use registry::{Command, Registry};
 
 /// Everything the server needs besides the store.
