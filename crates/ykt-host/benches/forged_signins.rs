@@ -41,7 +41,12 @@ impl Debiting {
 }
 
 /// Sends forged sign-ins until `stop`, counting them.
-async fn flood(addr: std::net::SocketAddr, kind: usize, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
+async fn flood(
+    addr: std::net::SocketAddr,
+    kind: usize,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+) {
     let (device, key) = match kind % 3 {
         0 => (PhysicalId([9, 9, 9, 9]), master()),
         1 => (
@@ -58,7 +63,11 @@ async fn flood(addr: std::net::SocketAddr, kind: usize, stop: Arc<AtomicBool>, s
     while !stop.load(Ordering::Relaxed) {
         i += 1;
         // Kind 2 replays one nonce a genuine sign-in used; the others vary it.
-        let nonce = if kind % 3 == 2 { [7; 8] } else { i.to_be_bytes() };
+        let nonce = if kind % 3 == 2 {
+            [7; 8]
+        } else {
+            i.to_be_bytes()
+        };
         assert!(t.sign_in_with(&key, nonce).await.is_err());
         sent.fetch_add(1, Ordering::Relaxed);
     }

@@ -23,9 +23,12 @@ fn listing(p: &Path) -> Option<Vec<String>> {
 
 fn serve(data: &Path, terminal: &str, http: &str) -> Command {
     let mut c = ykt();
-    c.args(["serve", "--demo", "--data"])
-        .arg(data)
-        .args(["--terminal-listen", terminal, "--http-listen", http]);
+    c.args(["serve", "--demo", "--data"]).arg(data).args([
+        "--terminal-listen",
+        terminal,
+        "--http-listen",
+        http,
+    ]);
     c
 }
 
@@ -111,7 +114,11 @@ fn healthz_is_ok_only_when_the_demo_files_and_serve_addr_are_written() {
     let _ = child.wait();
     assert!(ok.contains(r#""status":"ok""#), "{ok}");
     assert!(addr_written, "healthz ok before serve.addr");
-    assert_eq!(devices.len(), 4, "healthz ok before the devices: {devices:?}");
+    assert_eq!(
+        devices.len(),
+        4,
+        "healthz ok before the devices: {devices:?}"
+    );
     assert_eq!(cards.len(), 10, "healthz ok before the cards: {cards:?}");
     for (status, body) in answers {
         assert_eq!(status, 503, "{body}");

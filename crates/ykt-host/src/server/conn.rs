@@ -22,7 +22,7 @@ use ykt_proto::{
 };
 
 use super::registry::Command;
-use super::signin_gate::{self, Refusal, Verdict};
+use super::signin_gate::{self, Counted};
 use super::{Shared, handlers, jobs, metrics};
 use crate::domain::checks::Origin;
 use crate::domain::signin;
@@ -421,19 +421,17 @@ impl Conn {
                 return;
             }
         };
-        let verdict = signin_gate::verify(row.as_ref(), &frame, &self.shared.nonces, now);
-        let v = match verdict {
-            Verdict::Verified(v) => v,
-            refused => {
-                if let Some((err, counted)) = refused.refusal() {
-                    tracing::warn!(peer = %self.peer, %device, code = err.code.0,
-                        reason = err.reason.to_wire(), "sign-in refused before the store");
-                    match counted {
-                        Refusal::Answered(code) => metrics::request("sign_in", code),
-                        Refusal::Frame(reason) => metrics::refused(reason),
-                    }
-                    self.send_plain_error(device, 0, err).await;
+        let v = match signin_gate::verify(row.as_ref(), &frame, &self.shared.nonces, now) {
+            Ok(v) => v,
+            Err(refused) => {
+                let (err, counted) = refused.response();
+                tracing::warn!(peer = %self.peer, %device, ?refused, code = err.code.0,
+                    "sign-in refused before the store");
+                match counted {
+                    Counted::Answered(code) => metrics::request("sign_in", code),
+                    Counted::Frame(reason) => metrics::refused(reason),
                 }
+                self.send_plain_error(device, 0, err).await;
                 return;
             }
         };

@@ -15,9 +15,9 @@ use ykt_proto::{
 use super::registry::NonceCache;
 use crate::model::{Device, MacSuite};
 
-/// What the gate decided about one sign-in frame.
+/// Why the gate refused a sign-in frame.
 #[derive(Debug)]
-pub(crate) enum Verdict {
+pub(crate) enum Refused {
     /// No such device (20).
     Unknown,
     /// The device has no master key (29).
@@ -26,11 +26,10 @@ pub(crate) enum Verdict {
     Bad(ProtoError),
     /// The MAC is good but the nonce was seen from this device within 24 hours (14, reason 5).
     Replayed,
-    /// Genuine and fresh: the sign-in may be submitted to the writer.
-    Verified(Verified),
 }
 
-/// A sign-in request that opened under the device's master key with a fresh nonce.
+/// A sign-in request that opened under the device's master key with a fresh nonce: it may
+/// be submitted to the writer.
 #[derive(Debug)]
 pub(crate) struct Verified {
     pub master: DeviceKey,
@@ -44,12 +43,12 @@ pub(crate) fn verify(
     frame: &[u8],
     nonces: &NonceCache,
     now: NaiveDateTime,
-) -> Verdict {
+) -> Result<Verified, Refused> {
     let Some(d) = row else {
-        return Verdict::Unknown;
+        return Err(Refused::Unknown);
     };
     let Some(key) = d.master_key else {
-        return Verdict::NoKey;
+        return Err(Refused::NoKey);
     };
     let master = DeviceKey {
         suite: match d.mac_suite {
@@ -58,46 +57,45 @@ pub(crate) fn verify(
         },
         key: Key(key),
     };
-    let req = match open_sign_in(&master, frame) {
-        Ok((_, req)) => req,
-        Err(e) => return Verdict::Bad(e),
-    };
+    let (_, req) = open_sign_in(&master, frame).map_err(Refused::Bad)?;
     if !nonces.fresh(d.id, req.nonce, now) {
-        return Verdict::Replayed;
+        return Err(Refused::Replayed);
     }
-    Verdict::Verified(Verified {
+    Ok(Verified {
         master,
         req,
         terminal_no: d.terminal_no,
     })
 }
 
-impl Verdict {
-    /// The unauthenticated error a refused frame gets (the spec's code and reason), with the
-    /// metric it counts under; `None` for a verified frame.
-    pub(crate) fn refusal(&self) -> Option<(ErrorResponse, Refusal)> {
+impl Refused {
+    /// The unauthenticated error the frame gets (the spec's code and reason), with the
+    /// metric it counts under.
+    pub(crate) fn response(&self) -> (ErrorResponse, Counted) {
         match self {
-            Verdict::Unknown => Some((ErrorResponse::unknown_device(), Refusal::Answered(20))),
-            Verdict::NoKey => Some((
+            Refused::Unknown => (
+                ErrorResponse::unknown_device(),
+                Counted::Answered(ReturnCode::POS_NOT_REGISTERED.0),
+            ),
+            Refused::NoKey => (
                 ErrorResponse {
                     code: ReturnCode::POS_NOT_AUTHORISED,
                     ..ErrorResponse::unknown_device()
                 },
-                Refusal::Answered(ReturnCode::POS_NOT_AUTHORISED.0),
-            )),
-            Verdict::Bad(e) => Some((e.to_response(), Refusal::Frame("bad_mac"))),
-            Verdict::Replayed => Some((
+                Counted::Answered(ReturnCode::POS_NOT_AUTHORISED.0),
+            ),
+            Refused::Bad(e) => (e.to_response(), Counted::Frame("bad_mac")),
+            Refused::Replayed => (
                 ProtoError::Replay { got: 0, last: 0 }.to_response(),
-                Refusal::Frame("replay"),
-            )),
-            Verdict::Verified(_) => None,
+                Counted::Frame("replay"),
+            ),
         }
     }
 }
 
 /// How a refusal is counted: a sign-in answered with a code, or a frame refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub(crate) enum Counted {
     Answered(u8),
     Frame(&'static str),
 }
@@ -157,8 +155,11 @@ mod tests {
         out
     }
 
-    fn code_of(v: &Verdict) -> Option<(ReturnCode, ErrorReason)> {
-        v.refusal().map(|(e, _)| (e.code, e.reason))
+    fn code_of(v: &Result<Verified, Refused>) -> Option<(ReturnCode, ErrorReason)> {
+        v.as_ref().err().map(|r| {
+            let (e, _) = r.response();
+            (e.code, e.reason)
+        })
     }
 
     // issue 10.8, R-P5.1, R-H1: each forged sign-in gets the spec's code, a genuine one passes.
@@ -181,7 +182,7 @@ mod tests {
         );
         // A forged frame did not use up the nonce: the genuine one still passes, once.
         let v = verify(Some(&row(Some(KEY))), &good, &nonces, now());
-        assert!(matches!(&v, Verdict::Verified(x) if x.req.nonce == [1; 8] && x.terminal_no == 7));
+        assert!(matches!(&v, Ok(x) if x.req.nonce == [1; 8] && x.terminal_no == 7));
         assert_eq!(
             code_of(&verify(Some(&row(Some(KEY))), &good, &nonces, now())),
             Some((ReturnCode::FEP_KEY_ERROR, ErrorReason::Replay))
@@ -198,10 +199,7 @@ mod tests {
                 .map(|_| {
                     let (nonces, f) = (Arc::clone(&nonces), Arc::clone(&f));
                     std::thread::spawn(move || {
-                        matches!(
-                            verify(Some(&row(Some(KEY))), &f, &nonces, now()),
-                            Verdict::Verified(_)
-                        )
+                        verify(Some(&row(Some(KEY))), &f, &nonces, now()).is_ok()
                     })
                 })
                 .collect();
@@ -223,8 +221,7 @@ mod tests {
             f[at] ^= flip;
             let nonces = NonceCache::default();
             let v = verify(Some(&row(Some(KEY))), &f, &nonces, now());
-            prop_assert!(!matches!(v, Verdict::Verified(_)));
-            prop_assert!(v.refusal().is_some());
+            prop_assert!(v.is_err());
         }
     }
 }
