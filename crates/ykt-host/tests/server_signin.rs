@@ -19,6 +19,7 @@ async fn refused_with(t: &mut TestTerminal, key: &DeviceKey, nonce: [u8; 8]) -> 
     (code.0, reason)
 }
 
+// issue 10.8, R-P5.1, R-H1, protocol §4.5
 async fn forged_sign_ins_never_reach_the_writer(w: World) {
     let addr = w.server.terminal_addr();
     // A genuine sign-in whose nonce the replays below reuse.
@@ -75,21 +76,8 @@ async fn forged_sign_ins_never_reach_the_writer(w: World) {
     w.server.shutdown().await;
 }
 
-// issue 10.8, R-P5.1, R-H1, protocol §4.5
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_sign_ins_never_reach_the_writer_sqlite() {
-    forged_sign_ins_never_reach_the_writer(sqlite().await).await;
-}
-
-// issue 10.8, R-P5.1, R-H1, protocol §4.5
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_sign_ins_never_reach_the_writer_postgres() {
-    if let Some(w) = postgres().await {
-        forged_sign_ins_never_reach_the_writer(w).await;
-    }
-}
-
 /// The writer refuses a sign-in verified under a key that was replaced in the meantime.
+// issue 10.8, R-P5.1
 async fn key_replaced_after_verification_is_refused(w: World) {
     let store = w.store.clone();
     tokio::task::spawn_blocking(move || {
@@ -109,16 +97,25 @@ async fn key_replaced_after_verification_is_refused(w: World) {
     w.server.shutdown().await;
 }
 
-// issue 10.8, R-P5.1
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_replaced_after_verification_is_refused_sqlite() {
-    key_replaced_after_verification_is_refused(sqlite().await).await;
+/// Each scenario as one test per backend (PostgreSQL skipped with a line when unreachable).
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() { super::$scenario(super::sqlite().await).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                if let Some(w) = super::postgres().await { super::$scenario(w).await; }
+            })*
+        }
+    };
 }
 
-// issue 10.8, R-P5.1
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_replaced_after_verification_is_refused_postgres() {
-    if let Some(w) = postgres().await {
-        key_replaced_after_verification_is_refused(w).await;
-    }
-}
+on_both_backends!(
+    // issue 10.8, R-P5.1, R-H1, protocol §4.5
+    forged_sign_ins_never_reach_the_writer,
+    // issue 10.8, R-P5.1
+    key_replaced_after_verification_is_refused,
+);
