@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use ykt_proto::{PhysicalId, TerminalSerial};

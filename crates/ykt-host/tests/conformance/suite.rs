@@ -1418,4 +1418,3 @@ pub fn subjects_on_records_and_in_report(f: &Fixture) {
     assert_eq!(json["items"][2]["item_code"], 2);
     audit_clean(s);
 }
-
