@@ -30,6 +30,7 @@
 //! returns an error leaves nothing written. Database failures map to code 3, a full queue
 //! to code 1 (`HostError::return_code`).
 
+pub mod access;
 pub mod backend;
 mod cache;
 pub mod domain;
@@ -38,6 +39,8 @@ pub mod ledger;
 pub mod model;
 pub mod params_codec;
 pub mod repo;
+pub mod repo_people;
+pub mod secrets;
 pub mod server;
 pub mod sql;
 pub mod store;

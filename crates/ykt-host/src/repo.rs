@@ -27,7 +27,7 @@ pub fn time_key(t: NaiveDateTime) -> i64 {
     t.and_utc().timestamp()
 }
 
-fn time_from(v: i64) -> Result<NaiveDateTime> {
+pub(crate) fn time_from(v: i64) -> Result<NaiveDateTime> {
     DateTime::from_timestamp(v, 0)
         .map(|t| t.naive_utc())
         .ok_or_else(|| HostError::Corrupt(format!("time {v}")))

@@ -42,6 +42,7 @@ impl PgConn {
                 (3, super::schema::V3.to_owned()),
                 (4, super::schema::postgres_v4()),
                 (5, super::schema::V5.to_owned()),
+                (7, super::schema_people::postgres_v7()),
             ],
         );
         c.client

@@ -7,6 +7,8 @@ pub mod blacklist;
 pub mod checks;
 pub mod counter;
 pub mod info;
+pub mod journal;
+pub mod operators;
 pub mod records;
 pub mod report;
 pub mod signin;
