@@ -214,7 +214,7 @@ pub fn token_get(c: &mut dyn Conn, id: &str) -> Result<Option<ApiToken>> {
 
 pub fn token_list(c: &mut dyn Conn, operator_id: Option<i64>, limit: u32) -> Result<Vec<ApiToken>> {
     let sql = format!(
-        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ($1 IS NULL OR operator_id = $1) \
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE (CAST($1 AS BIGINT) IS NULL OR operator_id = $1) \
          ORDER BY created_at, id LIMIT $2"
     );
     c.query(&sql, &[operator_id.into(), limit.into()])?

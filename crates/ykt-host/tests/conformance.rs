@@ -3,6 +3,8 @@
 //! mandatory, elsewhere they print `skipped: PostgreSQL unreachable` when it is down.
 #![allow(clippy::unwrap_used)]
 
+#[path = "conformance/people.rs"]
+mod people;
 #[path = "conformance/suite.rs"]
 mod suite;
 #[path = "conformance/support.rs"]
@@ -52,4 +54,10 @@ conformance!(
     config_changes_reach_every_writer,
     config_change_seen_in_the_same_batch,
     subjects_on_records_and_in_report,
+    operators_and_journal,
+    last_admin_is_kept,
+    login_lockout,
+    api_tokens,
+    web_sessions,
+    journal_is_append_only,
 );

@@ -176,9 +176,12 @@ pub fn list(tx: &mut Tx<'_>, f: &Filter) -> Result<Vec<Entry>> {
     let rows = tx.conn.query(
         "SELECT seq, at, operator_id, operator_login, role, client, operation, target, \
          before_value, after_value FROM journal \
-         WHERE ($1 IS NULL OR operator_login = $1) AND ($2 IS NULL OR target = $2) \
-         AND ($3 IS NULL OR operation = $3) AND ($4 IS NULL OR at >= $4) \
-         AND ($5 IS NULL OR at < $5) AND ($6 IS NULL OR seq < $6) \
+         WHERE (CAST($1 AS TEXT) IS NULL OR operator_login = $1) \
+         AND (CAST($2 AS TEXT) IS NULL OR target = $2) \
+         AND (CAST($3 AS TEXT) IS NULL OR operation = $3) \
+         AND (CAST($4 AS BIGINT) IS NULL OR at >= $4) \
+         AND (CAST($5 AS BIGINT) IS NULL OR at < $5) \
+         AND (CAST($6 AS BIGINT) IS NULL OR seq < $6) \
          ORDER BY seq DESC LIMIT $7",
         &[
             f.operator.clone().into(),
