@@ -124,6 +124,9 @@ pub enum Access {
     /// Any signed-in operator, even one who must still change the initial password
     /// (changing it, logging out, who am I).
     SignedIn,
+    /// Any signed-in operator with a password of their own choosing, on their own things
+    /// (their API tokens, their shift).
+    Own,
     /// A signed-in operator whose roles grant this permission.
     Needs(Permission),
 }

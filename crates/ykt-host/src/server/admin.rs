@@ -4,11 +4,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use chrono::NaiveDate;
 use rand::TryRngCore;
 use serde::{Deserialize, Serialize};
@@ -16,7 +14,9 @@ use serde_json::{Value, json};
 use ykt_proto::{CardNo, ConsumptionMode, DisplayNo, Fen, PhysicalId, WorkMode};
 
 use super::registry::Command;
+use super::routes::Api;
 use super::{Shared, jobs};
+use crate::access::{Access, Permission as P};
 use crate::domain::{admin, blacklist};
 use crate::error::HostError;
 use crate::model::*;
@@ -24,21 +24,52 @@ use crate::{ledger, params_codec, repo};
 
 type S = State<Arc<Shared>>;
 
-pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/merchants", get(merchants).post(add_merchant))
-        .route("/devices", get(devices).post(add_device))
-        .route("/devices/{id}", get(device))
-        .route("/devices/{id}/enable", post(enable_device))
-        .route("/devices/{id}/disable", post(disable_device))
-        .route("/devices/{id}/params", put(set_params))
-        .route("/devices/{id}/collect", post(collect))
-        .route("/cards", get(super::admin_ops::cards).post(issue_card))
-        .route("/cards/{no}", get(card))
-        .route("/cards/{no}/deposit", post(deposit))
-        .route("/cards/{no}/{action}", post(card_action))
-        .route("/blacklist", get(blacklist_show))
-        .route("/audit", get(audit))
+pub(crate) fn routes() -> Api {
+    Api::new()
+        .get("/merchants", Access::Needs(P::MerchantRead), merchants)
+        .post("/merchants", Access::Needs(P::MerchantWrite), add_merchant)
+        .get("/devices", Access::Needs(P::DeviceRead), devices)
+        .post("/devices", Access::Needs(P::DeviceWrite), add_device)
+        .get("/devices/{id}", Access::Needs(P::DeviceRead), device)
+        .post(
+            "/devices/{id}/enable",
+            Access::Needs(P::DeviceWrite),
+            enable_device,
+        )
+        .post(
+            "/devices/{id}/disable",
+            Access::Needs(P::DeviceWrite),
+            disable_device,
+        )
+        .put(
+            "/devices/{id}/params",
+            Access::Needs(P::DeviceWrite),
+            set_params,
+        )
+        .post(
+            "/devices/{id}/collect",
+            Access::Needs(P::DeviceWrite),
+            collect,
+        )
+        .get(
+            "/cards",
+            Access::Needs(P::CardRead),
+            super::admin_ops::cards,
+        )
+        .post("/cards", Access::Needs(P::CardWrite), issue_card)
+        .get("/cards/{no}", Access::Needs(P::CardRead), card)
+        .post("/cards/{no}/deposit", Access::Needs(P::Deposit), deposit)
+        .post(
+            "/cards/{no}/{action}",
+            Access::Needs(P::CardWrite),
+            card_action,
+        )
+        .get(
+            "/blacklist",
+            Access::Needs(P::BlacklistRead),
+            blacklist_show,
+        )
+        .get("/audit", Access::Needs(P::AuditRun), audit)
         .merge(super::admin_ops::routes())
 }
 

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,7 +14,9 @@ use tokio::sync::watch;
 use ykt_proto::CardNo;
 
 use super::admin::{ApiError, card_json};
+use super::routes::Api;
 use super::{Shared, jobs};
+use crate::access::{Access, Permission as P};
 use crate::domain::{admin, blacklist, report};
 use crate::error::HostError;
 use crate::model::{Fep, FepStatus};
@@ -31,11 +31,16 @@ const MAX_FEPS: u32 = 1_000;
 /// How often an unsigned FEP is checked for activation.
 const FEP_RECHECK: Duration = Duration::from_secs(2);
 
-pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/reports/daily", get(daily))
-        .route("/feps", get(feps).post(add_fep))
-        .route("/feps/{id}/{action}", post(fep_action))
+pub(crate) fn routes() -> Api {
+    Api::new()
+        .get("/reports/daily", Access::Needs(P::ReportRead), daily)
+        .get("/feps", Access::Needs(P::FepRead), feps)
+        .post("/feps", Access::Needs(P::FepWrite), add_fep)
+        .post(
+            "/feps/{id}/{action}",
+            Access::Needs(P::FepWrite),
+            fep_action,
+        )
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {

@@ -7,9 +7,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
 use chrono::NaiveDate;
 use rand::TryRngCore;
 use serde::Deserialize;
@@ -17,7 +15,9 @@ use serde_json::{Value, json};
 use ykt_proto::{CardNo, DisplayNo, Fen, PhysicalId};
 
 use super::admin::{ApiError, Provisioning};
+use super::routes::Api;
 use super::{Shared, jobs};
+use crate::access::{Access, Permission as P};
 use crate::domain::admin;
 use crate::domain::checks::MAX_CARD_BALANCE;
 use crate::error::HostError;
@@ -35,12 +35,12 @@ pub const MAX_BULK_CARDS: u32 = 1_000_000;
 /// terminals' jobs are not held up for long behind one.
 const CHUNK: u32 = 2_000;
 
-pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/bulk/devices", post(bulk_devices))
-        .route("/bulk/cards", post(bulk_cards))
-        .route("/bulk/lose", post(bulk_lose))
-        .route("/bulk/books/{merchant}", get(books))
+pub(crate) fn routes() -> Api {
+    Api::new()
+        .post("/bulk/devices", Access::Needs(P::Bulk), bulk_devices)
+        .post("/bulk/cards", Access::Needs(P::Bulk), bulk_cards)
+        .post("/bulk/lose", Access::Needs(P::Bulk), bulk_lose)
+        .get("/bulk/books/{merchant}", Access::Needs(P::Bulk), books)
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {

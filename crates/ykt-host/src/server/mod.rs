@@ -9,6 +9,8 @@
 
 mod admin;
 mod admin_ops;
+mod api;
+mod auth;
 mod bulk;
 mod clock;
 mod conn;
@@ -16,7 +18,9 @@ mod handlers;
 mod http;
 mod jobs;
 mod metrics;
+mod operators_api;
 mod registry;
+mod routes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +35,14 @@ use crate::store::Store;
 
 pub use admin::Provisioning;
 pub use clock::Clock;
+pub use operators_api::first_start;
 pub use registry::{Command, Registry};
+pub use routes::{AccessTable, RouteAccess};
+
+/// Every admin API route with the access it declares (for tests that walk the router).
+pub fn access_table() -> AccessTable {
+    http::api().1
+}
 
 /// Everything the server needs besides the store.
 #[derive(Clone, Debug)]
@@ -58,6 +69,10 @@ pub struct ServerConfig {
     pub clock_interval: Duration,
     /// The campus clock: terminals keep local time.
     pub clock: Clock,
+    /// Operators' login lockout and browser-session lifetime (R-B1).
+    pub login: crate::domain::operators::LoginPolicy,
+    /// Mark the session cookie `Secure` (the HTTP listener serves TLS).
+    pub secure_cookies: bool,
 }
 
 impl ServerConfig {
@@ -75,6 +90,8 @@ impl ServerConfig {
             status_interval: Duration::from_secs(300),
             clock_interval: Duration::from_secs(24 * 3600),
             clock: Clock::china(),
+            login: crate::domain::operators::LoginPolicy::default(),
+            secure_cookies: false,
         }
     }
 }
@@ -86,6 +103,8 @@ pub(crate) struct Shared {
     pub registry: Registry,
     pub nonces: registry::NonceCache,
     pub metrics: metrics::Metrics,
+    /// Every admin route's declared access, for `auth::require`.
+    pub access: AccessTable,
 }
 
 /// A running server: its bound addresses, and the handle to stop it.
@@ -112,10 +131,22 @@ impl Server {
             .local_addr()
             .map_err(|e| io("terminal listener", e))?;
         let http_addr = http.local_addr().map_err(|e| io("http listener", e))?;
+        // The legacy admin token acts as the first administrator: make sure there is one.
+        let (st, now) = (store.clone(), config.clock.now());
+        if tokio::task::spawn_blocking(move || first_start(&st, now))
+            .await
+            .map_err(|_| HostError::Closed)??
+            .is_some()
+        {
+            tracing::warn!(
+                "created the first system administrator `admin` with a password nobody was shown: reset it with the admin token (ykt operator passwd admin)"
+            );
+        }
         let shared = Arc::new(Shared {
             registry: Registry::default(),
             nonces: registry::NonceCache::default(),
             metrics: metrics::Metrics::install(),
+            access: http::api().1,
             store,
             config,
         });
