@@ -8,9 +8,19 @@ pub enum HostError {
     /// The request is refused with a return code of section 6.1; nothing was written.
     #[error("refused: {0}")]
     Refused(ReturnCode),
-    /// An administrative request is invalid (bad value, unknown entity); nothing was written.
+    /// A client's bad request (bad value, unknown entity, a limit exceeded); nothing was
+    /// written. The admin API answers 400.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A broken invariant: a bug of ours, never the client's fault (a transfer booked twice,
+    /// a row checked as another). The job is rolled back, the error logged, and the terminal
+    /// told to retry (code 1, never a final code); the admin API answers 500.
+    #[error("broken invariant: {0}")]
+    Invariant(String),
+    /// The operator may not do this, whatever their roles (approving their own request);
+    /// nothing was written. The admin API answers 403.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The database failed. `retryable` marks deadlocks and serialisation failures.
     #[error("database error: {message}")]
     Db { message: String, retryable: bool },
@@ -28,9 +38,9 @@ impl HostError {
     pub fn return_code(&self) -> ReturnCode {
         match self {
             HostError::Refused(code) => *code,
-            HostError::Invalid(_) => ReturnCode::OTHER_ERROR,
+            HostError::Invalid(_) | HostError::Forbidden(_) => ReturnCode::OTHER_ERROR,
             HostError::Db { .. } | HostError::Corrupt(_) => ReturnCode::DATABASE_ERROR,
-            HostError::Closed => ReturnCode::SYSTEM_FAILURE,
+            HostError::Invariant(_) | HostError::Closed => ReturnCode::SYSTEM_FAILURE,
         }
     }
 

@@ -369,6 +369,8 @@ fn replicate(e: &HostError) -> HostError {
     match e {
         HostError::Refused(code) => HostError::Refused(*code),
         HostError::Invalid(m) => HostError::Invalid(m.clone()),
+        HostError::Invariant(m) => HostError::Invariant(m.clone()),
+        HostError::Forbidden(m) => HostError::Forbidden(m.clone()),
         HostError::Db { message, retryable } => HostError::Db {
             message: message.clone(),
             retryable: *retryable,

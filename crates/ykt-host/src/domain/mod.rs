@@ -3,6 +3,7 @@
 //! or writes everything it needs in the caller's transaction.
 
 pub mod admin;
+pub mod approvals;
 pub mod blacklist;
 pub mod checks;
 pub mod counter;
@@ -11,4 +12,5 @@ pub mod journal;
 pub mod operators;
 pub mod records;
 pub mod report;
+pub mod shifts;
 pub mod signin;
