@@ -38,6 +38,15 @@ enum Command {
     Loadgen(loadgen::Args),
     /// A POS terminal: TUI for a cashier, or JSON lines with --headless (docs/pos.md).
     Pos(cmd::pos::Args),
+    /// Operators, roles, passwords and API tokens (admin API client; docs/operators.md).
+    #[command(subcommand)]
+    Operator(cmd::operator::Args),
+    /// The operator journal: who changed what, when, from where (admin API client).
+    Journal(cmd::operator::JournalArgs),
+    /// Sign in as an operator; keeps an API token for this server in ~/.config/ykt.
+    Login(cmd::login::LoginArgs),
+    /// Revoke the token `ykt login` saved for this server and forget it.
+    Logout(cmd::login::LogoutArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,5 +69,9 @@ fn main() -> anyhow::Result<()> {
         Command::Fep(args) => cmd::client::exit_on_error(fep::run(args)),
         Command::Loadgen(args) => loadgen::run(args),
         Command::Pos(args) => cmd::pos::run(args),
+        Command::Operator(args) => cmd::client::exit_on_error(cmd::operator::run(args)),
+        Command::Journal(args) => cmd::client::exit_on_error(cmd::operator::journal(args)),
+        Command::Login(args) => cmd::client::exit_on_error(cmd::login::login(args)),
+        Command::Logout(args) => cmd::client::exit_on_error(cmd::login::logout(args)),
     }
 }

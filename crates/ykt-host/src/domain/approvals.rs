@@ -38,8 +38,15 @@ impl Operation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum State {
     Pending,
-    Approved { by: i64, at: NaiveDateTime },
-    Rejected { by: i64, at: NaiveDateTime, note: String },
+    Approved {
+        by: i64,
+        at: NaiveDateTime,
+    },
+    Rejected {
+        by: i64,
+        at: NaiveDateTime,
+        note: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -59,9 +66,12 @@ impl Approval {
         let (status, by, at, note) = match &self.state {
             State::Pending => ("pending", None, None, None),
             State::Approved { by, at } => ("approved", Some(*by), Some(at.to_string()), None),
-            State::Rejected { by, at, note } => {
-                ("rejected", Some(*by), Some(at.to_string()), Some(note.clone()))
-            }
+            State::Rejected { by, at, note } => (
+                "rejected",
+                Some(*by),
+                Some(at.to_string()),
+                Some(note.clone()),
+            ),
         };
         json!({
             "id": self.id,
@@ -83,8 +93,12 @@ const COLUMNS: &str = "id, operation, target, payload, requested_by, requested_a
 
 fn row(r: &Row) -> Result<Approval> {
     let decided = || -> Result<(i64, NaiveDateTime)> {
-        let by = r.opt_int(7)?.ok_or_else(|| HostError::Corrupt("approval without decider".into()))?;
-        let at = r.opt_int(8)?.ok_or_else(|| HostError::Corrupt("approval without time".into()))?;
+        let by = r
+            .opt_int(7)?
+            .ok_or_else(|| HostError::Corrupt("approval without decider".into()))?;
+        let at = r
+            .opt_int(8)?
+            .ok_or_else(|| HostError::Corrupt("approval without time".into()))?;
         Ok((by, time_from(at)?))
     };
     let state = match r.text(6)? {
@@ -95,7 +109,11 @@ fn row(r: &Row) -> Result<Approval> {
         }
         "rejected" => {
             let (by, at) = decided()?;
-            State::Rejected { by, at, note: r.opt_text(9)?.unwrap_or("").to_owned() }
+            State::Rejected {
+                by,
+                at,
+                note: r.opt_text(9)?.unwrap_or("").to_owned(),
+            }
         }
         other => return Err(HostError::Corrupt(format!("approval status {other:?}"))),
     };
@@ -142,7 +160,12 @@ pub fn request(
         )?
         .int(0)?;
     let a = get(tx, id, false)?;
-    journal::append(tx, actor, now, &Change::new("approval.request", target).after(a.view()))?;
+    journal::append(
+        tx,
+        actor,
+        now,
+        &Change::new("approval.request", target).after(a.view()),
+    )?;
     Ok(a)
 }
 
@@ -194,7 +217,9 @@ pub fn decide(
     let by = requester(actor)?;
     let a = get(tx, id, true)?;
     if a.state != State::Pending {
-        return Err(HostError::Invalid(format!("approval request {id} is decided already")));
+        return Err(HostError::Invalid(format!(
+            "approval request {id} is decided already"
+        )));
     }
     if a.requested_by == by {
         return Err(HostError::Forbidden(OWN_REQUEST.into()));
@@ -202,22 +227,45 @@ pub fn decide(
     let (status, note, change) = match &decision {
         Decision::Approve => {
             let done = run(tx, &a)?;
-            ("approved", None, Change { operation: "approval.approve", ..done })
+            (
+                "approved",
+                None,
+                Change {
+                    operation: "approval.approve",
+                    ..done
+                },
+            )
         }
         Decision::Reject { note } => {
             if note.chars().count() > 500 {
-                return Err(HostError::Invalid("a note has at most 500 characters".into()));
+                return Err(HostError::Invalid(
+                    "a note has at most 500 characters".into(),
+                ));
             }
-            ("rejected", Some(note.clone()), Change::new("approval.reject", a.target.clone()))
+            (
+                "rejected",
+                Some(note.clone()),
+                Change::new("approval.reject", a.target.clone()),
+            )
         }
     };
     tx.conn.exec(
         "UPDATE approvals SET status = $2, decided_by = $3, decided_at = $4, note = $5 \
          WHERE id = $1 AND status = 'pending'",
-        &[id.into(), status.into(), by.into(), time_key(now).into(), note.into()],
+        &[
+            id.into(),
+            status.into(),
+            by.into(),
+            time_key(now).into(),
+            note.into(),
+        ],
     )?;
     let decided = get(tx, id, false)?;
-    let change = Change { before: Some(a.view()), after: Some(json!({"request": decided.view(), "result": change.after})), ..change };
+    let change = Change {
+        before: Some(a.view()),
+        after: Some(json!({"request": decided.view(), "result": change.after})),
+        ..change
+    };
     journal::append(tx, actor, now, &change)?;
     Ok(decided)
 }

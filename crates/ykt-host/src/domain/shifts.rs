@@ -115,14 +115,23 @@ fn sums(tx: &mut Tx<'_>, shift: i64, day: Option<(i64, i64)>) -> Result<[Sum; 3]
         let m = Method::parse(r.text(0)?)
             .ok_or_else(|| HostError::Corrupt(format!("payment method {:?}", r.text(0))))?;
         let i = Method::ALL.iter().position(|x| *x == m).unwrap_or(0);
-        out[i] = Sum { count: r.int(1)?, amount: r.int(2)? };
+        out[i] = Sum {
+            count: r.int(1)?,
+            amount: r.int(2)?,
+        };
     }
     Ok(out)
 }
 
 fn shift_of(tx: &mut Tx<'_>, id: i64, login: &str, day: Option<(i64, i64)>) -> Result<Shift> {
-    let r = tx.conn.query_one("SELECT opened_at, closed_at FROM shifts WHERE id = $1", &[id.into()])?;
-    let (opened, closed) = (time_from(r.int(0)?)?, r.opt_int(1)?.map(time_from).transpose()?);
+    let r = tx.conn.query_one(
+        "SELECT opened_at, closed_at FROM shifts WHERE id = $1",
+        &[id.into()],
+    )?;
+    let (opened, closed) = (
+        time_from(r.int(0)?)?,
+        r.opt_int(1)?.map(time_from).transpose()?,
+    );
     let [cash, bank_card, transfer] = sums(tx, id, day)?;
     Ok(Shift {
         id,

@@ -16,10 +16,11 @@ pub struct ApiArgs {
     /// http://127.0.0.1:8080].
     #[arg(long, env = "YKT_SERVER")]
     pub server: Option<String>,
-    /// Data directory of the server: the token is read from DATA/admin-token.
+    /// Data directory of the server: the token is read from DATA/admin-token when neither
+    /// --token, YKT_TOKEN nor a `ykt login` for this server gives one.
     #[arg(long, default_value = "ykt-data")]
     pub data: PathBuf,
-    /// Admin token instead of DATA/admin-token.
+    /// An operator's API token (`ykt operator token create`), or the admin token.
     #[arg(long, env = "YKT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Print the API's JSON instead of a table.
@@ -57,8 +58,10 @@ impl Api {
                 None => "http://127.0.0.1:8080".to_owned(),
             },
         };
-        let token = match &a.token {
-            Some(t) => t.clone(),
+        // --token or YKT_TOKEN; else what `ykt login` saved for this server; else the admin
+        // token of the server's data directory.
+        let token = match a.token.clone().or_else(|| super::login::saved_token(&base)) {
+            Some(t) => t,
             None => {
                 let path = a.data.join("admin-token");
                 std::fs::read_to_string(&path)
@@ -109,6 +112,15 @@ impl Api {
                 .send(b.to_string()),
             None => req.send_empty(),
         };
+        self.answer(path, resp)
+    }
+
+    pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        let resp = self
+            .agent
+            .delete(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
         self.answer(path, resp)
     }
 
