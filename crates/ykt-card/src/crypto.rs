@@ -88,11 +88,7 @@ mod tests {
     use super::*;
 
     fn hex<const N: usize>(s: &str) -> [u8; N] {
-        let v: Vec<u8> = (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect();
-        v.try_into().unwrap()
+        ykt_proto::hexstr::parse(s).unwrap()
     }
 
     #[test]

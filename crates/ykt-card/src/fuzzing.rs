@@ -1,6 +1,7 @@
-//! Entry points for the fuzz target `card_image` (`fuzz/`) and the property tests that run
-//! the same code on stable Rust: untrusted card content must never panic a reader, an
-//! inspection or a transaction, and must never create money.
+//! Entry points for the fuzz targets `card_image` and `keys_file` (`fuzz/`) and the property
+//! tests that run the same code on stable Rust: untrusted card content must never panic a
+//! reader, an inspection or a transaction, and must never create money; a key file is read
+//! exactly or refused.
 
 use chrono::NaiveDate;
 use ykt_proto::types::{CardNo, DisplayNo, PhysicalId};
@@ -9,7 +10,7 @@ use crate::app::diagnose::diagnose;
 use crate::app::issue::{IssueParams, issue};
 use crate::app::{Mf1App, TxKind, TxRequest};
 use crate::cpu::CpuCard;
-use crate::keys::SystemKeys;
+use crate::keys::{MAX_FILE_LEN, SystemKeys};
 use crate::mf1::Mf1Card;
 use crate::{SimCard, SimulatedReader};
 
@@ -109,4 +110,27 @@ fn patched_card(keys: &SystemKeys, patches: &[u8]) {
             "a debit took the wrong amount"
         );
     }
+}
+
+/// Arbitrary bytes as a key file (`ykt keys new`'s format): refused with an error, or read
+/// into keys that write back as a file reading the same, whose `Debug` shows no key byte.
+pub fn keys_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(keys) = SystemKeys::parse(text) else {
+        return;
+    };
+    assert!(text.len() <= MAX_FILE_LEN, "an oversized key file was read");
+    let written = keys.to_text();
+    assert_eq!(
+        SystemKeys::parse(&written).as_ref(),
+        Ok(&keys),
+        "a key file does not read back"
+    );
+    let shown = format!("{keys:?}");
+    assert!(
+        !shown.contains(&ykt_proto::hexstr::encode(&keys.pin)),
+        "Debug printed key bytes"
+    );
 }

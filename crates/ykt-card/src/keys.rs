@@ -4,6 +4,7 @@
 use crate::crypto::{aes_cmac, diversify_tdes};
 use crate::mf1::KeyType;
 use crate::mf1::card::Key;
+use ykt_proto::hexstr;
 
 /// The public key A of the MIFARE Application Directory sector (sector 0): anyone may read the
 /// card header, only key B may write it.
@@ -113,7 +114,7 @@ impl SystemKeys {
         );
         s.push_str(&format!("format = {FORMAT}\nversion = {}\n", self.version));
         for (name, key) in NAMES.iter().zip(self.keys()) {
-            s.push_str(&format!("{name} = {}\n", to_hex(key)));
+            s.push_str(&format!("{name} = {}\n", hexstr::encode(key)));
         }
         s
     }
@@ -159,7 +160,8 @@ impl SystemKeys {
                         return Err(KeyFileError::Duplicate(n, name.into()));
                     }
                     found[idx] = Some(
-                        from_hex16(value).ok_or_else(|| KeyFileError::BadKey(n, name.into()))?,
+                        hexstr::parse::<16>(value)
+                            .ok_or_else(|| KeyFileError::BadKey(n, name.into()))?,
                     );
                 }
             }
@@ -273,26 +275,6 @@ pub fn valid_pin(pin: &str) -> bool {
     (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit())
 }
 
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
-/// Parses hex of any length up to `N` bytes exactly.
-pub fn from_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
-fn from_hex16(s: &str) -> Option<[u8; 16]> {
-    from_hex::<16>(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +328,22 @@ mod tests {
             Err(KeyFileError::TooLarge)
         );
         assert!(!format!("{:?}", keys()).contains("0001"));
+    }
+
+    // issue 18.2: a key is exactly 32 hex digits; `+` is not a digit (from_str_radix took
+    // `4B70+5BA…` as `4B7005BA…`).
+    #[test]
+    fn key_with_a_sign_is_refused() {
+        let text = keys().to_text();
+        let line = text.lines().find(|l| l.starts_with("pin = ")).unwrap();
+        let signed = format!("pin = +{}", &line["pin = 0".len()..]);
+        assert_eq!(signed.len(), line.len());
+        assert_eq!(
+            SystemKeys::parse(&text.replace(line, &signed)),
+            Err(KeyFileError::BadKey(6, "pin".into()))
+        );
+        let lower = text.replace(line, &line.to_ascii_lowercase());
+        assert_eq!(SystemKeys::parse(&lower), Ok(keys()));
     }
 
     #[test]

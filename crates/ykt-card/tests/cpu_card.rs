@@ -263,3 +263,38 @@ fn image_round_trip_and_errors() {
     assert!(CpuCard::from_image(&text.replace("balance = 4990", "balance = x")).is_err());
     assert!(CpuCard::from_image(&format!("{text}colour = red\n")).is_err());
 }
+
+// issue 18.2: every hex field of the image is two hex digits per byte; a `+` is refused, not
+// read as a zero digit.
+#[test]
+fn image_hex_fields_refuse_a_sign() {
+    let keys = keys();
+    let mut r = reader(5_000, 1);
+    let mut psam = Psam::new(&keys, TERM, 1);
+    let c = CpuApp::read(&mut r).unwrap();
+    CpuApp::purchase(&mut r, &c, &mut psam, 10, at(1, 8)).unwrap();
+    let text = cpu(&r).to_image();
+    for name in ["uid", "serial", "dpk", "ef15", "ef17", "log"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} = ")))
+            .unwrap();
+        let at = line.len() - 2;
+        let signed = format!("{}+{}", &line[..at], &line[at + 1..]);
+        assert!(
+            CpuCard::from_image(&text.replace(line, &signed)).is_err(),
+            "{signed:?} accepted"
+        );
+    }
+    let proof = text.lines().find(|l| l.starts_with("proof = ")).unwrap();
+    let mut fields: Vec<String> = proof["proof = ".len()..]
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    fields[1] = format!("+{}", &fields[1][1..]);
+    let signed = format!("proof = {}", fields.join(" "));
+    assert!(
+        CpuCard::from_image(&text.replace(proof, &signed)).is_err(),
+        "{signed:?} accepted"
+    );
+}

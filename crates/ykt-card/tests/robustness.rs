@@ -126,10 +126,52 @@ proptest! {
         ykt_card::fuzzing::card_image(&data);
     }
 
+    // issue 18.3c: the fuzz target `keys_file` on stable: any text, and key files with one
+    // line changed, are read exactly or refused.
+    #[test]
+    fn keys_file_entry_point(text in "\\PC{0,300}") {
+        ykt_card::fuzzing::keys_file(text.as_bytes());
+    }
+
+    #[test]
+    fn keys_file_with_a_line_changed(line in 0usize..10, junk in "[ -~]{0,40}", material: [u8; 32]) {
+        let mut m = [0u8; 112];
+        m[..32].copy_from_slice(&material);
+        let text = ykt_card::keys::SystemKeys::from_material(7, &m).to_text();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let i = line % lines.len();
+        lines[i] = &junk;
+        ykt_card::fuzzing::keys_file(lines.join("\n").as_bytes());
+        prop_assert!(ykt_card::keys::SystemKeys::parse(&text).is_ok());
+        ykt_card::fuzzing::keys_file(text.as_bytes());
+    }
+
     #[test]
     fn patched_blocks_never_create_money(block in 0u8..64, bytes: [u8; 16]) {
         let mut data = vec![2, block];
         data.extend_from_slice(&bytes);
         ykt_card::fuzzing::card_image(&data);
+    }
+}
+
+// issue 18.3c: the seeds of the fuzz target `keys_file` run clean on stable; the valid ones
+// read, the broken ones are refused.
+#[test]
+fn keys_file_seeds_run_clean() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/keys_file");
+    for name in [
+        "valid",
+        "lower-case-and-comments",
+        "signed-digit",
+        "missing-entry",
+    ] {
+        let bytes = std::fs::read(format!("{dir}/{name}")).unwrap();
+        ykt_card::fuzzing::keys_file(&bytes);
+        let reads = ykt_card::keys::SystemKeys::parse(std::str::from_utf8(&bytes).unwrap()).is_ok();
+        assert_eq!(
+            reads,
+            name.starts_with("valid") || name.starts_with("lower"),
+            "{name}"
+        );
     }
 }

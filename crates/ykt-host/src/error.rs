@@ -34,7 +34,8 @@ pub enum HostError {
 
 impl HostError {
     /// The return code a terminal gets for this error: the refusal's own code, or
-    /// 3 数据库错误 for a database failure (handled as a timeout by the terminal, R-P5.3).
+    /// 3 数据库错误 for a database failure and 1 系统故障 for a broken invariant or a closed
+    /// store (both handled as a timeout by the terminal, R-P5.3: it retries, R-B3).
     pub fn return_code(&self) -> ReturnCode {
         match self {
             HostError::Refused(code) => *code,

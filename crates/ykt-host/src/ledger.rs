@@ -14,7 +14,7 @@ use ykt_proto::{Fen, PhysicalId, TerminalSerial};
 use crate::cache::ConfigCache;
 use crate::error::{HostError, Result};
 use crate::model::Policy;
-use crate::repo::{device_key, time_key};
+use crate::repo::{self, device_key, time_key};
 use crate::sql::Conn;
 
 /// The platform's fee income (R-H3, R-F4.13).
@@ -53,8 +53,12 @@ pub struct Tx<'a> {
     pub policy: Policy,
     /// The writer's configuration cache (`cache.rs`); `None` reads the tables.
     pub(crate) cache: Option<&'a mut ConfigCache>,
-    deltas: BTreeMap<String, Fen>,
+    deltas: Deltas,
 }
+
+/// Pending balance changes per account, summed in i128: a batch's sum of i64 amounts cannot
+/// overflow it, and [`apply_deltas`] refuses any that would not fit the account.
+pub type Deltas = BTreeMap<String, i128>;
 
 impl<'a> Tx<'a> {
     pub fn new(conn: &'a mut dyn Conn, policy: Policy) -> Tx<'a> {
@@ -76,13 +80,14 @@ impl<'a> Tx<'a> {
     }
 
     /// Inserts a transfer; a zero amount books nothing. A transfer id that exists already
-    /// is an error: the domain checks records first, so this catches double booking.
+    /// is a broken invariant (`HostError::Invariant`): the domain checks records first, so
+    /// this catches double booking.
     pub fn post(&mut self, t: Transfer) -> Result<()> {
         if t.amount == 0 {
             return Ok(());
         }
         if t.amount < 0 || t.from == t.to {
-            return Err(HostError::Invalid(format!(
+            return Err(HostError::Invariant(format!(
                 "transfer {} is not a movement",
                 t.id
             )));
@@ -106,57 +111,80 @@ impl<'a> Tx<'a> {
             ],
         )?;
         if n != 1 {
-            return Err(HostError::Invalid(format!(
+            return Err(HostError::Invariant(format!(
                 "transfer {} booked twice",
                 t.id
             )));
         }
-        *self.deltas.entry(t.from).or_default() -= t.amount;
-        *self.deltas.entry(t.to).or_default() += t.amount;
+        *self.deltas.entry(t.from).or_default() -= i128::from(t.amount);
+        *self.deltas.entry(t.to).or_default() += i128::from(t.amount);
         Ok(())
     }
 
     /// Hands over the pending balance changes (the writer merges those of committed jobs).
-    pub fn take_deltas(&mut self) -> BTreeMap<String, Fen> {
+    pub fn take_deltas(&mut self) -> Deltas {
         std::mem::take(&mut self.deltas)
     }
 }
 
-/// Applies collected balance changes in account-id order.
-pub fn apply_deltas(conn: &mut dyn Conn, deltas: &BTreeMap<String, Fen>) -> Result<()> {
+/// Applies collected balance changes in account-id order. The update itself refuses a
+/// balance that would leave i64 (SQLite would turn it into a float, PostgreSQL fail): the
+/// domain's limits make that a broken invariant, so it is an error, never a wrap.
+pub fn apply_deltas(conn: &mut dyn Conn, deltas: &Deltas) -> Result<()> {
     for (account, delta) in deltas {
         if *delta == 0 {
             continue;
         }
+        let overflow = || HostError::Invariant(format!("account {account} would overflow"));
+        let delta = Fen::try_from(*delta).map_err(|_| overflow())?;
+        // The guard keeps `balance + delta` within i64 for every row it lets through.
+        let (guard, bound) = if delta > 0 {
+            ("balance <= $3", Fen::MAX - delta)
+        } else {
+            ("balance >= $3", Fen::MIN - delta)
+        };
         let n = conn.exec(
-            "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
-            &[(*delta).into(), account.as_str().into()],
+            &format!("UPDATE accounts SET balance = balance + $1 WHERE id = $2 AND {guard}"),
+            &[delta.into(), account.as_str().into(), bound.into()],
         )?;
         if n != 1 {
-            return Err(HostError::Corrupt(format!("account {account} missing")));
+            let exists = repo::account_balance(conn, account)?.is_some();
+            return Err(if exists {
+                overflow()
+            } else {
+                HostError::Corrupt(format!("account {account} missing"))
+            });
         }
     }
     Ok(())
 }
 
 /// What an audit found (later `ykt audit`). Empty lists and zero sum = the books balance.
+/// Sums are i128: the audit reads any data the columns can hold, and reports what it finds
+/// instead of failing on an overflow.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditReport {
     pub accounts: u64,
     pub transfers: u64,
     /// Sum of all account balances; must be 0.
-    pub balance_sum: Fen,
+    pub balance_sum: i128,
     /// `(account, stored balance, sum of its transfers)` where they differ.
-    pub account_mismatches: Vec<(String, Fen, Fen)>,
+    pub account_mismatches: Vec<(String, Fen, i128)>,
     /// `(card, mirror balance, card account balance)` where they differ.
     pub card_mismatches: Vec<(u32, Fen, Fen)>,
+    /// `(card, mirror balance)` outside what a card's 24-bit wallet holds.
+    pub card_balances_out_of_range: Vec<(u32, Fen)>,
     /// `(device, serial, expected net debit, booked net debit)` where the ledger disagrees
     /// with the record (a record booked twice or partly shows up here).
-    pub record_mismatches: Vec<(i64, i64, Fen, Fen)>,
+    pub record_mismatches: Vec<(i64, i64, i128, i128)>,
     /// Cards whose count of used lifetime counters differs from the counters kept (R-H5).
     pub counter_mismatches: Vec<u32>,
     /// Cards whose blacklist entry disagrees with their status (R-H4).
     pub blacklist_mismatches: Vec<u32>,
+    /// `(device, serial)` of held records (R-B3) whose ledger disagrees with their state:
+    /// open or rejected but stored or booked, or resolved as booked without exactly their
+    /// amount and fee in transfers.
+    pub exception_mismatches: Vec<(i64, i64)>,
 }
 
 impl AuditReport {
@@ -164,16 +192,53 @@ impl AuditReport {
         self.balance_sum == 0
             && self.account_mismatches.is_empty()
             && self.card_mismatches.is_empty()
+            && self.card_balances_out_of_range.is_empty()
             && self.record_mismatches.is_empty()
             && self.counter_mismatches.is_empty()
             && self.blacklist_mismatches.is_empty()
+            && self.exception_mismatches.is_empty()
     }
 }
 
 /// At most this many findings of each kind are listed.
 const AUDIT_LIMIT: u32 = 1_000;
 
+/// Sums of money in the audit's SQL are split at 2^32: `v = (v / 2^32) · 2^32 + v % 2^32`
+/// (both backends truncate toward zero), and each part sums within i64 for any row count
+/// the tables can hold, where a plain `SUM` of large balances overflows.
+const SPLIT: i128 = 1 << 32;
+
+/// `SUM(expr)` as BIGINT, 0 over no rows (PostgreSQL sums BIGINT as NUMERIC).
+fn sum_of(expr: &str) -> String {
+    format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)")
+}
+
+/// The sums of the high and low parts of a value, as two columns.
+fn split_sums(hi: &str, lo: &str) -> String {
+    format!("{}, {}", sum_of(hi), sum_of(lo))
+}
+
+/// SQL that is true when `vh · 2^32 + vl` differs from `sh · 2^32 + sl`, computed without
+/// overflow: the difference is `d · 2^32 + rest` with |rest| < 2^33, so it is zero only
+/// when d is −1, 0 or 1 (CASE keeps the product from being evaluated otherwise).
+fn split_differs(vh: &str, vl: &str, sh: &str, sl: &str) -> String {
+    let d = format!("(({vh}) - ({sh}) + ({vl}) / 4294967296 - ({sl}) / 4294967296)");
+    let rest = format!("(({vl}) % 4294967296 - ({sl}) % 4294967296)");
+    format!("CASE WHEN {d} BETWEEN -1 AND 1 THEN {d} * 4294967296 + {rest} <> 0 ELSE 1 = 1 END")
+}
+
+fn joined(hi: i64, lo: i64) -> i128 {
+    i128::from(hi) * SPLIT + i128::from(lo)
+}
+
 pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
+    let sum = conn.query_one(
+        &format!(
+            "SELECT {} FROM accounts",
+            split_sums("balance / 4294967296", "balance % 4294967296")
+        ),
+        &[],
+    )?;
     let mut report = AuditReport {
         accounts: conn
             .query_one("SELECT COUNT(*) FROM accounts", &[])?
@@ -181,26 +246,28 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
         transfers: conn
             .query_one("SELECT COUNT(*) FROM transfers", &[])?
             .int_as(0)?,
-        balance_sum: conn
-            .query_one(
-                "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts",
-                &[],
-            )?
-            .int(0)?,
+        balance_sum: joined(sum.int(0)?, sum.int(1)?),
         ..AuditReport::default()
     };
+    let (sh, sl) = (sum_of("m.hi"), sum_of("m.lo"));
     for r in conn.query(
-        "SELECT a.id, a.balance, CAST(COALESCE(SUM(m.delta), 0) AS BIGINT) AS net \
-         FROM accounts a LEFT JOIN ( \
-             SELECT to_account AS account, amount AS delta FROM transfers \
-             UNION ALL SELECT from_account, -amount FROM transfers) m ON m.account = a.id \
-         GROUP BY a.id, a.balance HAVING a.balance <> CAST(COALESCE(SUM(m.delta), 0) AS BIGINT) \
-         ORDER BY a.id LIMIT $1",
+        &format!(
+            "SELECT a.id, a.balance, {sums} FROM accounts a LEFT JOIN ( \
+                 SELECT to_account AS account, amount / 4294967296 AS hi, \
+                     amount % 4294967296 AS lo FROM transfers \
+                 UNION ALL SELECT from_account, -(amount / 4294967296), \
+                     -(amount % 4294967296) FROM transfers) m ON m.account = a.id \
+             GROUP BY a.id, a.balance HAVING {differs} ORDER BY a.id LIMIT $1",
+            sums = split_sums("m.hi", "m.lo"),
+            differs = split_differs("a.balance / 4294967296", "a.balance % 4294967296", &sh, &sl),
+        ),
         &[AUDIT_LIMIT.into()],
     )? {
-        report
-            .account_mismatches
-            .push((r.text(0)?.to_owned(), r.int(1)?, r.int(2)?));
+        report.account_mismatches.push((
+            r.text(0)?.to_owned(),
+            r.int(1)?,
+            joined(r.int(2)?, r.int(3)?),
+        ));
     }
     for r in conn.query(
         "SELECT c.no, c.balance, COALESCE(a.balance, -1) FROM cards c \
@@ -212,27 +279,52 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
             .card_mismatches
             .push((r.int_as(0)?, r.int(1)?, r.int(2)?));
     }
+    for r in conn.query(
+        "SELECT no, balance FROM cards WHERE balance < 0 OR balance > $1 ORDER BY no LIMIT $2",
+        &[
+            crate::domain::checks::MAX_CARD_BALANCE.into(),
+            AUDIT_LIMIT.into(),
+        ],
+    )? {
+        report
+            .card_balances_out_of_range
+            .push((r.int_as(0)?, r.int(1)?));
+    }
     // A booked record takes amount + fee off its card once; when a cancellation or reversal
     // undoes it, the reversing transfers carry the original's (device, serial), so its net
     // is zero. Cancellation and reversal records themselves are never `booked`.
+    let undone = "r.booked = 0 OR r.reversed_by IS NOT NULL";
+    let (eh, el) = (
+        format!("CASE WHEN {undone} THEN 0 ELSE r.amount / 4294967296 + r.fee / 4294967296 END"),
+        format!("CASE WHEN {undone} THEN 0 ELSE r.amount % 4294967296 + r.fee % 4294967296 END"),
+    );
+    let from_card = "t.from_account = 'card:' || CAST(r.card_no AS TEXT)";
+    let (th, tl) = (
+        format!(
+            "CASE WHEN {from_card} THEN t.amount / 4294967296 ELSE -(t.amount / 4294967296) END"
+        ),
+        format!(
+            "CASE WHEN {from_card} THEN t.amount % 4294967296 ELSE -(t.amount % 4294967296) END"
+        ),
+    );
+    let (nh, nl) = (sum_of(&th), sum_of(&tl));
     for r in conn.query(
-        "SELECT r.device, r.serial, \
-             CASE WHEN r.booked = 0 OR r.reversed_by IS NOT NULL THEN 0 \
-                  ELSE r.amount + r.fee END AS expected, \
-             CAST(COALESCE(SUM(CASE WHEN t.from_account = 'card:' || CAST(r.card_no AS TEXT) \
-                  THEN t.amount ELSE -t.amount END), 0) AS BIGINT) AS net \
-         FROM records r LEFT JOIN transfers t ON t.device = r.device AND t.serial = r.serial \
-         GROUP BY r.device, r.serial, r.booked, r.reversed_by, r.amount, r.fee, r.card_no \
-         HAVING CASE WHEN r.booked = 0 OR r.reversed_by IS NOT NULL THEN 0 \
-                  ELSE r.amount + r.fee END \
-             <> CAST(COALESCE(SUM(CASE WHEN t.from_account = 'card:' || CAST(r.card_no AS TEXT) \
-                  THEN t.amount ELSE -t.amount END), 0) AS BIGINT) \
-         ORDER BY r.device, r.serial LIMIT $1",
+        &format!(
+            "SELECT r.device, r.serial, {eh}, {el}, {sums} \
+             FROM records r LEFT JOIN transfers t ON t.device = r.device AND t.serial = r.serial \
+             GROUP BY r.device, r.serial, r.booked, r.reversed_by, r.amount, r.fee, r.card_no \
+             HAVING {differs} ORDER BY r.device, r.serial LIMIT $1",
+            sums = split_sums(&th, &tl),
+            differs = split_differs(&eh, &el, &nh, &nl),
+        ),
         &[AUDIT_LIMIT.into()],
     )? {
-        report
-            .record_mismatches
-            .push((r.int(0)?, r.int(1)?, r.int(2)?, r.int(3)?));
+        report.record_mismatches.push((
+            r.int(0)?,
+            r.int(1)?,
+            joined(r.int(2)?, r.int(3)?),
+            joined(r.int(4)?, r.int(5)?),
+        ));
     }
     for r in conn.query(
         "SELECT c.no FROM cards c LEFT JOIN ( \
@@ -248,6 +340,24 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
         &[AUDIT_LIMIT.into()],
     )? {
         report.blacklist_mismatches.push(r.int_as(0)?);
+    }
+    // R-B3: a held record is booked only by its resolution, and then exactly once (the
+    // debit and fee transfers carry its (device, serial); a later reversal's do not count).
+    for r in conn.query(
+        "SELECT e.device, e.serial FROM exceptions e \
+         LEFT JOIN exception_resolutions x ON x.device = e.device AND x.serial = e.serial \
+         LEFT JOIN records rec ON rec.device = e.device AND rec.serial = e.serial \
+         LEFT JOIN transfers t ON t.device = e.device AND t.serial = e.serial \
+             AND t.kind IN ('debit', 'fee') \
+         GROUP BY e.device, e.serial, e.amount, e.fee, x.action \
+         HAVING CASE WHEN COALESCE(x.action, 'open') IN ('book', 'suspense') \
+                  THEN e.amount + e.fee ELSE 0 END \
+             <> CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) \
+             OR (COALESCE(x.action, 'open') IN ('open', 'reject') AND COUNT(rec.device) > 0) \
+         ORDER BY e.device, e.serial LIMIT $1",
+        &[AUDIT_LIMIT.into()],
+    )? {
+        report.exception_mismatches.push((r.int(0)?, r.int(1)?));
     }
     Ok(report)
 }

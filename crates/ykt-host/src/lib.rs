@@ -28,13 +28,15 @@
 //!
 //! Refusals are `HostError::Refused(code)` with the code of the spec's table; a job that
 //! returns an error leaves nothing written. Database failures map to code 3, a full queue
-//! to code 1 (`HostError::return_code`).
+//! and a broken invariant (`HostError::Invariant`, a bug) to code 1 (`HostError::return_code`).
+//! An upload's debit refused for good is held in the exception queue (`domain::exceptions`).
 
 pub mod access;
 pub mod backend;
 mod cache;
 pub mod domain;
 pub mod error;
+pub mod exception_rows;
 pub mod ledger;
 pub mod model;
 pub mod params_codec;
@@ -47,7 +49,7 @@ pub mod store;
 
 pub use domain::checks::Origin;
 pub use domain::info::{CardView, Notices};
-pub use domain::records::{DebitRequest, Outcome, TacVerifier};
+pub use domain::records::{DebitRequest, Outcome, TacVerifier, Uploaded};
 pub use error::{HostError, Result};
 pub use ledger::{AuditReport, Tx};
 pub use model::*;

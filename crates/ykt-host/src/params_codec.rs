@@ -15,7 +15,7 @@ pub const MAX_WORKING_HOURS: usize = ykt_proto::MAX_WORKING_HOURS;
 
 /// Checks the parameters the host accepts: everything the wire can carry to a terminal
 /// (counts, whole-second times, money never negative, fee rates 0–100), at most
-/// [`MAX_PRICE_ITEMS`] items, and positive prices.
+/// [`MAX_PRICE_ITEMS`] items, positive prices, and money at most 24 bits of fen.
 pub fn validate(p: &TerminalParams) -> Result<()> {
     let bad = |m: &str| Err(HostError::Invalid(format!("terminal parameters: {m}")));
     if p.price_list.len() > MAX_PRICE_ITEMS {
@@ -23,6 +23,22 @@ pub fn validate(p: &TerminalParams) -> Result<()> {
     }
     if p.price_list.iter().any(|i| i.price <= 0) {
         return bad("price must be positive");
+    }
+    // Money on a terminal is at most what a card's 24-bit wallet holds.
+    let max = crate::domain::checks::MAX_CARD_BALANCE;
+    for (field, v) in [
+        ("fixed_amount", p.fixed_amount),
+        ("max_balance", p.max_balance),
+        ("min_balance", p.min_balance),
+        ("single_password_threshold", p.single_password_threshold),
+        ("daily_password_threshold", p.daily_password_threshold),
+    ]
+    .into_iter()
+    .chain(p.price_list.iter().map(|i| ("price", i.price)))
+    {
+        if !(0..=max).contains(&v) {
+            return bad(&format!("{field} is {v} fen; it is 0 to {max}"));
+        }
     }
     if let Err(e) = ykt_proto::encode_params(p, &mut Vec::new()) {
         return bad(&e.to_string());

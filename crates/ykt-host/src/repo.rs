@@ -17,7 +17,7 @@ pub fn device_key(id: PhysicalId) -> i64 {
     i64::from(u32::from_be_bytes(id.0))
 }
 
-fn device_from(v: i64) -> Result<PhysicalId> {
+pub(crate) fn device_from(v: i64) -> Result<PhysicalId> {
     u32::try_from(v)
         .map(|n| PhysicalId(n.to_be_bytes()))
         .map_err(|_| HostError::Corrupt(format!("device id {v}")))
@@ -73,11 +73,41 @@ fn config_written(c: &mut dyn Conn) -> Result<()> {
     Ok(())
 }
 
+/// Whether a read takes the row's lock until the transaction ends: an administrative
+/// change that checks a row's state before it writes reads it `ForUpdate`, so two hosts on
+/// one PostgreSQL database cannot both pass the check (SQLite's single writer serialises).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lock {
+    None,
+    ForUpdate,
+}
+
+impl Lock {
+    fn sql(self) -> &'static str {
+        match self {
+            Lock::None => "",
+            Lock::ForUpdate => " FOR UPDATE",
+        }
+    }
+}
+
 // ---- front-end processors ---------------------------------------------------------------
 
 pub fn fep_get(c: &mut dyn Conn, id: u32) -> Result<Option<Fep>> {
+    fep_select(c, id, Lock::None)
+}
+
+/// [`fep_get`] under the row's lock.
+pub fn fep_lock(c: &mut dyn Conn, id: u32) -> Result<Option<Fep>> {
+    fep_select(c, id, Lock::ForUpdate)
+}
+
+fn fep_select(c: &mut dyn Conn, id: u32, lock: Lock) -> Result<Option<Fep>> {
     c.query_opt(
-        "SELECT id, name, status, signed_in_at FROM feps WHERE id = $1",
+        &format!(
+            "SELECT id, name, status, signed_in_at FROM feps WHERE id = $1{}",
+            lock.sql()
+        ),
         &[id.into()],
     )?
     .map(|r| {
@@ -129,8 +159,20 @@ pub fn card_account(no: CardNo) -> String {
 }
 
 pub fn merchant_get(c: &mut dyn Conn, no: MerchantNo) -> Result<Option<Merchant>> {
+    merchant_select(c, no, Lock::None)
+}
+
+/// [`merchant_get`] under the row's lock.
+pub fn merchant_lock(c: &mut dyn Conn, no: MerchantNo) -> Result<Option<Merchant>> {
+    merchant_select(c, no, Lock::ForUpdate)
+}
+
+fn merchant_select(c: &mut dyn Conn, no: MerchantNo, lock: Lock) -> Result<Option<Merchant>> {
     c.query_opt(
-        "SELECT no, name, status FROM merchants WHERE no = $1",
+        &format!(
+            "SELECT no, name, status FROM merchants WHERE no = $1{}",
+            lock.sql()
+        ),
         &[no.into()],
     )?
     .map(|r| {
@@ -205,7 +247,19 @@ fn device_row(r: &Row) -> Result<Device> {
 }
 
 pub fn device_get(c: &mut dyn Conn, id: PhysicalId) -> Result<Option<Device>> {
-    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1");
+    device_select(c, id, Lock::None)
+}
+
+/// [`device_get`] under the row's lock.
+pub fn device_lock(c: &mut dyn Conn, id: PhysicalId) -> Result<Option<Device>> {
+    device_select(c, id, Lock::ForUpdate)
+}
+
+fn device_select(c: &mut dyn Conn, id: PhysicalId, lock: Lock) -> Result<Option<Device>> {
+    let sql = format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1{}",
+        lock.sql()
+    );
     c.query_opt(&sql, &[device_key(id).into()])?
         .map(|r| device_row(&r))
         .transpose()
@@ -473,40 +527,50 @@ fn status_from(s: &str) -> Result<RecordStatus> {
     })
 }
 
+/// A record's own columns, the same in `records` and `exceptions`.
+pub(crate) const RECORD_FIELDS: &str = "device, serial, kind, status, online, card_type, \
+     card_no, card_counter, wallet_no, balance_before, amount, fee, balance_after, time, \
+     merchant_no, original_serial, item_code, tac";
+
 const RECORD_COLUMNS: &str = "device, serial, kind, status, online, card_type, card_no, \
      card_counter, wallet_no, balance_before, amount, fee, balance_after, time, merchant_no, \
      original_serial, item_code, tac, booked, reversed_by, subject";
 
+/// The record's own columns, in [`RECORD_FIELDS`] order, from column 0 of `r`.
+pub(crate) fn record_fields(r: &Row) -> Result<Record> {
+    Ok(Record {
+        device: device_from(r.int(0)?)?,
+        serial: r.int_as(1)?,
+        kind: kind_from(r.text(2)?)?,
+        status: status_from(r.text(3)?)?,
+        online: r.int(4)? != 0,
+        card_type: match r.text(5)? {
+            "mf1" => CardType::Mf1,
+            "cpu" => CardType::Cpu,
+            other => return Err(HostError::Corrupt(format!("card type {other:?}"))),
+        },
+        card_no: card_from(r.int(6)?)?,
+        card_counter: r.int_as(7)?,
+        wallet_no: r.int_as(8)?,
+        balance_before: r.int(9)?,
+        amount: r.int(10)?,
+        fee: r.int(11)?,
+        balance_after: r.int(12)?,
+        time: time_from(r.int(13)?)?,
+        merchant_no: r.int_as(14)?,
+        original_serial: r
+            .opt_int(15)?
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| HostError::Corrupt("original serial".into()))?,
+        item_code: r.int_as(16)?,
+        tac: r.int_as(17)?,
+    })
+}
+
 fn record_row(r: &Row) -> Result<StoredRecord> {
     Ok(StoredRecord {
-        record: Record {
-            device: device_from(r.int(0)?)?,
-            serial: r.int_as(1)?,
-            kind: kind_from(r.text(2)?)?,
-            status: status_from(r.text(3)?)?,
-            online: r.int(4)? != 0,
-            card_type: match r.text(5)? {
-                "mf1" => CardType::Mf1,
-                "cpu" => CardType::Cpu,
-                other => return Err(HostError::Corrupt(format!("card type {other:?}"))),
-            },
-            card_no: card_from(r.int(6)?)?,
-            card_counter: r.int_as(7)?,
-            wallet_no: r.int_as(8)?,
-            balance_before: r.int(9)?,
-            amount: r.int(10)?,
-            fee: r.int(11)?,
-            balance_after: r.int(12)?,
-            time: time_from(r.int(13)?)?,
-            merchant_no: r.int_as(14)?,
-            original_serial: r
-                .opt_int(15)?
-                .map(u32::try_from)
-                .transpose()
-                .map_err(|_| HostError::Corrupt("original serial".into()))?,
-            item_code: r.int_as(16)?,
-            tac: r.int_as(17)?,
-        },
+        record: record_fields(r)?,
         booked: r.int(18)? != 0,
         reversed_by: r
             .opt_int(19)?
@@ -554,42 +618,49 @@ pub fn record_insert(
     s: &StoredRecord,
     received_at: NaiveDateTime,
 ) -> Result<bool> {
-    let r = &s.record;
+    let mut values = record_values(&s.record);
+    values.extend([
+        s.booked.into(),
+        s.reversed_by.into(),
+        time_key(received_at).into(),
+        s.subject.map(u32::from).into(),
+    ]);
     Ok(c.exec(
         "INSERT INTO records (device, serial, kind, status, online, card_type, card_no, \
          card_counter, wallet_no, balance_before, amount, fee, balance_after, time, \
          merchant_no, original_serial, item_code, tac, booked, reversed_by, received_at, \
          subject) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
          $16, $17, $18, $19, $20, $21, $22) ON CONFLICT DO NOTHING",
-        &[
-            device_key(r.device).into(),
-            r.serial.into(),
-            kind_str(r.kind).into(),
-            status_str(r.status).into(),
-            r.online.into(),
-            match r.card_type {
-                CardType::Mf1 => "mf1",
-                CardType::Cpu => "cpu",
-            }
-            .into(),
-            r.card_no.get().into(),
-            r.card_counter.into(),
-            u32::from(r.wallet_no).into(),
-            r.balance_before.into(),
-            r.amount.into(),
-            r.fee.into(),
-            r.balance_after.into(),
-            time_key(r.time).into(),
-            r.merchant_no.into(),
-            r.original_serial.into(),
-            u32::from(r.item_code).into(),
-            r.tac.into(),
-            s.booked.into(),
-            s.reversed_by.into(),
-            time_key(received_at).into(),
-            s.subject.map(u32::from).into(),
-        ],
+        &values,
     )? == 1)
+}
+
+/// The values of [`RECORD_FIELDS`] for `r`, in order.
+pub(crate) fn record_values(r: &Record) -> Vec<Value> {
+    vec![
+        device_key(r.device).into(),
+        r.serial.into(),
+        kind_str(r.kind).into(),
+        status_str(r.status).into(),
+        r.online.into(),
+        match r.card_type {
+            CardType::Mf1 => "mf1",
+            CardType::Cpu => "cpu",
+        }
+        .into(),
+        r.card_no.get().into(),
+        r.card_counter.into(),
+        u32::from(r.wallet_no).into(),
+        r.balance_before.into(),
+        r.amount.into(),
+        r.fee.into(),
+        r.balance_after.into(),
+        time_key(r.time).into(),
+        r.merchant_no.into(),
+        r.original_serial.into(),
+        u32::from(r.item_code).into(),
+        r.tac.into(),
+    ]
 }
 
 /// Reconciles an online record with its upload: the card-write outcome and the CPU TAC.

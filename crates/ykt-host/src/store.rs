@@ -22,14 +22,12 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use ykt_proto::Fen;
-
 use crate::backend::postgres::PgConn;
 use crate::backend::sqlite::SqliteConn;
 use crate::cache::ConfigCache;
 use crate::domain::records::TacVerifier;
 use crate::error::{HostError, Result};
-use crate::ledger::{Tx, apply_deltas};
+use crate::ledger::{Deltas, Tx, apply_deltas};
 use crate::model::Policy;
 use crate::sql::Conn;
 
@@ -122,7 +120,7 @@ trait Job: Send {
         conn: &mut dyn Conn,
         policy: Policy,
         cache: Option<&mut ConfigCache>,
-        deltas: &mut BTreeMap<String, Fen>,
+        deltas: &mut Deltas,
     ) -> JobState;
     /// Its share of a group commit (`max_batch` counts these).
     fn weight(&self) -> usize {
@@ -149,7 +147,7 @@ where
         conn: &mut dyn Conn,
         policy: Policy,
         cache: Option<&mut ConfigCache>,
-        deltas: &mut BTreeMap<String, Fen>,
+        deltas: &mut Deltas,
     ) -> JobState {
         let mut tx = Tx::cached(conn, policy, cache);
         let result = (self.f)(&mut tx);
@@ -212,7 +210,7 @@ where
         conn: &mut dyn Conn,
         policy: Policy,
         mut cache: Option<&mut ConfigCache>,
-        deltas: &mut BTreeMap<String, Fen>,
+        deltas: &mut Deltas,
         per_item: bool,
     ) -> Result<Option<JobState>> {
         self.outcomes.clear();
@@ -276,7 +274,7 @@ where
         conn: &mut dyn Conn,
         policy: Policy,
         mut cache: Option<&mut ConfigCache>,
-        deltas: &mut BTreeMap<String, Fen>,
+        deltas: &mut Deltas,
     ) -> Result<JobState> {
         let unreachable = JobState::Failed {
             undone: false,
@@ -325,7 +323,7 @@ where
         conn: &mut dyn Conn,
         policy: Policy,
         cache: Option<&mut ConfigCache>,
-        deltas: &mut BTreeMap<String, Fen>,
+        deltas: &mut Deltas,
     ) -> JobState {
         let state = match self.run_all(conn, policy, cache, deltas) {
             Ok(state) => state,
@@ -358,7 +356,7 @@ where
     }
 }
 
-fn merge(into: &mut BTreeMap<String, Fen>, from: BTreeMap<String, Fen>) {
+fn merge(into: &mut Deltas, from: Deltas) {
     for (k, v) in from {
         *into.entry(k).or_default() += v;
     }
@@ -469,7 +467,8 @@ impl Store {
         R: FnOnce(Vec<Result<T>>) + Send + 'static,
     {
         if items.len() > MAX_ITEMS_PER_JOB {
-            return Err(HostError::Invalid(format!(
+            // The caller bounds its items (an upload carries at most 64).
+            return Err(HostError::Invariant(format!(
                 "{} items in one job (at most {MAX_ITEMS_PER_JOB})",
                 items.len()
             )));
@@ -648,7 +647,7 @@ fn try_batch(
     pass: Pass,
 ) -> std::result::Result<(), BatchError> {
     conn.begin()?;
-    let mut deltas: BTreeMap<String, Fen> = BTreeMap::new();
+    let mut deltas: Deltas = BTreeMap::new();
     // A job alone needs no savepoint: if it fails, the whole transaction is rolled back.
     let alone = jobs.len() == 1;
     let savepoints = pass == Pass::Careful && !alone;
@@ -858,7 +857,7 @@ mod tests {
     }
 
     /// What the books hold for merchant `no`: (exists, account balance).
-    fn held(store: &Store, no: u32) -> (bool, Option<Fen>) {
+    fn held(store: &Store, no: u32) -> (bool, Option<ykt_proto::Fen>) {
         store
             .read(move |tx| {
                 Ok((
@@ -950,7 +949,7 @@ mod tests {
             |_tx, _: &(), _| Ok(()),
             |_r| panic!("must not run"),
         );
-        assert!(matches!(r, Err(HostError::Invalid(_))));
+        assert!(matches!(r, Err(HostError::Invariant(_))));
         let (tx, rx) = mpsc::channel();
         store
             .submit_each(

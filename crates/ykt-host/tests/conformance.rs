@@ -3,6 +3,10 @@
 //! mandatory, elsewhere they print `skipped: PostgreSQL unreachable` when it is down.
 #![allow(clippy::unwrap_used)]
 
+#[path = "conformance/admin.rs"]
+mod admin;
+#[path = "conformance/exceptions.rs"]
+mod exceptions;
 #[path = "conformance/people.rs"]
 mod people;
 #[path = "conformance/suite.rs"]
@@ -13,12 +17,12 @@ mod support;
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
-            $(#[test] fn $name() { let f = super::support::sqlite(); super::suite::$name(&f); })*
+            $(#[test] fn $name() { let f = super::support::sqlite(); super::tests::$name(&f); })*
         }
         mod postgres {
             $(#[test] fn $name() {
                 let Some(f) = super::support::postgres() else { return };
-                super::suite::$name(&f);
+                super::tests::$name(&f);
             })*
         }
     };
@@ -54,6 +58,16 @@ conformance!(
     config_changes_reach_every_writer,
     config_change_seen_in_the_same_batch,
     subjects_on_records_and_in_report,
+    refused_debits_are_held,
+    records_without_money_are_not_held,
+    exceptions_resolved,
+    audit_covers_exceptions,
+    broken_invariant_is_retryable,
+    money_limits_in_the_domain,
+    audit_reads_overflowing_data,
+    loss_reports_race_across_stores,
+    params_patches_race_across_stores,
+    display_number_race_across_stores,
     operators_and_journal,
     last_admin_is_kept,
     login_lockout,
@@ -61,3 +75,11 @@ conformance!(
     web_sessions,
     journal_is_append_only,
 );
+
+/// Every test of the suite, wherever it is written.
+mod tests {
+    pub use super::admin::*;
+    pub use super::exceptions::*;
+    pub use super::people::*;
+    pub use super::suite::*;
+}

@@ -7,7 +7,6 @@
 mod support;
 
 use support::*;
-use ykt_host::ledger;
 use ykt_proto::*;
 
 async fn flow(w: World) {
@@ -197,12 +196,7 @@ async fn flow(w: World) {
 
     drop(t);
     w.server.shutdown().await;
-    let store = w.store.clone();
-    let report =
-        tokio::task::spawn_blocking(move || store.read(|tx| ledger::audit(tx.conn)).unwrap())
-            .await
-            .unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    assert_audit_clean(&w.store).await;
 }
 
 // R-P5.1, R-P5.2, R-P5.9, R-F4.17, R-F4.19, R-F4.20, R-F4.21, R-C6.3, R-H1

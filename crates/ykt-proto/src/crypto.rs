@@ -184,11 +184,7 @@ mod tests {
     use super::*;
 
     fn hex16(s: &str) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-        }
-        out
+        crate::hexstr::parse(s).unwrap()
     }
 
     // R-C6.3: the SM4 suite is the standard cipher (GB/T 32907 example, REFERENCE.md).

@@ -54,6 +54,7 @@ pub mod crypto;
 pub mod error;
 pub mod frame;
 pub mod fuzzing;
+pub mod hexstr;
 pub mod messages;
 pub mod session;
 pub mod stored_params;

@@ -64,15 +64,9 @@ impl std::str::FromStr for PhysicalId {
     type Err = &'static str;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        const ERR: &str = "a physical ID is 8 hex digits";
-        if s.len() != 8 || !s.is_ascii() {
-            return Err(ERR);
-        }
-        let mut id = [0u8; 4];
-        for (i, byte) in id.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| ERR)?;
-        }
-        Ok(PhysicalId(id))
+        crate::hexstr::parse::<4>(s)
+            .map(PhysicalId)
+            .ok_or("a physical ID is 8 hex digits")
     }
 }
 
@@ -256,4 +250,27 @@ pub struct TerminalParams {
     pub max_offline_hours: u16,
     /// Empty = always working.
     pub working_hours: Vec<WorkingHours>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // issue 18.2: a physical ID is exactly 8 hex digits; `+1+2+3+4` is not `01020304`.
+    #[test]
+    fn physical_id_text_is_eight_hex_digits() {
+        let id: Result<PhysicalId, _> = "A1b2C3d4".parse();
+        assert_eq!(id, Ok(PhysicalId([0xA1, 0xB2, 0xC3, 0xD4])));
+        assert_eq!(PhysicalId([0xA1, 0xB2, 0xC3, 0xD4]).to_string(), "A1B2C3D4");
+        for bad in [
+            "+1+2+3+4",
+            "0102030",
+            "010203040",
+            "0x010203",
+            " 1020304",
+            "0102030g",
+        ] {
+            assert!(bad.parse::<PhysicalId>().is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -47,6 +47,67 @@ fn cpu_offline_debit() {
     rig.check_host_books();
 }
 
+/// Card 4242's purse (serial 594B540000001092) whose public file names card 16126098.
+fn cpu_card_with_foreign_number() -> ykt_card::cpu::CpuCard {
+    let mut c = cpu_card(CARD, UID2, 10_000, 1);
+    assert_eq!(c.serial, [0x59, 0x4B, 0x54, 0, 0, 0x00, 0x10, 0x92]);
+    c.ef15[8] = 0xF6; // card number 0xF61092 = 16126098
+    c
+}
+
+/// A card whose number and serial disagree is refused with 58 before anything is debited or
+/// asked of the host, and the tap is kept as a failed record, uploaded unbooked.
+fn foreign_number_refused(work_mode: WorkMode) {
+    let p = TerminalParams {
+        work_mode,
+        ..params()
+    };
+    let mut rig = Rig::new(p);
+    rig.amount(700);
+    rig.place_cpu(cpu_card_with_foreign_number());
+    assert_eq!(
+        rig.refused_codes(),
+        vec![Some(ReturnCode::CARD_STATUS_ABNORMAL)]
+    );
+    assert!(rig.saw_screen("错误：卡状态异常"));
+    assert_eq!(rig.balance(), 10_000);
+    assert!(
+        !rig.host
+            .received
+            .iter()
+            .any(|m| matches!(m, Message::DebitRequest(_)))
+    );
+    let r = rig.last_record();
+    assert_eq!(
+        (r.kind, r.status, r.card_no.get(), r.amount, r.fee),
+        (
+            RecordKind::Purchase,
+            RecordStatus::Failed,
+            16_126_098,
+            700,
+            0
+        )
+    );
+    assert_eq!((r.balance_before, r.balance_after), (10_000, 10_000));
+    rig.settle();
+    assert!(rig.host.records.get(&r.serial).is_some_and(|s| !s.booked));
+    rig.check_invariants(10_000);
+    rig.check_host_books();
+}
+
+// issue 18.1, R-C6.1 (58), R-F4.3: offline, a CPU card whose number is not its serial's.
+#[test]
+fn cpu_number_not_matching_serial_refused_offline() {
+    foreign_number_refused(WorkMode::Offline);
+}
+
+// issue 18.1, R-C6.1 (58), R-F4.3: online too (the host would authorise the named card and
+// the purse of another would be debited).
+#[test]
+fn cpu_number_not_matching_serial_refused_online() {
+    foreign_number_refused(WorkMode::Auto);
+}
+
 // R-P5.2 (CPU): online authorisation, then the purchase; the TAC is in the record.
 #[test]
 fn cpu_online_debit() {

@@ -47,11 +47,8 @@ fn merchant_zero_refuses_work() {
     assert_eq!(rig.balance(), 10_000);
 }
 
-// R-P5.1: an error code shows 错误：<text> and the saved merchant number becomes 0.
-#[test]
-fn sign_in_error_zeroes_merchant() {
-    let mut rig = Rig::new(params());
-    assert_eq!(rig.term().storage().params.get().merchant_no, 1001);
+/// A manual sign-in the host refuses with code 24: 错误：POS 已停用 (R-P5.1).
+fn refuse_sign_in(rig: &mut Rig) {
     rig.host.sign_in_code = ReturnCode::POS_DISABLED;
     rig.key(K::SignIn);
     assert!(
@@ -59,6 +56,14 @@ fn sign_in_error_zeroes_merchant() {
         "{}",
         rig.screen()
     );
+}
+
+// R-P5.1: an error code shows 错误：<text> and the saved merchant number becomes 0.
+#[test]
+fn sign_in_error_zeroes_merchant() {
+    let mut rig = Rig::new(params());
+    assert_eq!(rig.term().storage().params.get().merchant_no, 1001);
+    refuse_sign_in(&mut rig);
     assert_eq!(rig.term().storage().params.get().merchant_no, 0);
     rig.amount(100);
     rig.place(card_with(CARD, UID, 10_000, 1));
@@ -247,4 +252,75 @@ fn bulk_blacklist_initialisation() {
     }
     assert!(!bl.contains(CardNo::new(2).unwrap()));
     assert!(rig.events.contains(&Event::BlacklistUpdated { version: 4 }));
+}
+
+// issue 10.11, R-P5.1: after a sign-in refused with an error code the terminal refuses to
+// work: keys are answered with the reason, no amount is taken, a card is refused (beep, no
+// record), and nothing keyed then is charged at the next successful sign-in.
+#[test]
+fn refused_sign_in_takes_no_amount() {
+    let mut rig = Rig::new(params());
+    refuse_sign_in(&mut rig);
+    let refusals = rig.refused_codes().len();
+    rig.amount(100);
+    assert!(!rig.saw_screen("金额："), "{}", rig.screen());
+    assert!(
+        rig.screen().contains("错误：POS 已停用"),
+        "{}",
+        rig.screen()
+    );
+    assert!(
+        rig.refused_codes().len() > refusals,
+        "keys answered with the reason"
+    );
+    let refusals = rig.refused_codes().len();
+    rig.place(card_with(CARD, UID, 10_000, 1));
+    assert_eq!(
+        rig.refused_codes()[refusals..],
+        [Some(ReturnCode::POS_DISABLED)],
+        "the card is refused with the reason"
+    );
+    assert_eq!(rig.beeps.last(), Some(&ykt_terminal::Beep::Error));
+    rig.lift();
+    rig.host.sign_in_code = ReturnCode::SUCCESS;
+    rig.key(K::SignIn);
+    rig.advance(1_600);
+    assert!(rig.screen().contains("请输入金额"), "{}", rig.screen());
+    rig.retap();
+    assert!(rig.records().iter().all(|r| r.kind != RecordKind::Purchase));
+    assert_eq!(rig.balance(), 10_000);
+}
+
+// issue 10.11, R-P5.1: an amount keyed before the refusal does not survive it.
+#[test]
+fn refused_sign_in_drops_the_keyed_amount() {
+    let mut rig = Rig::new(params());
+    rig.amount(100);
+    assert!(rig.screen().contains("金额：1.00元"), "{}", rig.screen());
+    refuse_sign_in(&mut rig);
+    rig.host.sign_in_code = ReturnCode::SUCCESS;
+    rig.key(K::SignIn);
+    rig.advance(1_600);
+    assert!(rig.screen().contains("请输入金额"), "{}", rig.screen());
+    rig.place(card_with(CARD, UID, 10_000, 1));
+    assert!(rig.records().iter().all(|r| r.kind != RecordKind::Purchase));
+    assert_eq!(rig.balance(), 10_000);
+}
+
+// issue 10.11, R-P5.1: after a refusal the saved merchant number is 0; when the next
+// automatic sign-in times out the screen says 请设置商户号 (the error text does not stay).
+#[test]
+fn refused_then_timed_out_sign_in_asks_for_merchant() {
+    let mut rig = Rig::new(params());
+    refuse_sign_in(&mut rig);
+    rig.host.silent = true;
+    let sign_ins = rig.events.len();
+    rig.advance(30_000 + 5_000);
+    assert!(
+        rig.events[sign_ins..].contains(&Event::SignInFailed { code: None }),
+        "the retry timed out"
+    );
+    assert_eq!(rig.screen(), "请设置商户号");
+    rig.amount(100);
+    assert!(!rig.saw_screen("金额："));
 }

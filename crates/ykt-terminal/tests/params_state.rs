@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::{NaiveTime, TimeDelta};
-use common::{at, purchase};
+use common::{FLASH_V1_SLOT, at, purchase};
 use proptest::prelude::*;
 use ykt_proto::{ClassSet, ConsumptionMode, PriceItem, TerminalParams, WorkMode, WorkingHours};
 use ykt_terminal::{
@@ -97,25 +97,8 @@ proptest! {
     }
 }
 
-/// A params region written by the terminal's own format 1 codec (little-endian layout, times
-/// with nanoseconds) before the codecs were unified: one slot, generation 1, in slot 1.
-const FLASH_V1_SLOT: &str = concat!(
-    "594b503101000000000000009f010000231b656501e903000009e4b880e9a39fe5a08201010700000002022003000000",
-    "00000002000100b0040000000000000700ffff00000000000000000000a6000000000000000000000000000000000000",
-    "000000000000000000000000800005000000000000000000000000000000000000000000000000000000000000000000",
-    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "0000000000000000000000000000000000000000000000000000000064a0860100000000003200000000000000050088",
-    "13000000000000204e000000000000011800026035010000000000201c000000000000c7a1000080b2e60ed0b6000000",
-    "000000",
-);
-
 fn flash_v1_image() -> MemFlash {
-    let slot: Vec<u8> = (0..FLASH_V1_SLOT.len() / 2)
-        .map(|i| u8::from_str_radix(&FLASH_V1_SLOT[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
+    let slot = ykt_proto::hexstr::parse_vec(FLASH_V1_SLOT).unwrap();
     let mut image = vec![0xFF; 16 * 1024];
     image.extend_from_slice(&slot);
     MemFlash::with_image(Region::Params, &image)
@@ -179,21 +162,33 @@ fn flash_v1_saved() -> SavedParams {
 fn old_format_1_flash_image_still_loads() {
     let mut flash = flash_v1_image();
     let mut store = ParamsStore::open(&mut flash).unwrap();
-    assert_eq!(store.get(), &flash_v1_saved());
-    // The next save is format 2 (the wire's block); format 1 held a time with a fraction of
-    // a second, which no parameter download can carry, so it is saved in whole seconds.
-    store
-        .update(&mut flash, |s| {
-            s.merchant_no = 1002;
-            let p = s.params.as_mut().unwrap();
-            p.working_hours[1].start = NaiveTime::from_hms_opt(11, 30, 15).unwrap();
-        })
-        .unwrap();
+    // Format 1 held a time with a fraction of a second, which no parameter download can
+    // carry: it is read in whole seconds.
+    let mut expected = flash_v1_saved();
+    expected.params.as_mut().unwrap().working_hours[1].start =
+        NaiveTime::from_hms_opt(11, 30, 15).unwrap();
+    assert_eq!(store.get(), &expected);
+    // The next save is format 2 (the wire's block).
+    store.update(&mut flash, |s| s.merchant_no = 1002).unwrap();
     let reopened = ParamsStore::open(&mut flash.power_cycle(7)).unwrap();
     assert_eq!(reopened.get(), store.get());
     assert_eq!(reopened.get().merchant_no, 1002);
     // Generation 2 lives in slot 0; its payload begins with format 2.
     assert_eq!(flash.image(Region::Params)[20], 2);
+}
+
+// issue 18.3a, R-P5.1: parameters read from format 1 can always be saved again: the next
+// sign-in saves the merchant number without touching them, and a time with a fraction of a
+// second (which format 2 cannot hold) once made that save fail and halted the terminal.
+#[test]
+fn format_1_parameters_are_saved_by_the_next_sign_in() {
+    let mut flash = flash_v1_image();
+    let mut store = ParamsStore::open(&mut flash).unwrap();
+    store.update(&mut flash, |s| s.merchant_no = 1002).unwrap();
+    let reopened = ParamsStore::open(&mut flash.power_cycle(7)).unwrap();
+    assert_eq!(reopened.get(), store.get());
+    let hours = &reopened.get().params.as_ref().unwrap().working_hours;
+    assert_eq!(hours[1].start, NaiveTime::from_hms_opt(11, 30, 15).unwrap());
 }
 
 // A power cut at any byte of a save leaves the old parameters or the new ones, whole.

@@ -129,6 +129,7 @@ proptest! {
         let mut day = 2;
         for a in &acts {
             apply(&mut rig, a, &mut day);
+            rig.check_timers(); // issue 10.13
         }
         // Let every flow finish: power back, host healthy, re-taps, cancels, uploads.
         if rig.term.is_none() || rig.halted() {

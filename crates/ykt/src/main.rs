@@ -4,7 +4,7 @@ mod cmd;
 mod pos;
 
 use clap::Parser;
-use cmd::{audit, blacklist, card, device, fep, keys, loadgen, merchant, report, serve};
+use cmd::{audit, blacklist, card, device, exception, fep, keys, loadgen, merchant, report, serve};
 
 #[derive(Parser)]
 #[command(name = "ykt", version, about = "Campus one-card payment system")]
@@ -34,6 +34,9 @@ enum Command {
     /// Front-end processors: list, register, activate, deregister (admin API client).
     #[command(subcommand)]
     Fep(fep::Args),
+    /// Held records: debits refused for good whose money left a card (admin API client).
+    #[command(subcommand)]
+    Exception(exception::Args),
     /// Load test a running host: N simulated terminals, M cards; checks the books at the end.
     Loadgen(loadgen::Args),
     /// A POS terminal: TUI for a cashier, or JSON lines with --headless (docs/pos.md).
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         Command::Blacklist(args) => cmd::client::exit_on_error(blacklist::run(args)),
         Command::Report(args) => cmd::client::exit_on_error(report::run(args)),
         Command::Fep(args) => cmd::client::exit_on_error(fep::run(args)),
+        Command::Exception(args) => cmd::client::exit_on_error(exception::run(args)),
         Command::Loadgen(args) => loadgen::run(args),
         Command::Pos(args) => cmd::pos::run(args),
         Command::Operator(args) => cmd::client::exit_on_error(cmd::operator::run(args)),

@@ -360,6 +360,8 @@ impl CpuApp {
 }
 
 /// The application serial (diversification factor) of a CPU card: `"YKT" 00 00 ‖ card no`.
+/// The one rule tying number and serial: cards are issued with it, the terminal refuses a
+/// card whose serial is not its number's, the host verifies TACs under it.
 pub fn serial_for(card_no: CardNo) -> [u8; 8] {
     let c = card_no.get().to_be_bytes();
     [b'Y', b'K', b'T', 0, 0, c[1], c[2], c[3]]

@@ -3,7 +3,8 @@
 //! the chip does; protect it like the card.
 
 use super::card::{CpuCard, EF15_LEN, EF17_LEN, LOG_RECORD_LEN, LOG_RECORDS, PIN_TRIES, Proof};
-use crate::keys::{CpuCardKeys, from_hex, to_hex};
+use crate::keys::CpuCardKeys;
+use ykt_proto::hexstr;
 
 pub const FORMAT: &str = "ykt-cpu-card-1";
 pub const MAX_IMAGE_LEN: usize = 16 * 1024;
@@ -32,22 +33,22 @@ impl CpuCard {
             "# ykt CPU card image: contains the card's keys, keep it secret\nformat = {FORMAT}\n"
         );
         let mut put = |k: &str, v: String| s.push_str(&format!("{k} = {v}\n"));
-        put("uid", to_hex(&self.uid));
-        put("serial", to_hex(&self.serial));
+        put("uid", hexstr::encode(&self.uid));
+        put("serial", hexstr::encode(&self.serial));
         put("key_version", self.key_version.to_string());
-        put("dpk", to_hex(&self.keys.purchase));
-        put("dlk", to_hex(&self.keys.load));
-        put("dtk", to_hex(&self.keys.tac));
-        put("dmk", to_hex(&self.keys.maintenance));
-        put("pin_key", to_hex(&self.pin_key));
-        put("pin_verifier", to_hex(&self.pin_verifier));
+        put("dpk", hexstr::encode(&self.keys.purchase));
+        put("dlk", hexstr::encode(&self.keys.load));
+        put("dtk", hexstr::encode(&self.keys.tac));
+        put("dmk", hexstr::encode(&self.keys.maintenance));
+        put("pin_key", hexstr::encode(&self.pin_key));
+        put("pin_verifier", hexstr::encode(&self.pin_verifier));
         put("pin_tries", self.pin_tries.to_string());
         put("balance", self.balance.to_string());
         put("offline_seq", self.offline_seq.to_string());
         put("online_seq", self.online_seq.to_string());
         put("locked", u8::from(self.locked).to_string());
-        put("ef15", to_hex(&self.ef15));
-        put("ef17", to_hex(&self.ef17));
+        put("ef15", hexstr::encode(&self.ef15));
+        put("ef17", hexstr::encode(&self.ef17));
         put("rng", self.rng_state.to_string());
         if let Some(p) = self.last_proof {
             put(
@@ -56,13 +57,13 @@ impl CpuCard {
                     "{} {:02X} {} {}",
                     p.seq,
                     p.ty,
-                    to_hex(&p.mac2),
-                    to_hex(&p.tac)
+                    hexstr::encode(&p.mac2),
+                    hexstr::encode(&p.tac)
                 ),
             );
         }
         for rec in &self.log {
-            put("log", to_hex(rec));
+            put("log", hexstr::encode(rec));
         }
         s
     }
@@ -90,7 +91,7 @@ impl CpuCard {
                         return Err(ImageError::LogTooLong);
                     }
                     log.push(
-                        from_hex::<LOG_RECORD_LEN>(v)
+                        hexstr::parse::<LOG_RECORD_LEN>(v)
                             .ok_or_else(|| ImageError::Value(n, k.into()))?,
                     );
                 }
@@ -106,7 +107,7 @@ impl CpuCard {
         }
         let mut take = |k: &'static str| fields.remove(k).ok_or(ImageError::Missing(k));
         fn hex<const N: usize>(k: &str, (n, v): (usize, &str)) -> Result<[u8; N], ImageError> {
-            from_hex::<N>(v).ok_or_else(|| ImageError::Value(n, k.into()))
+            hexstr::parse::<N>(v).ok_or_else(|| ImageError::Value(n, k.into()))
         }
         fn num<T: std::str::FromStr>(k: &str, (n, v): (usize, &str)) -> Result<T, ImageError> {
             v.parse().map_err(|_| ImageError::Value(n, k.into()))
@@ -167,8 +168,8 @@ impl CpuCard {
 fn parse_proof(v: &str) -> Option<Proof> {
     let mut it = v.split_whitespace();
     let seq = it.next()?.parse().ok()?;
-    let ty = u8::from_str_radix(it.next()?, 16).ok()?;
-    let mac2 = from_hex::<4>(it.next()?)?;
-    let tac = from_hex::<4>(it.next()?)?;
+    let [ty] = hexstr::parse::<1>(it.next()?)?;
+    let mac2 = hexstr::parse::<4>(it.next()?)?;
+    let tac = hexstr::parse::<4>(it.next()?)?;
     it.next().is_none().then_some(Proof { seq, ty, mac2, tac })
 }

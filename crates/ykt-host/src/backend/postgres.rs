@@ -42,6 +42,7 @@ impl PgConn {
                 (3, super::schema::V3.to_owned()),
                 (4, super::schema::postgres_v4()),
                 (5, super::schema::V5.to_owned()),
+                (6, super::schema::V6.to_owned()),
                 (7, super::schema_people::postgres_v7()),
             ],
         );
@@ -64,7 +65,7 @@ impl PgConn {
 /// Converts our values to the types the server inferred for each parameter.
 fn params(stmt: &Statement, values: &[Value]) -> Result<Vec<Box<dyn ToSql + Sync>>> {
     if stmt.params().len() != values.len() {
-        return Err(HostError::Invalid(format!(
+        return Err(HostError::Invariant(format!(
             "statement takes {} parameters, got {}",
             stmt.params().len(),
             values.len()
@@ -74,7 +75,7 @@ fn params(stmt: &Statement, values: &[Value]) -> Result<Vec<Box<dyn ToSql + Sync
         .iter()
         .zip(values)
         .map(|(ty, v)| -> Result<Box<dyn ToSql + Sync>> {
-            let mismatch = || HostError::Invalid(format!("value {v:?} for a {ty} parameter"));
+            let mismatch = || HostError::Invariant(format!("value {v:?} for a {ty} parameter"));
             Ok(match (v, ty) {
                 (Value::Null, &Type::TEXT) => Box::new(None::<String>),
                 (Value::Null, &Type::BYTEA) => Box::new(None::<Vec<u8>>),

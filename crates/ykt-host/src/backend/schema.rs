@@ -191,6 +191,50 @@ pub fn postgres_v4() -> String {
 /// from the price list of the device that made it (its item code); NULL when none.
 pub const V5: &str = "ALTER TABLE records ADD COLUMN subject BIGINT;";
 
+/// V6: the exception queue (R-B3). A record whose money left a card but which the host
+/// refused for good is held here, in full (so it can be booked later), with the code the
+/// terminal got and why; `exception_resolutions` records how the card office resolved it
+/// (one row per exception, never an edit of the held record): `book` / `suspense`
+/// (booked) or `reject`, by whom, when, a note and the state before and after (JSON).
+pub const V6: &str = "
+CREATE TABLE exceptions (
+    device BIGINT NOT NULL,
+    serial BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    online BIGINT NOT NULL,
+    card_type TEXT NOT NULL,
+    card_no BIGINT NOT NULL,
+    card_counter BIGINT NOT NULL,
+    wallet_no BIGINT NOT NULL,
+    balance_before BIGINT NOT NULL,
+    amount BIGINT NOT NULL,
+    fee BIGINT NOT NULL,
+    balance_after BIGINT NOT NULL,
+    time BIGINT NOT NULL,
+    merchant_no BIGINT NOT NULL,
+    original_serial BIGINT,
+    item_code BIGINT NOT NULL,
+    tac BIGINT NOT NULL,
+    code BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    uploader BIGINT NOT NULL,
+    PRIMARY KEY (device, serial)
+);
+CREATE TABLE exception_resolutions (
+    device BIGINT NOT NULL,
+    serial BIGINT NOT NULL,
+    action TEXT NOT NULL,
+    resolved_by TEXT NOT NULL,
+    resolved_at BIGINT NOT NULL,
+    note TEXT NOT NULL,
+    state_before TEXT NOT NULL,
+    state_after TEXT NOT NULL,
+    PRIMARY KEY (device, serial)
+);
+";
+
 /// Applies every migration newer than the database's version, each in its own transaction.
 pub fn migrate(conn: &mut dyn Conn, migrations: &[(i64, String)]) -> Result<()> {
     conn.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;

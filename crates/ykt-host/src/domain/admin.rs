@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use ykt_proto::{CardNo, DisplayNo, Fen, MerchantNo, PhysicalId, TerminalParams};
 
 use super::blacklist;
+use super::checks::MAX_CARD_BALANCE;
 use crate::error::{HostError, Result};
 use crate::ledger::{FUNDING_ACCOUNT, Transfer, Tx};
 use crate::model::*;
@@ -32,9 +33,14 @@ pub fn fep(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
     repo::fep_get(tx.conn, id)?.ok_or_else(|| HostError::Invalid(format!("no FEP {id}")))
 }
 
+/// The FEP under its row lock, for a change that checks its state first.
+fn fep_locked(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
+    repo::fep_lock(tx.conn, id)?.ok_or_else(|| HostError::Invalid(format!("no FEP {id}")))
+}
+
 /// Registered → activated. A deregistered FEP stays deregistered.
 pub fn activate_fep(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
-    let mut f = fep(tx, id)?;
+    let mut f = fep_locked(tx, id)?;
     if f.status == FepStatus::Deregistered {
         return invalid(format!("FEP {id} is deregistered"));
     }
@@ -44,7 +50,7 @@ pub fn activate_fep(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
 }
 
 pub fn deregister_fep(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
-    let mut f = fep(tx, id)?;
+    let mut f = fep_locked(tx, id)?;
     f.status = FepStatus::Deregistered;
     f.signed_in_at = None;
     repo::fep_update(tx.conn, &f)?;
@@ -53,7 +59,7 @@ pub fn deregister_fep(tx: &mut Tx<'_>, id: u32) -> Result<Fep> {
 
 /// A host process signs in as its FEP before serving; refused with codes 10, 11, 13.
 pub fn sign_in_fep(tx: &mut Tx<'_>, id: u32, now: NaiveDateTime) -> Result<Fep> {
-    let Some(mut f) = repo::fep_get(tx.conn, id)? else {
+    let Some(mut f) = repo::fep_lock(tx.conn, id)? else {
         return Err(HostError::Refused(
             ykt_proto::ReturnCode::FEP_NOT_REGISTERED,
         ));
@@ -92,7 +98,8 @@ pub fn merchant(tx: &mut Tx<'_>, no: MerchantNo) -> Result<Merchant> {
 
 /// Normal ⇄ stopped; → deregistered is final.
 pub fn set_merchant_status(tx: &mut Tx<'_>, no: MerchantNo, s: MerchantStatus) -> Result<Merchant> {
-    let mut m = merchant(tx, no)?;
+    let mut m = repo::merchant_lock(tx.conn, no)?
+        .ok_or_else(|| HostError::Invalid(format!("no merchant {no}")))?;
     if m.status == MerchantStatus::Deregistered && s != MerchantStatus::Deregistered {
         return invalid(format!("merchant {no} is deregistered"));
     }
@@ -111,6 +118,7 @@ pub fn merchant_balance(tx: &mut Tx<'_>, no: MerchantNo) -> Result<Fen> {
 
 pub fn register_device(tx: &mut Tx<'_>, d: NewDevice) -> Result<Device> {
     params_codec::validate(&d.params)?;
+    check_max_amount(d.max_amount)?;
     if let Some(m) = d.merchant_no {
         merchant(tx, m)?;
     }
@@ -122,7 +130,7 @@ pub fn register_device(tx: &mut Tx<'_>, d: NewDevice) -> Result<Device> {
         master_key: None,
         mac_suite: d.mac_suite,
         functions: d.functions,
-        max_amount: d.max_amount.max(0),
+        max_amount: d.max_amount,
         params: d.params,
         last_report: None,
     };
@@ -136,17 +144,30 @@ pub fn device(tx: &mut Tx<'_>, id: PhysicalId) -> Result<Device> {
     repo::device_get(tx.conn, id)?.ok_or_else(|| HostError::Invalid(format!("no device {id}")))
 }
 
-/// Changes a device with `f` and stores it; deregistered devices are final.
+/// A device's per-transaction limit (code 71): 0 (none) up to what a card can hold.
+pub fn check_max_amount(max_amount: Fen) -> Result<()> {
+    if !(0..=MAX_CARD_BALANCE).contains(&max_amount) {
+        return invalid(format!(
+            "max_amount is 0 (no limit) to {MAX_CARD_BALANCE} fen"
+        ));
+    }
+    Ok(())
+}
+
+/// Changes a device with `f` and stores it, under the row's lock so that concurrent
+/// changes (from other hosts too) apply one after the other; deregistered devices are final.
 pub fn update_device(
     tx: &mut Tx<'_>,
     id: PhysicalId,
     f: impl FnOnce(&mut Device) -> Result<()>,
 ) -> Result<Device> {
-    let mut d = device(tx, id)?;
+    let mut d = repo::device_lock(tx.conn, id)?
+        .ok_or_else(|| HostError::Invalid(format!("no device {id}")))?;
     if d.status == DeviceStatus::Deregistered {
         return invalid(format!("device {id} is deregistered"));
     }
     f(&mut d)?;
+    check_max_amount(d.max_amount)?;
     if let Some(m) = d.merchant_no {
         merchant(tx, m)?;
     }
@@ -170,12 +191,25 @@ pub fn set_device_key(tx: &mut Tx<'_>, id: PhysicalId, key: [u8; 16]) -> Result<
 }
 
 /// Replaces the parameters; their version becomes the old one + 1 so terminals refetch.
-pub fn set_device_params(tx: &mut Tx<'_>, id: PhysicalId, mut p: TerminalParams) -> Result<Device> {
-    params_codec::validate(&p)?;
-    update_device(tx, id, |d| {
-        p.version = d.params.version.wrapping_add(1);
-        d.params = p;
+pub fn set_device_params(tx: &mut Tx<'_>, id: PhysicalId, p: TerminalParams) -> Result<Device> {
+    change_device_params(tx, id, |old| {
+        *old = p;
         Ok(())
+    })
+}
+
+/// Changes the parameters with `f` on the locked row (a patch of some fields never undoes a
+/// concurrent change of others) and gives them the old version + 1.
+pub fn change_device_params(
+    tx: &mut Tx<'_>,
+    id: PhysicalId,
+    f: impl FnOnce(&mut TerminalParams) -> Result<()>,
+) -> Result<Device> {
+    update_device(tx, id, |d| {
+        let version = d.params.version.wrapping_add(1);
+        f(&mut d.params)?;
+        d.params.version = version;
+        params_codec::validate(&d.params)
     })
 }
 
@@ -245,6 +279,14 @@ fn insert_card(tx: &mut Tx<'_>, no: CardNo, c: NewCard) -> Result<Card> {
         counters_used: 0,
     };
     if !repo::card_insert(tx.conn, &card)? {
+        // The display number was checked free, but another host may have taken it since:
+        // the insert itself is the check that holds.
+        if repo::card_by_display(tx.conn, card.display_no)?.is_some() {
+            return invalid(format!(
+                "display number {} is in use",
+                card.display_no.get()
+            ));
+        }
         return Err(HostError::Corrupt(format!(
             "card {} exists beyond the sequence",
             no.get()
@@ -272,8 +314,8 @@ pub fn deposit(
     id: &str,
     now: NaiveDateTime,
 ) -> Result<Card> {
-    if amount <= 0 {
-        return invalid("a deposit is positive");
+    if !(1..=MAX_CARD_BALANCE).contains(&amount) {
+        return invalid(format!("a deposit is 1 to {MAX_CARD_BALANCE} fen"));
     }
     if id.is_empty() || id.len() > 64 {
         return invalid("a deposit id has 1 to 64 bytes");
@@ -283,9 +325,15 @@ pub fn deposit(
     if c.status == CardStatus::Cancelled {
         return invalid("the card is cancelled");
     }
-    if c.balance + amount > crate::domain::checks::MAX_CARD_BALANCE {
-        return invalid("the card's balance would exceed 24 bits");
-    }
+    let balance = c
+        .balance
+        .checked_add(amount)
+        .filter(|b| *b <= MAX_CARD_BALANCE)
+        .ok_or_else(|| {
+            HostError::Invalid(format!(
+                "the card's balance would exceed {MAX_CARD_BALANCE} fen (24 bits)"
+            ))
+        })?;
     tx.post(Transfer {
         id: format!("dep:{id}"),
         from: FUNDING_ACCOUNT.to_owned(),
@@ -296,21 +344,71 @@ pub fn deposit(
         time: now,
     })
     .map_err(|e| match e {
-        HostError::Invalid(_) => HostError::Invalid(format!("deposit {id} exists")),
+        HostError::Invariant(_) => HostError::Invalid(format!("deposit {id} exists")),
         other => other,
     })?;
-    c.balance += amount;
+    c.balance = balance;
     repo::card_update(tx.conn, &c)?;
     Ok(c)
+}
+
+/// A card's opening balance (0 for none), paid in like a deposit: one rule for every route
+/// that issues cards.
+pub fn check_opening_balance(balance: Fen) -> Result<()> {
+    if !(0..=MAX_CARD_BALANCE).contains(&balance) {
+        return invalid(format!("balance is 0 to {MAX_CARD_BALANCE} fen"));
+    }
+    Ok(())
+}
+
+/// Pays a newly issued card's opening balance in (nothing for 0); `receipt` as for
+/// [`deposit`].
+pub fn pay_opening_balance(
+    tx: &mut Tx<'_>,
+    card: Card,
+    balance: Fen,
+    receipt: &str,
+    now: NaiveDateTime,
+) -> Result<Card> {
+    check_opening_balance(balance)?;
+    if balance == 0 {
+        return Ok(card);
+    }
+    deposit(tx, card.no, balance, receipt, now)
+}
+
+/// Which statuses a change of a card's status may start from (checked on the locked row).
+enum Source {
+    /// Any but cancelled, which is final.
+    AnyLive,
+    /// Only this one; the message says why not otherwise.
+    Only(CardStatus, &'static str),
 }
 
 /// Changes a card's status; entering or leaving a blocking status changes the blacklist
 /// (version + 1). Cancelled is final.
 pub fn set_card_status(tx: &mut Tx<'_>, no: CardNo, s: CardStatus) -> Result<(Card, u32)> {
+    change_card_status(tx, no, Source::AnyLive, s)
+}
+
+/// The one place a card's status changes: the source is checked on the row read under its
+/// lock, so of two concurrent changes (from two hosts too) the second sees the first's
+/// result, and is refused when that is no longer a source it may start from.
+fn change_card_status(
+    tx: &mut Tx<'_>,
+    no: CardNo,
+    from: Source,
+    s: CardStatus,
+) -> Result<(Card, u32)> {
     let mut c = repo::card_get(tx.conn, no, true)?
         .ok_or_else(|| HostError::Invalid(format!("no card {}", no.get())))?;
     if c.status == CardStatus::Cancelled {
         return invalid("the card is cancelled");
+    }
+    if let Source::Only(required, why) = from
+        && c.status != required
+    {
+        return invalid(why);
     }
     let was = blacklist::blocks(c.status);
     c.status = s;
@@ -325,18 +423,23 @@ pub fn set_card_status(tx: &mut Tx<'_>, no: CardNo, s: CardStatus) -> Result<(Ca
 
 /// 挂失 (R-H4): a normal card becomes lost and goes on the blacklist (version + 1).
 pub fn report_loss(tx: &mut Tx<'_>, no: CardNo) -> Result<(Card, u32)> {
-    if card(tx, no)?.status != CardStatus::Normal {
-        return invalid("only a normal card can be reported lost");
-    }
-    set_card_status(tx, no, CardStatus::Lost)
+    let from = Source::Only(
+        CardStatus::Normal,
+        "only a normal card can be reported lost",
+    );
+    change_card_status(tx, no, from, CardStatus::Lost)
 }
 
 /// 解挂 (R-H4): a lost card is found; it leaves the blacklist (version + 1).
 pub fn report_found(tx: &mut Tx<'_>, no: CardNo) -> Result<(Card, u32)> {
-    if card(tx, no)?.status != CardStatus::Lost {
-        return invalid("the card is not reported lost");
-    }
-    set_card_status(tx, no, CardStatus::Normal)
+    let from = Source::Only(CardStatus::Lost, "the card is not reported lost");
+    change_card_status(tx, no, from, CardStatus::Normal)
+}
+
+/// A frozen card becomes normal again; it leaves the blacklist (version + 1).
+pub fn unfreeze(tx: &mut Tx<'_>, no: CardNo) -> Result<(Card, u32)> {
+    let from = Source::Only(CardStatus::Frozen, "the card is not frozen");
+    change_card_status(tx, no, from, CardStatus::Normal)
 }
 
 /// Corrects the card's data in the system (class, expiry) — e.g. after info code 6.
@@ -356,8 +459,8 @@ pub fn set_card_data(
 
 /// Registers a subsidy waiting for the card (info code 2 until picked up).
 pub fn add_subsidy(tx: &mut Tx<'_>, no: CardNo, amount: Fen, batch: u32) -> Result<i64> {
-    if amount <= 0 {
-        return invalid("a subsidy is positive");
+    if !(1..=MAX_CARD_BALANCE).contains(&amount) {
+        return invalid(format!("a subsidy is 1 to {MAX_CARD_BALANCE} fen"));
     }
     card(tx, no)?;
     repo::subsidy_insert(tx.conn, no, amount, batch)

@@ -57,7 +57,7 @@ pub fn device_row(tx: &mut Tx<'_>, fep_id: u32, id: PhysicalId) -> Result<Device
 /// transaction.
 pub fn device_state(device: &Device, origin: &Origin, function: Functions) -> Result<()> {
     if device.id != origin.device {
-        return Err(crate::error::HostError::Invalid(format!(
+        return Err(crate::error::HostError::Invariant(format!(
             "device {} checked as {}",
             device.id, origin.device
         )));
@@ -145,17 +145,25 @@ pub fn card_usable(card: &Card, device: &Device, time: NaiveDateTime) -> Result<
 
 /// Amounts: a positive amount and a non-negative fee within the card's 24-bit balance (34).
 pub fn amount(record: &Record) -> Result<()> {
-    let total = record.amount.checked_add(record.fee);
-    if record.amount <= 0 || record.fee < 0 || total.is_none_or(|t| t > MAX_CARD_BALANCE) {
+    let total = total(record)?;
+    if record.amount <= 0 || record.fee < 0 || total > MAX_CARD_BALANCE {
         return refuse(ReturnCode::AMOUNT_ERROR);
     }
     Ok(())
 }
 
+/// What a record takes off a card (or gives back): amount + fee; 34 when that overflows.
+pub fn total(record: &Record) -> Result<Fen> {
+    match record.amount.checked_add(record.fee) {
+        Some(t) => Ok(t),
+        None => refuse(ReturnCode::AMOUNT_ERROR),
+    }
+}
+
 /// The card balances of a record add up (67): after = before − (amount + fee) for a debit,
 /// before + (amount + fee) for a reversal; both within 24 bits.
 pub fn balances(record: &Record, credit: bool) -> Result<()> {
-    let total = record.amount + record.fee;
+    let total = total(record)?;
     let expected = if credit {
         record.balance_before.checked_add(total)
     } else {
@@ -172,14 +180,18 @@ pub fn balances(record: &Record, credit: bool) -> Result<()> {
 }
 
 /// The fee by permission class, rounded half up to the fen (R-F4.13).
-pub fn expected_fee(amount: Fen, rate_percent: u8) -> Fen {
-    (amount * Fen::from(rate_percent) + 50) / 100
+/// `None` when the product overflows (no such amount passes [`amount`]).
+pub fn expected_fee(amount: Fen, rate_percent: u8) -> Option<Fen> {
+    amount
+        .checked_mul(Fen::from(rate_percent))
+        .and_then(|p| p.checked_add(50))
+        .map(|p| p / 100)
 }
 
 /// Code 33 when the fee differs from the class rate of the device's parameters.
 pub fn fee(record: &Record, device: &Device, card: &Card) -> Result<()> {
     let rate = device.params.fee_rates[usize::from(card.class)];
-    if record.fee == expected_fee(record.amount, rate) {
+    if Some(record.fee) == expected_fee(record.amount, rate) {
         Ok(())
     } else {
         refuse(ReturnCode::FEE_RATE_ERROR)
@@ -196,7 +208,7 @@ pub fn online_limits(record: &Record, device: &Device, card: &Card) -> Result<()
         // R-F4.8 enforced by the host too: a card above the terminal's maximum balance.
         return refuse(ReturnCode::CARD_BALANCE_OVER_LIMIT);
     }
-    let total = record.amount + record.fee;
+    let total = total(record)?;
     if record.balance_before < total {
         return refuse(ReturnCode::CARD_INSUFFICIENT_BALANCE);
     }
@@ -283,7 +295,7 @@ mod tests {
         // R-F4.13: fee = amount × rate / 100 rounded half up, exact in integers.
         #[test]
         fn fee_rounds_half_up(amount in 1..=MAX_CARD_BALANCE, rate in 0..=100u8) {
-            let fee = expected_fee(amount, rate);
+            let fee = expected_fee(amount, rate).unwrap();
             let exact2 = 2 * amount * Fen::from(rate); // 200 × the exact fee
             prop_assert!(200 * fee > exact2 - 100 && 200 * fee <= exact2 + 100);
             prop_assert!(fee <= amount);

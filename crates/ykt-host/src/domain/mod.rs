@@ -7,6 +7,7 @@ pub mod approvals;
 pub mod blacklist;
 pub mod checks;
 pub mod counter;
+pub mod exceptions;
 pub mod info;
 pub mod journal;
 pub mod operators;

@@ -8,9 +8,12 @@ use ykt_proto::{
 
 use super::checks::{self, Origin};
 use super::counter;
+use super::exceptions;
 use super::info::{self, CardFacts, CardView, Notices};
 use crate::error::{HostError, Result, refuse};
-use crate::ledger::{FEE_ACCOUNT, SUSPENSE_ACCOUNT, Transfer, Tx, record_transfer_id};
+use crate::ledger::{
+    FEE_ACCOUNT, FUNDING_ACCOUNT, SUSPENSE_ACCOUNT, Transfer, Tx, record_transfer_id,
+};
 use crate::model::{Card, Device, Functions};
 use crate::repo::{self, StoredRecord};
 
@@ -53,6 +56,16 @@ impl Outcome {
             balance,
         }
     }
+}
+
+/// What became of an uploaded record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Uploaded {
+    /// Booked, stored unbooked, or acknowledged again: the terminal gets 0.
+    Stored(Outcome),
+    /// Refused for good, but its money left the card: held in the exception queue
+    /// (`domain::exceptions`, R-B3). The terminal gets this final code and stops resending.
+    Held(ReturnCode),
 }
 
 /// An online debit request (R-P5.2): the record the terminal journalled as "initiated",
@@ -148,12 +161,24 @@ fn book_debit(
         });
     }
     counter::consume(tx, card, r)?;
-    let from = repo::card_account(card.no);
+    post_debit(tx, repo::card_account(card.no), r)?;
+    let total = checks::total(r)?;
+    card.balance = card
+        .balance
+        .checked_sub(total)
+        .ok_or_else(|| mirror_overflow(card))?;
+    repo::card_update(tx.conn, card)
+}
+
+/// A debit's two transfers: `from` → its merchant (or suspense) and `from` → fee.
+/// Returns the account credited with the amount.
+fn post_debit(tx: &mut Tx<'_>, from: String, r: &Record) -> Result<String> {
     let key = Some((r.device, r.serial));
+    let to = credit_account(r.merchant_no);
     tx.post(Transfer {
         id: record_transfer_id(r.device, r.serial, "amount"),
         from: from.clone(),
-        to: credit_account(r.merchant_no),
+        to: to.clone(),
         amount: r.amount,
         kind: "debit",
         record: key,
@@ -168,8 +193,75 @@ fn book_debit(
         record: key,
         time: r.time,
     })?;
-    card.balance -= r.amount + r.fee;
-    repo::card_update(tx.conn, card)
+    Ok(to)
+}
+
+/// Where the card office books a record held in the exception queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeldBooking {
+    /// Card → the record's merchant, which must exist.
+    Merchant,
+    /// Card → suspense (stored with merchant 0, like a collected record without one); a card
+    /// the host does not know has no account: funding → suspense, and no record row.
+    Suspense,
+}
+
+/// Books a held record (R-B3) with the upload's own booking (`book_debit`: record, counter,
+/// transfers, subject). The check that refused it is waived by the card office's decision,
+/// except a counter used by another record: booking it would count one transaction twice.
+/// Returns the account credited.
+pub(crate) fn book_held(
+    tx: &mut Tx<'_>,
+    r: &Record,
+    to: HeldBooking,
+    now: NaiveDateTime,
+) -> Result<String> {
+    if repo::record_get(tx.conn, r.device, r.serial, true)?.is_some() {
+        return Err(HostError::Invariant(format!(
+            "held record {}:{} is stored as a record too",
+            r.device, r.serial
+        )));
+    }
+    let mut stored = r.clone();
+    match to {
+        HeldBooking::Merchant => {
+            if r.merchant_no == 0 || repo::merchant_get(tx.conn, r.merchant_no)?.is_none() {
+                return Err(HostError::Invalid(format!(
+                    "merchant {} does not exist: create it first, or book to suspense",
+                    r.merchant_no
+                )));
+            }
+        }
+        HeldBooking::Suspense => stored.merchant_no = 0,
+    }
+    let subject = maker_subject(tx, r)?;
+    let Some(mut card) = repo::card_get(tx.conn, r.card_no, true)? else {
+        return match to {
+            HeldBooking::Suspense => post_debit(tx, FUNDING_ACCOUNT.to_owned(), &stored),
+            HeldBooking::Merchant => Err(HostError::Invalid(format!(
+                "card {} does not exist: book to suspense or reject",
+                r.card_no.get()
+            ))),
+        };
+    };
+    if let Some((device, serial)) = repo::counter_owner(tx.conn, card.no, r.card_counter)? {
+        return Err(HostError::Invalid(format!(
+            "counter {} of card {} is used by record {device}/{serial}: reject this one",
+            r.card_counter,
+            card.no.get()
+        )));
+    }
+    book_debit(tx, &mut card, &stored, subject, now)?;
+    Ok(credit_account(stored.merchant_no))
+}
+
+/// The checks bound every amount, so a mirror balance leaving i64 is a broken invariant:
+/// an error the terminal retries, never a wrap.
+fn mirror_overflow(card: &Card) -> HostError {
+    HostError::Invariant(format!(
+        "card {} mirror balance would overflow",
+        card.no.get()
+    ))
 }
 
 /// Where a debit's amount goes: its merchant, or the suspense account for a collected record
@@ -211,7 +303,11 @@ fn book_reverse(
         record: key,
         time: by.time,
     })?;
-    card.balance += orig.amount + orig.fee;
+    let total = checks::total(orig)?;
+    card.balance = card
+        .balance
+        .checked_add(total)
+        .ok_or_else(|| mirror_overflow(card))?;
     repo::record_set_reversed(tx.conn, orig.device, orig.serial, by.serial)?;
     Ok(())
 }
@@ -285,13 +381,17 @@ fn notices(
 /// Books an uploaded record exactly once (R-P5.6, R-P5.9): a repeat is acknowledged again
 /// (R-H2), an online debit's upload reconciles its card-write outcome, a cancellation
 /// (R-P5.5) or reversal (codes 31, 32) undoes its original.
+///
+/// R-B3: a record whose money left the card is never lost. Refused for good (any code but
+/// 1–9 and 30), it is held in the exception queue in this transaction and the terminal gets
+/// the code ([`Uploaded::Held`]); uploaded again, it gets the same code again.
 pub fn upload(
     tx: &mut Tx<'_>,
     origin: &Origin,
     r: &Record,
     tac: Option<&dyn TacVerifier>,
     now: NaiveDateTime,
-) -> Result<Outcome> {
+) -> Result<Uploaded> {
     let device = checks::device_row(tx, origin.fep, origin.device)?;
     upload_on(tx, origin, &device, r, tac, now)
 }
@@ -299,6 +399,34 @@ pub fn upload(
 /// [`upload`] on the uploader's device row as read by [`checks::device_row`] in this
 /// transaction: an upload of many records reads it once.
 pub fn upload_on(
+    tx: &mut Tx<'_>,
+    origin: &Origin,
+    device: &Device,
+    r: &Record,
+    tac: Option<&dyn TacVerifier>,
+    now: NaiveDateTime,
+) -> Result<Uploaded> {
+    if !exceptions::moved_money(r) {
+        return store_upload(tx, origin, device, r, tac, now).map(Uploaded::Stored);
+    }
+    if let Some(code) = exceptions::held_before(tx, r)? {
+        return Ok(Uploaded::Held(code));
+    }
+    match store_upload(tx, origin, device, r, tac, now) {
+        // Refusals write nothing; a record stored already (30, an online debit's TAC) is
+        // not lost.
+        Err(HostError::Refused(code))
+            if !code.is_handled_as_timeout()
+                && code != ReturnCode::POS_SERIAL_DUPLICATE
+                && repo::record_get(tx.conn, r.device, r.serial, false)?.is_none() =>
+        {
+            exceptions::hold(tx, origin.device, r, code, now).map(Uploaded::Held)
+        }
+        other => other.map(Uploaded::Stored),
+    }
+}
+
+fn store_upload(
     tx: &mut Tx<'_>,
     origin: &Origin,
     device: &Device,
@@ -603,6 +731,11 @@ fn collected_subject(
     if r.device == origin.device {
         return Ok(uploader.subject_of(r.item_code));
     }
+    maker_subject(tx, r)
+}
+
+/// The subject of the record's item in the price list of the device that made it, now.
+fn maker_subject(tx: &mut Tx<'_>, r: &Record) -> Result<Option<u16>> {
     Ok(repo::device_get(tx.conn, r.device)?.and_then(|maker| maker.subject_of(r.item_code)))
 }
 

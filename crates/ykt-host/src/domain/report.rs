@@ -28,7 +28,8 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// What stays with the merchant: debited minus given back.
+    /// What stays with the merchant: debited minus given back (both sums are of positive
+    /// amounts, so the difference of two non-negative i64 cannot overflow).
     pub fn net_amount(&self) -> Fen {
         self.debit_amount - self.reversal_amount
     }
@@ -38,13 +39,23 @@ impl Totals {
         self.debit_fee - self.reversal_fee
     }
 
-    fn add(&mut self, o: &Totals) {
-        self.debits += o.debits;
-        self.debit_amount += o.debit_amount;
-        self.debit_fee += o.debit_fee;
-        self.reversals += o.reversals;
-        self.reversal_amount += o.reversal_amount;
-        self.reversal_fee += o.reversal_fee;
+    /// Adds `o` in; a sum past i64 is refused, never wrapped.
+    fn add(&mut self, o: &Totals) -> Result<()> {
+        let too_big = || HostError::Invalid("the report's sums overflow".into());
+        self.debits = self.debits.checked_add(o.debits).ok_or_else(too_big)?;
+        self.reversals = self
+            .reversals
+            .checked_add(o.reversals)
+            .ok_or_else(too_big)?;
+        for (sum, part) in [
+            (&mut self.debit_amount, o.debit_amount),
+            (&mut self.debit_fee, o.debit_fee),
+            (&mut self.reversal_amount, o.reversal_amount),
+            (&mut self.reversal_fee, o.reversal_fee),
+        ] {
+            *sum = sum.checked_add(part).ok_or_else(too_big)?;
+        }
+        Ok(())
     }
 }
 
@@ -184,7 +195,7 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
     let merchants = grouped(tx, "merchant_no", "r.merchant_no", date)?
         .into_iter()
         .map(|(g, totals)| {
-            total.add(&totals);
+            total.add(&totals)?;
             let g = key(g, "merchant number")?;
             let merchant_no = MerchantNo::try_from(g)
                 .map_err(|_| HostError::Corrupt(format!("merchant number {g}")))?;
@@ -224,18 +235,16 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
         })
         .collect::<Result<Vec<_>>>()?;
     debug_assert_eq!(
-        subjects.iter().fold(Totals::default(), |mut a, l| {
-            a.add(&l.totals);
-            a
-        }),
+        subjects.iter().try_fold(Totals::default(), |mut a, l| {
+            a.add(&l.totals).map(|()| a)
+        })?,
         total,
         "every record has one subject or none"
     );
     debug_assert_eq!(
-        devices.iter().fold(Totals::default(), |mut a, d| {
-            a.add(&d.totals);
-            a
-        }),
+        devices.iter().try_fold(Totals::default(), |mut a, d| {
+            a.add(&d.totals).map(|()| a)
+        })?,
         total,
         "every record has one merchant and one device"
     );

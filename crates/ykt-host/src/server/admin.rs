@@ -4,18 +4,18 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
 use chrono::NaiveDate;
 use rand::TryRngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use ykt_proto::{CardNo, ConsumptionMode, DisplayNo, Fen, PhysicalId, WorkMode};
+use ykt_proto::{CardNo, DisplayNo, Fen, PhysicalId};
 
+pub(crate) use super::api::ApiError;
+use super::api::{ApiJson, ApiPath, ApiResult, invalid};
 use super::registry::Command;
 use super::routes::Api;
-use super::{Shared, jobs};
+use super::{Shared, jobs, params_api};
 use crate::access::{Access, Permission as P};
 use crate::domain::{admin, blacklist};
 use crate::error::HostError;
@@ -71,41 +71,7 @@ pub(crate) fn routes() -> Api {
         )
         .get("/audit", Access::Needs(P::AuditRun), audit)
         .merge(super::admin_ops::routes())
-}
-
-/// An API error: 400 for invalid requests, 409 for refusals with their code, 500 otherwise.
-pub(crate) struct ApiError(HostError);
-
-impl From<HostError> for ApiError {
-    fn from(e: HostError) -> Self {
-        ApiError(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, body) = match &self.0 {
-            HostError::Invalid(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
-            HostError::Refused(c) => (
-                StatusCode::CONFLICT,
-                json!({"error": c.table_text().unwrap_or("refused"), "code": c.0}),
-            ),
-            other => {
-                tracing::error!(error = %other, "admin request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"error": other.to_string()}),
-                )
-            }
-        };
-        (status, Json(body)).into_response()
-    }
-}
-
-type ApiResult = Result<Json<Value>, ApiError>;
-
-fn invalid(m: impl Into<String>) -> ApiError {
-    ApiError(HostError::Invalid(m.into()))
+        .merge(super::exceptions::routes())
 }
 
 fn parse_device(s: &str) -> Result<PhysicalId, ApiError> {
@@ -150,12 +116,13 @@ async fn merchants(State(s): S) -> ApiResult {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewMerchant {
     no: u32,
     name: String,
 }
 
-async fn add_merchant(State(s): S, Json(m): Json<NewMerchant>) -> ApiResult {
+async fn add_merchant(State(s): S, ApiJson(m): ApiJson<NewMerchant>) -> ApiResult {
     let made = jobs::execute(&s.store, move |tx| {
         admin::create_merchant(tx, m.no, &m.name)
     })
@@ -174,30 +141,13 @@ fn device_json(d: &Device, connected: bool) -> Value {
         "has_master_key": d.master_key.is_some(),
         "max_amount": d.max_amount,
         "connected": connected,
-        "params": params_json(p),
+        "params": params_api::params_json(p),
         "last_report": d.last_report.map(|r| json!({
             "at": r.at.to_string(),
             "pending_records": r.pending_records,
             "terminal_clock": r.terminal_clock.to_string(),
             "blacklist_version": r.blacklist_version,
         })),
-    })
-}
-
-fn params_json(p: &ykt_proto::TerminalParams) -> Value {
-    json!({
-        "version": p.version,
-        "work_mode": match p.work_mode { WorkMode::FullOnline => "full-online", WorkMode::Auto => "auto", WorkMode::Offline => "offline" },
-        "consumption_mode": match p.consumption_mode { ConsumptionMode::UnitPrice => "unit-price", ConsumptionMode::FixedAmount => "fixed-amount", ConsumptionMode::Coded => "coded" },
-        "fixed_amount": p.fixed_amount,
-        "max_balance": p.max_balance,
-        "min_balance": p.min_balance,
-        "max_daily_uses": p.max_daily_uses,
-        "single_password_threshold": p.single_password_threshold,
-        "daily_password_threshold": p.daily_password_threshold,
-        "wallet_no": p.wallet_no,
-        "max_offline_hours": p.max_offline_hours,
-        "price_list": p.price_list.iter().map(|i| json!({"code": i.code, "price": i.price, "subject": i.subject})).collect::<Vec<_>>(),
     })
 }
 
@@ -210,13 +160,14 @@ async fn devices(State(s): S) -> ApiResult {
     )))
 }
 
-async fn device(State(s): S, Path(id): Path<String>) -> ApiResult {
+async fn device(State(s): S, ApiPath(id): ApiPath<String>) -> ApiResult {
     let id = parse_device(&id)?;
     let d = jobs::read(&s.store, move |tx| admin::device(tx, id)).await?;
     Ok(Json(device_json(&d, s.registry.is_connected(id))))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewDeviceReq {
     id: String,
     terminal_no: u32,
@@ -242,7 +193,7 @@ pub struct Provisioning {
     pub merchant_no: u32,
 }
 
-async fn add_device(State(s): S, Json(r): Json<NewDeviceReq>) -> ApiResult {
+async fn add_device(State(s): S, ApiJson(r): ApiJson<NewDeviceReq>) -> ApiResult {
     let id = parse_device(&r.id)?;
     let suite = match r.mac_suite.unwrap_or(1) {
         1 => MacSuite::Aes128Cmac,
@@ -297,149 +248,24 @@ async fn set_status(s: &Shared, id: &str, st: DeviceStatus) -> ApiResult {
     Ok(Json(device_json(&d, s.registry.is_connected(id))))
 }
 
-async fn enable_device(State(s): S, Path(id): Path<String>) -> ApiResult {
+async fn enable_device(State(s): S, ApiPath(id): ApiPath<String>) -> ApiResult {
     set_status(&s, &id, DeviceStatus::Enabled).await
 }
 
-async fn disable_device(State(s): S, Path(id): Path<String>) -> ApiResult {
+async fn disable_device(State(s): S, ApiPath(id): ApiPath<String>) -> ApiResult {
     set_status(&s, &id, DeviceStatus::Disabled).await
-}
-
-/// Parameter changes; absent fields keep their value.
-#[derive(Deserialize, Default)]
-struct ParamsPatch {
-    work_mode: Option<String>,
-    consumption_mode: Option<String>,
-    fixed_amount: Option<Fen>,
-    max_balance: Option<Fen>,
-    min_balance: Option<Fen>,
-    max_daily_uses: Option<u16>,
-    single_password_threshold: Option<Fen>,
-    daily_password_threshold: Option<Fen>,
-    wallet_no: Option<u8>,
-    max_offline_hours: Option<u16>,
-    /// Fee rate in percent for every class listed: `{"3": 5}`.
-    fee_rates: Option<std::collections::BTreeMap<u8, u8>>,
-    /// The whole price list of keyboard-coded mode (R-F4.10), replacing the old one.
-    price_list: Option<Vec<PriceItemReq>>,
-}
-
-/// One item of the price list as the API takes it.
-#[derive(Deserialize)]
-struct PriceItemReq {
-    code: u16,
-    price: Fen,
-    #[serde(default)]
-    subject: u16,
-}
-
-/// Most items: the protocol's bound, or the host store's if lower.
-const MAX_PRICE_ITEMS: usize = if ykt_proto::MAX_PRICE_ITEMS < params_codec::MAX_PRICE_ITEMS {
-    ykt_proto::MAX_PRICE_ITEMS
-} else {
-    params_codec::MAX_PRICE_ITEMS
-};
-/// Highest item price in fen: a card's balance field is 24 bits.
-const MAX_ITEM_PRICE: Fen = 0xFF_FFFF;
-
-fn price_list(items: &[PriceItemReq]) -> Result<Vec<ykt_proto::PriceItem>, ApiError> {
-    if items.len() > MAX_PRICE_ITEMS {
-        return Err(invalid(format!(
-            "price_list has {} items; at most {MAX_PRICE_ITEMS}",
-            items.len()
-        )));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    items
-        .iter()
-        .map(|i| {
-            // Code 0 is what a record carries when no item was keyed.
-            if i.code == 0 {
-                return Err(invalid("price_list: an item code is 1 to 65535"));
-            }
-            if !seen.insert(i.code) {
-                return Err(invalid(format!(
-                    "price_list: item code {} appears twice",
-                    i.code
-                )));
-            }
-            if !(1..=MAX_ITEM_PRICE).contains(&i.price) {
-                return Err(invalid(format!(
-                    "price_list: the price of item {} is {} fen; it is 1 to {MAX_ITEM_PRICE}",
-                    i.code, i.price
-                )));
-            }
-            Ok(ykt_proto::PriceItem {
-                code: i.code,
-                price: i.price,
-                subject: i.subject,
-            })
-        })
-        .collect()
-}
-
-fn apply(p: &mut ykt_proto::TerminalParams, patch: &ParamsPatch) -> Result<(), ApiError> {
-    if let Some(m) = &patch.work_mode {
-        p.work_mode = match m.as_str() {
-            "full-online" => WorkMode::FullOnline,
-            "auto" => WorkMode::Auto,
-            "offline" => WorkMode::Offline,
-            _ => return Err(invalid("work_mode is full-online, auto or offline")),
-        };
-    }
-    if let Some(m) = &patch.consumption_mode {
-        p.consumption_mode = match m.as_str() {
-            "unit-price" => ConsumptionMode::UnitPrice,
-            "fixed-amount" => ConsumptionMode::FixedAmount,
-            "coded" => ConsumptionMode::Coded,
-            _ => {
-                return Err(invalid(
-                    "consumption_mode is unit-price, fixed-amount or coded",
-                ));
-            }
-        };
-    }
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = patch.$f { p.$f = v; })* };
-    }
-    set!(
-        fixed_amount,
-        max_balance,
-        min_balance,
-        max_daily_uses,
-        single_password_threshold,
-        daily_password_threshold,
-        wallet_no,
-        max_offline_hours
-    );
-    if let Some(rates) = &patch.fee_rates {
-        for (class, rate) in rates {
-            p.fee_rates[usize::from(*class)] = *rate;
-        }
-    }
-    if let Some(items) = &patch.price_list {
-        p.price_list = price_list(items)?;
-    }
-    // A coded terminal with no list could sell nothing: every code would be refused.
-    if p.consumption_mode == ConsumptionMode::Coded && p.price_list.is_empty() {
-        return Err(invalid(
-            "consumption_mode coded needs a price_list with at least one item",
-        ));
-    }
-    Ok(())
 }
 
 async fn set_params(
     State(s): S,
-    Path(id): Path<String>,
-    Json(patch): Json<ParamsPatch>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(patch): ApiJson<params_api::ParamsPatch>,
 ) -> ApiResult {
     let id = parse_device(&id)?;
-    let current = jobs::read(&s.store, move |tx| admin::device(tx, id)).await?;
-    let mut params = current.params.clone();
-    apply(&mut params, &patch)?;
+    // The patch applies to the row as it is under its lock: concurrent patches of other
+    // fields (from other hosts too) are kept.
     let d = jobs::execute(&s.store, move |tx| {
-        admin::set_device_params(tx, id, params.clone())
+        admin::change_device_params(tx, id, |p| params_api::apply(p, &patch))
     })
     .await?;
     // Push to the terminal if it is connected here; others learn it from their heartbeat.
@@ -452,12 +278,17 @@ async fn set_params(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CollectReq {
     card_no: u32,
     count: u8,
 }
 
-async fn collect(State(s): S, Path(id): Path<String>, Json(r): Json<CollectReq>) -> ApiResult {
+async fn collect(
+    State(s): S,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(r): ApiJson<CollectReq>,
+) -> ApiResult {
     let id = parse_device(&id)?;
     let card = parse_card(r.card_no)?;
     let sent = s.registry.send(
@@ -483,6 +314,7 @@ pub(crate) fn card_json(c: &Card) -> Value {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IssueReq {
     display_no: u64,
     class: u8,
@@ -493,7 +325,7 @@ struct IssueReq {
     balance: Fen,
 }
 
-async fn issue_card(State(s): S, Json(r): Json<IssueReq>) -> ApiResult {
+async fn issue_card(State(s): S, ApiJson(r): ApiJson<IssueReq>) -> ApiResult {
     let display = DisplayNo::new(r.display_no)
         .ok_or_else(|| invalid("a display number has at most 10 digits"))?;
     let expiry = NaiveDate::parse_from_str(&r.expiry, "%Y-%m-%d")
@@ -509,17 +341,14 @@ async fn issue_card(State(s): S, Json(r): Json<IssueReq>) -> ApiResult {
                 counter: 0,
             },
         )?;
-        if r.balance > 0 {
-            admin::deposit(tx, c.no, r.balance, &format!("issue:{}", c.no.get()), now)
-        } else {
-            Ok(c)
-        }
+        let receipt = format!("issue:{}", c.no.get());
+        admin::pay_opening_balance(tx, c, r.balance, &receipt, now)
     })
     .await?;
     Ok(Json(card_json(&c)))
 }
 
-async fn card(State(s): S, Path(no): Path<u32>) -> ApiResult {
+async fn card(State(s): S, ApiPath(no): ApiPath<u32>) -> ApiResult {
     let no = parse_card(no)?;
     let (c, listed) = jobs::read(&s.store, move |tx| {
         let c = admin::card(tx, no)?;
@@ -534,13 +363,18 @@ async fn card(State(s): S, Path(no): Path<u32>) -> ApiResult {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DepositReq {
     amount: Fen,
     /// The card office's receipt id: a repeated id is refused, never booked twice.
     id: String,
 }
 
-async fn deposit(State(s): S, Path(no): Path<u32>, Json(r): Json<DepositReq>) -> ApiResult {
+async fn deposit(
+    State(s): S,
+    ApiPath(no): ApiPath<u32>,
+    ApiJson(r): ApiJson<DepositReq>,
+) -> ApiResult {
     let no = parse_card(no)?;
     let now = s.config.clock.now();
     let c = jobs::execute(&s.store, move |tx| {
@@ -550,18 +384,13 @@ async fn deposit(State(s): S, Path(no): Path<u32>, Json(r): Json<DepositReq>) ->
     Ok(Json(card_json(&c)))
 }
 
-async fn card_action(State(s): S, Path((no, action)): Path<(u32, String)>) -> ApiResult {
+async fn card_action(State(s): S, ApiPath((no, action)): ApiPath<(u32, String)>) -> ApiResult {
     let no = parse_card(no)?;
     let (c, version) = jobs::execute(&s.store, move |tx| match action.as_str() {
         "lose" => admin::report_loss(tx, no),
         "found" => admin::report_found(tx, no),
         "freeze" => admin::set_card_status(tx, no, CardStatus::Frozen),
-        "unfreeze" => {
-            if admin::card(tx, no)?.status != CardStatus::Frozen {
-                return Err(HostError::Invalid("the card is not frozen".into()));
-            }
-            admin::set_card_status(tx, no, CardStatus::Normal)
-        }
+        "unfreeze" => admin::unfreeze(tx, no),
         "cancel" => admin::set_card_status(tx, no, CardStatus::Cancelled),
         other => Err(HostError::Invalid(format!(
             "unknown card action {other:?}: lose, found, freeze, unfreeze, cancel"
@@ -590,97 +419,4 @@ async fn audit(State(s): S) -> ApiResult {
     Ok(Json(
         json!({"clean": r.is_clean(), "report": format!("{r:?}")}),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn patch(v: Value) -> Result<ykt_proto::TerminalParams, String> {
-        let patch: ParamsPatch = serde_json::from_value(v).map_err(|e| e.to_string())?;
-        let mut p = params_codec::default_params();
-        apply(&mut p, &patch).map_err(|ApiError(e)| e.to_string())?;
-        Ok(p)
-    }
-
-    // R-F4.10, R-F4.14: a price list with subjects is taken whole, in the order given, and
-    // comes back out in the params JSON.
-    #[test]
-    fn price_list_set_and_shown() {
-        let p = patch(json!({"consumption_mode": "coded", "price_list": [
-            {"code": 12, "price": 1200, "subject": 3},
-            {"code": 7, "price": MAX_ITEM_PRICE}
-        ]}))
-        .unwrap();
-        assert_eq!(p.consumption_mode, ConsumptionMode::Coded);
-        assert_eq!(
-            p.price_list,
-            vec![
-                ykt_proto::PriceItem {
-                    code: 12,
-                    price: 1200,
-                    subject: 3
-                },
-                ykt_proto::PriceItem {
-                    code: 7,
-                    price: MAX_ITEM_PRICE,
-                    subject: 0
-                },
-            ]
-        );
-        assert_eq!(
-            params_json(&p)["price_list"],
-            json!([{"code": 12, "price": 1200, "subject": 3},
-                   {"code": 7, "price": MAX_ITEM_PRICE, "subject": 0}])
-        );
-    }
-
-    // R-F4.10: a bad list is refused with a message naming what is wrong.
-    #[test]
-    fn bad_price_lists_refused() {
-        let cases = [
-            (
-                json!([{"code": 1, "price": 100}, {"code": 1, "price": 200}]),
-                "appears twice",
-            ),
-            (json!([{"code": 1, "price": 0}]), "1 to 16777215"),
-            (json!([{"code": 1, "price": -5}]), "1 to 16777215"),
-            (
-                json!([{"code": 1, "price": MAX_ITEM_PRICE + 1}]),
-                "1 to 16777215",
-            ),
-            (json!([{"code": 0, "price": 100}]), "1 to 65535"),
-        ];
-        for (list, why) in cases {
-            let e = patch(json!({"price_list": list})).unwrap_err();
-            assert!(e.contains(why), "{list}: {e}");
-        }
-        let too_many: Vec<Value> = (1..=MAX_PRICE_ITEMS + 1)
-            .map(|c| json!({"code": c, "price": 100}))
-            .collect();
-        let e = patch(json!({"price_list": too_many})).unwrap_err();
-        assert!(e.contains(&format!("at most {MAX_PRICE_ITEMS}")), "{e}");
-        let full: Vec<Value> = (1..=MAX_PRICE_ITEMS)
-            .map(|c| json!({"code": c, "price": 100}))
-            .collect();
-        assert_eq!(
-            patch(json!({"price_list": full})).unwrap().price_list.len(),
-            MAX_PRICE_ITEMS
-        );
-    }
-
-    // R-F4.10: coded mode without any item is refused; an empty list clears it otherwise.
-    #[test]
-    fn coded_mode_needs_items() {
-        let e = patch(json!({"consumption_mode": "coded"})).unwrap_err();
-        assert!(e.contains("needs a price_list"), "{e}");
-        let e = patch(json!({"consumption_mode": "coded", "price_list": []})).unwrap_err();
-        assert!(e.contains("needs a price_list"), "{e}");
-        assert!(
-            patch(json!({"price_list": []}))
-                .unwrap()
-                .price_list
-                .is_empty()
-        );
-    }
 }

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use ykt_proto::CardNo;
 
-use super::admin::{ApiError, card_json};
+use super::admin::card_json;
+use super::api::{ApiJson, ApiPath, ApiQuery, ApiResult, invalid};
 use super::routes::Api;
 use super::{Shared, jobs};
 use crate::access::{Access, Permission as P};
@@ -22,7 +23,6 @@ use crate::error::HostError;
 use crate::model::{Fep, FepStatus};
 
 type S = State<Arc<Shared>>;
-type ApiResult = Result<Json<Value>, ApiError>;
 
 /// Cards per page at most.
 pub const MAX_CARD_PAGE: u32 = 1_000;
@@ -43,18 +43,15 @@ pub(crate) fn routes() -> Api {
         )
 }
 
-fn invalid(m: impl Into<String>) -> ApiError {
-    ApiError::from(HostError::Invalid(m.into()))
-}
-
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CardPage {
     after: Option<u32>,
     limit: Option<u32>,
 }
 
 /// `GET /cards?after=N&limit=M`: cards in number order; `next_after` continues the list.
-pub(crate) async fn cards(State(s): S, Query(p): Query<CardPage>) -> ApiResult {
+pub(crate) async fn cards(State(s): S, ApiQuery(p): ApiQuery<CardPage>) -> ApiResult {
     let limit = p.limit.unwrap_or(100);
     if !(1..=MAX_CARD_PAGE).contains(&limit) {
         return Err(invalid(format!("limit is 1 to {MAX_CARD_PAGE}")));
@@ -86,12 +83,13 @@ pub(crate) async fn cards(State(s): S, Query(p): Query<CardPage>) -> ApiResult {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DayQuery {
     date: Option<String>,
 }
 
 /// `GET /reports/daily?date=YYYY-MM-DD` (default: today on the campus clock).
-async fn daily(State(s): S, Query(q): Query<DayQuery>) -> ApiResult {
+async fn daily(State(s): S, ApiQuery(q): ApiQuery<DayQuery>) -> ApiResult {
     let date = match q.date {
         Some(d) => {
             NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| invalid("date is YYYY-MM-DD"))?
@@ -133,18 +131,19 @@ async fn feps(State(s): S) -> ApiResult {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewFep {
     id: u32,
     name: String,
 }
 
-async fn add_fep(State(s): S, Json(f): Json<NewFep>) -> ApiResult {
+async fn add_fep(State(s): S, ApiJson(f): ApiJson<NewFep>) -> ApiResult {
     let made = jobs::execute(&s.store, move |tx| admin::register_fep(tx, f.id, &f.name)).await?;
     Ok(Json(fep_json(&made, s.config.fep_id)))
 }
 
 /// `activate` (and, for this process's FEP, sign in at once) or `deregister`.
-async fn fep_action(State(s): S, Path((id, action)): Path<(u32, String)>) -> ApiResult {
+async fn fep_action(State(s): S, ApiPath((id, action)): ApiPath<(u32, String)>) -> ApiResult {
     let (this, now) = (s.config.fep_id, s.config.clock.now());
     let f = jobs::execute(&s.store, move |tx| match action.as_str() {
         "activate" => {

@@ -7,25 +7,24 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::NaiveDate;
 use rand::TryRngCore;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use ykt_proto::{CardNo, DisplayNo, Fen, PhysicalId};
 
-use super::admin::{ApiError, Provisioning};
+use super::admin::Provisioning;
+use super::api::{ApiJson, ApiPath, ApiResult, invalid};
 use super::routes::Api;
 use super::{Shared, jobs};
 use crate::access::{Access, Permission as P};
 use crate::domain::admin;
-use crate::domain::checks::MAX_CARD_BALANCE;
 use crate::error::HostError;
 use crate::model::*;
 use crate::{params_codec, repo};
 
 type S = State<Arc<Shared>>;
-type ApiResult = Result<Json<Value>, ApiError>;
 
 /// Devices per request at most (one front-end processor serves up to ~3,000, REFERENCE.md).
 pub const MAX_BULK_DEVICES: u32 = 10_000;
@@ -43,11 +42,8 @@ pub(crate) fn routes() -> Api {
         .get("/bulk/books/{merchant}", Access::Needs(P::Bulk), books)
 }
 
-fn invalid(m: impl Into<String>) -> ApiError {
-    ApiError::from(HostError::Invalid(m.into()))
-}
-
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BulkDevicesReq {
     count: u32,
     merchant_no: u32,
@@ -60,7 +56,7 @@ struct BulkDevicesReq {
 
 /// Registers `count` enabled AES-128 devices with fresh random master keys; returns their
 /// provisioning data (the only time the keys are shown).
-async fn bulk_devices(State(s): S, Json(r): Json<BulkDevicesReq>) -> ApiResult {
+async fn bulk_devices(State(s): S, ApiJson(r): ApiJson<BulkDevicesReq>) -> ApiResult {
     if r.count == 0 || r.count > MAX_BULK_DEVICES {
         return Err(invalid(format!("count is 1 to {MAX_BULK_DEVICES}")));
     }
@@ -123,6 +119,7 @@ async fn bulk_devices(State(s): S, Json(r): Json<BulkDevicesReq>) -> ApiResult {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BulkCardsReq {
     count: u32,
     /// Opening balance of each card in fen, paid in from the funding account.
@@ -142,13 +139,12 @@ fn default_class() -> u8 {
 
 /// Issues `count` cards with an opening balance each. Card numbers come from the system
 /// sequence, consecutive within a chunk; the answer lists the ranges `[first, last]`.
-async fn bulk_cards(State(s): S, Json(r): Json<BulkCardsReq>) -> ApiResult {
+async fn bulk_cards(State(s): S, ApiJson(r): ApiJson<BulkCardsReq>) -> ApiResult {
     if r.count == 0 || r.count > MAX_BULK_CARDS {
         return Err(invalid(format!("count is 1 to {MAX_BULK_CARDS}")));
     }
-    if !(0..=MAX_CARD_BALANCE).contains(&r.balance) {
-        return Err(invalid(format!("balance is 0 to {MAX_CARD_BALANCE} fen")));
-    }
+    // Refused before the first chunk: nothing is issued.
+    admin::check_opening_balance(r.balance)?;
     let expiry = NaiveDate::parse_from_str(&r.expiry, "%Y-%m-%d")
         .map_err(|_| invalid("expiry is YYYY-MM-DD"))?;
     let top = r.display_base.checked_add(u64::from(CardNo::MAX));
@@ -167,9 +163,8 @@ async fn bulk_cards(State(s): S, Json(r): Json<BulkCardsReq>) -> ApiResult {
             let mut range: Option<[u32; 2]> = None;
             for _ in 0..n {
                 let c = admin::issue_numbered_card(tx, base, class, expiry)?;
-                if balance > 0 {
-                    admin::deposit(tx, c.no, balance, &format!("bulk:{}", c.no.get()), now)?;
-                }
+                let receipt = format!("bulk:{}", c.no.get());
+                let c = admin::pay_opening_balance(tx, c, balance, &receipt, now)?;
                 let no = c.no.get();
                 range = Some(match range {
                     Some([first, _]) => [first, no],
@@ -189,6 +184,7 @@ async fn bulk_cards(State(s): S, Json(r): Json<BulkCardsReq>) -> ApiResult {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BulkLoseReq {
     first: u32,
     last: u32,
@@ -196,7 +192,7 @@ struct BulkLoseReq {
 
 /// Reports the cards `first ..= last` lost (R-H4): each joins the blacklist, one version
 /// each. Cards that are not normal are skipped and counted.
-async fn bulk_lose(State(s): S, Json(r): Json<BulkLoseReq>) -> ApiResult {
+async fn bulk_lose(State(s): S, ApiJson(r): ApiJson<BulkLoseReq>) -> ApiResult {
     let first = CardNo::new(r.first).ok_or_else(|| invalid("first is 1 to 16777215"))?;
     let last = CardNo::new(r.last).ok_or_else(|| invalid("last is 1 to 16777215"))?;
     if first > last || last.get() - first.get() >= MAX_BULK_CARDS {
@@ -239,7 +235,7 @@ async fn bulk_lose(State(s): S, Json(r): Json<BulkLoseReq>) -> ApiResult {
 /// The books of one merchant: booked purchase records (count, amount, fee) and the
 /// merchant account's balance. `ykt loadgen` compares them with what it was told.
 /// (PostgreSQL sums BIGINT as NUMERIC: cast back.)
-async fn books(State(s): S, Path(merchant): Path<u32>) -> ApiResult {
+async fn books(State(s): S, ApiPath(merchant): ApiPath<u32>) -> ApiResult {
     let (records, amount, fee, unbooked, balance) = jobs::read(&s.store, move |tx| {
         let row = tx.conn.query_one(
             "SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT), \

@@ -47,6 +47,8 @@ fn log_refusal(device: PhysicalId, what: &str, e: &HostError) {
         HostError::Refused(code) => {
             tracing::info!(%device, what, code = code.0, "refused")
         }
+        // A bug: rolled back, the terminal retries (code 1).
+        HostError::Invariant(m) => tracing::error!(%device, what, error = %m, "broken invariant"),
         other => tracing::warn!(%device, what, error = %other, "failed"),
     }
 }
@@ -112,7 +114,13 @@ fn debit_record(device: PhysicalId, r: &DebitRequest, merchant_no: u32) -> Recor
         balance_before: r.balance_before,
         amount: r.amount,
         fee: r.fee,
-        balance_after: r.balance_before - r.amount - r.fee,
+        // Derived, never wrapped: where it would leave i64 the checks refuse the amounts
+        // (34) or the balance before (67) first, and i64::MIN is out of range for them too.
+        balance_after: r
+            .balance_before
+            .checked_sub(r.amount)
+            .and_then(|b| b.checked_sub(r.fee))
+            .unwrap_or(i64::MIN),
         time: r.time,
         merchant_no,
         original_serial: None,
@@ -227,12 +235,14 @@ async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> Upload
             // Another device's record, or (never: one outcome per item) a missing outcome.
             None if is_mine => ReturnCode::SYSTEM_FAILURE,
             None => ReturnCode::POS_TERMINAL_NO_ERROR,
-            Some(Ok(o)) => {
+            Some(Ok(records::Uploaded::Stored(o))) => {
                 if info == InfoCode::NONE {
                     info = o.info();
                 }
                 ReturnCode::SUCCESS
             }
+            // R-B3: refused for good, held in the exception queue.
+            Some(Ok(records::Uploaded::Held(code))) => code,
             Some(Err(e)) => {
                 log_refusal(device, "upload", &e);
                 e.return_code()

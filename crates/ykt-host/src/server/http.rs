@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::middleware;
 use axum::response::IntoResponse;
@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::routes::{AccessTable, PREFIX};
-use super::{Shared, admin, auth};
+use super::{Shared, admin, api, auth};
 
 /// Every admin route with its declared access (`routes.rs`).
 pub(crate) fn api() -> (Router<Arc<Shared>>, AccessTable) {
@@ -30,10 +30,15 @@ pub(crate) async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let (api, _) = api();
-    let api = api.route_layer(middleware::from_fn_with_state(
-        Arc::clone(&shared),
-        auth::require,
-    ));
+    // The 405 fallback reaches the routes present when it is set: set it last.
+    let api = api
+        .method_not_allowed_fallback(api::wrong_method)
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            auth::require,
+        ))
+        .fallback(api::no_route)
+        .layer(DefaultBodyLimit::max(api::MAX_BODY));
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
@@ -62,6 +67,11 @@ async fn healthz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 async fn render_metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    // The queue is shared by every process on the database: counted where it lives.
+    match super::jobs::read(&s.store, crate::domain::exceptions::count_open).await {
+        Ok(n) => super::metrics::exceptions_open(n),
+        Err(e) => tracing::warn!(error = %e, "cannot count open exceptions"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),

@@ -59,6 +59,11 @@ pub(crate) fn terminals(delta: f64) {
     metrics::gauge!("ykt_connected_terminals").increment(delta);
 }
 
+/// Records held in the exception queue and not resolved yet (R-B3).
+pub(crate) fn exceptions_open(n: i64) {
+    metrics::gauge!("ykt_exceptions_open").set(n as f64);
+}
+
 pub(crate) fn connections(delta: f64) {
     metrics::gauge!("ykt_connections").increment(delta);
 }

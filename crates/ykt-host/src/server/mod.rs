@@ -14,11 +14,13 @@ mod auth;
 mod bulk;
 mod clock;
 mod conn;
+mod exceptions;
 mod handlers;
 mod http;
 mod jobs;
 mod metrics;
 mod operators_api;
+mod params_api;
 mod registry;
 mod routes;
 

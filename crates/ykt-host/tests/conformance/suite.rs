@@ -12,7 +12,6 @@ use ykt_proto::{
 };
 
 use super::support::*;
-pub use crate::people::*;
 
 // R-H7: a FEP must be registered (10), activated (11), signed in (12), not deregistered (13).
 pub fn fep_lifecycle(f: &Fixture) {
@@ -761,6 +760,10 @@ pub fn cpu_tac_verified(f: &Fixture) {
     r.card_type = CardType::Cpu;
     r.tac = expected_tac(&r) ^ 1;
     assert_eq!(refused(upload(s, r.clone())), ReturnCode::OTHER_ERROR.0);
+    // R-B3: held in the exception queue; the same transaction with its right TAC is the
+    // card office's to book (exceptions.rs). A new record with the right TAC books.
+    let mut r = offline(c.no, 3, 0, 10_000, 500);
+    r.card_type = CardType::Cpu;
     r.tac = expected_tac(&r);
     upload(s, r).unwrap();
     // Online: authorised without a TAC, the success upload brings it and is verified.
@@ -1010,7 +1013,11 @@ pub fn concurrent_batches_across_stores(f: &Fixture) {
             store
                 .submit(
                     move |tx| domain::records::upload(tx, &origin, &r, tac.as_deref(), now()),
-                    move |res| reply.send(res.map(|o| o.duplicate)).unwrap(),
+                    move |res| {
+                        reply
+                            .send(res.and_then(wire_view).map(|o| o.duplicate))
+                            .unwrap()
+                    },
                 )
                 .unwrap();
         }
@@ -1068,11 +1075,12 @@ fn other_terminal(s: &Store) -> Origin {
 fn upload_as(s: &Store, o: Origin, r: ykt_proto::Record) -> Result<Outcome> {
     let tac = s.tac_verifier();
     s.execute(move |tx| domain::records::upload(tx, &o, &r, tac.as_deref(), now()))
+        .and_then(wire_view)
 }
 
 /// The record as another terminal reads it from the card's ring (`CardRecord::to_collected`):
 /// the maker's device and serial, no merchant, written, the reader's wallet.
-fn as_collected(r: &ykt_proto::Record) -> ykt_proto::Record {
+pub fn as_collected(r: &ykt_proto::Record) -> ykt_proto::Record {
     ykt_proto::Record {
         kind: RecordKind::Collected,
         status: RecordStatus::Written,

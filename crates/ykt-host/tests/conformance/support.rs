@@ -247,9 +247,21 @@ pub fn debit(store: &Store, card: &Card, record: Record) -> Result<Outcome> {
     store.execute(move |tx| domain::records::authorize(tx, &req, now()))
 }
 
+/// Uploads as the terminal sees it: a record held in the exception queue (R-B3) is the
+/// refusal with its code.
 pub fn upload(store: &Store, record: Record) -> Result<Outcome> {
     let tac = store.tac_verifier();
-    store.execute(move |tx| domain::records::upload(tx, &origin(), &record, tac.as_deref(), now()))
+    store
+        .execute(move |tx| domain::records::upload(tx, &origin(), &record, tac.as_deref(), now()))
+        .and_then(wire_view)
+}
+
+/// The terminal's view of an upload: 0 with the outcome, or the code of a held record.
+pub fn wire_view(u: Uploaded) -> Result<Outcome> {
+    match u {
+        Uploaded::Stored(o) => Ok(o),
+        Uploaded::Held(code) => Err(HostError::Refused(code)),
+    }
 }
 
 pub fn refused(r: Result<impl std::fmt::Debug>) -> u8 {

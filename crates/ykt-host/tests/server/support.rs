@@ -384,6 +384,16 @@ pub fn offline_record(
     }
 }
 
+/// The ledger audit of the world's store must be clean (R-H6).
+pub async fn assert_audit_clean(store: &Store) {
+    let store = store.clone();
+    let report =
+        tokio::task::spawn_blocking(move || store.read(|tx| ledger::audit(tx.conn)).unwrap())
+            .await
+            .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
+
 /// A minimal HTTP/1.1 request; returns (status, body).
 pub async fn http(
     addr: SocketAddr,
@@ -403,7 +413,12 @@ pub async fn http(
     s.write_all(req.as_bytes()).await.unwrap();
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).await.unwrap();
-    let text = String::from_utf8_lossy(&resp).to_string();
+    response(&resp)
+}
+
+/// An HTTP/1.1 response's (status, body).
+pub fn response(resp: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(resp).to_string();
     let status = text
         .split(' ')
         .nth(1)

@@ -1,14 +1,28 @@
 //! The card checks of chapter 4, as one pure function of the card, the parameters, the
-//! terminal clock and the amount (no reader, no storage): R-F4.5–R-F4.13.
+//! terminal clock and the amount (no reader, no storage): the card's identity, R-F4.5–R-F4.13.
 
 use chrono::{NaiveDate, NaiveTime};
-use ykt_proto::{Fen, ReturnCode, TerminalParams};
+use ykt_card::cpu::app::serial_for;
+use ykt_proto::{CardNo, Fen, ReturnCode, TerminalParams};
 
 use super::texts;
+
+/// What ties a card's number to the keys the card holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumberBinding {
+    /// A CPU card: its keys are diversified from this application serial, which its number
+    /// determines ([`serial_for`], the rule the host's TAC verifier applies too).
+    CpuSerial([u8; 8]),
+    /// MF1: the sector keys depend on the UID alone; nothing on the card ties the number to
+    /// them (docs/spec-notes.md).
+    Unbound,
+}
 
 /// What the terminal knows about a card after reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CardFacts {
+    pub card_no: CardNo,
+    pub binding: NumberBinding,
     pub class: u8,
     pub expiry: NaiveDate,
     pub balance: Fen,
@@ -22,21 +36,40 @@ pub struct CardFacts {
 pub enum Refusal {
     Code(ReturnCode),
     Text(&'static str),
+    /// The card's data contradict each other: refused with the code, and the tap is kept as
+    /// an abnormal record (R-F4.3), since the card itself is suspect.
+    Abnormal(ReturnCode),
 }
 
 impl Refusal {
     pub fn screen(&self) -> String {
         match self {
-            Refusal::Code(c) => c.screen_text(),
+            Refusal::Code(c) | Refusal::Abnormal(c) => c.screen_text(),
             Refusal::Text(t) => (*t).to_owned(),
         }
     }
 
     pub fn code(&self) -> Option<ReturnCode> {
         match self {
-            Refusal::Code(c) => Some(*c),
+            Refusal::Code(c) | Refusal::Abnormal(c) => Some(*c),
             Refusal::Text(_) => None,
         }
+    }
+
+    /// Whether the tap is recorded as an abnormal record (R-F4.3).
+    pub fn is_abnormal(&self) -> bool {
+        matches!(self, Refusal::Abnormal(_))
+    }
+}
+
+/// Whether the card's number is the one its keys belong to. A CPU card whose public file
+/// names another number than its serial would be debited under the serial's keys and
+/// booked by the host under the number, whose TAC check then fails: the merchant would
+/// carry the loss (issue 18).
+pub fn number_matches_keys(card: &CardFacts) -> bool {
+    match card.binding {
+        NumberBinding::CpuSerial(serial) => serial_for(card.card_no) == serial,
+        NumberBinding::Unbound => true,
     }
 }
 
@@ -48,9 +81,11 @@ pub struct Approved {
 }
 
 /// Fee by permission class (R-F4.13, R-F4.16): amount × rate / 100, rounded half up.
+/// Computed per whole hundred and remainder, so that no amount overflows.
 pub fn fee(amount: Fen, rate_percent: u8) -> Fen {
     debug_assert!(amount >= 0 && rate_percent <= 100);
-    (amount.max(0) * Fen::from(rate_percent.min(100)) + 50) / 100
+    let (amount, rate) = (amount.max(0), Fen::from(rate_percent.min(100)));
+    amount / 100 * rate + (amount % 100 * rate + 50) / 100
 }
 
 /// Whether `t` falls in one of the terminal's working-hours windows (R-H1, code 27); no
@@ -73,6 +108,10 @@ pub fn check_debit(
     today: NaiveDate,
     amount: Fen,
 ) -> Result<Approved, Refusal> {
+    // Card data error (58, 卡状态异常): number and keys do not belong together.
+    if !number_matches_keys(card) {
+        return Err(Refusal::Abnormal(ReturnCode::CARD_STATUS_ABNORMAL));
+    }
     if amount <= 0 {
         return Err(Refusal::Code(ReturnCode::AMOUNT_ERROR));
     }
@@ -96,14 +135,20 @@ pub fn check_debit(
         return Err(Refusal::Text(texts::DAILY_USES_EXCEEDED));
     }
     let fee = fee(amount, p.fee_rates[usize::from(card.class)]);
-    let total = amount.saturating_add(fee);
+    let total = amount
+        .checked_add(fee)
+        .ok_or(Refusal::Code(ReturnCode::AMOUNT_ERROR))?;
     if card.balance < total {
         return Err(Refusal::Code(ReturnCode::CARD_INSUFFICIENT_BALANCE));
     }
     // R-F4.11 single amount, R-F4.12 day's cumulative amount including this one.
     let single = p.single_password_threshold > 0 && amount >= p.single_password_threshold;
+    // A day's amount beyond i64 is past any threshold.
     let daily = p.daily_password_threshold > 0
-        && card.daily_amount.saturating_add(total) >= p.daily_password_threshold;
+        && card
+            .daily_amount
+            .checked_add(total)
+            .is_none_or(|day| day >= p.daily_password_threshold);
     Ok(Approved {
         fee,
         needs_pin: single || daily,
@@ -138,6 +183,8 @@ mod tests {
 
     fn card() -> CardFacts {
         CardFacts {
+            card_no: CardNo::new(4242).unwrap(),
+            binding: NumberBinding::Unbound,
             class: 7,
             expiry: NaiveDate::from_ymd_opt(2030, 1, 1).unwrap_or_default(),
             balance: 10_000,
@@ -284,7 +331,75 @@ mod tests {
         assert!(!within_hours(&p, hm(1, 0)));
     }
 
+    // issue 18.1: card 16126098 on the serial of card 4242 is a card data error (58), kept
+    // as an abnormal record (R-F4.3); the serial of its own number passes; MF1 binds nothing.
+    #[test]
+    fn cpu_number_must_match_its_serial() {
+        let serial_of = |n| serial_for(CardNo::new(n).unwrap());
+        assert_eq!(serial_of(4242), [0x59, 0x4B, 0x54, 0, 0, 0x00, 0x10, 0x92]);
+        let forged = CardFacts {
+            card_no: CardNo::new(16_126_098).unwrap(),
+            binding: NumberBinding::CpuSerial(serial_of(4242)),
+            ..card()
+        };
+        let r = check_debit(&forged, &params(), today(), 100);
+        assert_eq!(r, Err(Refusal::Abnormal(ReturnCode::CARD_STATUS_ABNORMAL)));
+        assert!(r.is_err_and(|r| r.is_abnormal() && r.code() == Some(ReturnCode(58))));
+        let genuine = CardFacts {
+            binding: NumberBinding::CpuSerial(serial_of(4242)),
+            ..card()
+        };
+        assert!(check_debit(&genuine, &params(), today(), 100).is_ok());
+        assert!(check_debit(&card(), &params(), today(), 100).is_ok());
+    }
+
+    // Amounts beyond any balance are refused, never an overflow.
+    #[test]
+    fn huge_amounts_are_refused() {
+        let mut p = params();
+        p.fee_rates[7] = 100;
+        p.daily_password_threshold = 1;
+        let rich = CardFacts {
+            balance: Fen::MAX,
+            daily_amount: Fen::MAX,
+            ..card()
+        };
+        for amount in [Fen::MAX, Fen::MAX / 2 + 1] {
+            assert_eq!(
+                check_debit(&rich, &p, today(), amount),
+                Err(Refusal::Code(ReturnCode::AMOUNT_ERROR))
+            );
+            assert_eq!(
+                check_debit(&card(), &p, today(), amount),
+                Err(Refusal::Code(ReturnCode::AMOUNT_ERROR))
+            );
+        }
+        let amount = Fen::MAX / 100 + 1;
+        assert_eq!(
+            check_debit(&rich, &p, today(), amount),
+            Ok(Approved {
+                fee: amount,
+                needs_pin: true
+            })
+        );
+        assert_eq!(
+            (fee(Fen::MAX, 1), fee(Fen::MAX, 100)),
+            (Fen::MAX / 100, Fen::MAX)
+        );
+    }
+
     proptest! {
+        // issue 18.1: a CPU card passes the identity check exactly when its serial is the one
+        // its number implies.
+        #[test]
+        fn identity_holds_exactly_for_the_derived_serial(a in 1u32..=0xFF_FFFF, b in 1u32..=0xFF_FFFF) {
+            let (Some(a), Some(b)) = (CardNo::new(a), CardNo::new(b)) else {
+                return Err(TestCaseError::reject("card number out of range"));
+            };
+            let c = CardFacts { card_no: a, binding: NumberBinding::CpuSerial(serial_for(b)), ..card() };
+            prop_assert_eq!(number_matches_keys(&c), a == b);
+        }
+
         // R-F4.13: the fee never exceeds the amount, and amount + fee never exceeds the
         // balance of an approved debit.
         #[test]

@@ -13,7 +13,7 @@ use ykt_card::cpu::psam::Psam;
 use ykt_card::keys::SystemKeys;
 use ykt_proto::{CardNo, CardType, Fen, PhysicalId, ReturnCode};
 
-use super::checks::{CardFacts, Refusal};
+use super::checks::{CardFacts, NumberBinding, Refusal};
 use super::texts;
 
 /// A card read at a tap.
@@ -57,14 +57,16 @@ impl Tapped {
 
     /// What the checks of chapter 4 need, with the day's figures for `today`.
     pub(super) fn facts(&self, today: chrono::NaiveDate) -> CardFacts {
-        let (class, expiry, balance, (daily_count, daily_amount)) = match self {
+        let (binding, class, expiry, balance, (daily_count, daily_amount)) = match self {
             Tapped::Mf1(c) => (
+                NumberBinding::Unbound,
                 c.info.class,
                 c.info.expiry,
                 c.wallet.balance,
                 c.wallet.daily_on(today),
             ),
             Tapped::Cpu(c) => (
+                NumberBinding::CpuSerial(c.read.serial),
                 c.read.class,
                 c.read.expiry,
                 c.read.balance,
@@ -72,6 +74,8 @@ impl Tapped {
             ),
         };
         CardFacts {
+            card_no: self.card_no(),
+            binding,
             class,
             expiry,
             balance,

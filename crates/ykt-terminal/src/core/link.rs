@@ -12,12 +12,13 @@ use ykt_proto::messages::{
 };
 use ykt_proto::{
     FrameDecoder, InfoCode, MAX_FRAME_LEN, RawFrame, Record, RecordKind, ReturnCode, Session,
-    TerminalParams, TerminalSerial, open_sign_in_response, peer_error_code, seal_sign_in,
+    TerminalParams, open_sign_in_response, peer_error_code, seal_sign_in,
 };
 
+use super::conn::{Busy, Conn, Exchange, Next};
 use super::{
     Beep, Event, INFO_HOLD_MS, MAX_COLLECT_REQUESTS, Output, Res, SIGN_IN_TIMEOUT_MS, Terminal,
-    texts,
+    Timer, texts,
 };
 use crate::storage::blacklist::{BlacklistChange, MAX_CHANGES};
 use crate::storage::flash::Flash;
@@ -34,30 +35,20 @@ const PROBE_MS: u64 = 5_000;
 const UPLOAD_BATCH: usize = 16;
 
 #[derive(Debug)]
-enum Busy {
-    Upload(Vec<TerminalSerial>),
-    Heartbeat,
-    Delta,
-    Bulk,
-    Params,
-}
-
-#[derive(Debug)]
 struct Bulk {
     version: u32,
     next: u16,
 }
 
-/// The connection and what is outstanding on it.
+/// The connection and what is outstanding on it. Its deadlines are in the core's timer
+/// table (`Timer::SignIn*`, `Exchange*`, `Heartbeat`).
 pub(super) struct Link {
-    up: bool,
+    /// Down, signing in, waiting to retry, or up with the session (changed by
+    /// `Terminal::enter` only).
+    conn: Conn,
     decoder: FrameDecoder,
-    pub(super) session: Option<Session>,
-    /// Nonce and deadline of the sign-in in flight.
-    signing_in: Option<([u8; 8], u64)>,
     /// The first sign-in after power-up finished (answered or timed out).
     settled: bool,
-    settle_deadline: u64,
     pub(super) sign_in_error: Option<ReturnCode>,
     /// Sign-in's work mode bit: 1 有联机校验.
     pub(super) online_check: bool,
@@ -65,34 +56,26 @@ pub(super) struct Link {
     pub(super) degraded: bool,
     /// What `Event::Online` last said.
     reported_online: Option<bool>,
-    next_sign_in: Option<u64>,
     host_blacklist: u32,
     host_params: Option<u32>,
-    busy: Option<(Busy, u32, u64)>,
-    next_heartbeat: u64,
-    retry_at: u64,
+    /// `Timer::Heartbeat` fired: send one when the link is free.
+    pub(super) heartbeat_due: bool,
     bulk: Option<Bulk>,
 }
 
 impl Link {
-    pub(super) fn new(now: u64) -> Link {
+    pub(super) fn new() -> Link {
         Link {
-            up: false,
+            conn: Conn::Down,
             decoder: FrameDecoder::new(MAX_FRAME_LEN),
-            session: None,
-            signing_in: None,
             settled: false,
-            settle_deadline: now + SIGN_IN_TIMEOUT_MS,
             sign_in_error: None,
             online_check: true,
             degraded: false,
             reported_online: None,
-            next_sign_in: None,
             host_blacklist: 0,
             host_params: None,
-            busy: None,
-            next_heartbeat: now + HEARTBEAT_MS,
-            retry_at: now,
+            heartbeat_due: false,
             bulk: None,
         }
     }
@@ -101,48 +84,51 @@ impl Link {
         self.settled
     }
 
-    /// A session exists and the host answers.
-    pub(super) fn online(&self) -> bool {
-        self.session.is_some() && !self.degraded
+    pub(super) fn has_session(&self) -> bool {
+        self.conn.session().is_some()
     }
 
-    pub(super) fn next_deadline(&self, now: u64) -> Option<u64> {
-        let mut d = vec![];
-        if !self.settled {
-            d.push(self.settle_deadline);
-        }
-        if let Some((_, t)) = self.signing_in {
-            d.push(t);
-        }
-        if let Some((_, _, t)) = self.busy {
-            d.push(t);
-        }
-        if self.up && self.session.is_none() {
-            d.extend(self.next_sign_in);
-        }
-        if self.session.is_some() {
-            d.push(self.next_heartbeat);
-            if self.retry_at > now {
-                d.push(self.retry_at);
-            }
-        }
-        d.into_iter().min()
+    /// A session exists and the host answers.
+    pub(super) fn online(&self) -> bool {
+        self.has_session() && !self.degraded
     }
 }
 
 impl<F: Flash> Terminal<F> {
+    /// The one way the connection changes state: the deadlines of the state left go with it,
+    /// those of the state entered are armed.
+    fn enter(&mut self, next: Next) {
+        debug_assert!(
+            next.allowed_from(&self.link.conn),
+            "connection: transition not allowed from this state"
+        );
+        self.timers.clear(Timer::SignInReply);
+        self.timers.clear(Timer::SignInRetry);
+        self.timers.clear(Timer::Exchange);
+        self.link.conn = match next {
+            Next::Down => Conn::Down,
+            Next::SigningIn { nonce, deadline } => {
+                self.timers.set(Timer::SignInReply, deadline);
+                Conn::SigningIn { nonce }
+            }
+            Next::WaitingToRetry { retry_at } => {
+                self.timers.set(Timer::SignInRetry, retry_at);
+                Conn::WaitingToRetry
+            }
+            Next::Up(session) => Conn::Up {
+                session,
+                exchange: None,
+            },
+        };
+    }
+
     pub(super) fn on_link_up(&mut self) -> Res {
-        self.link.up = true;
         self.link.decoder = FrameDecoder::new(MAX_FRAME_LEN);
-        self.link.session = None;
         self.start_sign_in()
     }
 
     pub(super) fn on_link_down(&mut self, reader: &mut dyn Reader) -> Res {
-        self.link.up = false;
-        self.link.session = None;
-        self.link.signing_in = None;
-        self.link.busy = None;
+        self.enter(Next::Down);
         if self.link.bulk.take().is_some() {
             self.st.blacklist.abort_bulk();
         }
@@ -151,8 +137,7 @@ impl<F: Flash> Terminal<F> {
     }
 
     pub(super) fn manual_sign_in(&mut self) -> Res {
-        if self.link.up {
-            self.link.session = None;
+        if self.link.conn.connected() {
             self.start_sign_in()?;
         }
         self.refresh_screen();
@@ -172,50 +157,77 @@ impl<F: Flash> Terminal<F> {
         let mut buf = Vec::new();
         if seal_sign_in(self.cfg.device, &self.cfg.master, &req, &mut buf).is_ok() {
             self.push(Output::Send(buf));
-            self.link.signing_in = Some((nonce, self.now + SIGN_IN_TIMEOUT_MS));
+            let deadline = self.now + SIGN_IN_TIMEOUT_MS;
+            self.enter(Next::SigningIn { nonce, deadline });
+        } else {
+            let retry_at = self.now + SIGN_IN_RETRY_MS;
+            self.enter(Next::WaitingToRetry { retry_at });
         }
-        self.link.next_sign_in = None;
         Ok(())
     }
 
-    pub(super) fn link_tick(&mut self) -> Res {
-        let now = self.now;
-        if !self.link.settled && now >= self.link.settle_deadline {
-            // R-P5.1: sign-in timed out; keep working with the saved merchant number.
-            self.link.settled = true;
-            self.refresh_screen();
+    /// The first sign-in is over, answered or not (`Timer::SignInSettle` is then moot).
+    fn settle_sign_in(&mut self) {
+        self.link.settled = true;
+        self.timers.clear(Timer::SignInSettle);
+    }
+
+    /// `Timer::SignInSettle`: 5 s after power-up without an answer (R-P5.1): work with the
+    /// saved merchant number.
+    pub(super) fn sign_in_settle_passed(&mut self) {
+        self.link.settled = true;
+        self.refresh_screen();
+    }
+
+    /// `Timer::SignInReply`: the sign-in timed out (R-P5.1). The saved merchant number stays
+    /// in use; after a refusal it is 0, and the screen says 请设置商户号 instead of the old
+    /// error. Retried later.
+    pub(super) fn sign_in_timed_out(&mut self) {
+        if self.link.conn.nonce().is_none() {
+            return;
         }
-        if let Some((_, deadline)) = self.link.signing_in
-            && now >= deadline
-        {
-            self.link.signing_in = None;
-            self.link.settled = true;
-            self.link.next_sign_in = Some(now + SIGN_IN_RETRY_MS);
-            self.push(Output::Event(Event::SignInFailed { code: None }));
-            self.refresh_screen();
-        }
-        if self.link.up
-            && self.link.session.is_none()
-            && self.link.signing_in.is_none()
-            && self.link.next_sign_in.is_some_and(|t| now >= t)
-        {
+        let retry_at = self.now + SIGN_IN_RETRY_MS;
+        self.enter(Next::WaitingToRetry { retry_at });
+        self.settle_sign_in();
+        self.link.sign_in_error = None;
+        self.push(Output::Event(Event::SignInFailed { code: None }));
+        self.refresh_screen();
+    }
+
+    /// `Timer::SignInRetry`.
+    pub(super) fn retry_sign_in(&mut self) -> Res {
+        if matches!(self.link.conn, Conn::WaitingToRetry) {
             self.start_sign_in()?;
         }
-        if let Some((busy, _, deadline)) = &self.link.busy
-            && now >= *deadline
-        {
-            if matches!(busy, Busy::Heartbeat) {
-                // The host is gone: probe it often so auto mode comes back by itself.
-                self.link.degraded = true;
-                self.link.next_heartbeat = now + PROBE_MS;
-            }
-            self.link.busy = None;
-            self.link.retry_at = now + BACKGROUND_TIMEOUT_MS;
-            if self.link.bulk.take().is_some() {
-                self.st.blacklist.abort_bulk();
-            }
+        Ok(())
+    }
+
+    /// `Timer::Exchange`: the background exchange in flight got no answer.
+    pub(super) fn exchange_timed_out(&mut self) {
+        let Some(exchange) = self.link.conn.end_exchange() else {
+            return;
+        };
+        if matches!(exchange.busy, Busy::Heartbeat) {
+            // The host is gone: probe it often so auto mode comes back by itself.
+            self.link.degraded = true;
+            self.timers.set(Timer::Heartbeat, self.now + PROBE_MS);
         }
-        self.track_offline()
+        self.retry_exchanges_later();
+        if self.link.bulk.take().is_some() {
+            self.st.blacklist.abort_bulk();
+        }
+    }
+
+    /// Ends the background exchange in flight, if any.
+    fn end_exchange(&mut self) -> Option<Busy> {
+        self.timers.clear(Timer::Exchange);
+        self.link.conn.end_exchange().map(|e| e.busy)
+    }
+
+    /// Background requests pause after a failure (R-P5.9).
+    fn retry_exchanges_later(&mut self) {
+        self.timers
+            .set(Timer::ExchangeRetry, self.now + BACKGROUND_TIMEOUT_MS);
     }
 
     /// R-F4.18: the offline-time counter runs while no host answers; cleared when online.
@@ -245,8 +257,7 @@ impl<F: Flash> Terminal<F> {
                     // A broken stream cannot be resynchronised: wait for a new connection.
                     self.push(Output::Event(Event::ProtocolError(e.to_string())));
                     self.push(Output::Reconnect);
-                    self.link.session = None;
-                    self.link.up = false;
+                    self.enter(Next::Down);
                     self.host_unreachable(reader)?;
                     break;
                 }
@@ -263,7 +274,7 @@ impl<F: Flash> Terminal<F> {
             return Ok(());
         };
         let is_sign_in = raw.header.msg_type == MsgType::SignIn as u8;
-        if let (true, Some((nonce, _))) = (is_sign_in, self.link.signing_in) {
+        if let (true, Some(nonce)) = (is_sign_in, self.link.conn.nonce()) {
             let r = open_sign_in_response(self.cfg.device, &self.cfg.master, &nonce, frame);
             return match r {
                 Ok((resp, session)) => self.on_sign_in(resp, session),
@@ -276,9 +287,9 @@ impl<F: Flash> Terminal<F> {
                 },
             };
         }
-        let Some(session) = self.link.session.as_mut() else {
+        let Some(session) = self.link.conn.session_mut() else {
             if let Some((code, _)) = ykt_proto::peek_error(frame).map(|e| (e.code, ()))
-                && self.link.signing_in.is_some()
+                && self.link.conn.nonce().is_some()
             {
                 return self.sign_in_refused(code);
             }
@@ -304,9 +315,8 @@ impl<F: Flash> Terminal<F> {
                             | ReturnCode::FEP_KEY_ERROR
                     )
                 {
-                    // The host lost our session: sign in again.
-                    self.link.session = None;
-                    self.link.busy = None;
+                    // The host lost our session: the debit waiting gets no answer; sign in
+                    // again.
                     self.host_unreachable(reader)?;
                     self.start_sign_in()?;
                 }
@@ -319,15 +329,15 @@ impl<F: Flash> Terminal<F> {
         let Some(session) = session else {
             return self.sign_in_refused(resp.code);
         };
-        self.link.signing_in = None;
-        self.link.settled = true;
+        self.enter(Next::Up(Box::new(session)));
+        self.settle_sign_in();
         self.link.sign_in_error = None;
-        self.link.session = Some(session);
         self.link.degraded = false;
         self.link.online_check = resp.online_check == OnlineCheck::Required;
         self.link.host_blacklist = resp.blacklist_version;
-        self.link.retry_at = self.now;
-        self.link.next_heartbeat = self.now + HEARTBEAT_MS;
+        self.timers.clear(Timer::ExchangeRetry);
+        self.link.heartbeat_due = false;
+        self.timers.set(Timer::Heartbeat, self.now + HEARTBEAT_MS);
         let rtc = self.rtc();
         self.st
             .state
@@ -349,6 +359,7 @@ impl<F: Flash> Terminal<F> {
         }));
         if resp.merchant_no == 0 {
             // R-P5.1: merchant 0 → 请设置商户号, no work.
+            self.stop_working();
             self.push(Output::Beep(Beep::Error));
             self.refresh_screen();
         } else {
@@ -358,25 +369,27 @@ impl<F: Flash> Terminal<F> {
         self.track_offline()
     }
 
-    /// R-P5.1: an error code shows its text and sets the saved merchant number to 0.
+    /// R-P5.1: an error code shows its text and sets the saved merchant number to 0; the
+    /// terminal refuses to work, and nothing keyed before survives.
     fn sign_in_refused(&mut self, code: ReturnCode) -> Res {
-        self.link.signing_in = None;
-        self.link.settled = true;
+        let retry_at = self.now + SIGN_IN_RETRY_MS;
+        self.enter(Next::WaitingToRetry { retry_at });
+        self.settle_sign_in();
         self.link.sign_in_error = Some(code);
-        self.link.next_sign_in = Some(self.now + SIGN_IN_RETRY_MS);
         self.st
             .params
             .update(&mut self.st.flash, |s| s.merchant_no = 0)?;
+        self.stop_working();
         self.push(Output::Event(Event::SignInFailed { code: Some(code) }));
         self.push(Output::Beep(Beep::Error));
-        self.screen_until = None;
+        self.timers.clear(Timer::ScreenHold);
         self.refresh_screen();
         Ok(())
     }
 
     /// Seals and queues a message; `None` without a session.
     pub(super) fn send(&mut self, msg: &Message, corr: u32) -> Option<u32> {
-        let session = self.link.session.as_mut()?;
+        let session = self.link.conn.session_mut()?;
         let mut buf = Vec::new();
         let seq = session.seal(msg, corr, &mut buf).ok()?;
         self.push(Output::Send(buf));
@@ -384,7 +397,7 @@ impl<F: Flash> Terminal<F> {
     }
 
     fn on_message(&mut self, msg: Message, seq: u32, corr: u32, reader: &mut dyn Reader) -> Res {
-        let busy_matches = self.link.busy.as_ref().is_some_and(|(_, s, _)| *s == corr);
+        let busy_matches = self.link.conn.exchange().is_some_and(|e| e.seq == corr);
         match msg {
             Message::DebitResponse(r) => self.sale_debit_response(r, corr, reader),
             Message::Error(e) => {
@@ -392,15 +405,15 @@ impl<F: Flash> Terminal<F> {
                     self.sale_debit_error(e.code, reader)
                 } else {
                     if busy_matches {
-                        self.link.busy = None;
-                        self.link.retry_at = self.now + BACKGROUND_TIMEOUT_MS;
+                        self.end_exchange();
+                        self.retry_exchanges_later();
                     }
                     Ok(())
                 }
             }
             Message::UploadResponse(r) if busy_matches => self.on_upload_response(r),
             Message::HeartbeatResponse(r) if busy_matches => {
-                self.link.busy = None;
+                self.end_exchange();
                 if r.code.is_success() {
                     self.link.host_blacklist = r.blacklist_version;
                     self.link.host_params = Some(r.params_version);
@@ -492,12 +505,13 @@ impl<F: Flash> Terminal<F> {
     /// Starts one background exchange when the link is free (R-P5.9 first, then downloads,
     /// then the heartbeat).
     pub(super) fn background(&mut self) -> Res {
-        if self.link.session.is_none() || self.link.busy.is_some() || self.sale_busy() {
+        if !self.link.has_session() || self.link.conn.exchange().is_some() || self.sale_busy() {
             return Ok(());
         }
         let now = self.now;
         let in_flight = self.flow.in_flight();
-        if now >= self.link.retry_at {
+        let pause = self.timers.is_set(Timer::ExchangeRetry);
+        if !pause {
             let batch: Vec<_> = self
                 .st
                 .journal
@@ -515,16 +529,13 @@ impl<F: Flash> Terminal<F> {
             }
         }
         let ours = self.params().map_or(0, |p| p.version);
-        if self.link.host_params.is_some_and(|v| v != ours) && now >= self.link.retry_at {
+        if self.link.host_params.is_some_and(|v| v != ours) && !pause {
             let msg = Message::ParamsRequest(ParamsRequest { version: ours });
             self.start(Busy::Params, &msg);
             return Ok(());
         }
         // R-P5.1: a newer blacklist is downloaded while idle; the terminal stays usable.
-        if self.link.host_blacklist > self.st.blacklist.version()
-            && self.flow.is_idle()
-            && now >= self.link.retry_at
-        {
+        if self.link.host_blacklist > self.st.blacklist.version() && self.flow.is_idle() && !pause {
             let msg = match &self.link.bulk {
                 Some(b) => Message::BlacklistBulkRequest(BlacklistBulkRequest {
                     version: b.version,
@@ -543,19 +554,20 @@ impl<F: Flash> Terminal<F> {
             self.start(busy, &msg);
             return Ok(());
         }
-        if now >= self.link.next_heartbeat {
+        if self.link.heartbeat_due {
             let msg = Message::HeartbeatRequest(HeartbeatRequest {
                 clock: self.wall(),
                 blacklist_version: self.st.blacklist.version(),
                 params_version: ours,
                 pending_records: self.st.journal.pending_count() as u32,
             });
-            self.link.next_heartbeat = now
-                + if self.link.degraded {
-                    PROBE_MS
-                } else {
-                    HEARTBEAT_MS
-                };
+            self.link.heartbeat_due = false;
+            let period = if self.link.degraded {
+                PROBE_MS
+            } else {
+                HEARTBEAT_MS
+            };
+            self.timers.set(Timer::Heartbeat, now + period);
             self.start(Busy::Heartbeat, &msg);
         }
         Ok(())
@@ -578,22 +590,24 @@ impl<F: Flash> Terminal<F> {
 
     fn start(&mut self, busy: Busy, msg: &Message) {
         if let Some(seq) = self.send(msg, 0) {
-            self.link.busy = Some((busy, seq, self.now + BACKGROUND_TIMEOUT_MS));
+            self.link.conn.begin_exchange(Exchange { busy, seq });
+            self.timers
+                .set(Timer::Exchange, self.now + BACKGROUND_TIMEOUT_MS);
         }
     }
 
     fn on_upload_response(&mut self, r: UploadResponse) -> Res {
-        let Some((Busy::Upload(serials), _, _)) = self.link.busy.take() else {
+        let Some(Busy::Upload(serials)) = self.end_exchange() else {
             return Ok(());
         };
         if !r.code.is_success() {
-            self.link.retry_at = self.now + BACKGROUND_TIMEOUT_MS;
+            self.retry_exchanges_later();
             return Ok(());
         }
         // Results come in request order; matched by position, since a collected record
         // carries its maker's serial, which may equal one of ours (docs/protocol.md 6.6).
         if r.results.len() != serials.len() {
-            self.link.retry_at = self.now + BACKGROUND_TIMEOUT_MS;
+            self.retry_exchanges_later();
             return Ok(());
         }
         let mut retry = false;
@@ -612,17 +626,17 @@ impl<F: Flash> Terminal<F> {
                 }));
             }
         }
-        self.link.retry_at = if retry {
-            self.now + BACKGROUND_TIMEOUT_MS
+        if retry {
+            self.retry_exchanges_later();
         } else {
-            self.now
-        };
+            self.timers.clear(Timer::ExchangeRetry);
+        }
         self.refresh_screen();
         Ok(())
     }
 
     fn on_delta(&mut self, r: BlacklistDeltaResponse) -> Res {
-        self.link.busy = None;
+        self.end_exchange();
         let ours = self.st.blacklist.version();
         if !r.code.is_success() || r.from != ours {
             // The host cannot give a delta from our version: load the whole list (R-F4.21).
@@ -654,14 +668,14 @@ impl<F: Flash> Terminal<F> {
     }
 
     fn on_bulk(&mut self, r: BlacklistBulkResponse) -> Res {
-        self.link.busy = None;
+        self.end_exchange();
         let Some(bulk) = self.link.bulk.as_mut() else {
             return Ok(());
         };
         if !r.code.is_success() || r.segment != bulk.next || r.version != bulk.version {
             self.link.bulk = None;
             self.st.blacklist.abort_bulk();
-            self.link.retry_at = self.now + BACKGROUND_TIMEOUT_MS;
+            self.retry_exchanges_later();
             return Ok(());
         }
         if r.segment == 0 {
@@ -684,7 +698,7 @@ impl<F: Flash> Terminal<F> {
     }
 
     fn on_params(&mut self, r: ParamsResponse) -> Res {
-        self.link.busy = None;
+        self.end_exchange();
         match r.params {
             Some(p) if r.code.is_success() => self.save_params(p),
             _ => {

@@ -5,12 +5,14 @@
 //! set (R-F4.19), persisted in the state store.
 
 pub mod checks;
+mod conn;
 mod cpu;
 pub mod io;
 mod link;
 mod recover;
 mod sale;
 pub mod texts;
+mod timers;
 
 use chrono::{NaiveDateTime, TimeDelta};
 use ykt_card::Reader;
@@ -27,6 +29,8 @@ use crate::storage::terminal::{StorageError, TerminalStorage};
 pub use io::{Beep, Event, Input, Key, Output, Screen};
 use link::Link;
 use sale::Flow;
+pub use timers::Timer;
+use timers::Timers;
 
 /// How long the balance stays on screen after a debit (R-P5.2, R-P5.6).
 pub const BALANCE_HOLD_MS: u64 = 2_000;
@@ -42,6 +46,8 @@ pub const CANCEL_LOCK_MS: u64 = 60_000;
 pub const STATS_HOLD_MS: u64 = 5_000;
 /// At most this many collection requests (R-F4.17) wait for their card.
 pub const MAX_COLLECT_REQUESTS: usize = 16;
+/// A bound on the deadlines fired for one input (each firing re-arms only later ones).
+const MAX_FIRED_PER_INPUT: usize = 100_000;
 
 /// What the terminal is, fixed at manufacture and provisioning.
 #[derive(Clone)]
@@ -88,8 +94,9 @@ pub struct Terminal<F> {
     halted: bool,
     now: u64,
     out: Vec<Output>,
-    /// The screen shown when nothing else is (idle screen) is rebuilt after this time.
-    screen_until: Option<u64>,
+    /// Every pending deadline, by name: the one place time is scheduled.
+    timers: Timers,
+    /// What the last `Output::SetTimer` said.
     last_timer: Option<u64>,
     /// Host requests to collect a card's last records (R-F4.17), served on its next tap.
     collect: Vec<(CardNo, u8)>,
@@ -112,33 +119,46 @@ impl<F: Flash> Terminal<F> {
             boot_ms: now_ms,
             rtc_at_boot: rtc,
             rng,
-            link: Link::new(now_ms),
+            link: Link::new(),
             flow: Flow::default(),
             halted: false,
             now: now_ms,
             out: Vec::new(),
-            screen_until: None,
+            timers: Timers::default(),
             last_timer: None,
             collect: Vec::new(),
         };
-        t.flow = sale::resume(&t.st.journal, now_ms);
+        t.timers.set(
+            Timer::SignInSettle,
+            now_ms.saturating_add(SIGN_IN_TIMEOUT_MS),
+        );
+        t.flow = sale::resume(&t.st.journal);
         if t.flow.in_flight().is_some() {
+            t.timers
+                .set(Timer::CancelLock, now_ms.saturating_add(CANCEL_LOCK_MS));
             t.push(Output::Beep(Beep::Continuous));
         }
+        t.sync_checkpoint_timer();
         t.refresh_screen();
         t.set_timer();
         let out = std::mem::take(&mut t.out);
         Ok((t, out))
     }
 
-    /// Handles one input at monotonic time `now_ms`; `reader` is the card reader.
+    /// Handles one input at monotonic time `now_ms`; `reader` is the card reader. Every
+    /// deadline up to `now_ms` is fired first, each at its own time, so the outcome is the
+    /// same whether or not ticks came in between (a late host answer is a timeout, R-P5.3).
     pub fn handle(&mut self, input: Input, reader: &mut dyn Reader, now_ms: u64) -> Vec<Output> {
-        self.now = now_ms.max(self.now);
+        let now = now_ms.max(self.now);
         if !self.halted {
             let r = self
-                .dispatch(input, reader)
-                .and_then(|()| self.background())
-                .and_then(|()| self.housekeeping());
+                .fire_due(reader, now)
+                .and_then(|()| {
+                    self.now = now;
+                    self.dispatch(input, reader)
+                })
+                .and_then(|()| self.after_input())
+                .and_then(|()| self.fire_due(reader, now));
             if let Err(e) = r {
                 self.halt(&e);
             }
@@ -147,9 +167,62 @@ impl<F: Flash> Terminal<F> {
         std::mem::take(&mut self.out)
     }
 
+    /// Fires, oldest first and each at its own time, every deadline up to `now`.
+    fn fire_due(&mut self, reader: &mut dyn Reader, now: u64) -> Res {
+        for _ in 0..MAX_FIRED_PER_INPUT {
+            let Some((timer, at)) = self.timers.take_due(now) else {
+                return Ok(());
+            };
+            self.now = self.now.max(at);
+            self.fire(timer, reader)?;
+            self.after_input()?;
+        }
+        Ok(())
+    }
+
+    fn fire(&mut self, timer: Timer, reader: &mut dyn Reader) -> Res {
+        match timer {
+            Timer::ScreenHold => {
+                self.refresh_screen();
+                Ok(())
+            }
+            Timer::SignInSettle => {
+                self.sign_in_settle_passed();
+                Ok(())
+            }
+            Timer::SignInReply => {
+                self.sign_in_timed_out();
+                Ok(())
+            }
+            Timer::SignInRetry => self.retry_sign_in(),
+            Timer::Exchange => {
+                self.exchange_timed_out();
+                Ok(())
+            }
+            Timer::Heartbeat => {
+                self.link.heartbeat_due = true;
+                Ok(())
+            }
+            Timer::OnlineReply => self.online_timeout(reader),
+            Timer::CancelLock => {
+                self.cancel_unlocked();
+                Ok(())
+            }
+            // Their work is done after every input: background requests, the checkpoint.
+            Timer::ExchangeRetry | Timer::OfflineCheckpoint => Ok(()),
+        }
+    }
+
+    /// After every input and every fired deadline.
+    fn after_input(&mut self) -> Res {
+        self.background()?;
+        self.housekeeping()
+    }
+
     fn dispatch(&mut self, input: Input, reader: &mut dyn Reader) -> Res {
         match input {
-            Input::Tick => self.on_tick(reader),
+            // Its work, firing the deadlines due, is done before every input.
+            Input::Tick => Ok(()),
             Input::Key(k) => self.on_key(k, reader),
             Input::CardPresent => self.on_card(reader),
             Input::CardRemoved => Ok(()),
@@ -159,21 +232,21 @@ impl<F: Flash> Terminal<F> {
         }
     }
 
-    fn on_tick(&mut self, reader: &mut dyn Reader) -> Res {
-        if self.screen_until.is_some_and(|t| self.now >= t) {
-            self.screen_until = None;
-            self.refresh_screen();
-        }
-        self.link_tick()?;
-        self.sale_tick(reader)
-    }
-
     /// After every input: the offline state and its checkpoint (R-F4.18).
     fn housekeeping(&mut self) -> Res {
         self.track_offline()?;
         let (now, wall) = (self.now, self.wall());
         self.st.state.tick(&mut self.st.flash, now, wall)?;
+        self.sync_checkpoint_timer();
         Ok(())
+    }
+
+    /// The offline counter's next checkpoint, as the state store schedules it.
+    fn sync_checkpoint_timer(&mut self) {
+        match self.st.state.checkpoint_due() {
+            Some(at) => self.timers.set(Timer::OfflineCheckpoint, at),
+            None => self.timers.clear(Timer::OfflineCheckpoint),
+        }
     }
 
     fn on_key(&mut self, key: Key, reader: &mut dyn Reader) -> Res {
@@ -194,7 +267,7 @@ impl<F: Flash> Terminal<F> {
                 // The operator's key ends a text on hold (except during the re-tap prompt,
                 // whose refusal texts must stay readable).
                 if self.flow.in_flight().is_none() {
-                    self.screen_until = None;
+                    self.timers.clear(Timer::ScreenHold);
                 }
                 self.sale_key(key, reader)
             }
@@ -216,13 +289,34 @@ impl<F: Flash> Terminal<F> {
         self.halted
     }
 
-    /// The terminal's wall clock (R-F4.19).
+    /// The terminal's wall clock (R-F4.19) when it last handled an input.
     pub fn wall(&self) -> NaiveDateTime {
-        self.st.state.clock().now(self.rtc())
+        self.wall_at(self.now)
+    }
+
+    /// The terminal's wall clock at monotonic time `now_ms` (a driver showing the clock
+    /// between inputs); never before the last input's.
+    pub fn wall_at(&self, now_ms: u64) -> NaiveDateTime {
+        self.st.state.clock().now(self.rtc_at(now_ms.max(self.now)))
+    }
+
+    /// The earliest pending deadline: call `handle(Input::Tick, …)` then (the last
+    /// `Output::SetTimer` said the same). Always later than the last input.
+    pub fn next_timer(&self) -> Option<u64> {
+        self.timers.next()
+    }
+
+    /// Every pending deadline by name, for diagnostics and tests.
+    pub fn timers(&self) -> Vec<(Timer, u64)> {
+        self.timers.pending().collect()
     }
 
     fn rtc(&self) -> NaiveDateTime {
-        let elapsed = i64::try_from(self.now.saturating_sub(self.boot_ms)).unwrap_or(i64::MAX);
+        self.rtc_at(self.now)
+    }
+
+    fn rtc_at(&self, now_ms: u64) -> NaiveDateTime {
+        let elapsed = i64::try_from(now_ms.saturating_sub(self.boot_ms)).unwrap_or(i64::MAX);
         self.rtc_at_boot
             .checked_add_signed(TimeDelta::try_milliseconds(elapsed).unwrap_or_default())
             .unwrap_or(self.rtc_at_boot)
@@ -250,7 +344,7 @@ impl<F: Flash> Terminal<F> {
 
     /// Whether the terminal has a session with the host right now.
     pub fn is_connected(&self) -> bool {
-        self.link.session.is_some()
+        self.link.has_session()
     }
 
     fn params(&self) -> Option<&TerminalParams> {
@@ -299,7 +393,8 @@ impl<F: Flash> Terminal<F> {
 
     /// Shows `lines` for `hold_ms`, then the idle screen again.
     fn flash_text(&mut self, lines: Vec<String>, hold_ms: u64) {
-        self.screen_until = Some(self.now.saturating_add(hold_ms));
+        self.timers
+            .set(Timer::ScreenHold, self.now.saturating_add(hold_ms));
         self.push(Output::Screen(Screen {
             lines,
             hold_ms: Some(hold_ms),
@@ -328,7 +423,7 @@ impl<F: Flash> Terminal<F> {
 
     /// The screen for the current state, with the pending-records indicator (R-P5.6).
     fn refresh_screen(&mut self) {
-        if self.screen_until.is_some() {
+        if self.timers.is_set(Timer::ScreenHold) {
             return;
         }
         let mut lines = self.state_lines();
@@ -346,36 +441,35 @@ impl<F: Flash> Terminal<F> {
         if let Some(lines) = self.flow_lines() {
             return lines;
         }
-        if !self.link.sign_in_settled() {
-            return vec![texts::WAITING_SIGN_IN.into()];
-        }
-        if let Some(code) = self.link.sign_in_error {
-            return vec![code.screen_text()];
-        }
-        if self.st.params.get().merchant_no == 0 {
-            return vec![texts::SET_MERCHANT.into()];
+        if let Some((_, reason)) = self.not_working() {
+            return vec![reason];
         }
         self.idle_lines()
     }
 
+    /// Why the terminal may not sell now (R-P5.1): its text, with the host's code when there
+    /// is one. `None`: it may.
+    fn not_working(&self) -> Option<(Option<ykt_proto::ReturnCode>, String)> {
+        if !self.link.sign_in_settled() {
+            return Some((None, texts::WAITING_SIGN_IN.into()));
+        }
+        if let Some(code) = self.link.sign_in_error {
+            return Some((Some(code), code.screen_text()));
+        }
+        if self.st.params.get().merchant_no == 0 {
+            return Some((None, texts::SET_MERCHANT.into()));
+        }
+        None
+    }
+
+    /// Tells the driver when to tick next, when that changed.
     fn set_timer(&mut self) {
-        let deadlines = [
-            self.screen_until,
-            self.link.next_deadline(self.now),
-            self.flow.deadline(),
-            // The offline counter is checkpointed every minute while offline (R-F4.18).
-            self.st
-                .state
-                .offline()
-                .is_offline()
-                .then(|| self.now + crate::storage::state::CHECKPOINT_MS),
-        ];
-        let next = deadlines.into_iter().flatten().min();
-        if let Some(t) = next
-            && self.last_timer != Some(t)
-        {
-            self.last_timer = Some(t);
-            self.push(Output::SetTimer(t));
+        let next = self.timers.next();
+        if next != self.last_timer {
+            self.last_timer = next;
+            if let Some(t) = next {
+                self.push(Output::SetTimer(t));
+            }
         }
     }
 }

@@ -22,7 +22,7 @@ pub const BITMAP_LEN: usize = 1 << 21;
 pub const MAX_CHANGES: usize = 4096;
 
 const SLOT_SIZE: u64 = (SLOT_HEADER_LEN + 4 + BITMAP_LEN) as u64;
-const SLOTS: SlotStore = SlotStore {
+pub(super) const SLOTS: SlotStore = SlotStore {
     region: Region::Blacklist,
     magic: *b"YKB1",
     base: LOG_SIZE as u64,
@@ -31,7 +31,7 @@ const SLOTS: SlotStore = SlotStore {
 // The delta log comes first, so that a list kept by incremental updates alone never
 // writes the 4 MiB of slots.
 const LOG_BASE: u64 = 0;
-const LOG_SIZE: usize = 256 * 1024;
+pub(super) const LOG_SIZE: usize = 256 * 1024;
 const LOG_MAGIC: [u8; 4] = *b"YKBD";
 const LOG_HEADER_LEN: usize = 16;
 
@@ -93,13 +93,13 @@ fn set_bit(bitmap: &mut [u8], card: CardNo, listed: bool) {
     }
 }
 
-struct Delta {
-    from: u32,
-    to: u32,
-    changes: Vec<BlacklistChange>,
+pub(super) struct Delta {
+    pub from: u32,
+    pub to: u32,
+    pub changes: Vec<BlacklistChange>,
 }
 
-fn encode_delta(from: u32, to: u32, changes: &[BlacklistChange]) -> Vec<u8> {
+pub(super) fn encode_delta(from: u32, to: u32, changes: &[BlacklistChange]) -> Vec<u8> {
     let mut w = Writer::default();
     w.u32(from);
     w.u32(to);
@@ -110,7 +110,7 @@ fn encode_delta(from: u32, to: u32, changes: &[BlacklistChange]) -> Vec<u8> {
     w.0
 }
 
-fn decode_delta(bytes: &[u8]) -> Result<Delta, DecodeError> {
+pub(super) fn decode_delta(bytes: &[u8]) -> Result<Delta, DecodeError> {
     let mut r = Reader::new(bytes);
     let (from, to, n) = (r.u32()?, r.u32()?, r.u16()? as usize);
     if n > MAX_CHANGES {
@@ -129,13 +129,26 @@ fn decode_delta(bytes: &[u8]) -> Result<Delta, DecodeError> {
     Ok(Delta { from, to, changes })
 }
 
-fn log_header(generation: u64) -> [u8; LOG_HEADER_LEN] {
+pub(super) fn log_header(generation: u64) -> [u8; LOG_HEADER_LEN] {
     let mut h = [0u8; LOG_HEADER_LEN];
     h[..4].copy_from_slice(&LOG_MAGIC);
     h[4..12].copy_from_slice(&generation.to_le_bytes());
     let crc = CRC32.checksum(&h[..12]);
     h[12..].copy_from_slice(&crc.to_le_bytes());
     h
+}
+
+/// Zeroes, durably, the non-zero bytes of the log after `pos`: no stale frame survives.
+fn zero_after<F: Flash + ?Sized>(flash: &mut F, log: &[u8], pos: usize) -> Result<(), FlashError> {
+    if let Some(last) = log[pos..].iter().rposition(|&b| b != 0) {
+        flash.write(
+            Region::Blacklist,
+            LOG_BASE + pos as u64,
+            &vec![0u8; last + 1],
+        )?;
+        flash.sync(Region::Blacklist)?;
+    }
+    Ok(())
 }
 
 impl BlacklistStore {
@@ -166,7 +179,10 @@ impl BlacklistStore {
         let mut log = vec![0u8; LOG_SIZE];
         read_padded(flash, Region::Blacklist, LOG_BASE, &mut log)?;
         if log[..LOG_HEADER_LEN] != log_header(store.generation) {
-            // The log belongs to an older base (a compaction was cut short) or was never written.
+            // The log belongs to another base (a compaction was cut short, or the newest base
+            // is damaged) or was never written. Its frames go first: under the new header,
+            // frames seeded with this generation would be replayed at the next start-up.
+            zero_after(flash, &log, LOG_HEADER_LEN)?;
             store.reset_log(flash)?;
             return Ok(store);
         }
@@ -180,19 +196,17 @@ impl BlacklistStore {
             pos = next;
         }
         store.log_pos = pos;
-        if let Some(last) = log[pos..].iter().rposition(|&b| b != 0) {
-            flash.write(
-                Region::Blacklist,
-                LOG_BASE + pos as u64,
-                &vec![0u8; last + 1],
-            )?;
-            flash.sync(Region::Blacklist)?;
-        }
+        zero_after(flash, &log, pos)?;
         Ok(store)
     }
 
     pub fn version(&self) -> u32 {
         self.version
+    }
+
+    /// The generation of the base image in use (the seed of its delta log).
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether the card is blacklisted: one bit test.
@@ -319,8 +333,7 @@ impl BlacklistStore {
         let mut payload = Vec::with_capacity(4 + BITMAP_LEN);
         payload.extend_from_slice(&version.to_le_bytes());
         payload.extend_from_slice(&bitmap);
-        SLOTS.store(flash, self.generation + 1, &payload)?;
-        self.generation += 1;
+        SLOTS.replace(flash, &mut self.generation, &payload)?;
         self.version = version;
         self.bitmap = bitmap;
         self.reset_log(flash)

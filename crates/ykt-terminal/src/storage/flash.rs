@@ -63,6 +63,9 @@ pub enum FlashError {
     },
     #[error("{region}: storage I/O error: {message}")]
     Io { region: Region, message: String },
+    /// A stored value carries the last generation number: forged or corrupt.
+    #[error("{region}: stored generation counter at its end")]
+    GenerationsExhausted { region: Region },
 }
 
 /// A byte store with named regions. A write is durable only after a successful `sync` of

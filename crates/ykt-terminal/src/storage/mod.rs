@@ -7,6 +7,7 @@ pub mod blacklist;
 pub(crate) mod codec;
 pub mod flash;
 pub(crate) mod frame;
+pub mod fuzzing;
 pub mod journal;
 pub mod mem_flash;
 pub mod params;

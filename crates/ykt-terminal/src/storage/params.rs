@@ -3,6 +3,7 @@
 //! `docs/protocol.md` §6.15): the one encoding of `TerminalParams`. Payloads of the older
 //! format 1 (our own little-endian layout) are still read; every save writes format 2.
 
+use chrono::Timelike;
 use ykt_proto::{MerchantNo, TerminalParams, WorkMode, stored_params};
 
 use super::codec::{DecodeError, Reader, Writer};
@@ -16,7 +17,7 @@ pub const MAX_WORKING_HOURS: usize = ykt_proto::MAX_WORKING_HOURS;
 /// Longest merchant name in bytes (UTF-8).
 pub const MAX_MERCHANT_NAME: usize = 64;
 
-const SLOTS: SlotStore = SlotStore {
+pub(super) const SLOTS: SlotStore = SlotStore {
     region: Region::Params,
     magic: *b"YKP1",
     base: 0,
@@ -93,8 +94,7 @@ impl ParamsStore {
         saved: SavedParams,
     ) -> Result<(), ParamsError> {
         let payload = encode(&saved)?;
-        SLOTS.store(flash, self.generation + 1, &payload)?;
-        self.generation += 1;
+        SLOTS.replace(flash, &mut self.generation, &payload)?;
         self.saved = saved;
         Ok(())
     }
@@ -156,6 +156,20 @@ pub(crate) fn encode(saved: &SavedParams) -> Result<Vec<u8>, ParamsError> {
     Ok(w.0)
 }
 
+/// Format-1 parameters as format 2 holds them, so that the next save (every sign-in saves)
+/// cannot fail: times of day cut to whole seconds (a fraction means nothing for working
+/// hours). Parameters no download could carry even so (more windows than the wire's 16, …)
+/// are dropped: the terminal has none until the host sends them again, at the next sign-in.
+fn carried_forward(mut p: TerminalParams) -> Option<TerminalParams> {
+    for w in &mut p.working_hours {
+        w.start = w.start.with_nanosecond(0).unwrap_or(w.start);
+        w.end = w.end.with_nanosecond(0).unwrap_or(w.end);
+    }
+    ykt_proto::encode_params(&p, &mut Vec::new())
+        .is_ok()
+        .then_some(p)
+}
+
 /// Reads a payload of format 2 or 1.
 pub(crate) fn decode(bytes: &[u8]) -> Result<SavedParams, ParamsError> {
     let mut r = Reader::new(bytes);
@@ -179,11 +193,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<SavedParams, ParamsError> {
         1 => {
             // The parameters fill the rest of the payload.
             let rest = r.take(r.remaining())?;
-            Some(if format == FORMAT {
-                ykt_proto::decode_params(rest)?
+            if format == FORMAT {
+                Some(ykt_proto::decode_params(rest)?)
             } else {
-                stored_params::decode_flash_v1(rest)?
-            })
+                carried_forward(stored_params::decode_flash_v1(rest)?)
+            }
         }
         _ => return Err(DecodeError::Invalid("parameters flag").into()),
     };

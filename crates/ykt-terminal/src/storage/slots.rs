@@ -75,8 +75,27 @@ impl SlotStore {
         })
     }
 
-    /// Writes `payload` as generation `generation` and syncs. The caller passes the last
-    /// generation + 1 and keeps the payload within [`Self::max_payload`].
+    /// Replaces the value of generation `*current` by `payload` as the next generation,
+    /// durably, and moves `*current` on. A stored generation at the counter's end (only a
+    /// forged or corrupt slot has one) is refused, never wrapped back to an older one.
+    pub fn replace<F: Flash + ?Sized>(
+        &self,
+        flash: &mut F,
+        current: &mut u64,
+        payload: &[u8],
+    ) -> Result<(), FlashError> {
+        let next = current
+            .checked_add(1)
+            .ok_or(FlashError::GenerationsExhausted {
+                region: self.region,
+            })?;
+        self.store(flash, next, payload)?;
+        *current = next;
+        Ok(())
+    }
+
+    /// Writes `payload` as generation `generation` and syncs, keeping the payload within
+    /// [`Self::max_payload`] ([`Self::replace`] picks the generation).
     pub fn store<F: Flash + ?Sized>(
         &self,
         flash: &mut F,

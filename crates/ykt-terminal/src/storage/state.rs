@@ -16,7 +16,7 @@ use super::slots::SlotStore;
 /// Offline time is checkpointed to flash at least this often (monotonic milliseconds).
 pub const CHECKPOINT_MS: u64 = 60_000;
 
-const SLOTS: SlotStore = SlotStore {
+pub(super) const SLOTS: SlotStore = SlotStore {
     region: Region::State,
     magic: *b"YKS1",
     base: 0,
@@ -209,6 +209,13 @@ impl StateStore {
         self.persist(flash, timer, self.clock, now_ms, now)
     }
 
+    /// When `tick` saves the next checkpoint: while offline, a minute after the last save.
+    pub fn checkpoint_due(&self) -> Option<u64> {
+        self.timer
+            .is_offline()
+            .then(|| self.last_checkpoint_ms.saturating_add(CHECKPOINT_MS))
+    }
+
     /// Call on every timer tick; saves a checkpoint once a minute while offline.
     pub fn tick<F: Flash + ?Sized>(
         &mut self,
@@ -257,8 +264,7 @@ impl StateStore {
             saved_at: Some(now),
             clock,
         };
-        SLOTS.store(flash, self.generation + 1, &encode(&p))?;
-        self.generation += 1;
+        SLOTS.replace(flash, &mut self.generation, &encode(&p))?;
         self.timer = timer;
         self.clock = clock;
         self.last_checkpoint_ms = now_ms;

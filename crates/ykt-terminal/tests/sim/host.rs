@@ -41,6 +41,8 @@ pub struct FakeHost {
     pub info: InfoCode,
     pub collect_last: u8,
     pub hold_debits: bool,
+    /// Hold every answer (sign-in included) until `Rig::release_held`.
+    pub hold_all: bool,
     /// Refuse blacklist deltas (the terminal must fall back to the bulk bitmap).
     pub refuse_delta: bool,
     /// Book uploads but lose this many acknowledgements.
@@ -80,6 +82,7 @@ impl FakeHost {
             info: InfoCode::NONE,
             collect_last: 0,
             hold_debits: false,
+            hold_all: false,
             refuse_delta: false,
             drop_upload_acks: 0,
             held: Vec::new(),
@@ -123,6 +126,9 @@ impl FakeHost {
             if let Some(r) = self.on_frame(&f) {
                 out.push(r);
             }
+        }
+        if self.hold_all {
+            self.held.append(&mut out);
         }
         out
     }

@@ -157,6 +157,10 @@ pub struct Rig {
     pub screens: Vec<Screen>,
     pub events: Vec<Event>,
     pub beeps: Vec<Beep>,
+    /// Every frame the terminal sent.
+    pub sent: Vec<Vec<u8>>,
+    /// Every input fed to the core, with its time (to replay it).
+    pub inputs: Vec<(u64, Input)>,
     pub rtc: NaiveDateTime,
     /// Flash of a terminal that lost power, waiting for `power_up`.
     pub dead_flash: Option<MemFlash>,
@@ -178,6 +182,8 @@ impl Rig {
             screens: vec![],
             events: vec![],
             beeps: vec![],
+            sent: vec![],
+            inputs: vec![],
             rtc,
             dead_flash: Some(MemFlash::new()),
             cut_seed: 1,
@@ -221,8 +227,28 @@ impl Rig {
         self.term().is_halted()
     }
 
+    /// The timer table's invariant (issue 10.13): the next timer is the earliest pending
+    /// deadline, later than the last input, and the driver was told of it.
+    pub fn check_timers(&self) {
+        let Some(t) = self.term.as_ref().filter(|t| !t.is_halted()) else {
+            return;
+        };
+        let next = t.next_timer();
+        assert_eq!(next, t.timers().iter().map(|&(_, at)| at).min());
+        if let Some(n) = next {
+            assert!(n > self.now, "next timer {n} not after now {}", self.now);
+            assert_eq!(
+                self.timer,
+                Some(n),
+                "the driver was not told: {:?}",
+                t.timers()
+            );
+        }
+    }
+
     pub fn feed(&mut self, input: Input) {
         let Some(t) = self.term.as_mut() else { return };
+        self.inputs.push((self.now, input.clone()));
         let out = t.handle(input, &mut self.reader, self.now);
         self.route(out);
     }
@@ -237,6 +263,7 @@ impl Rig {
                 Output::Reconnect => self.link = false,
                 Output::Event(e) => self.events.push(e),
                 Output::Send(bytes) => {
+                    self.sent.push(bytes.clone());
                     if self.link {
                         replies.extend(self.host.receive(&bytes));
                     }

@@ -27,11 +27,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "cards differing from their accounts",
             r.card_mismatches.len(),
         ),
+        (
+            "cards with a balance outside 0 to 16777215 fen",
+            r.card_balances_out_of_range.len(),
+        ),
         ("records booked other than once", r.record_mismatches.len()),
         ("cards with wrong counters", r.counter_mismatches.len()),
         (
             "cards with a wrong blacklist entry",
             r.blacklist_mismatches.len(),
+        ),
+        (
+            "held records booked against their state",
+            r.exception_mismatches.len(),
         ),
     ];
     for (what, n) in problems {

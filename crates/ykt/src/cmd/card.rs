@@ -11,10 +11,11 @@ use ykt_card::app::issue::{IssueParams, issue};
 use ykt_card::app::{CardRecord, TxKind};
 use ykt_card::cpu::CpuCard;
 use ykt_card::cpu::app::{CpuApp, CpuRead, issue_cpu};
-use ykt_card::keys::{SystemKeys, from_hex, to_hex};
+use ykt_card::keys::SystemKeys;
 use ykt_card::mf1::Mf1Card;
 use ykt_card::mf1::card::DUMP_LEN;
 use ykt_card::{ReaderError, SimCard, SimulatedReader};
+use ykt_proto::hexstr;
 use ykt_proto::types::{CardNo, DisplayNo, Fen};
 
 /// No card file of ours is larger.
@@ -131,7 +132,7 @@ fn new(a: NewArgs) -> anyhow::Result<()> {
     let display_no =
         DisplayNo::new(a.display_no).context("display number has at most 10 digits (R-T2.2)")?;
     let uid = match &a.uid {
-        Some(h) => from_hex::<4>(&h.to_ascii_uppercase()).context("--uid must be 8 hex digits")?,
+        Some(h) => hexstr::parse::<4>(h).context("--uid must be 8 hex digits")?,
         None => {
             let mut u = [0u8; 4];
             rand::rng().fill_bytes(&mut u);
@@ -164,7 +165,7 @@ fn new(a: NewArgs) -> anyhow::Result<()> {
     println!(
         "issued card {} (UID {}) as {what}: {}",
         card_no.get(),
-        to_hex(&uid),
+        hexstr::encode(&uid),
         a.out.display()
     );
     Ok(())
@@ -301,7 +302,10 @@ fn show_wallet(w: &WalletDiagnosis) {
 
 fn show_mf1(card: Mf1Card, keys: &SystemKeys) -> anyhow::Result<()> {
     let d = mf1_diagnosis(card, keys)?;
-    println!("卡类型 (card type): MF1 S50 1K  UID {}", to_hex(&d.uid));
+    println!(
+        "卡类型 (card type): MF1 S50 1K  UID {}",
+        hexstr::encode(&d.uid)
+    );
     match part(&d.header) {
         Ok(h) => println!(
             "卡结构版本 (layout) {}  密钥版本 (key version) {}",
@@ -396,12 +400,12 @@ fn show_cpu(card: CpuCard) -> anyhow::Result<()> {
     let (c, log) = cpu_read(card)?;
     println!(
         "卡类型 (card type): CPU (PBOC electronic purse)  UID {}",
-        to_hex(&c.uid)
+        hexstr::encode(&c.uid)
     );
     println!(
         "应用序列号 (card no): {}  (application serial {})",
         c.card_no.get(),
-        to_hex(&c.serial)
+        hexstr::encode(&c.serial)
     );
     println!("显示卡号 (display no): {:010}", c.display_no.get());
     println!("卡类别 (class): {}", c.class);
@@ -441,9 +445,9 @@ fn show_cpu(card: CpuCard) -> anyhow::Result<()> {
             u16::from_be_bytes([rec[0], rec[1]]),
             rec[9],
             yuan(Fen::from(amount)),
-            to_hex(&rec[10..16]),
-            to_hex(&rec[16..20]),
-            to_hex(&rec[20..23])
+            hexstr::encode(&rec[10..16]),
+            hexstr::encode(&rec[16..20]),
+            hexstr::encode(&rec[20..23])
         );
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `ykt device add|enable|disable|list|show|set-params`: terminals through the admin API
-//! (R-H1; parameters R-F4.4–R-F4.18 are pushed to a connected terminal at once).
+//! (R-H1; parameters R-F4.4–R-F4.18, every field the host downloads, allowed classes
+//! R-F4.5 included, are pushed to a connected terminal at once).
 
 use std::path::PathBuf;
 
@@ -101,6 +102,17 @@ pub struct ParamsArgs {
     /// Empty the price list.
     #[arg(long, conflicts_with = "prices")]
     clear_prices: bool,
+    /// The card classes allowed on the terminal (R-F4.5), replacing the old set: `all`,
+    /// `none`, or classes and ranges such as `1,3,10-20`.
+    #[arg(long, value_parser = parse_classes)]
+    classes: Option<ClassList>,
+    /// A working-hours window `HH:MM-HH:MM` (R-H1, code 27; a window may span midnight);
+    /// repeatable; the windows given replace the old ones.
+    #[arg(long = "hours", value_parser = parse_hours)]
+    hours: Vec<(String, String)>,
+    /// Remove every working-hours window (always working).
+    #[arg(long, conflicts_with = "hours")]
+    clear_hours: bool,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -113,6 +125,64 @@ fn parse_rate(s: &str) -> Result<(u8, u8), String> {
         return Err("rate is 0-100".into());
     }
     Ok((class, rate))
+}
+
+/// The classes of `--classes` (a newtype: clap would read `Option<Vec<_>>` as many values).
+#[derive(Clone, Debug)]
+pub struct ClassList(Vec<u8>);
+
+/// `all`, `none` or `1,3,10-20`.
+fn parse_classes(s: &str) -> Result<ClassList, String> {
+    const FORM: &str = "all, none, or classes 0-255 and ranges, e.g. 1,3,10-20";
+    match s {
+        "all" => return Ok(ClassList((0..=u8::MAX).collect())),
+        "none" => return Ok(ClassList(Vec::new())),
+        _ => {}
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for part in s.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let a: u8 = a.trim().parse().map_err(|_| FORM)?;
+        let b: u8 = b.trim().parse().map_err(|_| FORM)?;
+        if a > b {
+            return Err(FORM.into());
+        }
+        out.extend(a..=b);
+    }
+    Ok(ClassList(out.into_iter().collect()))
+}
+
+/// `HH:MM-HH:MM` (seconds allowed: `HH:MM:SS`), checked by the host.
+fn parse_hours(s: &str) -> Result<(String, String), String> {
+    let (a, b) = s.split_once('-').ok_or("HH:MM-HH:MM, e.g. 06:30-09:00")?;
+    Ok((a.trim().to_owned(), b.trim().to_owned()))
+}
+
+/// A class list as compact ranges: `0-255`, `1,3,10-20`, `none`.
+fn class_ranges(v: &Value) -> String {
+    let list: Vec<u64> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < list.len() {
+        let mut j = i;
+        while j + 1 < list.len() && list[j + 1] == list[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            list[i].to_string()
+        } else {
+            format!("{}-{}", list[i], list[j])
+        });
+        i = j + 1;
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 fn parse_price(s: &str) -> Result<(u16, i64, u16), String> {
@@ -142,7 +212,11 @@ fn show_device(d: &Value) {
     );
     if let Some(p) = d.get("params").and_then(Value::as_object) {
         for (k, v) in p {
-            println!("  {k}: {v}");
+            if k == "allowed_classes" {
+                println!("  {k}: {}", class_ranges(v));
+            } else {
+                println!("  {k}: {v}");
+            }
         }
     }
     if let Some(r) = d.get("last_report").filter(|r| !r.is_null()) {
@@ -288,6 +362,17 @@ fn set_params(p: ParamsArgs) -> anyhow::Result<()> {
             .map(|(code, price, subject)| json!({"code": code, "price": price, "subject": subject}))
             .collect();
         put("price_list", Some(Value::Array(items)));
+    }
+    put("allowed_classes", p.classes.map(|c| Value::from(c.0)));
+    if p.clear_hours {
+        put("working_hours", Some(json!([])));
+    } else if !p.hours.is_empty() {
+        let windows: Vec<Value> = p
+            .hours
+            .iter()
+            .map(|(start, end)| json!({"start": start, "end": end}))
+            .collect();
+        put("working_hours", Some(Value::Array(windows)));
     }
     if patch.is_empty() {
         anyhow::bail!("nothing to change: give at least one parameter (see --help)");

@@ -6,6 +6,7 @@ pub mod card;
 pub mod card_admin;
 pub mod client;
 pub mod device;
+pub mod exception;
 pub mod fep;
 pub mod keys;
 pub mod loadgen;

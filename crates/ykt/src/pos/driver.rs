@@ -263,11 +263,11 @@ impl Driver {
         Ok(())
     }
 
-    /// The terminal's wall clock (R-F4.19), or the RTC when powered off.
+    /// The terminal's wall clock now (R-F4.19), also between inputs; the RTC when powered off.
     pub fn wall(&self) -> NaiveDateTime {
         self.term
             .as_ref()
-            .map_or_else(|| self.clock.rtc(), |t| t.wall())
+            .map_or_else(|| self.clock.rtc(), |t| t.wall_at(self.clock.now_ms()))
     }
 
     fn observe(&mut self, out: &[Output]) {
@@ -284,6 +284,8 @@ impl Driver {
                 }
                 Output::SetTimer(t) => self.timer = Some(*t),
                 Output::Event(Event::Online(on)) => self.view.online = *on,
+                // The core keeps nothing keyed when it refuses (R-P5.1): neither does the echo.
+                Output::Event(Event::Refused { .. }) => self.view.keyed.clear(),
                 Output::Event(Event::ModeChanged(m)) => self.view.mode = Some(*m),
                 Output::Send(_) | Output::Reconnect | Output::Event(_) => {}
             }

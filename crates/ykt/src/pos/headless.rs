@@ -1,7 +1,8 @@
 //! `ykt pos --headless`: the terminal driven by JSON lines on stdin, reporting JSON lines on
 //! stdout (`docs/pos-script.md`). Virtual clock by default: time moves only on `advance`,
 //! so scripts are deterministic; the host is a real process, so `wait` waits (bounded, in
-//! real time) for its answers.
+//! real time) for its answers. With `--real-time` the core's timers fire as they fall due,
+//! also while a command waits.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
@@ -119,12 +120,16 @@ impl Headless {
                     Some(ev) => h.apply(ev)?,
                     None => anyhow::bail!("the connection task ended"),
                 },
-                () = sleep_until(timer) => {
-                    let out = h.driver.tick_if_due()?;
-                    h.route(out);
-                }
+                () = sleep_until(timer) => h.fire_timer()?,
             }
         }
+        Ok(())
+    }
+
+    /// The core's timer fell due (real time).
+    fn fire_timer(&mut self) -> anyhow::Result<()> {
+        let out = self.driver.tick_if_due()?;
+        self.route(out);
         Ok(())
     }
 
@@ -214,13 +219,24 @@ impl Headless {
     async fn drop_link(&mut self) -> anyhow::Result<()> {
         self.net.set_enabled(false).await;
         let deadline = Instant::now() + Duration::from_millis(LINK_CLOSE_MS);
-        while self.driver.view.link {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(ev)) => self.apply(ev)?,
-                _ => break,
-            }
-        }
+        while self.driver.view.link && self.step_until(deadline).await? {}
         Ok(())
+    }
+
+    /// While a command waits: handles the next network event or, in real time, the core's
+    /// timer as it falls due (timers fire by themselves, `docs/pos-script.md`). `false`: the
+    /// deadline came first.
+    async fn step_until(&mut self, deadline: Instant) -> anyhow::Result<bool> {
+        let timer = self.real_timer();
+        tokio::select! {
+            ev = self.events.recv() => match ev {
+                Some(ev) => self.apply(ev)?,
+                None => anyhow::bail!("the connection task ended"),
+            },
+            () = sleep_until(timer) => self.fire_timer()?,
+            () = tokio::time::sleep_until(deadline) => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// Runs one script line; `false` to stop.
@@ -416,14 +432,12 @@ impl Headless {
             if let Some(found) = self.satisfied(w)? {
                 return Ok(found);
             }
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(ev)) => self.apply(ev)?,
-                Ok(None) => anyhow::bail!("the connection task ended"),
-                Err(_) => anyhow::bail!(
+            if !self.step_until(deadline).await? {
+                anyhow::bail!(
                     "timed out after {ms} ms waiting for {}; screen: {}",
                     w.what,
                     self.driver.view.screen.join(" / ")
-                ),
+                );
             }
         }
     }

@@ -47,10 +47,8 @@ impl Provision {
             .physical_id
             .parse()
             .map_err(|e: &str| anyhow::anyhow!("physical_id: {e}"))?;
-        let key: [u8; 16] = hex::decode(f.master_key.trim())
-            .context("master_key is not hex")?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("master_key must be 32 hex digits"))?;
+        let key = ykt_proto::hexstr::parse::<16>(f.master_key.trim())
+            .context("master_key must be 32 hex digits")?;
         let suite = match f.mac_suite.as_str() {
             "aes128" => Suite::Aes128,
             "sm4" => Suite::Sm4,

@@ -23,15 +23,23 @@ pub struct Pos {
     pub provision: PathBuf,
     pub journal: PathBuf,
     pub keys: PathBuf,
+    /// Options after the usual ones (`--real-time`).
+    extra: Vec<String>,
 }
 
 impl Pos {
     pub fn start(data: &Path, device: &str, journal: &Path) -> Pos {
-        let provision = data.join("devices").join(format!("{device}.json"));
-        Pos::spawn(provision, journal.to_path_buf(), data.join("keys"))
+        Pos::start_with(data, device, journal, &[])
     }
 
-    fn spawn(provision: PathBuf, journal: PathBuf, keys: PathBuf) -> Pos {
+    /// `start` with more options (`--real-time`).
+    pub fn start_with(data: &Path, device: &str, journal: &Path, extra: &[&str]) -> Pos {
+        let provision = data.join("devices").join(format!("{device}.json"));
+        let extra = extra.iter().map(|a| a.to_string()).collect();
+        Pos::spawn(provision, journal.to_path_buf(), data.join("keys"), extra)
+    }
+
+    fn spawn(provision: PathBuf, journal: PathBuf, keys: PathBuf, extra: Vec<String>) -> Pos {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ykt"))
             .args(["pos", "--headless", "--provision"])
             .arg(&provision)
@@ -39,6 +47,7 @@ impl Pos {
             .arg(&journal)
             .arg("--keys")
             .arg(&keys)
+            .args(&extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -66,6 +75,7 @@ impl Pos {
             provision,
             journal,
             keys,
+            extra,
         }
     }
 
@@ -158,6 +168,7 @@ impl Pos {
             self.provision.clone(),
             self.journal.clone(),
             self.keys.clone(),
+            self.extra.clone(),
         )
     }
 

@@ -1,5 +1,6 @@
-//! Card operations beside the debit: the lock flag of black cards (R-F4.15, R-F4.3),
-//! reversal (冲正, MF1) and collection of on-card records (R-F4.17).
+//! Card operations beside the debit: the lock flag of black cards (R-F4.15, R-F4.3), the
+//! abnormal record of a card refused for contradicting data (R-F4.3), reversal (冲正, MF1)
+//! and collection of on-card records (R-F4.17).
 
 use super::*;
 
@@ -30,6 +31,18 @@ impl<F: Flash> Terminal<F> {
         }
         self.refuse_card(&Refusal::Code(ReturnCode::CARD_LOCKED));
         Ok(())
+    }
+
+    /// R-F4.3: a card refused for contradicting data leaves a failed record of the sale
+    /// (no money moved), uploaded like any other.
+    pub(in crate::core) fn abnormal_record(&mut self, card: &Tapped, sale: Sale) -> Res {
+        let base = self.base_record(card, sale, 0, false);
+        let rec = Record {
+            status: RecordStatus::Failed,
+            balance_after: base.balance_before,
+            ..base
+        };
+        self.journal(rec, sale.subject).map(|_| ())
     }
 
     pub(in crate::core) fn lock_card(

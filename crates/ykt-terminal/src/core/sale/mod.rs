@@ -19,7 +19,7 @@ use super::cpu::{self, CpuTap, Tapped, cpu_refusal};
 use super::io::Key;
 use super::{
     BALANCE_HOLD_MS, Beep, CANCEL_LOCK_MS, Event, INFO_HOLD_MS, ONLINE_WAIT_MS, Output, Res,
-    Screen, Terminal, texts,
+    Screen, Terminal, Timer, texts,
 };
 use crate::storage::flash::Flash;
 use crate::storage::journal::{Journal, JournalError};
@@ -46,7 +46,6 @@ pub(super) struct Online {
     subject: u16,
     attempts: u8,
     seq: u32,
-    deadline: u64,
 }
 
 #[derive(Debug)]
@@ -56,7 +55,6 @@ pub(super) struct Retap {
     authorised: bool,
     /// Whether a write that did not land may be written again.
     rewrite: bool,
-    since: u64,
     subject: u16,
 }
 
@@ -94,14 +92,6 @@ impl Flow {
         }
     }
 
-    pub(in crate::core) fn deadline(&self) -> Option<u64> {
-        match self {
-            Flow::AwaitHost(o) => Some(o.deadline),
-            Flow::Retap(r) => Some(r.since + CANCEL_LOCK_MS),
-            _ => None,
-        }
-    }
-
     pub(in crate::core) fn is_idle(&self) -> bool {
         matches!(self, Flow::Idle { .. } | Flow::Ready(_))
     }
@@ -109,7 +99,7 @@ impl Flow {
 
 /// After power-up: the last record, if its card write is unresolved, becomes a re-tap prompt
 /// (nothing is appended while a transaction is open, so it is always the newest record).
-pub(super) fn resume(journal: &Journal, now: u64) -> Flow {
+pub(super) fn resume(journal: &Journal) -> Flow {
     let last = journal
         .next_serial()
         .checked_sub(1)
@@ -121,7 +111,6 @@ pub(super) fn resume(journal: &Journal, now: u64) -> Flow {
                 authorised: false,
                 // Unknown whether the host authorised an online debit: never write it now.
                 rewrite: r.status == RecordStatus::NotWritten,
-                since: now,
                 subject: 0,
             }))
         }
@@ -179,9 +168,15 @@ impl<F: Flash> Terminal<F> {
 
     /// Whether the terminal may take transactions at all (R-P5.1).
     pub(in crate::core) fn working(&self) -> bool {
-        self.link.sign_in_settled()
-            && self.link.sign_in_error.is_none()
-            && self.st.params.get().merchant_no != 0
+        self.not_working().is_none()
+    }
+
+    /// R-P5.1: the terminal stops working (refused sign-in, merchant 0): an amount or PIN
+    /// keyed before is dropped, so it cannot be charged later. A transaction in flight goes on.
+    pub(in crate::core) fn stop_working(&mut self) {
+        if self.flow.in_flight().is_none() {
+            self.flow = Flow::default();
+        }
     }
 
     pub(in crate::core) fn fixed_sale(&self) -> Option<Sale> {
@@ -201,11 +196,11 @@ impl<F: Flash> Terminal<F> {
                 Some(vec![texts::ENTER_PIN.into(), "*".repeat(digits.len())])
             }
             Flow::AwaitHost(_) => Some(vec![texts::WAITING_HOST.into()]),
-            Flow::Retap(r) => {
-                let hint = if self.now >= r.since + CANCEL_LOCK_MS {
-                    texts::CANCEL_ALLOWED
-                } else {
+            Flow::Retap(_) => {
+                let hint = if self.timers.is_set(Timer::CancelLock) {
                     texts::CANCEL_NOT_YET
+                } else {
+                    texts::CANCEL_ALLOWED
                 };
                 Some(vec![texts::RETAP.into(), hint.into()])
             }
@@ -237,10 +232,18 @@ impl<F: Flash> Terminal<F> {
     }
 
     pub(in crate::core) fn sale_key(&mut self, key: Key, reader: &mut dyn Reader) -> Res {
-        let _ = reader;
+        if matches!(key, Key::Digit(_) | Key::Enter | Key::Reversal)
+            && self.flow.in_flight().is_none()
+            && let Some((code, reason)) = self.not_working()
+        {
+            // R-P5.1: no work: the key is answered with the reason and nothing keyed is kept.
+            self.flow = Flow::default();
+            self.refuse(code, reason);
+            return Ok(());
+        }
         match (&mut self.flow, key) {
-            (Flow::Retap(r), Key::Cancel) => {
-                if self.now < r.since + CANCEL_LOCK_MS {
+            (Flow::Retap(_), Key::Cancel) => {
+                if self.timers.is_set(Timer::CancelLock) {
                     self.flash_text(vec![texts::CANCEL_NOT_YET.into()], INFO_HOLD_MS);
                     return Ok(());
                 }
@@ -272,7 +275,7 @@ impl<F: Flash> Terminal<F> {
             }
             (_, Key::Cancel) => {
                 self.flow = Flow::default();
-                self.screen_until = None;
+                self.timers.clear(Timer::ScreenHold);
                 self.refresh_screen();
                 Ok(())
             }
@@ -314,7 +317,7 @@ impl<F: Flash> Terminal<F> {
             return Ok(());
         }
         self.flow = Flow::Ready(sale);
-        self.screen_until = None;
+        self.timers.clear(Timer::ScreenHold);
         self.refresh_screen();
         Ok(())
     }
@@ -327,6 +330,10 @@ impl<F: Flash> Terminal<F> {
             // No sales now, but a debit the card shows and the journal lacks is still found.
             if let Ok(Some(card)) = self.read_tapped(reader) {
                 self.recover_landed(reader, &card)?;
+            }
+            if let Some((code, reason)) = self.not_working() {
+                // R-P5.1: the card is refused with the reason.
+                self.refuse(code, reason);
             }
             self.refresh_screen();
             return Ok(());
@@ -390,6 +397,9 @@ impl<F: Flash> Terminal<F> {
         let today = now.date();
         match check_debit(&card.facts(today), p, today, sale.amount) {
             Err(r) => {
+                if r.is_abnormal() {
+                    self.abnormal_record(&card, sale)?;
+                }
                 self.refuse_card(&r);
                 Ok(())
             }

@@ -62,8 +62,9 @@ impl<F: Flash> Terminal<F> {
             subject: sale.subject,
             attempts: 1,
             seq,
-            deadline: self.now + ONLINE_WAIT_MS,
         }));
+        self.timers
+            .set(Timer::OnlineReply, self.now + ONLINE_WAIT_MS);
         self.refresh_screen();
         Ok(())
     }
@@ -105,7 +106,7 @@ impl<F: Flash> Terminal<F> {
         if !resp.code.is_success() {
             return self.sale_debit_error(resp.code, reader);
         }
-        let Flow::AwaitHost(o) = std::mem::take(&mut self.flow) else {
+        let Some(o) = self.end_await() else {
             return Ok(());
         };
         let Online {
@@ -146,7 +147,7 @@ impl<F: Flash> Terminal<F> {
             // R-P5.3: codes 1–9 count as a timeout.
             return self.online_timeout(reader);
         }
-        let Flow::AwaitHost(o) = std::mem::take(&mut self.flow) else {
+        let Some(o) = self.end_await() else {
             return Ok(());
         };
         let Online {
@@ -164,14 +165,15 @@ impl<F: Flash> Terminal<F> {
         Ok(())
     }
 
-    pub(in crate::core) fn sale_tick(&mut self, reader: &mut dyn Reader) -> Res {
-        match &self.flow {
-            Flow::AwaitHost(o) if self.now >= o.deadline => self.online_timeout(reader),
-            Flow::Retap(r) if self.now >= r.since + CANCEL_LOCK_MS => {
-                self.refresh_screen();
-                Ok(())
-            }
-            _ => Ok(()),
+    /// Leaves `AwaitHost` (answer, refusal or timeout), with its reply timer.
+    fn end_await(&mut self) -> Option<Box<Online>> {
+        if !matches!(self.flow, Flow::AwaitHost(_)) {
+            return None;
+        }
+        self.timers.clear(Timer::OnlineReply);
+        match std::mem::take(&mut self.flow) {
+            Flow::AwaitHost(o) => Some(o),
+            _ => None,
         }
     }
 
@@ -184,23 +186,25 @@ impl<F: Flash> Terminal<F> {
         Ok(())
     }
 
-    /// R-P5.3: 500 ms, one retry, then offline (auto) or refusal (full online).
+    /// R-P5.3 (`Timer::OnlineReply`, codes 1–9, link lost): 500 ms, one retry, then offline
+    /// (auto) or refusal (full online).
     pub(in crate::core) fn online_timeout(&mut self, reader: &mut dyn Reader) -> Res {
         let Flow::AwaitHost(o) = &mut self.flow else {
             return Ok(());
         };
-        if o.attempts < 2 && self.link.session.is_some() {
+        if o.attempts < 2 && self.link.has_session() {
             let record = o.record.clone();
             if let Some(seq) = self.send_debit(&record)
                 && let Flow::AwaitHost(o) = &mut self.flow
             {
                 o.attempts = 2;
                 o.seq = seq;
-                o.deadline = self.now + ONLINE_WAIT_MS;
+                self.timers
+                    .set(Timer::OnlineReply, self.now + ONLINE_WAIT_MS);
                 return Ok(());
             }
         }
-        let Flow::AwaitHost(o) = std::mem::take(&mut self.flow) else {
+        let Some(o) = self.end_await() else {
             return Ok(());
         };
         let Online {

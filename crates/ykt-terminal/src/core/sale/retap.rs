@@ -43,15 +43,19 @@ impl<F: Flash> Terminal<F> {
                     serial: record.serial,
                     error,
                 }));
+                if !matches!(self.flow, Flow::Retap(_)) {
+                    // The 60 s run from the first prompt, also after a failed rewrite.
+                    self.timers
+                        .set(Timer::CancelLock, self.now + CANCEL_LOCK_MS);
+                }
                 self.flow = Flow::Retap(Box::new(Retap {
                     record,
                     authorised,
                     rewrite,
-                    since: self.now,
                     subject,
                 }));
                 self.push(Output::Beep(Beep::Continuous));
-                self.screen_until = None;
+                self.timers.clear(Timer::ScreenHold);
                 self.refresh_screen();
                 Ok(())
             }
@@ -92,6 +96,7 @@ impl<F: Flash> Terminal<F> {
         }
         let was_retap = matches!(self.flow, Flow::Retap(_));
         self.flow = Flow::default();
+        self.timers.clear(Timer::CancelLock);
         if was_retap {
             self.push(Output::Beep(Beep::Stop));
         }
@@ -135,14 +140,8 @@ impl<F: Flash> Terminal<F> {
                     && card.wallet.counter == rec.card_counter
                     && card.wallet.balance == rec.balance_before =>
             {
-                let since = match &self.flow {
-                    Flow::Retap(r) => r.since,
-                    _ => self.now,
-                };
                 let card = Tapped::Mf1(Box::new(card));
-                self.write(reader, &card, rec, authorised, rewrite, subject)?;
-                self.keep_since(since);
-                Ok(())
+                self.write(reader, &card, rec, authorised, rewrite, subject)
             }
             Resolution::NotLanded => {
                 // Not written and not to be written now: close it as not written.
@@ -158,10 +157,12 @@ impl<F: Flash> Terminal<F> {
         }
     }
 
-    /// The 60 s run from the first prompt, also after a failed rewrite.
-    pub(in crate::core) fn keep_since(&mut self, since: u64) {
-        if let Flow::Retap(r) = &mut self.flow {
-            r.since = since;
+    /// `Timer::CancelLock` (R-P5.5, R-P5.8): 60 s are over; whatever text was on hold, the
+    /// prompt comes back and says cancel is possible now.
+    pub(in crate::core) fn cancel_unlocked(&mut self) {
+        if matches!(self.flow, Flow::Retap(_)) {
+            self.timers.clear(Timer::ScreenHold);
+            self.refresh_screen();
         }
     }
 
@@ -174,10 +175,6 @@ impl<F: Flash> Terminal<F> {
         rewrite: bool,
         subject: u16,
     ) -> Res {
-        let since = match &self.flow {
-            Flow::Retap(r) => r.since,
-            _ => self.now,
-        };
         let Ok(read) = CpuApp::read(reader) else {
             return Ok(()); // unreadable this time: keep asking
         };
@@ -205,9 +202,7 @@ impl<F: Flash> Terminal<F> {
                     read,
                     init: Some(init),
                 }));
-                self.write(reader, &card, rec, authorised, rewrite, subject)?;
-                self.keep_since(since);
-                Ok(())
+                self.write(reader, &card, rec, authorised, rewrite, subject)
             }
             Ok(init) if u32::from(init.offline_seq) == rec.card_counter => {
                 self.close_unwritten()?;
@@ -237,6 +232,10 @@ impl<F: Flash> Terminal<F> {
     /// gets a cancellation record (serial + 1, R-P5.5); anything else is marked 中途拔卡
     /// (R-P5.8). Either is uploaded (R-F4.3).
     pub(in crate::core) fn close_unwritten(&mut self) -> Res {
+        if !matches!(self.flow, Flow::Retap(_)) {
+            return Ok(());
+        }
+        self.timers.clear(Timer::CancelLock);
         let Flow::Retap(r) = std::mem::take(&mut self.flow) else {
             return Ok(());
         };

@@ -129,12 +129,14 @@ fn dechunk(mut raw: &[u8]) -> anyhow::Result<Vec<u8>> {
             .context("truncated chunk size")?;
         let size_text = std::str::from_utf8(&raw[..eol])?;
         let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).context("bad chunk size")?;
+        let size = ykt_proto::hexstr::parse_number(size_text)
+            .and_then(|n| usize::try_from(n).ok())
+            .context("bad chunk size")?;
         raw = &raw[eol + 2..];
         if size == 0 {
             return Ok(out);
         }
-        if raw.len() < size + 2 {
+        if size.checked_add(2).is_none_or(|end| raw.len() < end) {
             bail!("truncated chunk");
         }
         out.extend_from_slice(&raw[..size]);
@@ -164,6 +166,10 @@ mod tests {
             b"HTTP/1.1",
             b"HTTP/1.1 abc\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            // issue 18.2: a chunk size is hex digits only (from_str_radix took `+8`), and
+            // a size near usize::MAX is refused, not an overflow.
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+8\r\n{\"a\":1}\n\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
         ] {
             assert!(parse_response(bad).is_err());
         }

@@ -61,10 +61,8 @@ fn parse_device(v: &Value) -> anyhow::Result<Device> {
         .context("physical_id")?
         .parse()
         .map_err(|e: &str| anyhow::anyhow!(e))?;
-    let key = hex::decode(v["master_key"].as_str().context("master_key")?)?;
-    let key: [u8; 16] = key
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("master key is 16 bytes"))?;
+    let key = ykt_proto::hexstr::parse::<16>(v["master_key"].as_str().context("master_key")?)
+        .context("master key is 32 hex digits")?;
     let suite = match v["mac_suite"].as_str() {
         Some("sm4") => Suite::Sm4,
         _ => Suite::Aes128,
