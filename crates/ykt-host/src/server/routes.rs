@@ -46,6 +46,11 @@ impl AccessTable {
             .copied()
     }
 
+    /// Whether some method is declared on this path (a request with another gets 405).
+    pub fn has_path(&self, matched_path: &str) -> bool {
+        self.routes.iter().any(|r| r.path == matched_path)
+    }
+
     pub fn routes(&self) -> &[RouteAccess] {
         &self.routes
     }
