@@ -171,15 +171,19 @@ pub(crate) async fn require(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let path = req
+    let Some(path) = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let Some(access) = path
-        .as_deref()
-        .and_then(|p| s.access.lookup(req.method(), p))
+        .map(|p| p.as_str().to_owned())
     else {
-        tracing::error!(method = %req.method(), path = ?path, "admin route without a declared permission refused");
+        // No route matched: only the JSON 404 / 405 fallbacks answer, no handler runs.
+        return next.run(req).await;
+    };
+    let Some(access) = s.access.lookup(req.method(), &path) else {
+        if s.access.has_path(&path) {
+            return super::api::wrong_method().await;
+        }
+        tracing::error!(method = %req.method(), %path, "admin route without a declared permission refused");
         return refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"error": "route without a declared permission"}),
@@ -192,7 +196,7 @@ pub(crate) async fn require(
     let (operator, credential) = match authenticate(&s, &method, &headers).await {
         Ok(x) => x,
         Err(response) => {
-            tracing::warn!(path = ?path, "admin request without valid credentials refused");
+            tracing::warn!(%path, "admin request without valid credentials refused");
             return response;
         }
     };
