@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -387,6 +387,8 @@ pub struct Store {
     reads: SyncSender<BoxedJob>,
     policy: Policy,
     tac: Option<Arc<dyn TacVerifier>>,
+    /// What the writers have run, for metrics and tests.
+    written: Arc<PoolCounts>,
     /// Background threads (the SQLite checkpointer) run while a handle holds this.
     _alive: Arc<()>,
 }
@@ -399,8 +401,15 @@ impl Store {
             Backend::Postgres(_) => config.writers.max(1),
         };
         let rewind = Arc::new(AtomicBool::new(false));
-        let jobs = spawn_pool(&config, "writer", writers, Mode::Write(&rewind))?;
-        let reads = spawn_pool(&config, "reader", config.readers.max(1), Mode::Read)?;
+        let written = Arc::new(PoolCounts::default());
+        let jobs = spawn_pool(&config, "writer", writers, Mode::Write(&rewind), &written)?;
+        let reads = spawn_pool(
+            &config,
+            "reader",
+            config.readers.max(1),
+            Mode::Read,
+            &Arc::new(PoolCounts::default()),
+        )?;
         let alive = Arc::new(());
         if let Backend::Sqlite(path) = &config.backend {
             crate::backend::sqlite::spawn_checkpointer(
@@ -415,6 +424,7 @@ impl Store {
             reads,
             policy: config.policy,
             tac: config.tac,
+            written,
             _alive: alive,
         })
     }
@@ -425,6 +435,14 @@ impl Store {
 
     pub fn tac_verifier(&self) -> Option<Arc<dyn TacVerifier>> {
         self.tac.clone()
+    }
+
+    /// Jobs and batches the writers have run since the store opened.
+    pub fn writer_stats(&self) -> WriterStats {
+        WriterStats {
+            jobs: self.written.jobs.load(Ordering::Relaxed),
+            batches: self.written.batches.load(Ordering::Relaxed),
+        }
     }
 
     /// Queues `f` to run in a writer's transaction; `reply` gets its result after commit.
@@ -536,6 +554,21 @@ impl Store {
     }
 }
 
+/// Jobs and batches a pool of threads has taken.
+#[derive(Default)]
+struct PoolCounts {
+    jobs: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// How much the writers have run: a forged frame must not move these (it never costs the
+/// single SQLite writer a transaction).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub jobs: u64,
+    pub batches: u64,
+}
+
 #[derive(Clone, Copy)]
 enum Mode<'a> {
     /// With the flag the SQLite checkpointer raises when the writer should rewind the WAL.
@@ -548,6 +581,7 @@ fn spawn_pool(
     role: &str,
     threads: usize,
     mode: Mode<'_>,
+    counts: &Arc<PoolCounts>,
 ) -> Result<SyncSender<BoxedJob>> {
     let (tx, rx) = mpsc::sync_channel::<BoxedJob>(config.queue.max(1));
     let rx = Arc::new(Mutex::new(rx));
@@ -567,9 +601,10 @@ fn spawn_pool(
         let cache = matches!(mode, Mode::Write(_)).then(ConfigCache::default);
         let policy = config.policy;
         let max_batch = config.max_batch.max(1);
+        let counts = Arc::clone(counts);
         thread::Builder::new()
             .name(format!("ykt-{role}-{i}"))
-            .spawn(move || worker(conn, rx, policy, cache, max_batch))
+            .spawn(move || worker(conn, rx, policy, cache, max_batch, &counts))
             .map_err(|e| HostError::Db {
                 message: format!("cannot start a {role} thread: {e}"),
                 retryable: false,
@@ -584,6 +619,7 @@ fn worker(
     policy: Policy,
     mut cache: Option<ConfigCache>,
     max_batch: usize,
+    counts: &PoolCounts,
 ) {
     loop {
         let mut batch: Vec<BoxedJob> = Vec::new();
@@ -608,6 +644,8 @@ fn worker(
                 }
             }
         }
+        counts.batches.fetch_add(1, Ordering::Relaxed);
+        counts.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         run_batch(conn.as_mut(), batch, policy, cache.as_mut());
         conn.between_batches();
     }

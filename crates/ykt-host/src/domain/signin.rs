@@ -1,10 +1,10 @@
 //! Terminal sign-in (R-F4.1, R-P5.1) and status reports (R-F4.20).
 
 use chrono::NaiveDateTime;
-use ykt_proto::{MerchantNo, TerminalParams};
+use ykt_proto::{MerchantNo, PhysicalId, ReturnCode, TerminalParams};
 
 use super::checks::{self, Origin};
-use crate::error::Result;
+use crate::error::{Result, refuse};
 use crate::ledger::Tx;
 use crate::model::{DeviceReport, Functions};
 use crate::repo;
@@ -18,6 +18,17 @@ pub struct SignIn {
     pub blacklist_version: u32,
     /// The system clock, to set the terminal's (R-F4.19).
     pub clock: NaiveDateTime,
+}
+
+/// The FEP verifies a sign-in's MAC on a reader before it submits the write: the device's
+/// master key must still be the one the MAC was checked under, or the sign-in is refused
+/// (14) rather than opening a session under a key just replaced. An unknown device or one
+/// without a key is left to [`sign_in`]'s checks (20, 29).
+pub fn key_still_current(tx: &mut Tx<'_>, device: PhysicalId, verified: &[u8; 16]) -> Result<()> {
+    match tx.device(device)?.and_then(|d| d.master_key) {
+        Some(key) if key != *verified => refuse(ReturnCode::FEP_KEY_ERROR),
+        _ => Ok(()),
+    }
 }
 
 /// Verifies the device (codes 10–13, 20–29 except 27/28, 40–43) and answers with its

@@ -17,17 +17,17 @@ use tokio::time::Instant;
 use ykt_proto::{
     ClockSetRequest, CollectRequest, DeviceKey, ErrorReason, ErrorResponse, FrameDecoder, Header,
     InfoCode, Key, Message, MsgType, OnlineCheck, ParamsPushRequest, PhysicalId, ProtoError,
-    RawFrame, ReturnCode, Session, SignInRequest, SignInResponse, StatusQuery, Suite, VERSION,
-    WorkMode, open_sign_in, seal_sign_in_response, seal_unauthenticated_error,
+    RawFrame, ReturnCode, Session, SignInRequest, SignInResponse, StatusQuery, VERSION, WorkMode,
+    seal_sign_in_response, seal_unauthenticated_error,
 };
 
 use super::registry::Command;
+use super::signin_gate::{self, Counted};
 use super::{Shared, handlers, jobs, metrics};
 use crate::domain::checks::Origin;
 use crate::domain::signin;
 use crate::error::HostError;
-use crate::model::{DeviceReport, MacSuite};
-use crate::repo;
+use crate::model::DeviceReport;
 
 /// Frames waiting for the socket; a client that does not read stalls only itself.
 const OUT_QUEUE: usize = 64;
@@ -402,44 +402,17 @@ impl Conn {
         }
     }
 
+    /// Sign-in (R-P5.1): the frame is verified on this connection (the device's row from a
+    /// reader, the MAC, the nonce: `signin_gate`) and only a genuine, fresh one is submitted
+    /// to the writer, as ONE job (its checks and its status report).
     async fn sign_in(&mut self, header: Header, frame: Vec<u8>) {
         let device = header.device;
         let (fep, now) = (self.shared.config.fep_id, self.shared.config.clock.now());
-        let result = jobs::write(&self.shared.store, move |tx| {
-            let Some(d) = repo::device_get(tx.conn, device)? else {
-                return Ok(Step::Unknown);
-            };
-            let Some(key) = d.master_key else {
-                return Ok(Step::NoKey);
-            };
-            let master = DeviceKey {
-                suite: match d.mac_suite {
-                    MacSuite::Aes128Cmac => Suite::Aes128,
-                    MacSuite::Sm4Cmac => Suite::Sm4,
-                },
-                key: Key(key),
-            };
-            let req = match open_sign_in(&master, &frame) {
-                Ok((_, req)) => req,
-                Err(e) => return Ok(Step::Bad(e)),
-            };
-            let origin = Origin {
-                fep,
-                device,
-                terminal_no: d.terminal_no,
-            };
-            match signin::sign_in(tx, &origin, req.clock, req.blacklist_version, now) {
-                Ok(s) => Ok(Step::Ok(master, req, Box::new(s))),
-                Err(HostError::Refused(code)) => Ok(Step::Refused(master, req, code)),
-                Err(e) => Err(e),
-            }
-        })
-        .await;
-        let step = match result {
-            Ok(s) => s,
+        let row = match jobs::read(&self.shared.store, move |tx| tx.device(device)).await {
+            Ok(row) => row,
             Err(e) => {
-                tracing::warn!(%device, error = %e, "sign-in failed in the store");
-                // Without the verified request there is no nonce to echo: an error frame.
+                tracing::warn!(%device, error = %e, "sign-in: device not readable");
+                // Without the device's key there is no MAC to answer under: an error frame.
                 let err = ErrorResponse {
                     code: e.return_code(),
                     ..ErrorResponse::not_signed_in()
@@ -448,43 +421,48 @@ impl Conn {
                 return;
             }
         };
-        match step {
-            Step::Unknown => {
-                tracing::warn!(peer = %self.peer, %device, "sign-in from an unknown device refused (20)");
-                metrics::request("sign_in", ReturnCode::POS_NOT_REGISTERED.0);
-                self.send_plain_error(device, 0, ErrorResponse::unknown_device())
-                    .await;
-            }
-            Step::NoKey => {
-                tracing::warn!(peer = %self.peer, %device, "sign-in from a device without a master key refused (29)");
-                metrics::request("sign_in", ReturnCode::POS_NOT_AUTHORISED.0);
-                let err = ErrorResponse {
-                    code: ReturnCode::POS_NOT_AUTHORISED,
-                    ..ErrorResponse::unknown_device()
-                };
-                self.send_plain_error(device, 0, err).await;
-            }
-            Step::Bad(e) => {
-                tracing::warn!(peer = %self.peer, %device, error = %e, "sign-in refused");
-                metrics::refused("bad_mac");
-                self.send_plain_error(device, 0, e.to_response()).await;
-            }
-            Step::Refused(master, req, code) => {
-                tracing::warn!(peer = %self.peer, %device, code = code.0, "sign-in refused");
-                metrics::request("sign_in", code.0);
-                self.respond_sign_in(device, &master, &req, code, None)
-                    .await;
-            }
-            Step::Ok(master, req, s) => {
-                if !self.shared.nonces.fresh(device, req.nonce, now) {
-                    tracing::warn!(peer = %self.peer, %device, "replayed sign-in nonce refused (14)");
-                    metrics::refused("replay");
-                    let err = ProtoError::Replay { got: 0, last: 0 }.to_response();
-                    self.send_plain_error(device, 0, err).await;
-                    return;
+        let v = match signin_gate::verify(row.as_ref(), &frame, &self.shared.nonces, now) {
+            Ok(v) => v,
+            Err(refused) => {
+                let (err, counted) = refused.response();
+                tracing::warn!(peer = %self.peer, %device, ?refused, code = err.code.0,
+                    "sign-in refused before the store");
+                match counted {
+                    Counted::Answered(code) => metrics::request("sign_in", code),
+                    Counted::Frame(reason) => metrics::refused(reason),
                 }
+                self.send_plain_error(device, 0, err).await;
+                return;
+            }
+        };
+        let origin = Origin {
+            fep,
+            device,
+            terminal_no: v.terminal_no,
+        };
+        let (key, clock, blacklist) = (v.master.key.0, v.req.clock, v.req.blacklist_version);
+        let result = jobs::write(&self.shared.store, move |tx| {
+            signin::key_still_current(tx, device, &key)?;
+            signin::sign_in(tx, &origin, clock, blacklist, now)
+        })
+        .await;
+        match result {
+            Ok(s) => {
                 metrics::request("sign_in", 0);
-                self.respond_sign_in(device, &master, &req, ReturnCode::SUCCESS, Some(*s))
+                self.respond_sign_in(device, &v.master, &v.req, ReturnCode::SUCCESS, Some(s))
+                    .await;
+            }
+            Err(e) => {
+                // A refusal (22, 40, …) or a store failure (1–9, the terminal retries),
+                // answered under the master key with the request's nonce.
+                let code = e.return_code();
+                if matches!(e, HostError::Refused(_)) {
+                    tracing::warn!(peer = %self.peer, %device, code = code.0, "sign-in refused");
+                } else {
+                    tracing::warn!(%device, error = %e, "sign-in failed in the store");
+                }
+                metrics::request("sign_in", code.0);
+                self.respond_sign_in(device, &v.master, &v.req, code, None)
                     .await;
             }
         }
@@ -571,14 +549,6 @@ impl Conn {
             self.host_request(Command::QueryStatus).await;
         }
     }
-}
-
-enum Step {
-    Unknown,
-    NoKey,
-    Bad(ProtoError),
-    Refused(DeviceKey, SignInRequest, ReturnCode),
-    Ok(DeviceKey, SignInRequest, Box<signin::SignIn>),
 }
 
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, peer: SocketAddr) {

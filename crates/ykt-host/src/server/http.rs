@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -58,12 +59,19 @@ pub(crate) async fn serve(
     }
 }
 
+/// `ok` only once the process is ready (`Server::ready`): before, 503 `starting`.
 async fn healthz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
-    axum::Json(serde_json::json!({
-        "status": "ok",
+    let (status, word) = if s.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    };
+    let body = serde_json::json!({
+        "status": word,
         "fep": s.config.fep_id,
         "connected_terminals": s.registry.connected(),
-    }))
+    });
+    (status, axum::Json(body))
 }
 
 async fn render_metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
@@ -72,6 +80,7 @@ async fn render_metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
         Ok(n) => super::metrics::exceptions_open(n),
         Err(e) => tracing::warn!(error = %e, "cannot count open exceptions"),
     }
+    super::metrics::writer_totals(s.store.writer_stats());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),

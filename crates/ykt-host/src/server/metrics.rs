@@ -1,9 +1,105 @@
 //! Prometheus metrics: requests by message type and return code, debit latency, connected
-//! terminals. One recorder per process (tests start several servers in one process).
+//! terminals, store writer jobs and batches. One recorder per process (tests start several
+//! servers in one process).
+//!
+//! Every family is a [`Family`] in [`FAMILIES`]: installing the recorder describes and
+//! registers each one, so `/metrics` lists all of them (`# HELP`, `# TYPE`, a zero series)
+//! before the first request. Record only through a `Family` constant, never a bare name.
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// What a family measures, as Prometheus types it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    /// The word of the `# TYPE` line.
+    pub fn prometheus(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric family: its name, type, help text and the labels of the zero series it shows
+/// from the start.
+#[derive(Clone, Copy, Debug)]
+pub struct Family {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub initial_labels: &'static [(&'static str, &'static str)],
+}
+
+const REQUESTS: Family = Family {
+    name: "ykt_requests_total",
+    kind: Kind::Counter,
+    help: "Terminal requests answered, by message type and return code.",
+    initial_labels: &[("type", "sign_in"), ("code", "0")],
+};
+const REFUSED: Family = Family {
+    name: "ykt_frames_refused_total",
+    kind: Kind::Counter,
+    help: "Frames refused before a handler (bad MAC, replay, malformed, ...), by reason.",
+    initial_labels: &[("reason", "bad_mac")],
+};
+const DEBIT_SECONDS: Family = Family {
+    name: "ykt_debit_seconds",
+    kind: Kind::Histogram,
+    help: "Online debit latency from request to committed answer, in seconds.",
+    initial_labels: &[],
+};
+const TERMINALS: Family = Family {
+    name: "ykt_connected_terminals",
+    kind: Kind::Gauge,
+    help: "Terminals signed in on this process.",
+    initial_labels: &[],
+};
+const CONNECTIONS: Family = Family {
+    name: "ykt_connections",
+    kind: Kind::Gauge,
+    help: "Open terminal TCP connections.",
+    initial_labels: &[],
+};
+/// Counted in the database at each scrape (the queue is shared by every process).
+const EXCEPTIONS_OPEN: Family = Family {
+    name: "ykt_exceptions_open",
+    kind: Kind::Gauge,
+    help: "Records held in the exception queue and not resolved yet (R-B3).",
+    initial_labels: &[],
+};
+const WRITER_JOBS: Family = Family {
+    name: "ykt_store_writer_jobs_total",
+    kind: Kind::Counter,
+    help: "Jobs run by the store's writers.",
+    initial_labels: &[],
+};
+const WRITER_BATCHES: Family = Family {
+    name: "ykt_store_writer_batches_total",
+    kind: Kind::Counter,
+    help: "Batches (transactions) run by the store's writers.",
+    initial_labels: &[],
+};
+
+/// Every family this process exports.
+pub const FAMILIES: &[Family] = &[
+    REQUESTS,
+    REFUSED,
+    DEBIT_SECONDS,
+    TERMINALS,
+    CONNECTIONS,
+    EXCEPTIONS_OPEN,
+    WRITER_JOBS,
+    WRITER_BATCHES,
+];
 
 #[derive(Clone)]
 pub(crate) struct Metrics {
@@ -24,7 +120,10 @@ impl Metrics {
                     .build_recorder();
                 let handle = recorder.handle();
                 match metrics::set_global_recorder(recorder) {
-                    Ok(()) => Some(handle),
+                    Ok(()) => {
+                        FAMILIES.iter().for_each(register);
+                        Some(handle)
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "another metrics recorder is installed; /metrics stays empty");
                         None
@@ -40,30 +139,59 @@ impl Metrics {
     }
 }
 
+/// Describes the family and creates its zero series, so it renders before any event.
+fn register(f: &Family) {
+    let labels: Vec<metrics::Label> = f
+        .initial_labels
+        .iter()
+        .map(|(k, v)| metrics::Label::new(*k, *v))
+        .collect();
+    match f.kind {
+        Kind::Counter => {
+            metrics::describe_counter!(f.name, f.help);
+            metrics::counter!(f.name, labels).increment(0);
+        }
+        Kind::Gauge => {
+            metrics::describe_gauge!(f.name, f.help);
+            metrics::gauge!(f.name, labels).increment(0.0);
+        }
+        Kind::Histogram => {
+            metrics::describe_histogram!(f.name, f.help);
+            let _ = metrics::histogram!(f.name, labels);
+        }
+    }
+}
+
 /// One request answered: its message type and return code.
 pub(crate) fn request(kind: &'static str, code: u8) {
-    metrics::counter!("ykt_requests_total", "type" => kind, "code" => code.to_string())
-        .increment(1);
+    metrics::counter!(REQUESTS.name, "type" => kind, "code" => code.to_string()).increment(1);
 }
 
 /// A frame refused before it reached a handler (bad MAC, replay, garbage, …).
 pub(crate) fn refused(reason: &'static str) {
-    metrics::counter!("ykt_frames_refused_total", "reason" => reason).increment(1);
+    metrics::counter!(REFUSED.name, "reason" => reason).increment(1);
 }
 
 pub(crate) fn debit_latency(secs: f64) {
-    metrics::histogram!("ykt_debit_seconds").record(secs);
+    metrics::histogram!(DEBIT_SECONDS.name).record(secs);
 }
 
 pub(crate) fn terminals(delta: f64) {
-    metrics::gauge!("ykt_connected_terminals").increment(delta);
+    metrics::gauge!(TERMINALS.name).increment(delta);
 }
 
 /// Records held in the exception queue and not resolved yet (R-B3).
 pub(crate) fn exceptions_open(n: i64) {
-    metrics::gauge!("ykt_exceptions_open").set(n as f64);
+    metrics::gauge!(EXCEPTIONS_OPEN.name).set(n as f64);
 }
 
 pub(crate) fn connections(delta: f64) {
-    metrics::gauge!("ykt_connections").increment(delta);
+    metrics::gauge!(CONNECTIONS.name).increment(delta);
+}
+
+/// The store's writer totals, copied in when `/metrics` is rendered (the store counts them
+/// itself: it knows nothing of the server).
+pub(crate) fn writer_totals(stats: crate::store::WriterStats) {
+    metrics::counter!(WRITER_JOBS.name).absolute(stats.jobs);
+    metrics::counter!(WRITER_BATCHES.name).absolute(stats.batches);
 }

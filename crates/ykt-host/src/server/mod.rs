@@ -23,9 +23,11 @@ mod operators_api;
 mod params_api;
 mod registry;
 mod routes;
+mod signin_gate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -38,6 +40,7 @@ use crate::store::Store;
 pub use admin::Provisioning;
 pub use clock::Clock;
 pub use operators_api::first_start;
+pub use metrics::{FAMILIES as METRIC_FAMILIES, Family as MetricFamily, Kind as MetricKind};
 pub use registry::{Command, Registry};
 pub use routes::{AccessTable, RouteAccess};
 
@@ -107,6 +110,8 @@ pub(crate) struct Shared {
     pub metrics: metrics::Metrics,
     /// Every admin route's declared access, for `auth::require`.
     pub access: AccessTable,
+    /// Set by [`Server::ready`]; `/healthz` says `starting` (503) until then.
+    pub ready: AtomicBool,
 }
 
 /// A running server: its bound addresses, and the handle to stop it.
@@ -116,23 +121,44 @@ pub struct Server {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     registry: Registry,
+    shared: Arc<Shared>,
 }
 
-impl Server {
-    /// Binds both listeners and starts serving. Signs this process in as its FEP; when the
-    /// FEP is not registered or activated, terminals get codes 10–13 until it is.
-    pub async fn start(config: ServerConfig, store: Store) -> Result<Server> {
-        let io = |what: &str, e: std::io::Error| HostError::Invalid(format!("{what}: {e}"));
-        let terminals = TcpListener::bind(config.terminal_listen)
-            .await
-            .map_err(|e| io(&format!("cannot listen on {}", config.terminal_listen), e))?;
-        let http = TcpListener::bind(config.http_listen)
-            .await
-            .map_err(|e| io(&format!("cannot listen on {}", config.http_listen), e))?;
-        let terminal_addr = terminals
-            .local_addr()
-            .map_err(|e| io("terminal listener", e))?;
-        let http_addr = http.local_addr().map_err(|e| io("http listener", e))?;
+/// Both listeners bound, nothing served yet: a caller binds first (a port in use fails
+/// before anything is created) and serves once its store is open.
+pub struct Listeners {
+    terminals: TcpListener,
+    http: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the terminal and HTTP listeners (port 0 works).
+    pub async fn bind(terminal: SocketAddr, http: SocketAddr) -> Result<Listeners> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| HostError::Invalid(format!("cannot listen on {addr}: {e}")))
+        };
+        Ok(Listeners {
+            terminals: bind(terminal).await?,
+            http: bind(http).await?,
+        })
+    }
+
+    pub fn terminal_addr(&self) -> Result<SocketAddr> {
+        local_addr(&self.terminals)
+    }
+
+    pub fn http_addr(&self) -> Result<SocketAddr> {
+        local_addr(&self.http)
+    }
+
+    /// Starts serving; `/healthz` answers 503 `starting` until [`Server::ready`]. Signs this
+    /// process in as its FEP; when the FEP is not registered or activated, terminals get
+    /// codes 10–13 until it is. `config`'s listen addresses are not used.
+    pub async fn serve(self, config: ServerConfig, store: Store) -> Result<Server> {
+        let terminal_addr = self.terminal_addr()?;
+        let http_addr = self.http_addr()?;
         // The legacy admin token acts as the first administrator: make sure there is one.
         let (st, now) = (store.clone(), config.clock.now());
         if tokio::task::spawn_blocking(move || first_start(&st, now))
@@ -149,15 +175,20 @@ impl Server {
             nonces: registry::NonceCache::default(),
             metrics: metrics::Metrics::install(),
             access: http::api().1,
+            ready: AtomicBool::new(false),
             store,
             config,
         });
         admin::sign_in_fep(&shared).await;
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(Arc::clone(&shared), terminals, stop_rx.clone()));
+        tasks.spawn(accept_loop(
+            Arc::clone(&shared),
+            self.terminals,
+            stop_rx.clone(),
+        ));
         tasks.spawn(admin_ops::fep_watch(Arc::clone(&shared), stop_rx.clone()));
-        tasks.spawn(http::serve(Arc::clone(&shared), http, stop_rx));
+        tasks.spawn(http::serve(Arc::clone(&shared), self.http, stop_rx));
         tracing::info!(%terminal_addr, %http_addr, fep = shared.config.fep_id, "serving");
         Ok(Server {
             terminal_addr,
@@ -165,7 +196,30 @@ impl Server {
             stop,
             tasks,
             registry: shared.registry.clone(),
+            shared,
         })
+    }
+}
+
+fn local_addr(l: &TcpListener) -> Result<SocketAddr> {
+    l.local_addr()
+        .map_err(|e| HostError::Invalid(format!("listener address: {e}")))
+}
+
+impl Server {
+    /// Binds both listeners and starts serving, ready at once (see [`Listeners`] to bind
+    /// first and declare readiness later).
+    pub async fn start(config: ServerConfig, store: Store) -> Result<Server> {
+        let listeners = Listeners::bind(config.terminal_listen, config.http_listen).await?;
+        let server = listeners.serve(config, store).await?;
+        server.ready();
+        Ok(server)
+    }
+
+    /// From now on `/healthz` answers `ok`: whatever the caller prepares (demo files, the
+    /// address file) is in place.
+    pub fn ready(&self) {
+        self.shared.ready.store(true, Ordering::Release);
     }
 
     pub fn terminal_addr(&self) -> SocketAddr {

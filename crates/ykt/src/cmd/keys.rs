@@ -36,8 +36,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// Creates `path` with mode 0600 (never replacing an existing file) and writes `data`.
+/// Creates `path` with mode 0600 (never replacing an existing file) holding `data`,
+/// atomically: a temporary file is written and synced, then hard-linked to `path` (which
+/// fails if `path` exists), so nobody ever reads a partial file.
 pub fn write_secret(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp); // left over by a crash
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -45,12 +51,18 @@ pub fn write_secret(path: &Path, data: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    Ok(())
+    let written = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()
+    })()
+    .with_context(|| format!("cannot write {}", tmp.display()));
+    let linked = written.and_then(|()| {
+        std::fs::hard_link(&tmp, path)
+            .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))
+    });
+    let _ = std::fs::remove_file(&tmp);
+    linked
 }
 
 /// Reads and parses a key file, refusing one that others may read.

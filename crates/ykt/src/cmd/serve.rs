@@ -1,6 +1,7 @@
 //! `ykt serve`: the front-end processor and admin API (`ykt_host::server`), on an embedded
 //! SQLite database under `--data` or on PostgreSQL, with an optional demo campus.
 
+mod data_dir;
 mod demo;
 pub mod tac;
 
@@ -13,7 +14,8 @@ use rand::RngCore;
 use std::sync::Arc;
 
 use super::client::{SERVE_ADDR_FILE, ServeAddr};
-use ykt_host::server::{Clock, Server, ServerConfig};
+use data_dir::StartedDir;
+use ykt_host::server::{Clock, Listeners, Server, ServerConfig};
 use ykt_host::{Backend, Store, StoreConfig, TacVerifier};
 
 #[derive(clap::Args)]
@@ -93,42 +95,21 @@ pub fn admin_token(data: &Path) -> anyhow::Result<String> {
     Ok(token.trim().to_owned())
 }
 
+/// Binds first, so a port in use fails before anything is created; then prepares the data
+/// directory, serves, seeds the demo, writes `serve.addr` and only then reports ready
+/// (`/healthz` ok, the "ready" line). A start that fails removes what it created.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&a.data)
-        .with_context(|| format!("cannot create data directory {}", a.data.display()))?;
-    let fresh_demo = a.demo && !demo::seeded(&a.data);
-    if fresh_demo {
-        demo::ensure_keys(&a.data)?;
-    }
-    let store = open_store_with(&a.data, a.database.as_deref(), tac_verifier(&a)?)?;
-    let token = admin_token(&a.data)?;
-    if fresh_demo {
-        demo::prepare_fep(&store, a.fep_id)?;
-    }
-    let mut config = ServerConfig::new(a.terminal_listen, a.http_listen, token);
-    config.fep_id = a.fep_id;
-    config.max_connections = a.max_connections;
-    config.clock = Clock {
-        utc_offset_secs: a.utc_offset_hours.clamp(-14, 14) * 3600,
-    };
-    config.idle_timeout = Duration::from_secs(180);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let server = runtime.block_on(Server::start(config, store.clone()))?;
-    // The demo's provisioning files name the address actually bound (port 0 works).
-    if a.demo {
-        demo::seed(
-            &store,
-            &a.data,
-            a.fep_id,
-            server.terminal_addr(),
-            &server.http_addr(),
-        )?;
-    }
+    let listeners = runtime.block_on(Listeners::bind(a.terminal_listen, a.http_listen))?;
+    let data = StartedDir::create(&a.data)?;
+    let server = runtime.block_on(start(&a, listeners))?;
     let addr_file = a.data.join(SERVE_ADDR_FILE);
     write_serve_addr(&addr_file, server.terminal_addr(), server.http_addr())?;
+    data.keep();
+    server.ready();
     println!(
         "ykt serve ready: terminals on {}, admin API on http://{} (addresses in {})",
         server.terminal_addr(),
@@ -142,6 +123,50 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     });
     let _ = std::fs::remove_file(&addr_file);
     Ok(())
+}
+
+/// Opens the store, reads or creates the admin token, serves on `listeners` (not ready yet)
+/// and seeds the demo campus.
+async fn start(a: &Args, listeners: Listeners) -> anyhow::Result<Server> {
+    let fresh_demo = a.demo && !demo::seeded(&a.data);
+    if fresh_demo {
+        demo::ensure_keys(&a.data)?;
+    }
+    let (data, database, tac) = (a.data.clone(), a.database.clone(), tac_verifier(a)?);
+    let store = blocking(move || open_store_with(&data, database.as_deref(), tac)).await?;
+    let token = admin_token(&a.data)?;
+    if fresh_demo {
+        let (store, fep) = (store.clone(), a.fep_id);
+        blocking(move || demo::prepare_fep(&store, fep)).await?;
+    }
+    let mut config = ServerConfig::new(a.terminal_listen, a.http_listen, token);
+    config.fep_id = a.fep_id;
+    config.max_connections = a.max_connections;
+    config.clock = Clock {
+        utc_offset_secs: a.utc_offset_hours.clamp(-14, 14) * 3600,
+    };
+    config.idle_timeout = Duration::from_secs(180);
+    let server = listeners.serve(config, store.clone()).await?;
+    // The demo's provisioning files name the address actually bound (port 0 works).
+    if a.demo {
+        let (data, fep) = (a.data.clone(), a.fep_id);
+        let (terminal, http) = (server.terminal_addr(), server.http_addr());
+        let seeded = blocking(move || demo::seed(&store, &data, fep, terminal, &http)).await;
+        if let Err(e) = seeded {
+            server.shutdown().await;
+            return Err(e);
+        }
+    }
+    Ok(server)
+}
+
+/// Runs blocking work (the store's `execute`, files) off the runtime's threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("a start-up task panicked")?
 }
 
 /// `DATA/serve.addr`: where this process listens, for the CLI and for scripts; written

@@ -183,14 +183,16 @@ pub fn seed(
         };
         crate::cmd::keys::write_secret(&cards_dir.join(name), &bytes)?;
     }
-    std::fs::write(
+    // Last, and atomically: the marker says every file above is complete.
+    crate::cmd::keys::write_secret(
         &marker,
         serde_json::to_string_pretty(&serde_json::json!({
             "merchants": MERCHANTS.iter().map(|m| m.0).collect::<Vec<_>>(),
             "devices": DEVICES.iter().map(|d| d.0).collect::<Vec<_>>(),
             "cards": cards.iter().map(|c| c.0.get()).collect::<Vec<_>>(),
             "lost_card": cards.last().map(|c| c.0.get()),
-        }))?,
+        }))?
+        .as_bytes(),
     )?;
     let d = data.display();
     println!(
