@@ -40,10 +40,12 @@ pub enum Permission {
     OperatorWrite,
     /// Bulk provisioning of merchants, devices and cards (`ykt loadgen`).
     Bulk,
+    /// System settings (the deposit amount that needs a second operator's approval).
+    Settings,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 23] = [
+    pub const ALL: [Permission; 24] = [
         Permission::CardRead,
         Permission::CardWrite,
         Permission::Deposit,
@@ -67,6 +69,7 @@ impl Permission {
         Permission::OperatorRead,
         Permission::OperatorWrite,
         Permission::Bulk,
+        Permission::Settings,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +97,7 @@ impl Permission {
             Permission::OperatorRead => "operator-read",
             Permission::OperatorWrite => "operator-write",
             Permission::Bulk => "bulk",
+            Permission::Settings => "settings",
         }
     }
 
@@ -112,6 +116,7 @@ impl Permission {
                 | Permission::ExceptionResolve
                 | Permission::OperatorWrite
                 | Permission::Bulk
+                | Permission::Settings
         )
     }
 }

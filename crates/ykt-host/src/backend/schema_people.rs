@@ -1,7 +1,8 @@
 //! V7: the people of a card office (R-B1, R-B2): operators, their API tokens and browser
 //! sessions, the append-only operator journal, requests awaiting a second operator, cash
 //! shifts, cardholders. Secrets are stored only as hashes (Argon2id for passwords, SHA-256
-//! for random tokens).
+//! for random tokens). Deposits made before V7 are named by one journal entry of the
+//! migration, so the audit's pairing of deposits with the journal holds for old data too.
 
 const V7: &str = "
 CREATE TABLE operators (
@@ -98,6 +99,10 @@ CREATE INDEX cardholders_name ON cardholders (name);
 ALTER TABLE cards ADD COLUMN cardholder_id BIGINT;
 CREATE INDEX cards_cardholder ON cards (cardholder_id);
 INSERT INTO meta (name, value) VALUES ('deposit_approval_threshold', 100000);
+INSERT INTO journal (at, operator_id, operator_login, role, client, operation, target)
+    VALUES (0, NULL, 'system', 'system', 'migration', 'migrate.v7', 'transfers');
+INSERT INTO journal_transfers (transfer_id, seq)
+    SELECT id, (SELECT MAX(seq) FROM journal) FROM transfers WHERE kind = 'deposit';
 ";
 
 const APPEND_ONLY: &str = "the operator journal is append-only";

@@ -12,6 +12,7 @@ mod admin_ops;
 mod api;
 mod auth;
 mod bulk;
+mod cash_api;
 mod clock;
 mod conn;
 mod exceptions;
@@ -39,8 +40,8 @@ use crate::store::Store;
 
 pub use admin::Provisioning;
 pub use clock::Clock;
-pub use operators_api::first_start;
 pub use metrics::{FAMILIES as METRIC_FAMILIES, Family as MetricFamily, Kind as MetricKind};
+pub use operators_api::first_start;
 pub use registry::{Command, Registry};
 pub use routes::{AccessTable, RouteAccess};
 
