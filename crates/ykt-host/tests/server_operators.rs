@@ -420,3 +420,279 @@ async fn roles_limit_what_operators_do() {
     assert_eq!(r.body["status"], "disabled");
     assert!(!r.body.to_string().contains("argon2"), "no hash shown");
 }
+
+async fn audit_clean(addr: SocketAddr) {
+    let r = with_token(addr, "GET", "/api/v1/audit", TOKEN, "").await;
+    assert_eq!(r.body["clean"], true, "{:?}", r.body);
+}
+
+// R-B1: a deposit at or above the threshold waits for a second operator; the requester
+// cannot approve their own request; the approval books it as the requester's, in their
+// shift, and both steps are journalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_person_rule_for_large_deposits() {
+    let w = sqlite().await;
+    let addr = w.server.http_addr();
+    let card = w.cards[0].get();
+    let both = operator_token(addr, "zhang", &["clerk", "finance"]).await;
+    let finance = operator_token(addr, "cai.wu", &["finance"]).await;
+    let r = with_token(addr, "GET", "/api/v1/settings", &both, "").await;
+    assert_eq!(r.body["deposit_approval_threshold"], 100_000);
+
+    let path = format!("/api/v1/cards/{card}/deposit");
+    let big = json!({"amount": 150_000, "id": "r-big", "method": "cash"}).to_string();
+    let r = with_token(addr, "POST", &path, &both, &big).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let id = r.body["approval"]["id"].as_i64().unwrap();
+    let balance = |r: &Reply| r.body["balance"].as_i64().unwrap();
+    let c = with_token(addr, "GET", &format!("/api/v1/cards/{card}"), &both, "").await;
+    assert_eq!(balance(&c), 10_000, "nothing booked while waiting");
+    let over = json!({"amount": 16_777_000, "id": "r-over"}).to_string();
+    assert_eq!(
+        with_token(addr, "POST", &path, &both, &over).await.status,
+        400,
+        "checked when filed"
+    );
+
+    let own = with_token(
+        addr,
+        "POST",
+        &format!("/api/v1/approvals/{id}/approve"),
+        &both,
+        "",
+    )
+    .await;
+    assert_eq!(own.status, 403, "{:?}", own.body);
+    assert_eq!(own.body["error"], "不能审批自己提交的申请");
+    let pending = with_token(addr, "GET", "/api/v1/approvals", &finance, "").await;
+    assert_eq!(pending.body.as_array().unwrap().len(), 1);
+
+    let ok = with_token(
+        addr,
+        "POST",
+        &format!("/api/v1/approvals/{id}/approve"),
+        &finance,
+        "",
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!(ok.body["status"], "approved");
+    let c = with_token(addr, "GET", &format!("/api/v1/cards/{card}"), &both, "").await;
+    assert_eq!(balance(&c), 160_000);
+    let again = with_token(
+        addr,
+        "POST",
+        &format!("/api/v1/approvals/{id}/approve"),
+        &finance,
+        "",
+    )
+    .await;
+    assert_eq!(again.status, 400, "decided once");
+
+    let j = with_token(
+        addr,
+        "GET",
+        &format!("/api/v1/journal?target=card:{card}"),
+        TOKEN,
+        "",
+    )
+    .await;
+    let e = j.body["entries"].as_array().unwrap();
+    let who: Vec<(&str, &str)> = e
+        .iter()
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap(),
+                e["login"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        who[..3],
+        [
+            ("approval.approve", "cai.wu"),
+            ("card.deposit", "zhang"),
+            ("approval.request", "zhang")
+        ]
+    );
+
+    // Rejected: nothing booked.
+    let r = with_token(
+        addr,
+        "POST",
+        &path,
+        &both,
+        &json!({"amount": 120_000, "id": "r-2"}).to_string(),
+    )
+    .await;
+    let id = r.body["approval"]["id"].as_i64().unwrap();
+    let no = with_token(
+        addr,
+        "POST",
+        &format!("/api/v1/approvals/{id}/reject"),
+        &finance,
+        r#"{"note": "金额有误"}"#,
+    )
+    .await;
+    assert_eq!(no.body["status"], "rejected");
+    let c = with_token(addr, "GET", &format!("/api/v1/cards/{card}"), &both, "").await;
+    assert_eq!(balance(&c), 160_000);
+
+    let shift = with_token(addr, "GET", "/api/v1/me/shift", &both, "").await;
+    assert_eq!(
+        shift.body["cash"],
+        json!({"count": 1, "amount": 150_000}),
+        "{:?}",
+        shift.body
+    );
+    audit_clean(addr).await;
+}
+
+// R-B1: cash per operator and shift: each deposit is tallied in the clerk's open shift by
+// method; closing the shift freezes it; the cash report gives the day's shifts and totals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cash_per_operator_and_shift() {
+    let w = sqlite().await;
+    let addr = w.server.http_addr();
+    let clerk = operator_token(addr, "li.ka", &["clerk"]).await;
+    let finance = operator_token(addr, "qian", &["finance"]).await;
+    let (a, b) = (w.cards[0].get(), w.cards[1].get());
+    for (card, amount, id, method) in [
+        (a, 5_000, "c-1", "cash"),
+        (b, 2_500, "c-2", "cash"),
+        (a, 800, "c-3", "bank-card"),
+    ] {
+        let body = json!({"amount": amount, "id": id, "method": method}).to_string();
+        let r = with_token(
+            addr,
+            "POST",
+            &format!("/api/v1/cards/{card}/deposit"),
+            &clerk,
+            &body,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let bad = json!({"amount": 100, "id": "c-4", "method": "cheque"}).to_string();
+    assert_eq!(
+        with_token(
+            addr,
+            "POST",
+            &format!("/api/v1/cards/{a}/deposit"),
+            &clerk,
+            &bad
+        )
+        .await
+        .status,
+        400
+    );
+
+    let closed = with_token(addr, "POST", "/api/v1/me/shift/close", &clerk, "").await;
+    assert_eq!(closed.status, 200, "{:?}", closed.body);
+    assert_eq!(closed.body["cash"], json!({"count": 2, "amount": 7_500}));
+    assert_eq!(closed.body["bank_card"], json!({"count": 1, "amount": 800}));
+    assert!(closed.body["closed_at"].is_string());
+    assert_eq!(
+        with_token(addr, "POST", "/api/v1/me/shift/close", &clerk, "")
+            .await
+            .status,
+        400,
+        "none open"
+    );
+    // A new shift opens with the next deposit.
+    let body = json!({"amount": 1_000, "id": "c-5"}).to_string();
+    with_token(
+        addr,
+        "POST",
+        &format!("/api/v1/cards/{b}/deposit"),
+        &clerk,
+        &body,
+    )
+    .await;
+
+    let report = with_token(
+        addr,
+        "GET",
+        "/api/v1/reports/cash?operator=li.ka",
+        &finance,
+        "",
+    )
+    .await;
+    assert_eq!(report.status, 200, "{:?}", report.body);
+    assert_eq!(report.body["shifts"].as_array().unwrap().len(), 2);
+    assert_eq!(report.body["cash"], json!({"count": 3, "amount": 8_500}));
+    assert_eq!(
+        with_token(
+            addr,
+            "GET",
+            "/api/v1/reports/cash?operator=li.ka",
+            &clerk,
+            ""
+        )
+        .await
+        .status,
+        403,
+        "the clerk sees only their own"
+    );
+    audit_clean(addr).await;
+}
+
+// R-B1: state changes through the API each append one journal entry naming the operator,
+// the role used and the values before and after; no secret is in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_are_journalled() {
+    let w = sqlite().await;
+    let addr = w.server.http_addr();
+    let tech = operator_token(addr, "she.bei", &["technician"]).await;
+    let count = || async {
+        with_token(addr, "GET", "/api/v1/journal?limit=1000", TOKEN, "")
+            .await
+            .body["entries"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let n0 = count().await;
+    let r = with_token(
+        addr,
+        "PUT",
+        "/api/v1/devices/01020304/params",
+        &tech,
+        r#"{"max_offline_hours": 48}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = with_token(addr, "POST", "/api/v1/devices/01020304/disable", &tech, "").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = with_token(
+        addr,
+        "POST",
+        "/api/v1/devices",
+        &tech,
+        r#"{"id": "0A0B0C0D", "terminal_no": 9, "merchant_no": 100}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let key = r.body["provisioning"]["master_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(count().await, n0 + 3);
+    let j = with_token(
+        addr,
+        "GET",
+        "/api/v1/journal?operator=she.bei&limit=10",
+        TOKEN,
+        "",
+    )
+    .await;
+    let e = &j.body["entries"];
+    assert_eq!(e[0]["operation"], "device.add");
+    assert_eq!(e[0]["role"], "technician");
+    assert_eq!(e[1]["operation"], "device.status");
+    assert_eq!(e[1]["before"]["status"], "enabled");
+    assert_eq!(e[2]["operation"], "device.params");
+    assert_eq!(e[2]["after"]["max_offline_hours"], 48);
+    assert!(!j.body.to_string().contains(&key), "no key in the journal");
+    audit_clean(addr).await;
+}

@@ -351,22 +351,16 @@ pub fn deposit(
     Ok(card)
 }
 
-/// The money movement of a deposit alone, returning the transfer id. Callers journal it
-/// themselves (bulk provisioning journals a whole chunk in one entry).
-pub fn post_deposit(
-    tx: &mut Tx<'_>,
-    no: CardNo,
-    amount: Fen,
-    id: &str,
-    now: NaiveDateTime,
-) -> Result<(Card, String)> {
+/// Every check of a deposit, on the card's locked row: the card and the balance it would
+/// have. A deposit request waiting for approval is checked the same way when filed.
+pub fn check_deposit(tx: &mut Tx<'_>, no: CardNo, amount: Fen, id: &str) -> Result<(Card, Fen)> {
     if !(1..=MAX_CARD_BALANCE).contains(&amount) {
         return invalid(format!("a deposit is 1 to {MAX_CARD_BALANCE} fen"));
     }
     if id.is_empty() || id.len() > 64 {
         return invalid("a deposit id has 1 to 64 bytes");
     }
-    let mut c = repo::card_get(tx.conn, no, true)?
+    let c = repo::card_get(tx.conn, no, true)?
         .ok_or_else(|| HostError::Invalid(format!("no card {}", no.get())))?;
     if c.status == CardStatus::Cancelled {
         return invalid("the card is cancelled");
@@ -380,6 +374,19 @@ pub fn post_deposit(
                 "the card's balance would exceed {MAX_CARD_BALANCE} fen (24 bits)"
             ))
         })?;
+    Ok((c, balance))
+}
+
+/// The money movement of a deposit alone, returning the transfer id. Callers journal it
+/// themselves (bulk provisioning journals a whole chunk in one entry).
+pub fn post_deposit(
+    tx: &mut Tx<'_>,
+    no: CardNo,
+    amount: Fen,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<(Card, String)> {
+    let (mut c, balance) = check_deposit(tx, no, amount, id)?;
     let transfer = format!("dep:{id}");
     tx.post(Transfer {
         id: transfer.clone(),

@@ -100,10 +100,7 @@ async fn deposit(
         if threshold > 0 && r.amount >= threshold {
             // The same checks as the deposit itself, so a request that could never be
             // booked is refused now, not at approval.
-            admin::card(tx, no)?;
-            if !(1..=crate::domain::checks::MAX_CARD_BALANCE).contains(&r.amount) {
-                return Err(HostError::Invalid("a deposit is 1 to 16777215 fen".into()));
-            }
+            admin::check_deposit(tx, no, r.amount, &r.id)?;
             let payload = json!({"card_no": no.get(), "amount": r.amount, "id": r.id, "method": method.as_str()});
             let a = approvals::request(tx, &actor, Operation::Deposit, &format!("card:{}", no.get()), payload, now)?;
             return Ok(Deposited::Waiting(a));
