@@ -696,3 +696,35 @@ async fn changes_are_journalled() {
     assert!(!j.body.to_string().contains(&key), "no key in the journal");
     audit_clean(addr).await;
 }
+
+/// The line `docs/admin-api.md` gives a route in its permission table.
+fn doc_line(r: &ykt_host::server::RouteAccess) -> String {
+    let access = match r.access {
+        Access::Public => "public".to_owned(),
+        Access::SignedIn => "signed in".to_owned(),
+        Access::Own => "own".to_owned(),
+        Access::Needs(p) => format!("`{}`", p.as_str()),
+    };
+    format!("| `{} {}` | {access} |", r.method, r.path)
+}
+
+// R-B1: docs/admin-api.md gives every route with the permission it declares.
+#[test]
+fn every_route_documented_with_its_permission() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/admin-api.md"
+    ))
+    .unwrap();
+    let missing: Vec<String> = ykt_host::server::access_table()
+        .routes()
+        .iter()
+        .map(doc_line)
+        .filter(|l| !doc.contains(l.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "add to docs/admin-api.md:\n{}",
+        missing.join("\n")
+    );
+}

@@ -50,6 +50,12 @@ enum Command {
     Login(cmd::login::LoginArgs),
     /// Revoke the token `ykt login` saved for this server and forget it.
     Logout(cmd::login::LogoutArgs),
+    /// The two-person rule: requests waiting for a second operator (admin API client).
+    #[command(subcommand)]
+    Approval(cmd::approval::Args),
+    /// Your cash shift: close it (扎帐) (admin API client).
+    #[command(subcommand)]
+    Shift(cmd::approval::ShiftArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,5 +83,7 @@ fn main() -> anyhow::Result<()> {
         Command::Journal(args) => cmd::client::exit_on_error(cmd::operator::journal(args)),
         Command::Login(args) => cmd::client::exit_on_error(cmd::login::login(args)),
         Command::Logout(args) => cmd::client::exit_on_error(cmd::login::logout(args)),
+        Command::Approval(args) => cmd::client::exit_on_error(cmd::approval::run(args)),
+        Command::Shift(args) => cmd::client::exit_on_error(cmd::approval::shift(args)),
     }
 }

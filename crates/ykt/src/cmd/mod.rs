@@ -1,5 +1,6 @@
 //! Subcommands; each module owns its clap arguments and its `run`.
 
+pub mod approval;
 pub mod audit;
 pub mod blacklist;
 pub mod card;
