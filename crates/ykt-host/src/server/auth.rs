@@ -112,7 +112,7 @@ async fn authenticate(
         let legacy = !s.config.admin_token.is_empty()
             && secrets::same(given.as_bytes(), s.config.admin_token.as_bytes());
         let found = if legacy {
-            jobs::read(&s.store, |tx| operators::first_admin(tx))
+            jobs::read(&s.store, operators::first_admin)
                 .await
                 .map(|o| o.map(|o| (o, Credential::AdminToken)))
         } else {

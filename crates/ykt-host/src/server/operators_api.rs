@@ -359,7 +359,7 @@ async fn revoke(s: &Shared, actor: Actor, login: String, id: String) -> ApiResul
 }
 
 async fn list(State(s): S) -> ApiResult {
-    let all = jobs::read(&s.store, |tx| operators::list(tx)).await?;
+    let all = jobs::read(&s.store, operators::list).await?;
     Ok(Json(Value::Array(
         all.iter().map(operators::view).collect(),
     )))
