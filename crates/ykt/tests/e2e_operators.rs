@@ -99,9 +99,7 @@ fn clerk_deposits_auditor_reads_books_clean() {
     let out = ok(as_op(
         &s,
         &clerk,
-        &[
-            "card", "deposit", "1", "--amount", "5000", "--id", "e2e-1",
-        ],
+        &["card", "deposit", "1", "--amount", "5000", "--id", "e2e-1"],
         "",
     ));
     assert!(out.contains("balance"), "{out}");
@@ -119,9 +117,7 @@ fn clerk_deposits_auditor_reads_books_clean() {
     let refused = as_op(
         &s,
         &auditor,
-        &[
-            "card", "deposit", "1", "--amount", "100", "--id", "e2e-2",
-        ],
+        &["card", "deposit", "1", "--amount", "100", "--id", "e2e-2"],
         "",
     );
     assert!(!refused.status.success());
