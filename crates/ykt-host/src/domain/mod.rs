@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod blacklist;
+pub mod cardholders;
 pub mod checks;
 pub mod counter;
 pub mod info;
