@@ -3,6 +3,8 @@
 //! mandatory, elsewhere they print `skipped: PostgreSQL unreachable` when it is down.
 #![allow(clippy::unwrap_used)]
 
+#[path = "conformance/holders.rs"]
+mod holders;
 #[path = "conformance/people.rs"]
 mod people;
 #[path = "conformance/suite.rs"]
@@ -60,4 +62,9 @@ conformance!(
     api_tokens,
     web_sessions,
     journal_is_append_only,
+    cardholders_add_update_status,
+    cardholders_search,
+    cardholders_one_active_card,
+    cardholders_concurrent_attach,
+    cardholders_import_idempotent,
 );

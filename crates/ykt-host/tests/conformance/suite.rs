@@ -12,6 +12,7 @@ use ykt_proto::{
 };
 
 use super::support::*;
+pub use crate::holders::*;
 pub use crate::people::*;
 
 // R-H7: a FEP must be registered (10), activated (11), signed in (12), not deregistered (13).
