@@ -72,16 +72,29 @@ fn csv_table(bytes: &[u8]) -> Result<Table, Vec<LineError>> {
         .has_headers(false)
         .flexible(true)
         .from_reader(bytes);
+    // The reader's own line count skips blank lines: count the newlines before the record.
+    let line_at = |p: Option<&csv::Position>| {
+        p.map_or(0, |p| {
+            let from = usize::try_from(p.byte()).unwrap_or(usize::MAX).min(bytes.len());
+            // A record's position may lie before the blank lines skipped to reach it.
+            let upto = from
+                + bytes[from..]
+                    .iter()
+                    .take_while(|b| matches!(b, b'\n' | b'\r'))
+                    .count();
+            1 + bytes[..upto].iter().filter(|b| **b == b'\n').count() as u64
+        })
+    };
     let mut table = Vec::new();
     let mut errors = Vec::new();
     for rec in r.records() {
         match rec {
             Ok(rec) => {
-                let line = rec.position().map_or(0, |p| p.line());
+                let line = line_at(rec.position());
                 table.push((line, rec.iter().map(|c| c.trim().to_owned()).collect()));
             }
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = line_at(e.position());
                 errors.push(LineError {
                     line,
                     error: format!("CSV 格式错误（须为 UTF-8）：{e}"),
