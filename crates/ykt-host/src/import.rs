@@ -35,7 +35,8 @@ pub enum Format {
     Xlsx,
 }
 
-pub const XLSX_MEDIA_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub const XLSX_MEDIA_TYPE: &str =
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// One refused line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -75,7 +76,9 @@ fn csv_table(bytes: &[u8]) -> Result<Table, Vec<LineError>> {
     // The reader's own line count skips blank lines: count the newlines before the record.
     let line_at = |p: Option<&csv::Position>| {
         p.map_or(0, |p| {
-            let from = usize::try_from(p.byte()).unwrap_or(usize::MAX).min(bytes.len());
+            let from = usize::try_from(p.byte())
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
             // A record's position may lie before the blank lines skipped to reach it.
             let upto = from
                 + bytes[from..]

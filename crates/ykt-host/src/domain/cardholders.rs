@@ -289,10 +289,7 @@ pub fn attach_card(
 ) -> Result<HeldCard> {
     let holder = get_locked(tx, number)?;
     if holder.status != HolderStatus::Active {
-        return invalid(format!(
-            "持卡人状态为{}，不能持卡",
-            holder.status.title()
-        ));
+        return invalid(format!("持卡人状态为{}，不能持卡", holder.status.title()));
     }
     let Some(card) = rh::card(tx.conn, card_no, true)? else {
         return invalid(format!("无此卡 {}", card_no.get()));

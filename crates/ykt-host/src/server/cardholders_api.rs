@@ -113,7 +113,10 @@ fn shown(h: &Cardholder, caller: &Caller) -> ApiResult {
 
 async fn add(State(s): S, caller: Caller, ApiJson(mut r): ApiJson<FieldsReq>) -> ApiResult {
     let (now, actor) = (s.config.clock.now(), caller.actor.clone());
-    let number = r.number.take().ok_or_else(|| invalid("缺少学工号 number"))?;
+    let number = r
+        .number
+        .take()
+        .ok_or_else(|| invalid("缺少学工号 number"))?;
     let fields = r.fields()?;
     let h = jobs::execute(&s.store, move |tx| {
         ch::add(tx, &actor, &number, &fields, now)
@@ -137,11 +140,7 @@ async fn show(State(s): S, caller: Caller, ApiPath(number): ApiPath<String>) -> 
             v["cards"] = json!(cards.iter().map(ch::card_view).collect::<Vec<_>>());
             Json(v).into_response()
         }
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "无此持卡人"})),
-        )
-            .into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, Json(json!({"error": "无此持卡人"}))).into_response(),
         Err(e) => ApiError(e).into_response(),
     }
 }
