@@ -223,16 +223,18 @@ pub struct After {
     pub number: String,
 }
 
-/// Cardholders whose name lies in `[from, to)`, in (name, number) order, after `after`.
+/// Cardholders whose name lies in `[from, to)` (no upper bound without `to`), in (name,
+/// number) order, after `after`.
 pub fn name_range(
     c: &mut dyn Conn,
     from: &str,
-    to: &str,
+    to: Option<&str>,
     after: Option<&After>,
     limit: u32,
 ) -> Result<Vec<Cardholder>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM cardholders WHERE name >= $1 AND name < $2 \
+        "SELECT {COLUMNS} FROM cardholders WHERE name >= $1 \
+         AND (CAST($2 AS TEXT) IS NULL OR name < $2) \
          AND (CAST($3 AS TEXT) IS NULL OR name > $3 OR (name = $3 AND number > $4)) \
          ORDER BY name, number LIMIT $5"
     );
@@ -240,27 +242,7 @@ pub fn name_range(
         &sql,
         &[
             from.into(),
-            to.into(),
-            after.map(|a| a.name.clone()).into(),
-            after.map_or(String::new(), |a| a.number.clone()).into(),
-            limit.into(),
-        ],
-    )?
-    .iter()
-    .map(holder_row)
-    .collect()
-}
-
-/// Every cardholder, in (name, number) order, after `after`.
-pub fn all(c: &mut dyn Conn, after: Option<&After>, limit: u32) -> Result<Vec<Cardholder>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM cardholders \
-         WHERE (CAST($1 AS TEXT) IS NULL OR name > $1 OR (name = $1 AND number > $2)) \
-         ORDER BY name, number LIMIT $3"
-    );
-    c.query(
-        &sql,
-        &[
+            to.map(str::to_owned).into(),
             after.map(|a| a.name.clone()).into(),
             after.map_or(String::new(), |a| a.number.clone()).into(),
             limit.into(),

@@ -238,13 +238,25 @@ pub fn update(
         fields: fields.clone(),
         ..before.clone()
     };
+    rewrite(tx, actor, "cardholder.update", &before, after, now)
+}
+
+/// Writes `after` over `before` and journals both (masked).
+fn rewrite(
+    tx: &mut Tx<'_>,
+    actor: &Actor,
+    operation: &'static str,
+    before: &Cardholder,
+    after: Cardholder,
+    now: NaiveDateTime,
+) -> Result<Cardholder> {
     rh::update(tx.conn, &after)?;
     journal::append(
         tx,
         actor,
         now,
-        &Change::new("cardholder.update", target(number))
-            .before(view(&before, Identity::Masked))
+        &Change::new(operation, target(&after.number))
+            .before(view(before, Identity::Masked))
             .after(view(&after, Identity::Masked)),
     )?;
     Ok(after)
@@ -265,16 +277,7 @@ pub fn set_status(
         status,
         ..before.clone()
     };
-    rh::update(tx.conn, &after)?;
-    journal::append(
-        tx,
-        actor,
-        now,
-        &Change::new("cardholder.status", target(number))
-            .before(json!({"status": before.status.as_str()}))
-            .after(json!({"status": status.as_str()})),
-    )?;
-    Ok(after)
+    rewrite(tx, actor, "cardholder.status", &before, after, now)
 }
 
 /// Attaches a card to its holder, under the holder's row lock (two hosts cannot attach two
@@ -357,11 +360,11 @@ pub fn search(tx: &mut Tx<'_>, s: &Search) -> Result<Vec<Cardholder>> {
     };
     let q = s.q.trim();
     if q.is_empty() {
-        return rh::all(tx.conn, after.as_ref(), limit);
+        return rh::name_range(tx.conn, "", None, after.as_ref(), limit);
     }
     // Char::MAX sorts after every other character, bytewise as in code points.
     let upper = format!("{q}{}", char::MAX);
-    let mut found = rh::name_range(tx.conn, q, &upper, after.as_ref(), limit)?;
+    let mut found = rh::name_range(tx.conn, q, Some(&upper), after.as_ref(), limit)?;
     let mut exact: Vec<Cardholder> = rh::by_number(tx.conn, q, false)?.into_iter().collect();
     if let Ok(n) = q.parse::<i64>() {
         for id in rh::holder_of_card(tx.conn, n, n)? {
