@@ -54,6 +54,18 @@ async fn send(
     }
 }
 
+async fn import_file(addr: SocketAddr, token: &str, content_type: &str, body: &[u8]) -> Reply {
+    send(
+        addr,
+        "POST",
+        "/api/v1/cardholders/import",
+        token,
+        content_type,
+        body,
+    )
+    .await
+}
+
 async fn get(addr: SocketAddr, path: &str, token: &str) -> Reply {
     send(addr, "GET", path, token, "application/json", b"").await
 }
@@ -103,15 +115,7 @@ async fn import_search_mask_export() {
     let clerk = token_for(&w, "ka.wu", Role::Clerk);
 
     let bad = "学工号,姓名,类别\n2021001,张三,学生\n2021009,,学生\n2021010,王五,老板\n";
-    let r = send(
-        addr,
-        "POST",
-        "/api/v1/cardholders/import",
-        &clerk,
-        "text/csv",
-        bad.as_bytes(),
-    )
-    .await;
+    let r = import_file(addr, &clerk, "text/csv", bad.as_bytes()).await;
     assert_eq!(r.status, 400);
     let lines: Vec<u64> = r.json()["lines"]
         .as_array()
@@ -123,57 +127,17 @@ async fn import_search_mask_export() {
     let r = get(addr, "/api/v1/cardholders", &clerk).await;
     assert_eq!(r.json()["cardholders"], json!([]), "nothing imported");
 
-    let r = send(
-        addr,
-        "POST",
-        "/api/v1/cardholders/import",
-        &clerk,
-        "text/csv",
-        CSV.as_bytes(),
-    )
-    .await;
+    let r = import_file(addr, &clerk, "text/csv", CSV.as_bytes()).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(r.json()["added"], 2);
-    let r = send(
-        addr,
-        "POST",
-        "/api/v1/cardholders/import",
-        &clerk,
-        "text/csv; charset=utf-8",
-        CSV.as_bytes(),
-    )
-    .await;
+    let r = import_file(addr, &clerk, "text/csv; charset=utf-8", CSV.as_bytes()).await;
     assert_eq!(r.json()["unchanged"], 2);
     assert_eq!(r.json()["changed"], false);
-    let r = send(
-        addr,
-        "POST",
-        "/api/v1/cardholders/import",
-        &clerk,
-        XLSX_MEDIA_TYPE,
-        &xlsx(),
-    )
-    .await;
+    let r = import_file(addr, &clerk, XLSX_MEDIA_TYPE, &xlsx()).await;
     assert_eq!(r.json()["added"], 1, "{:?}", r.json());
-    let r = send(
-        addr,
-        "POST",
-        "/api/v1/cardholders/import",
-        &clerk,
-        "application/json",
-        b"{}",
-    )
-    .await;
+    let r = import_file(addr, &clerk, "application/json", b"{}").await;
     assert_eq!(r.status, 400);
-    let r = send(
-        addr,
-        "POST",
-        "/api/v1/cardholders/import",
-        &auditor,
-        "text/csv",
-        CSV.as_bytes(),
-    )
-    .await;
+    let r = import_file(addr, &auditor, "text/csv", CSV.as_bytes()).await;
     assert_eq!(r.status, 403);
 
     let r = get(addr, "/api/v1/cardholders?q=%E5%BC%A0", &clerk).await; // 张
@@ -206,10 +170,8 @@ async fn import_search_mask_export() {
         assert_eq!(r.status, 200);
         let rows = import::parse(fmt, &r.body).unwrap();
         assert_eq!(rows.len(), 3);
-        let again = send(
+        let again = import_file(
             addr,
-            "POST",
-            "/api/v1/cardholders/import",
             &clerk,
             if fmt == Format::Csv {
                 "text/csv"
