@@ -7,6 +7,8 @@
 mod admin;
 #[path = "conformance/exceptions.rs"]
 mod exceptions;
+#[path = "conformance/holders.rs"]
+mod holders;
 #[path = "conformance/people.rs"]
 mod people;
 #[path = "conformance/suite.rs"]
@@ -74,12 +76,18 @@ conformance!(
     api_tokens,
     web_sessions,
     journal_is_append_only,
+    cardholders_add_update_status,
+    cardholders_search,
+    cardholders_one_active_card,
+    cardholders_concurrent_attach,
+    cardholders_import_idempotent,
 );
 
 /// Every test of the suite, wherever it is written.
 mod tests {
     pub use super::admin::*;
     pub use super::exceptions::*;
+    pub use super::holders::*;
     pub use super::people::*;
     pub use super::suite::*;
 }

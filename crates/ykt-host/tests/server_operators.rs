@@ -152,6 +152,7 @@ fn concrete(path: &str) -> String {
     path.replace("{id}", "01020304")
         .replace("{no}", "1")
         .replace("{login}", "nobody")
+        .replace("{number}", "nobody")
         .replace("{action}", "freeze")
         .replace("{merchant}", "100")
 }

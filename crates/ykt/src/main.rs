@@ -4,7 +4,10 @@ mod cmd;
 mod pos;
 
 use clap::Parser;
-use cmd::{audit, blacklist, card, device, exception, fep, keys, loadgen, merchant, report, serve};
+use cmd::{
+    audit, blacklist, card, cardholder, device, exception, fep, keys, loadgen, merchant, report,
+    serve,
+};
 
 #[derive(Parser)]
 #[command(name = "ykt", version, about = "Campus one-card payment system")]
@@ -19,6 +22,9 @@ enum Command {
     Serve(serve::Args),
     /// Check the books: balanced, every account equals its transfers, nothing booked twice.
     Audit(audit::Args),
+    /// Cardholders: add, show, search, import, export (admin API client).
+    #[command(subcommand)]
+    Cardholder(cardholder::Args),
     /// Merchants (admin API client).
     #[command(subcommand)]
     Merchant(merchant::Args),
@@ -71,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         Command::Keys(args) => keys::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Cardholder(args) => cmd::client::exit_on_error(cardholder::run(args)),
         Command::Merchant(args) => cmd::client::exit_on_error(merchant::run(args)),
         Command::Device(args) => cmd::client::exit_on_error(device::run(args)),
         Command::Blacklist(args) => cmd::client::exit_on_error(blacklist::run(args)),

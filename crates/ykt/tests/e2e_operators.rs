@@ -1,6 +1,6 @@
 //! End to end, operators (R-B1): a real `ykt serve --demo`; the first administrator logs in
 //! with the initial password and must change it; a clerk and an auditor are added; the clerk
-//! takes a cash deposit; the auditor reads the journal and cannot write; the clerk's cash
+//! imports cardholders, issues a card to one of them and takes a cash deposit; the auditor reads the journal and cannot write; the clerk's cash
 //! report shows the deposit; the books are clean.
 #![allow(clippy::unwrap_used)]
 
@@ -96,13 +96,59 @@ fn clerk_deposits_auditor_reads_books_clean() {
     let p = add("shen.ji", "auditor");
     login(&s, &auditor, "shen.ji", &p, "audit-pass-1");
 
+    // The clerk imports the registrar's file and issues a card to an imported cardholder.
+    let csv = tmp.join("registrar.csv");
+    std::fs::write(
+        &csv,
+        "学工号,姓名,类别,部门\n2026001,李明,student,计算机学院\n2026002,赵芳,student,数学学院\n",
+    )
+    .unwrap();
     let out = ok(as_op(
         &s,
         &clerk,
-        &["card", "deposit", "1", "--amount", "5000", "--id", "e2e-1"],
+        &["cardholder", "import", csv.to_str().unwrap()],
         "",
     ));
-    assert!(out.contains("balance"), "{out}");
+    assert!(out.contains('2'), "{out}");
+    let img = tmp.join("liming.mf1");
+    let issued = json(as_op(
+        &s,
+        &clerk,
+        &[
+            "card",
+            "issue",
+            "--display-no",
+            "2026001001",
+            "--expiry",
+            "2030-07-31",
+            "--pin",
+            "123456",
+            "--cardholder",
+            "2026001",
+            "--out",
+            img.to_str().unwrap(),
+            "--json",
+        ],
+        "",
+    ));
+    let card = issued["card_no"].as_u64().unwrap().to_string();
+    let holder = json(as_op(
+        &s,
+        &clerk,
+        &["cardholder", "show", "2026001", "--json"],
+        "",
+    ));
+    assert_eq!(holder["cards"][0]["no"].to_string(), card, "{holder}");
+    assert_eq!(holder["cards"][0]["active"], true);
+    let out = ok(as_op(
+        &s,
+        &clerk,
+        &[
+            "card", "deposit", &card, "--amount", "5000", "--id", "e2e-1",
+        ],
+        "",
+    ));
+    assert!(out.contains("balance 50.00"), "{out}");
 
     let j = json(as_op(
         &s,
@@ -113,11 +159,11 @@ fn clerk_deposits_auditor_reads_books_clean() {
     let e = &j["entries"][0];
     assert_eq!(e["operation"], "card.deposit", "{j}");
     assert_eq!(e["role"], "clerk");
-    assert_eq!(e["target"], "card:1");
+    assert_eq!(e["target"], format!("card:{card}"));
     let refused = as_op(
         &s,
         &auditor,
-        &["card", "deposit", "1", "--amount", "100", "--id", "e2e-2"],
+        &["card", "deposit", &card, "--amount", "100", "--id", "e2e-2"],
         "",
     );
     assert!(!refused.status.success());

@@ -86,8 +86,8 @@ CREATE TABLE cash_entries (
 CREATE INDEX cash_entries_shift ON cash_entries (shift_id);
 CREATE TABLE cardholders (
     id {SERIAL} PRIMARY KEY,
-    number TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
+    number TEXT{C} NOT NULL UNIQUE,
+    name TEXT{C} NOT NULL,
     kind TEXT NOT NULL,
     department TEXT NOT NULL,
     id_number TEXT,
@@ -95,7 +95,7 @@ CREATE TABLE cardholders (
     status TEXT NOT NULL,
     created_at {INT} NOT NULL
 );
-CREATE INDEX cardholders_name ON cardholders (name);
+CREATE INDEX cardholders_name ON cardholders (name, number);
 ALTER TABLE cards ADD COLUMN cardholder_id BIGINT;
 CREATE INDEX cards_cardholder ON cards (cardholder_id);
 INSERT INTO meta (name, value) VALUES ('deposit_approval_threshold', 100000);
@@ -110,7 +110,8 @@ const APPEND_ONLY: &str = "the operator journal is append-only";
 pub fn sqlite_v7() -> String {
     let mut sql = V7
         .replace("{INT}", "INTEGER")
-        .replace("{SERIAL}", "INTEGER");
+        .replace("{SERIAL}", "INTEGER")
+        .replace("{C}", "");
     for table in ["journal", "journal_transfers"] {
         for event in ["UPDATE", "DELETE"] {
             sql.push_str(&format!(
@@ -125,7 +126,9 @@ pub fn sqlite_v7() -> String {
 pub fn postgres_v7() -> String {
     let mut sql = V7
         .replace("{INT}", "BIGINT")
-        .replace("{SERIAL}", "BIGSERIAL");
+        .replace("{SERIAL}", "BIGSERIAL")
+        // Bytewise order, as SQLite's: a name prefix is one range of the index.
+        .replace("{C}", " COLLATE \"C\"");
     sql.push_str(&format!(
         "CREATE FUNCTION ykt_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
          RAISE EXCEPTION '{APPEND_ONLY}'; END $$;\n"

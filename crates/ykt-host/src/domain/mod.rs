@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod approvals;
 pub mod blacklist;
+pub mod cardholders;
 pub mod checks;
 pub mod counter;
 pub mod exceptions;

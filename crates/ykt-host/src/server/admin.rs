@@ -21,7 +21,7 @@ use crate::access::{Access, Permission as P};
 use crate::domain::admin::Payer;
 use crate::domain::journal::Change;
 use crate::domain::shifts::Method;
-use crate::domain::{admin, blacklist};
+use crate::domain::{admin, blacklist, cardholders};
 use crate::error::HostError;
 use crate::model::*;
 use crate::{ledger, params_codec, repo};
@@ -361,6 +361,10 @@ struct IssueReq {
     /// Opening balance in fen, paid in through the funding account.
     #[serde(default)]
     balance: Fen,
+    /// The cardholder's student or staff number (学工号); the card becomes their one active
+    /// card (R-B2).
+    #[serde(default)]
+    cardholder: Option<String>,
 }
 
 async fn issue_card(State(s): S, caller: Caller, ApiJson(r): ApiJson<IssueReq>) -> ApiResult {
@@ -370,6 +374,7 @@ async fn issue_card(State(s): S, caller: Caller, ApiJson(r): ApiJson<IssueReq>) 
         .map_err(|_| invalid("expiry is YYYY-MM-DD"))?;
     let now = s.config.clock.now();
     let actor = caller.actor.clone();
+    let holder = r.cardholder.clone();
     let c = jobs::change(&s.store, &caller.actor, now, move |tx| {
         let c = admin::issue_card(
             tx,
@@ -381,7 +386,13 @@ async fn issue_card(State(s): S, caller: Caller, ApiJson(r): ApiJson<IssueReq>) 
             },
         )?;
         let receipt = format!("issue:{}", c.no.get());
-        let change = Change::new("card.issue", format!("card:{}", c.no.get())).after(card_json(&c));
+        let mut issued = card_json(&c);
+        if let Some(number) = &r.cardholder {
+            // Journalled by `attach_card` as its own entry; the issue names the holder too.
+            cardholders::attach_card(tx, &actor, number, c.no, now)?;
+            issued["cardholder"] = json!(number);
+        }
+        let change = Change::new("card.issue", format!("card:{}", c.no.get())).after(issued);
         // The opening balance is a deposit of its own, journalled by `deposit`.
         let payer = Payer {
             actor: &actor,
@@ -391,7 +402,9 @@ async fn issue_card(State(s): S, caller: Caller, ApiJson(r): ApiJson<IssueReq>) 
         Ok((c, change))
     })
     .await?;
-    Ok(Json(card_json(&c)))
+    let mut v = card_json(&c);
+    v["cardholder"] = json!(holder);
+    Ok(Json(v))
 }
 
 async fn card(State(s): S, ApiPath(no): ApiPath<u32>) -> ApiResult {

@@ -22,6 +22,7 @@ pub(crate) fn api() -> (Router<Arc<Shared>>, AccessTable) {
     admin::routes()
         .merge(super::bulk::routes())
         .merge(super::operators_api::routes())
+        .merge(super::cardholders_api::routes())
         .finish()
 }
 

@@ -12,6 +12,7 @@ mod admin_ops;
 mod api;
 mod auth;
 mod bulk;
+mod cardholders_api;
 mod cash_api;
 mod clock;
 mod conn;

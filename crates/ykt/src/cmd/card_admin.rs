@@ -87,6 +87,9 @@ pub struct IssueArgs {
     /// Card password, 4–12 digits.
     #[arg(long)]
     pin: String,
+    /// The cardholder's student or staff number (学工号): the card becomes theirs (R-B2).
+    #[arg(long)]
+    cardholder: Option<String>,
     /// The system master key file [default: DATA/keys].
     #[arg(long)]
     keys: Option<PathBuf>,
@@ -227,6 +230,7 @@ fn issue_card(a: IssueArgs) -> anyhow::Result<()> {
         "class": a.class,
         "expiry": a.expiry.to_string(),
         "balance": a.balance,
+        "cardholder": a.cardholder,
     });
     let c = api.post("/cards", Some(&body))?;
     let no = c["card_no"]

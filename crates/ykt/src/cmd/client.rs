@@ -4,11 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::Value;
 
 /// Largest answer read from the API (the blacklist page of 10,000 cards is far smaller).
 const MAX_BODY: u64 = 16 * 1024 * 1024;
+/// Largest file downloaded (a cardholder export of 200,000 rows is far smaller).
+const MAX_FILE: u64 = 256 * 1024 * 1024;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ApiArgs {
@@ -134,6 +136,43 @@ impl Api {
         self.answer(path, resp)
     }
 
+    /// POSTs a file as it is (`content_type` names its format).
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> anyhow::Result<Value> {
+        let resp = self
+            .agent
+            .post(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", content_type)
+            .send(body);
+        self.answer(path, resp)
+    }
+
+    /// GETs a file: its bytes as they come.
+    pub fn get_raw(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let resp = self
+            .agent
+            .get(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        let mut resp =
+            resp.with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_FILE)
+            .read_to_vec()
+            .with_context(|| format!("{path}: unreadable answer"))?;
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Err(refusal(
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
     fn answer(
         &self,
         path: &str,
@@ -152,15 +191,7 @@ impl Api {
         if (200..300).contains(&status) {
             return Ok(value);
         }
-        let msg = value
-            .get("error")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| value.to_string());
-        match value.get("code").and_then(Value::as_u64) {
-            Some(code) => bail!("refused: {msg} (code {code})"),
-            None => bail!("{msg} (HTTP {status})"),
-        }
+        Err(refusal(status, value))
     }
 
     /// Prints `v` as JSON when asked, else lets `human` print it.
@@ -171,6 +202,23 @@ impl Api {
             human(v);
         }
         Ok(())
+    }
+}
+
+/// The API's refusal as an error: its message, its code, and any per-line errors.
+fn refusal(status: u16, value: Value) -> anyhow::Error {
+    let msg = value
+        .get("error")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
+    let lines: String = items(value.get("lines").unwrap_or(&Value::Null))
+        .iter()
+        .map(|l| format!("\n  line {}: {}", cell(l, "line"), cell(l, "error")))
+        .collect();
+    match value.get("code").and_then(Value::as_u64) {
+        Some(code) => anyhow::anyhow!("refused: {msg} (code {code}){lines}"),
+        None => anyhow::anyhow!("{msg} (HTTP {status}){lines}"),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod blacklist;
 pub mod card;
 pub mod card_admin;
+pub mod cardholder;
 pub mod client;
 pub mod device;
 pub mod exception;
