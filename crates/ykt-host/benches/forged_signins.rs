@@ -83,7 +83,16 @@ fn bench(c: &mut Criterion) {
     let card = w.cards[0];
     w.store
         .execute(move |tx| {
-            ykt_host::domain::admin::deposit(tx, card, 10_000_000, "bench", time())?;
+            ykt_host::domain::admin::deposit(
+                tx,
+                ykt_host::domain::admin::Payer::system(&ykt_host::domain::journal::Actor::system(
+                    "bench",
+                )),
+                card,
+                10_000_000,
+                "bench",
+                time(),
+            )?;
             Ok(())
         })
         .unwrap();

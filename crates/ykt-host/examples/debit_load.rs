@@ -59,7 +59,14 @@ fn main() -> Result<()> {
                     counter: 0,
                 },
             )?;
-            admin::deposit(tx, c.no, 10_000_000, &format!("load-{t}"), now)
+            admin::deposit(
+                tx,
+                admin::Payer::system(&ykt_host::domain::journal::Actor::system("example")),
+                c.no,
+                10_000_000,
+                &format!("load-{t}"),
+                now,
+            )
         })?;
         cards.push(card);
     }

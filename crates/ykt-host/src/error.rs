@@ -17,6 +17,10 @@ pub enum HostError {
     /// told to retry (code 1, never a final code); the admin API answers 500.
     #[error("broken invariant: {0}")]
     Invariant(String),
+    /// The operator may not do this, whatever their roles (approving their own request);
+    /// nothing was written. The admin API answers 403.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The database failed. `retryable` marks deadlocks and serialisation failures.
     #[error("database error: {message}")]
     Db { message: String, retryable: bool },
@@ -35,7 +39,7 @@ impl HostError {
     pub fn return_code(&self) -> ReturnCode {
         match self {
             HostError::Refused(code) => *code,
-            HostError::Invalid(_) => ReturnCode::OTHER_ERROR,
+            HostError::Invalid(_) | HostError::Forbidden(_) => ReturnCode::OTHER_ERROR,
             HostError::Db { .. } | HostError::Corrupt(_) => ReturnCode::DATABASE_ERROR,
             HostError::Invariant(_) | HostError::Closed => ReturnCode::SYSTEM_FAILURE,
         }

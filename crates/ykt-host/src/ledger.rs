@@ -185,6 +185,9 @@ pub struct AuditReport {
     /// open or rejected but stored or booked, or resolved as booked without exactly their
     /// amount and fee in transfers.
     pub exception_mismatches: Vec<(i64, i64)>,
+    /// Transfers only a person makes (deposits) that no operator-journal entry names, and
+    /// journal entries naming a transfer that does not exist (R-B1).
+    pub journal_mismatches: Vec<String>,
 }
 
 impl AuditReport {
@@ -197,6 +200,7 @@ impl AuditReport {
             && self.counter_mismatches.is_empty()
             && self.blacklist_mismatches.is_empty()
             && self.exception_mismatches.is_empty()
+            && self.journal_mismatches.is_empty()
     }
 }
 
@@ -358,6 +362,24 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
         &[AUDIT_LIMIT.into()],
     )? {
         report.exception_mismatches.push((r.int(0)?, r.int(1)?));
+    }
+    // R-B1: every transfer a person makes is named by the journal entry of its operation,
+    // and the journal names no transfer that is not in the ledger.
+    let kinds = crate::domain::journal::PERSON_KINDS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for r in conn.query(
+        &format!(
+            "SELECT t.id FROM transfers t LEFT JOIN journal_transfers j ON j.transfer_id = t.id \
+             WHERE t.kind IN ({kinds}) AND j.transfer_id IS NULL \
+             UNION ALL SELECT j.transfer_id FROM journal_transfers j \
+             LEFT JOIN transfers t ON t.id = j.transfer_id WHERE t.id IS NULL LIMIT $1"
+        ),
+        &[AUDIT_LIMIT.into()],
+    )? {
+        report.journal_mismatches.push(r.text(0)?.to_owned());
     }
     Ok(report)
 }

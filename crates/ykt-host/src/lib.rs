@@ -31,15 +31,20 @@
 //! and a broken invariant (`HostError::Invariant`, a bug) to code 1 (`HostError::return_code`).
 //! An upload's debit refused for good is held in the exception queue (`domain::exceptions`).
 
+pub mod access;
 pub mod backend;
 mod cache;
 pub mod domain;
 pub mod error;
 pub mod exception_rows;
+pub mod import;
 pub mod ledger;
 pub mod model;
 pub mod params_codec;
 pub mod repo;
+pub mod repo_holders;
+pub mod repo_people;
+pub mod secrets;
 pub mod server;
 pub mod sql;
 pub mod store;

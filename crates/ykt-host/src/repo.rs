@@ -60,6 +60,18 @@ pub fn bump_meta(c: &mut dyn Conn, name: &str) -> Result<i64> {
     .int(0)
 }
 
+pub fn set_meta(c: &mut dyn Conn, name: &str, value: i64) -> Result<()> {
+    let n = c.exec(
+        "UPDATE meta SET value = $2 WHERE name = $1",
+        &[name.into(), value.into()],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(HostError::Corrupt(format!("no meta row {name:?}")))
+    }
+}
+
 pub fn meta(c: &mut dyn Conn, name: &str) -> Result<i64> {
     c.query_one("SELECT value FROM meta WHERE name = $1", &[name.into()])?
         .int(0)

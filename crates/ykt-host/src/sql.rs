@@ -94,6 +94,16 @@ impl Row {
         }
     }
 
+    pub fn opt_text(&self, i: usize) -> Result<Option<&str>> {
+        match self.get(i)? {
+            Value::Null => Ok(None),
+            Value::Text(v) => Ok(Some(v)),
+            other => Err(HostError::Corrupt(format!(
+                "column {i}: expected text, got {other:?}"
+            ))),
+        }
+    }
+
     pub fn bytes(&self, i: usize) -> Result<&[u8]> {
         match self.get(i)? {
             Value::Bytes(v) => Ok(v),

@@ -368,6 +368,7 @@ fn replicate(e: &HostError) -> HostError {
         HostError::Refused(code) => HostError::Refused(*code),
         HostError::Invalid(m) => HostError::Invalid(m.clone()),
         HostError::Invariant(m) => HostError::Invariant(m.clone()),
+        HostError::Forbidden(m) => HostError::Forbidden(m.clone()),
         HostError::Db { message, retryable } => HostError::Db {
             message: message.clone(),
             retryable: *retryable,

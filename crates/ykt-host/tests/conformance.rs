@@ -7,6 +7,10 @@
 mod admin;
 #[path = "conformance/exceptions.rs"]
 mod exceptions;
+#[path = "conformance/holders.rs"]
+mod holders;
+#[path = "conformance/people.rs"]
+mod people;
 #[path = "conformance/suite.rs"]
 mod suite;
 #[path = "conformance/support.rs"]
@@ -66,11 +70,24 @@ conformance!(
     loss_reports_race_across_stores,
     params_patches_race_across_stores,
     display_number_race_across_stores,
+    operators_and_journal,
+    last_admin_is_kept,
+    login_lockout,
+    api_tokens,
+    web_sessions,
+    journal_is_append_only,
+    cardholders_add_update_status,
+    cardholders_search,
+    cardholders_one_active_card,
+    cardholders_concurrent_attach,
+    cardholders_import_idempotent,
 );
 
 /// Every test of the suite, wherever it is written.
 mod tests {
     pub use super::admin::*;
     pub use super::exceptions::*;
+    pub use super::holders::*;
+    pub use super::people::*;
     pub use super::suite::*;
 }

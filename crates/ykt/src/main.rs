@@ -4,7 +4,10 @@ mod cmd;
 mod pos;
 
 use clap::Parser;
-use cmd::{audit, blacklist, card, device, exception, fep, keys, loadgen, merchant, report, serve};
+use cmd::{
+    audit, blacklist, card, cardholder, device, exception, fep, keys, loadgen, merchant, report,
+    serve,
+};
 
 #[derive(Parser)]
 #[command(name = "ykt", version, about = "Campus one-card payment system")]
@@ -19,6 +22,9 @@ enum Command {
     Serve(serve::Args),
     /// Check the books: balanced, every account equals its transfers, nothing booked twice.
     Audit(audit::Args),
+    /// Cardholders: add, show, search, import, export (admin API client).
+    #[command(subcommand)]
+    Cardholder(cardholder::Args),
     /// Merchants (admin API client).
     #[command(subcommand)]
     Merchant(merchant::Args),
@@ -41,6 +47,21 @@ enum Command {
     Loadgen(loadgen::Args),
     /// A POS terminal: TUI for a cashier, or JSON lines with --headless (docs/pos.md).
     Pos(cmd::pos::Args),
+    /// Operators, roles, passwords and API tokens (admin API client; docs/operators.md).
+    #[command(subcommand)]
+    Operator(cmd::operator::Args),
+    /// The operator journal: who changed what, when, from where (admin API client).
+    Journal(cmd::operator::JournalArgs),
+    /// Sign in as an operator; keeps an API token for this server in ~/.config/ykt.
+    Login(cmd::login::LoginArgs),
+    /// Revoke the token `ykt login` saved for this server and forget it.
+    Logout(cmd::login::LogoutArgs),
+    /// The two-person rule: requests waiting for a second operator (admin API client).
+    #[command(subcommand)]
+    Approval(cmd::approval::Args),
+    /// Your cash shift: close it (扎帐) (admin API client).
+    #[command(subcommand)]
+    Shift(cmd::approval::ShiftArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         Command::Keys(args) => keys::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Cardholder(args) => cmd::client::exit_on_error(cardholder::run(args)),
         Command::Merchant(args) => cmd::client::exit_on_error(merchant::run(args)),
         Command::Device(args) => cmd::client::exit_on_error(device::run(args)),
         Command::Blacklist(args) => cmd::client::exit_on_error(blacklist::run(args)),
@@ -64,5 +86,11 @@ fn main() -> anyhow::Result<()> {
         Command::Exception(args) => cmd::client::exit_on_error(exception::run(args)),
         Command::Loadgen(args) => loadgen::run(args),
         Command::Pos(args) => cmd::pos::run(args),
+        Command::Operator(args) => cmd::client::exit_on_error(cmd::operator::run(args)),
+        Command::Journal(args) => cmd::client::exit_on_error(cmd::operator::journal(args)),
+        Command::Login(args) => cmd::client::exit_on_error(cmd::login::login(args)),
+        Command::Logout(args) => cmd::client::exit_on_error(cmd::login::logout(args)),
+        Command::Approval(args) => cmd::client::exit_on_error(cmd::approval::run(args)),
+        Command::Shift(args) => cmd::client::exit_on_error(cmd::approval::shift(args)),
     }
 }

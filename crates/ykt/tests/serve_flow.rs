@@ -334,7 +334,7 @@ fn admin_api_needs_the_token() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing or wrong admin token"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("令牌无效"));
     let v: Value = serde_json::from_str(&s.cli(&["merchant", "list", "--json"])).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);
     // Pages are bounded; the list pages through every card exactly once.

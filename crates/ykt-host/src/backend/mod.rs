@@ -2,4 +2,5 @@
 
 pub mod postgres;
 mod schema;
+mod schema_people;
 pub mod sqlite;

@@ -43,6 +43,7 @@ impl PgConn {
                 (4, super::schema::postgres_v4()),
                 (5, super::schema::V5.to_owned()),
                 (6, super::schema::V6.to_owned()),
+                (7, super::schema_people::postgres_v7()),
             ],
         );
         c.client

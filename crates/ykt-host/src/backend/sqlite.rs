@@ -68,6 +68,7 @@ impl SqliteConn {
                 (4, super::schema::sqlite_v4()),
                 (5, super::schema::V5.to_owned()),
                 (6, super::schema::V6.to_owned()),
+                (7, super::schema_people::sqlite_v7()),
             ],
         )?;
         Ok(c)

@@ -7,6 +7,8 @@ use ykt_proto::{CardNo, DisplayNo, Fen, MerchantNo, PhysicalId, TerminalParams};
 
 use super::blacklist;
 use super::checks::MAX_CARD_BALANCE;
+use super::journal::{self, Actor, Change};
+use super::shifts::{self, Method};
 use crate::error::{HostError, Result};
 use crate::ledger::{FUNDING_ACCOUNT, Transfer, Tx};
 use crate::model::*;
@@ -305,22 +307,60 @@ pub fn card_by_display(tx: &mut Tx<'_>, d: DisplayNo) -> Result<Card> {
         .ok_or_else(|| HostError::Invalid(format!("no card with display number {}", d.get())))
 }
 
-/// Money paid in at the card office: funding → card. `id` is the office's unique receipt
-/// id; a repeated id is refused, so a retried deposit is never booked twice.
+/// Who pays a deposit in, and how: the operator who takes it (the journal names them, R-B1)
+/// and the method (cash is tallied in their shift).
+#[derive(Clone, Copy, Debug)]
+pub struct Payer<'a> {
+    pub actor: &'a Actor,
+    pub method: Method,
+}
+
+impl<'a> Payer<'a> {
+    /// ykt itself (demo seeding, tests): a transfer, no cash drawer.
+    pub fn system(actor: &'a Actor) -> Payer<'a> {
+        Payer {
+            actor,
+            method: Method::Transfer,
+        }
+    }
+}
+
+/// A card-office deposit (funding → card), journalled in its transaction and, when paid in
+/// cash, tallied in the operator's shift. `id` is the card office's receipt: a repeated id
+/// is refused, never booked twice.
 pub fn deposit(
     tx: &mut Tx<'_>,
+    payer: Payer<'_>,
     no: CardNo,
     amount: Fen,
     id: &str,
     now: NaiveDateTime,
 ) -> Result<Card> {
+    let before = repo::card_get(tx.conn, no, true)?.map(|c| c.balance);
+    let (card, transfer) = post_deposit(tx, no, amount, id, now)?;
+    match (payer.actor.operator, payer.method) {
+        (Some(operator), method) => shifts::tally(tx, operator, &transfer, method, amount, now)?,
+        (None, Method::Cash) => return invalid("cash is taken by an operator"),
+        (None, _) => {}
+    }
+    let change = Change::new("card.deposit", format!("card:{}", no.get()))
+        .before(serde_json::json!({"balance": before}))
+        .after(serde_json::json!({"balance": card.balance, "amount": amount, "receipt": id, "method": payer.method.as_str()}))
+        .transfer(transfer);
+    journal::append(tx, payer.actor, now, &change)?;
+    Ok(card)
+}
+
+/// Every check of a deposit, on the card's locked row: the card and the balance it would
+/// have. A deposit request waiting for approval is checked the same way when filed.
+pub fn check_deposit(tx: &mut Tx<'_>, no: CardNo, amount: Fen, id: &str) -> Result<(Card, Fen)> {
     if !(1..=MAX_CARD_BALANCE).contains(&amount) {
         return invalid(format!("a deposit is 1 to {MAX_CARD_BALANCE} fen"));
     }
     if id.is_empty() || id.len() > 64 {
         return invalid("a deposit id has 1 to 64 bytes");
     }
-    let mut c = repo::card_get(tx.conn, no, true)?
+    let c = repo::card_get(tx.conn, no, true)?
         .ok_or_else(|| HostError::Invalid(format!("no card {}", no.get())))?;
     if c.status == CardStatus::Cancelled {
         return invalid("the card is cancelled");
@@ -334,8 +374,22 @@ pub fn deposit(
                 "the card's balance would exceed {MAX_CARD_BALANCE} fen (24 bits)"
             ))
         })?;
+    Ok((c, balance))
+}
+
+/// The money movement of a deposit alone, returning the transfer id. Callers journal it
+/// themselves (bulk provisioning journals a whole chunk in one entry).
+pub fn post_deposit(
+    tx: &mut Tx<'_>,
+    no: CardNo,
+    amount: Fen,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<(Card, String)> {
+    let (mut c, balance) = check_deposit(tx, no, amount, id)?;
+    let transfer = format!("dep:{id}");
     tx.post(Transfer {
-        id: format!("dep:{id}"),
+        id: transfer.clone(),
         from: FUNDING_ACCOUNT.to_owned(),
         to: repo::card_account(no),
         amount,
@@ -349,7 +403,7 @@ pub fn deposit(
     })?;
     c.balance = balance;
     repo::card_update(tx.conn, &c)?;
-    Ok(c)
+    Ok((c, transfer))
 }
 
 /// A card's opening balance (0 for none), paid in like a deposit: one rule for every route
@@ -365,6 +419,7 @@ pub fn check_opening_balance(balance: Fen) -> Result<()> {
 /// [`deposit`].
 pub fn pay_opening_balance(
     tx: &mut Tx<'_>,
+    payer: Payer<'_>,
     card: Card,
     balance: Fen,
     receipt: &str,
@@ -374,7 +429,7 @@ pub fn pay_opening_balance(
     if balance == 0 {
         return Ok(card);
     }
-    deposit(tx, card.no, balance, receipt, now)
+    deposit(tx, payer, card.no, balance, receipt, now)
 }
 
 /// Which statuses a change of a card's status may start from (checked on the locked row).

@@ -3,11 +3,16 @@
 //! or writes everything it needs in the caller's transaction.
 
 pub mod admin;
+pub mod approvals;
 pub mod blacklist;
+pub mod cardholders;
 pub mod checks;
 pub mod counter;
 pub mod exceptions;
 pub mod info;
+pub mod journal;
+pub mod operators;
 pub mod records;
 pub mod report;
+pub mod shifts;
 pub mod signin;

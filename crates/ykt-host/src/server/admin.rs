@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post, put};
 use chrono::NaiveDate;
 use rand::TryRngCore;
 use serde::{Deserialize, Serialize};
@@ -15,32 +13,69 @@ use ykt_proto::{CardNo, DisplayNo, Fen, PhysicalId};
 
 pub(crate) use super::api::ApiError;
 use super::api::{ApiJson, ApiPath, ApiResult, invalid};
+use super::auth::Caller;
 use super::registry::Command;
+use super::routes::Api;
 use super::{Shared, jobs, params_api};
-use crate::domain::{admin, blacklist};
+use crate::access::{Access, Permission as P};
+use crate::domain::admin::Payer;
+use crate::domain::journal::Change;
+use crate::domain::shifts::Method;
+use crate::domain::{admin, blacklist, cardholders};
 use crate::error::HostError;
 use crate::model::*;
 use crate::{ledger, params_codec, repo};
 
 type S = State<Arc<Shared>>;
 
-pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/merchants", get(merchants).post(add_merchant))
-        .route("/devices", get(devices).post(add_device))
-        .route("/devices/{id}", get(device))
-        .route("/devices/{id}/enable", post(enable_device))
-        .route("/devices/{id}/disable", post(disable_device))
-        .route("/devices/{id}/params", put(set_params))
-        .route("/devices/{id}/collect", post(collect))
-        .route("/cards", get(super::admin_ops::cards).post(issue_card))
-        .route("/cards/{no}", get(card))
-        .route("/cards/{no}/deposit", post(deposit))
-        .route("/cards/{no}/{action}", post(card_action))
-        .route("/blacklist", get(blacklist_show))
-        .route("/audit", get(audit))
+pub(crate) fn routes() -> Api {
+    Api::new()
+        .get("/merchants", Access::Needs(P::MerchantRead), merchants)
+        .post("/merchants", Access::Needs(P::MerchantWrite), add_merchant)
+        .get("/devices", Access::Needs(P::DeviceRead), devices)
+        .post("/devices", Access::Needs(P::DeviceWrite), add_device)
+        .get("/devices/{id}", Access::Needs(P::DeviceRead), device)
+        .post(
+            "/devices/{id}/enable",
+            Access::Needs(P::DeviceWrite),
+            enable_device,
+        )
+        .post(
+            "/devices/{id}/disable",
+            Access::Needs(P::DeviceWrite),
+            disable_device,
+        )
+        .put(
+            "/devices/{id}/params",
+            Access::Needs(P::DeviceWrite),
+            set_params,
+        )
+        .post(
+            "/devices/{id}/collect",
+            Access::Needs(P::DeviceWrite),
+            collect,
+        )
+        .get(
+            "/cards",
+            Access::Needs(P::CardRead),
+            super::admin_ops::cards,
+        )
+        .post("/cards", Access::Needs(P::CardWrite), issue_card)
+        .get("/cards/{no}", Access::Needs(P::CardRead), card)
+        .post(
+            "/cards/{no}/{action}",
+            Access::Needs(P::CardWrite),
+            card_action,
+        )
+        .get(
+            "/blacklist",
+            Access::Needs(P::BlacklistRead),
+            blacklist_show,
+        )
+        .get("/audit", Access::Needs(P::AuditRun), audit)
         .merge(super::admin_ops::routes())
         .merge(super::exceptions::routes())
+        .merge(super::cash_api::routes())
 }
 
 fn parse_device(s: &str) -> Result<PhysicalId, ApiError> {
@@ -91,9 +126,13 @@ struct NewMerchant {
     name: String,
 }
 
-async fn add_merchant(State(s): S, ApiJson(m): ApiJson<NewMerchant>) -> ApiResult {
-    let made = jobs::execute(&s.store, move |tx| {
-        admin::create_merchant(tx, m.no, &m.name)
+async fn add_merchant(State(s): S, caller: Caller, ApiJson(m): ApiJson<NewMerchant>) -> ApiResult {
+    let now = s.config.clock.now();
+    let made = jobs::change(&s.store, &caller.actor, now, move |tx| {
+        let made = admin::create_merchant(tx, m.no, &m.name)?;
+        let change = Change::new("merchant.add", format!("merchant:{}", made.no))
+            .after(merchant_json(&made, 0));
+        Ok((made, change))
     })
     .await?;
     Ok(Json(merchant_json(&made, 0)))
@@ -162,7 +201,7 @@ pub struct Provisioning {
     pub merchant_no: u32,
 }
 
-async fn add_device(State(s): S, ApiJson(r): ApiJson<NewDeviceReq>) -> ApiResult {
+async fn add_device(State(s): S, caller: Caller, ApiJson(r): ApiJson<NewDeviceReq>) -> ApiResult {
     let id = parse_device(&r.id)?;
     let suite = match r.mac_suite.unwrap_or(1) {
         1 => MacSuite::Aes128Cmac,
@@ -183,14 +222,19 @@ async fn add_device(State(s): S, ApiJson(r): ApiJson<NewDeviceReq>) -> ApiResult
         max_amount: r.max_amount,
         params: params_codec::default_params(),
     };
-    let d = jobs::execute(&s.store, move |tx| {
+    let now = s.config.clock.now();
+    let d = jobs::change(&s.store, &caller.actor, now, move |tx| {
         admin::register_device(tx, nd.clone())?;
         admin::set_device_key(tx, id, key)?;
-        if enable {
-            admin::set_device_status(tx, id, DeviceStatus::Enabled)
+        let d = if enable {
+            admin::set_device_status(tx, id, DeviceStatus::Enabled)?
         } else {
-            admin::device(tx, id)
-        }
+            admin::device(tx, id)?
+        };
+        // The journal never holds the key: `device_json` shows only that there is one.
+        let change =
+            Change::new("device.add", format!("device:{id}")).after(device_json(&d, false));
+        Ok((d, change))
     })
     .await?;
     let prov = Provisioning {
@@ -211,30 +255,46 @@ async fn add_device(State(s): S, ApiJson(r): ApiJson<NewDeviceReq>) -> ApiResult
     ))
 }
 
-async fn set_status(s: &Shared, id: &str, st: DeviceStatus) -> ApiResult {
+async fn set_status(s: &Shared, caller: &Caller, id: &str, st: DeviceStatus) -> ApiResult {
     let id = parse_device(id)?;
-    let d = jobs::execute(&s.store, move |tx| admin::set_device_status(tx, id, st)).await?;
+    let now = s.config.clock.now();
+    let d = jobs::change(&s.store, &caller.actor, now, move |tx| {
+        let before = admin::device(tx, id)?;
+        let d = admin::set_device_status(tx, id, st)?;
+        let change = Change::new("device.status", format!("device:{id}"))
+            .before(json!({"status": before.status.as_str()}))
+            .after(json!({"status": d.status.as_str()}));
+        Ok((d, change))
+    })
+    .await?;
     Ok(Json(device_json(&d, s.registry.is_connected(id))))
 }
 
-async fn enable_device(State(s): S, ApiPath(id): ApiPath<String>) -> ApiResult {
-    set_status(&s, &id, DeviceStatus::Enabled).await
+async fn enable_device(State(s): S, caller: Caller, ApiPath(id): ApiPath<String>) -> ApiResult {
+    set_status(&s, &caller, &id, DeviceStatus::Enabled).await
 }
 
-async fn disable_device(State(s): S, ApiPath(id): ApiPath<String>) -> ApiResult {
-    set_status(&s, &id, DeviceStatus::Disabled).await
+async fn disable_device(State(s): S, caller: Caller, ApiPath(id): ApiPath<String>) -> ApiResult {
+    set_status(&s, &caller, &id, DeviceStatus::Disabled).await
 }
 
 async fn set_params(
     State(s): S,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(patch): ApiJson<params_api::ParamsPatch>,
 ) -> ApiResult {
     let id = parse_device(&id)?;
     // The patch applies to the row as it is under its lock: concurrent patches of other
     // fields (from other hosts too) are kept.
-    let d = jobs::execute(&s.store, move |tx| {
-        admin::change_device_params(tx, id, |p| params_api::apply(p, &patch))
+    let now = s.config.clock.now();
+    let d = jobs::change(&s.store, &caller.actor, now, move |tx| {
+        let before = admin::device(tx, id)?;
+        let d = admin::change_device_params(tx, id, |p| params_api::apply(p, &patch))?;
+        let change = Change::new("device.params", format!("device:{id}"))
+            .before(params_api::params_json(&before.params))
+            .after(params_api::params_json(&d.params));
+        Ok((d, change))
     })
     .await?;
     // Push to the terminal if it is connected here; others learn it from their heartbeat.
@@ -255,6 +315,7 @@ struct CollectReq {
 
 async fn collect(
     State(s): S,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(r): ApiJson<CollectReq>,
 ) -> ApiResult {
@@ -267,6 +328,14 @@ async fn collect(
             count: r.count,
         },
     );
+    // An order to a terminal changes no row, but a person gave it: journalled.
+    let now = s.config.clock.now();
+    jobs::change(&s.store, &caller.actor, now, move |_| {
+        let change = Change::new("device.collect", format!("device:{id}"))
+            .after(json!({"card_no": card.get(), "count": r.count, "sent": sent}));
+        Ok(((), change))
+    })
+    .await?;
     Ok(Json(json!({"sent": sent})))
 }
 
@@ -292,15 +361,21 @@ struct IssueReq {
     /// Opening balance in fen, paid in through the funding account.
     #[serde(default)]
     balance: Fen,
+    /// The cardholder's student or staff number (学工号); the card becomes their one active
+    /// card (R-B2).
+    #[serde(default)]
+    cardholder: Option<String>,
 }
 
-async fn issue_card(State(s): S, ApiJson(r): ApiJson<IssueReq>) -> ApiResult {
+async fn issue_card(State(s): S, caller: Caller, ApiJson(r): ApiJson<IssueReq>) -> ApiResult {
     let display = DisplayNo::new(r.display_no)
         .ok_or_else(|| invalid("a display number has at most 10 digits"))?;
     let expiry = NaiveDate::parse_from_str(&r.expiry, "%Y-%m-%d")
         .map_err(|_| invalid("expiry is YYYY-MM-DD"))?;
     let now = s.config.clock.now();
-    let c = jobs::execute(&s.store, move |tx| {
+    let actor = caller.actor.clone();
+    let holder = r.cardholder.clone();
+    let c = jobs::change(&s.store, &caller.actor, now, move |tx| {
         let c = admin::issue_card(
             tx,
             NewCard {
@@ -311,10 +386,25 @@ async fn issue_card(State(s): S, ApiJson(r): ApiJson<IssueReq>) -> ApiResult {
             },
         )?;
         let receipt = format!("issue:{}", c.no.get());
-        admin::pay_opening_balance(tx, c, r.balance, &receipt, now)
+        let mut issued = card_json(&c);
+        if let Some(number) = &r.cardholder {
+            // Journalled by `attach_card` as its own entry; the issue names the holder too.
+            cardholders::attach_card(tx, &actor, number, c.no, now)?;
+            issued["cardholder"] = json!(number);
+        }
+        let change = Change::new("card.issue", format!("card:{}", c.no.get())).after(issued);
+        // The opening balance is a deposit of its own, journalled by `deposit`.
+        let payer = Payer {
+            actor: &actor,
+            method: Method::Cash,
+        };
+        let c = admin::pay_opening_balance(tx, payer, c, r.balance, &receipt, now)?;
+        Ok((c, change))
     })
     .await?;
-    Ok(Json(card_json(&c)))
+    let mut v = card_json(&c);
+    v["cardholder"] = json!(holder);
+    Ok(Json(v))
 }
 
 async fn card(State(s): S, ApiPath(no): ApiPath<u32>) -> ApiResult {
@@ -331,39 +421,38 @@ async fn card(State(s): S, ApiPath(no): ApiPath<u32>) -> ApiResult {
     Ok(Json(v))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DepositReq {
-    amount: Fen,
-    /// The card office's receipt id: a repeated id is refused, never booked twice.
-    id: String,
-}
-
-async fn deposit(
+async fn card_action(
     State(s): S,
-    ApiPath(no): ApiPath<u32>,
-    ApiJson(r): ApiJson<DepositReq>,
+    caller: Caller,
+    ApiPath((no, action)): ApiPath<(u32, String)>,
 ) -> ApiResult {
     let no = parse_card(no)?;
+    let operation = match action.as_str() {
+        "lose" => "card.lose",
+        "found" => "card.found",
+        "freeze" => "card.freeze",
+        "unfreeze" => "card.unfreeze",
+        "cancel" => "card.cancel",
+        other => {
+            return Err(invalid(format!(
+                "unknown card action {other:?}: lose, found, freeze, unfreeze, cancel"
+            )));
+        }
+    };
     let now = s.config.clock.now();
-    let c = jobs::execute(&s.store, move |tx| {
-        admin::deposit(tx, no, r.amount, &r.id, now)
-    })
-    .await?;
-    Ok(Json(card_json(&c)))
-}
-
-async fn card_action(State(s): S, ApiPath((no, action)): ApiPath<(u32, String)>) -> ApiResult {
-    let no = parse_card(no)?;
-    let (c, version) = jobs::execute(&s.store, move |tx| match action.as_str() {
-        "lose" => admin::report_loss(tx, no),
-        "found" => admin::report_found(tx, no),
-        "freeze" => admin::set_card_status(tx, no, CardStatus::Frozen),
-        "unfreeze" => admin::unfreeze(tx, no),
-        "cancel" => admin::set_card_status(tx, no, CardStatus::Cancelled),
-        other => Err(HostError::Invalid(format!(
-            "unknown card action {other:?}: lose, found, freeze, unfreeze, cancel"
-        ))),
+    let (c, version) = jobs::change(&s.store, &caller.actor, now, move |tx| {
+        let before = admin::card(tx, no)?;
+        let (c, version) = match operation {
+            "card.lose" => admin::report_loss(tx, no),
+            "card.found" => admin::report_found(tx, no),
+            "card.freeze" => admin::set_card_status(tx, no, CardStatus::Frozen),
+            "card.unfreeze" => admin::unfreeze(tx, no),
+            _ => admin::set_card_status(tx, no, CardStatus::Cancelled),
+        }?;
+        let change = Change::new(operation, format!("card:{}", no.get()))
+            .before(json!({"status": before.status.as_str()}))
+            .after(json!({"status": c.status.as_str(), "blacklist_version": version}));
+        Ok(((c, version), change))
     })
     .await?;
     let mut v = card_json(&c);

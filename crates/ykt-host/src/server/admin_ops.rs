@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,9 +15,12 @@ use ykt_proto::CardNo;
 
 use super::admin::card_json;
 use super::api::{ApiJson, ApiPath, ApiQuery, ApiResult, invalid};
+use super::auth::Caller;
+use super::routes::Api;
 use super::{Shared, jobs};
+use crate::access::{Access, Permission as P};
+use crate::domain::journal::Change;
 use crate::domain::{admin, blacklist, report};
-use crate::error::HostError;
 use crate::model::{Fep, FepStatus};
 
 type S = State<Arc<Shared>>;
@@ -31,11 +32,16 @@ const MAX_FEPS: u32 = 1_000;
 /// How often an unsigned FEP is checked for activation.
 const FEP_RECHECK: Duration = Duration::from_secs(2);
 
-pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/reports/daily", get(daily))
-        .route("/feps", get(feps).post(add_fep))
-        .route("/feps/{id}/{action}", post(fep_action))
+pub(crate) fn routes() -> Api {
+    Api::new()
+        .get("/reports/daily", Access::Needs(P::ReportRead), daily)
+        .get("/feps", Access::Needs(P::FepRead), feps)
+        .post("/feps", Access::Needs(P::FepWrite), add_fep)
+        .post(
+            "/feps/{id}/{action}",
+            Access::Needs(P::FepWrite),
+            fep_action,
+        )
 }
 
 #[derive(Deserialize)]
@@ -132,16 +138,54 @@ struct NewFep {
     name: String,
 }
 
-async fn add_fep(State(s): S, ApiJson(f): ApiJson<NewFep>) -> ApiResult {
-    let made = jobs::execute(&s.store, move |tx| admin::register_fep(tx, f.id, &f.name)).await?;
+async fn add_fep(State(s): S, caller: Caller, ApiJson(f): ApiJson<NewFep>) -> ApiResult {
+    let (this, now) = (s.config.fep_id, s.config.clock.now());
+    let made = jobs::change(&s.store, &caller.actor, now, move |tx| {
+        let made = admin::register_fep(tx, f.id, &f.name)?;
+        let change = Change::new("fep.add", format!("fep:{}", f.id)).after(fep_json(&made, this));
+        Ok((made, change))
+    })
+    .await?;
     Ok(Json(fep_json(&made, s.config.fep_id)))
 }
 
 /// `activate` (and, for this process's FEP, sign in at once) or `deregister`.
-async fn fep_action(State(s): S, ApiPath((id, action)): ApiPath<(u32, String)>) -> ApiResult {
+async fn fep_action(
+    State(s): S,
+    caller: Caller,
+    ApiPath((id, action)): ApiPath<(u32, String)>,
+) -> ApiResult {
     let (this, now) = (s.config.fep_id, s.config.clock.now());
-    let f = jobs::execute(&s.store, move |tx| match action.as_str() {
-        "activate" => {
+    let operation = match action.as_str() {
+        "activate" => "fep.activate",
+        "deregister" => "fep.deregister",
+        other => {
+            return Err(invalid(format!(
+                "unknown FEP action {other:?}: activate, deregister"
+            )));
+        }
+    };
+    let f = jobs::change(&s.store, &caller.actor, now, move |tx| {
+        let before = admin::fep(tx, id)?;
+        let f = fep_do(tx, operation, id, this, now)?;
+        let change = Change::new(operation, format!("fep:{id}"))
+            .before(fep_json(&before, this))
+            .after(fep_json(&f, this));
+        Ok((f, change))
+    })
+    .await?;
+    Ok(Json(fep_json(&f, this)))
+}
+
+fn fep_do(
+    tx: &mut crate::ledger::Tx<'_>,
+    operation: &str,
+    id: u32,
+    this: u32,
+    now: chrono::NaiveDateTime,
+) -> crate::Result<Fep> {
+    match operation {
+        "fep.activate" => {
             let f = admin::activate_fep(tx, id)?;
             if id == this {
                 admin::sign_in_fep(tx, id, now)
@@ -149,13 +193,8 @@ async fn fep_action(State(s): S, ApiPath((id, action)): ApiPath<(u32, String)>) 
                 Ok(f)
             }
         }
-        "deregister" => admin::deregister_fep(tx, id),
-        other => Err(HostError::Invalid(format!(
-            "unknown FEP action {other:?}: activate, deregister"
-        ))),
-    })
-    .await?;
-    Ok(Json(fep_json(&f, this)))
+        _ => admin::deregister_fep(tx, id),
+    }
 }
 
 /// Signs this process's FEP in whenever it is activated but not signed in (activated by

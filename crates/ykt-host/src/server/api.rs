@@ -31,6 +31,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match &self.0 {
             HostError::Invalid(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
+            HostError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({"error": m})),
             HostError::Refused(c) => (
                 StatusCode::CONFLICT,
                 json!({"error": c.table_text().unwrap_or("refused"), "code": c.0}),

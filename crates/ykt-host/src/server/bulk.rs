@@ -7,9 +7,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use chrono::NaiveDate;
 use rand::TryRngCore;
 use serde::Deserialize;
@@ -18,8 +16,12 @@ use ykt_proto::{CardNo, DisplayNo, Fen, PhysicalId};
 
 use super::admin::Provisioning;
 use super::api::{ApiJson, ApiPath, ApiResult, invalid};
+use super::auth::Caller;
+use super::routes::Api;
 use super::{Shared, jobs};
+use crate::access::{Access, Permission as P};
 use crate::domain::admin;
+use crate::domain::journal::Change;
 use crate::error::HostError;
 use crate::model::*;
 use crate::{params_codec, repo};
@@ -34,12 +36,12 @@ pub const MAX_BULK_CARDS: u32 = 1_000_000;
 /// terminals' jobs are not held up for long behind one.
 const CHUNK: u32 = 2_000;
 
-pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/bulk/devices", post(bulk_devices))
-        .route("/bulk/cards", post(bulk_cards))
-        .route("/bulk/lose", post(bulk_lose))
-        .route("/bulk/books/{merchant}", get(books))
+pub(crate) fn routes() -> Api {
+    Api::new()
+        .post("/bulk/devices", Access::Needs(P::Bulk), bulk_devices)
+        .post("/bulk/cards", Access::Needs(P::Bulk), bulk_cards)
+        .post("/bulk/lose", Access::Needs(P::Bulk), bulk_lose)
+        .get("/bulk/books/{merchant}", Access::Needs(P::Bulk), books)
 }
 
 #[derive(Deserialize)]
@@ -56,7 +58,11 @@ struct BulkDevicesReq {
 
 /// Registers `count` enabled AES-128 devices with fresh random master keys; returns their
 /// provisioning data (the only time the keys are shown).
-async fn bulk_devices(State(s): S, ApiJson(r): ApiJson<BulkDevicesReq>) -> ApiResult {
+async fn bulk_devices(
+    State(s): S,
+    caller: Caller,
+    ApiJson(r): ApiJson<BulkDevicesReq>,
+) -> ApiResult {
     if r.count == 0 || r.count > MAX_BULK_DEVICES {
         return Err(invalid(format!("count is 1 to {MAX_BULK_DEVICES}")));
     }
@@ -76,10 +82,11 @@ async fn bulk_devices(State(s): S, ApiJson(r): ApiJson<BulkDevicesReq>) -> ApiRe
             .map_err(|e| invalid(format!("OS random generator failed: {e}")))?;
     }
     let merchant = r.merchant_no;
+    let now = s.config.clock.now();
     for (chunk_no, chunk) in keys.chunks(CHUNK as usize).enumerate() {
         let base = chunk_no as u32 * CHUNK;
         let chunk = chunk.to_vec();
-        jobs::execute(&s.store, move |tx| {
+        jobs::change(&s.store, &caller.actor, now, move |tx| {
             for (i, key) in chunk.iter().enumerate() {
                 let n = base + i as u32;
                 let id = PhysicalId((first + n).to_be_bytes());
@@ -98,7 +105,11 @@ async fn bulk_devices(State(s): S, ApiJson(r): ApiJson<BulkDevicesReq>) -> ApiRe
                 admin::set_device_key(tx, id, *key)?;
                 admin::set_device_status(tx, id, DeviceStatus::Enabled)?;
             }
-            Ok(())
+            let last = PhysicalId((first + base + chunk.len() as u32 - 1).to_be_bytes());
+            let first = PhysicalId((first + base).to_be_bytes());
+            let change = Change::new("bulk.devices", format!("devices:{first}-{last}"))
+                .after(json!({"count": chunk.len(), "merchant_no": merchant}));
+            Ok(((), change))
         })
         .await?;
     }
@@ -139,7 +150,7 @@ fn default_class() -> u8 {
 
 /// Issues `count` cards with an opening balance each. Card numbers come from the system
 /// sequence, consecutive within a chunk; the answer lists the ranges `[first, last]`.
-async fn bulk_cards(State(s): S, ApiJson(r): ApiJson<BulkCardsReq>) -> ApiResult {
+async fn bulk_cards(State(s): S, caller: Caller, ApiJson(r): ApiJson<BulkCardsReq>) -> ApiResult {
     if r.count == 0 || r.count > MAX_BULK_CARDS {
         return Err(invalid(format!("count is 1 to {MAX_BULK_CARDS}")));
     }
@@ -159,19 +170,28 @@ async fn bulk_cards(State(s): S, ApiJson(r): ApiJson<BulkCardsReq>) -> ApiResult
     let mut left = r.count;
     while left > 0 {
         let n = left.min(CHUNK);
-        let range = jobs::execute(&s.store, move |tx| {
+        let range = jobs::change(&s.store, &caller.actor, now, move |tx| {
             let mut range: Option<[u32; 2]> = None;
+            // One journal entry for the chunk, naming every opening-balance transfer.
+            let mut change = Change::new("bulk.cards", "cards");
             for _ in 0..n {
                 let c = admin::issue_numbered_card(tx, base, class, expiry)?;
-                let receipt = format!("bulk:{}", c.no.get());
-                let c = admin::pay_opening_balance(tx, c, balance, &receipt, now)?;
+                admin::check_opening_balance(balance)?;
+                if balance > 0 {
+                    let receipt = format!("bulk:{}", c.no.get());
+                    change =
+                        change.transfer(admin::post_deposit(tx, c.no, balance, &receipt, now)?.1);
+                }
                 let no = c.no.get();
                 range = Some(match range {
                     Some([first, _]) => [first, no],
                     None => [no, no],
                 });
             }
-            range.ok_or_else(|| HostError::Invalid("empty chunk".into()))
+            let range = range.ok_or_else(|| HostError::Invalid("empty chunk".into()))?;
+            change.target = format!("cards:{}-{}", range[0], range[1]);
+            let change = change.after(json!({"count": n, "balance": balance, "class": class}));
+            Ok((range, change))
         })
         .await?;
         match ranges.last_mut() {
@@ -192,7 +212,7 @@ struct BulkLoseReq {
 
 /// Reports the cards `first ..= last` lost (R-H4): each joins the blacklist, one version
 /// each. Cards that are not normal are skipped and counted.
-async fn bulk_lose(State(s): S, ApiJson(r): ApiJson<BulkLoseReq>) -> ApiResult {
+async fn bulk_lose(State(s): S, caller: Caller, ApiJson(r): ApiJson<BulkLoseReq>) -> ApiResult {
     let first = CardNo::new(r.first).ok_or_else(|| invalid("first is 1 to 16777215"))?;
     let last = CardNo::new(r.last).ok_or_else(|| invalid("last is 1 to 16777215"))?;
     if first > last || last.get() - first.get() >= MAX_BULK_CARDS {
@@ -202,9 +222,10 @@ async fn bulk_lose(State(s): S, ApiJson(r): ApiJson<BulkLoseReq>) -> ApiResult {
     }
     let (mut listed, mut skipped, mut version) = (0u32, 0u32, 0u32);
     let mut start = first.get();
+    let now = s.config.clock.now();
     loop {
         let end = start.saturating_add(CHUNK - 1).min(last.get());
-        let (l, sk, v) = jobs::execute(&s.store, move |tx| {
+        let (l, sk, v) = jobs::change(&s.store, &caller.actor, now, move |tx| {
             let (mut l, mut sk, mut v) = (0u32, 0u32, 0u32);
             for no in start..=end {
                 let no = CardNo::new(no).ok_or_else(|| HostError::Invalid("card".into()))?;
@@ -216,7 +237,9 @@ async fn bulk_lose(State(s): S, ApiJson(r): ApiJson<BulkLoseReq>) -> ApiResult {
                     _ => sk += 1,
                 }
             }
-            Ok((l, sk, v))
+            let change = Change::new("bulk.lose", format!("cards:{start}-{end}"))
+                .after(json!({"listed": l, "skipped": sk, "blacklist_version": v}));
+            Ok(((l, sk, v), change))
         })
         .await?;
         listed += l;

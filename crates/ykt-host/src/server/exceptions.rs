@@ -5,16 +5,18 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use ykt_proto::{PhysicalId, TerminalSerial};
 
 use super::api::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use super::auth::Caller;
+use super::routes::Api;
 use super::{Shared, jobs, metrics};
+use crate::access::{Access, Permission as P};
 use crate::domain::exceptions::{self, Action, ExceptionState, Held, Resolve};
+use crate::domain::journal::{self, Change};
 use crate::error::HostError;
 use crate::exception_rows::Filter;
 
@@ -24,14 +26,20 @@ type S = State<Arc<Shared>>;
 const MAX_PAGE: u32 = 500;
 /// A resolution's note, in bytes, at most.
 const MAX_NOTE: usize = 1_000;
-/// Who resolves: the admin API has one token today (operators come with the next issue).
-const RESOLVER: &str = "admin";
 
-pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/exceptions", get(list))
-        .route("/exceptions/{device}/{serial}", get(show))
-        .route("/exceptions/{device}/{serial}/resolve", post(resolve))
+pub(crate) fn routes() -> Api {
+    Api::new()
+        .get("/exceptions", Access::Needs(P::ExceptionRead), list)
+        .get(
+            "/exceptions/{device}/{serial}",
+            Access::Needs(P::ExceptionRead),
+            show,
+        )
+        .post(
+            "/exceptions/{device}/{serial}/resolve",
+            Access::Needs(P::ExceptionResolve),
+            resolve,
+        )
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {
@@ -166,6 +174,7 @@ struct ResolveReq {
 /// "note": "…"}`.
 async fn resolve(
     State(s): S,
+    caller: Caller,
     ApiPath((device, serial)): ApiPath<(String, String)>,
     ApiJson(r): ApiJson<ResolveReq>,
 ) -> ApiResult {
@@ -176,11 +185,17 @@ async fn resolve(
     let req = Resolve {
         action: r.action,
         note: r.note,
-        by: RESOLVER.to_owned(),
+        by: caller.login().to_owned(),
     };
     let now = s.config.clock.now();
+    let actor = caller.actor.clone();
     let (held, open) = jobs::execute(&s.store, move |tx| {
+        let before = exceptions::get(tx, device, serial)?.map(|h| held_json(&h));
         let held = exceptions::resolve(tx, device, serial, &req, now)?;
+        let change = Change::new("exception.resolve", format!("record:{device}:{serial}"))
+            .before(before)
+            .after(held_json(&held));
+        journal::append(tx, &actor, now, &change)?;
         Ok((held, exceptions::count_open(tx)?))
     })
     .await?;

@@ -1,46 +1,60 @@
 //! The HTTP listener: `GET /healthz`, `GET /metrics` (Prometheus text) and the admin API
 //! under `/api/v1` (bearer token; see `docs/admin-api.md`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::{Shared, admin, api};
+use super::routes::{AccessTable, PREFIX};
+use super::{Shared, admin, api, auth};
+
+/// Every admin route with its declared access (`routes.rs`).
+pub(crate) fn api() -> (Router<Arc<Shared>>, AccessTable) {
+    admin::routes()
+        .merge(super::bulk::routes())
+        .merge(super::operators_api::routes())
+        .merge(super::cardholders_api::routes())
+        .finish()
+}
 
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
+    let (api, _) = api();
     // The 405 fallback reaches the routes present when it is set: set it last.
-    let api = admin::routes()
-        .merge(super::bulk::routes())
+    let api = api
         .method_not_allowed_fallback(api::wrong_method)
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
-            require_token,
+            auth::require,
         ))
         .fallback(api::no_route)
         .layer(DefaultBodyLimit::max(api::MAX_BODY));
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
-        .nest("/api/v1", api)
+        .nest(PREFIX, api)
         .with_state(shared);
     let shutdown = async move {
         let _ = stop.changed().await;
     };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    if let Err(e) = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
     {
         tracing::error!(error = %e, "HTTP server failed");
     }
@@ -72,27 +86,4 @@ async fn render_metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),
     )
-}
-
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn require_token(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if s.config.admin_token.is_empty() || !same(given.as_bytes(), s.config.admin_token.as_bytes()) {
-        tracing::warn!(path = %req.uri().path(), "admin request without a valid token refused");
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"error": "missing or wrong admin token"})),
-        )
-            .into_response();
-    }
-    next.run(req).await
 }

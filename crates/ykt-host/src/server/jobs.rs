@@ -3,6 +3,9 @@
 
 use tokio::sync::oneshot;
 
+use chrono::NaiveDateTime;
+
+use crate::domain::journal::{self, Actor, Change};
 use crate::error::{HostError, Result};
 use crate::ledger::Tx;
 use crate::store::Store;
@@ -64,4 +67,26 @@ where
     tokio::task::spawn_blocking(move || store.execute(f))
         .await
         .map_err(|_| HostError::Closed)?
+}
+
+/// Runs `f` in a writer's transaction (waiting for queue space) and appends the journal entry
+/// it describes in the same transaction (R-B1): how every state change made through the admin
+/// API is written, so none goes unjournalled.
+pub(crate) async fn change<T, F>(
+    store: &Store,
+    actor: &Actor,
+    now: NaiveDateTime,
+    mut f: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnMut(&mut Tx<'_>) -> Result<(T, Change)> + Send + 'static,
+{
+    let actor = actor.clone();
+    execute(store, move |tx| {
+        let (t, change) = f(tx)?;
+        journal::append(tx, &actor, now, &change)?;
+        Ok(t)
+    })
+    .await
 }

@@ -10,7 +10,10 @@
 mod admin;
 mod admin_ops;
 mod api;
+mod auth;
 mod bulk;
+mod cardholders_api;
+mod cash_api;
 mod clock;
 mod conn;
 mod exceptions;
@@ -18,8 +21,10 @@ mod handlers;
 mod http;
 mod jobs;
 mod metrics;
+mod operators_api;
 mod params_api;
 mod registry;
+mod routes;
 mod signin_gate;
 
 use std::net::SocketAddr;
@@ -37,7 +42,14 @@ use crate::store::Store;
 pub use admin::Provisioning;
 pub use clock::Clock;
 pub use metrics::{FAMILIES as METRIC_FAMILIES, Family as MetricFamily, Kind as MetricKind};
+pub use operators_api::first_start;
 pub use registry::{Command, Registry};
+pub use routes::{AccessTable, RouteAccess};
+
+/// Every admin API route with the access it declares (for tests that walk the router).
+pub fn access_table() -> AccessTable {
+    http::api().1
+}
 
 /// Everything the server needs besides the store.
 #[derive(Clone, Debug)]
@@ -64,6 +76,10 @@ pub struct ServerConfig {
     pub clock_interval: Duration,
     /// The campus clock: terminals keep local time.
     pub clock: Clock,
+    /// Operators' login lockout and browser-session lifetime (R-B1).
+    pub login: crate::domain::operators::LoginPolicy,
+    /// Mark the session cookie `Secure` (the HTTP listener serves TLS).
+    pub secure_cookies: bool,
 }
 
 impl ServerConfig {
@@ -81,6 +97,8 @@ impl ServerConfig {
             status_interval: Duration::from_secs(300),
             clock_interval: Duration::from_secs(24 * 3600),
             clock: Clock::china(),
+            login: crate::domain::operators::LoginPolicy::default(),
+            secure_cookies: false,
         }
     }
 }
@@ -92,6 +110,8 @@ pub(crate) struct Shared {
     pub registry: Registry,
     pub nonces: registry::NonceCache,
     pub metrics: metrics::Metrics,
+    /// Every admin route's declared access, for `auth::require`.
+    pub access: AccessTable,
     /// Set by [`Server::ready`]; `/healthz` says `starting` (503) until then.
     pub ready: AtomicBool,
 }
@@ -141,10 +161,22 @@ impl Listeners {
     pub async fn serve(self, config: ServerConfig, store: Store) -> Result<Server> {
         let terminal_addr = self.terminal_addr()?;
         let http_addr = self.http_addr()?;
+        // The legacy admin token acts as the first administrator: make sure there is one.
+        let (st, now) = (store.clone(), config.clock.now());
+        if tokio::task::spawn_blocking(move || first_start(&st, now))
+            .await
+            .map_err(|_| HostError::Closed)??
+            .is_some()
+        {
+            tracing::warn!(
+                "created the first system administrator `admin` with a password nobody was shown: reset it with the admin token (ykt operator passwd admin)"
+            );
+        }
         let shared = Arc::new(Shared {
             registry: Registry::default(),
             nonces: registry::NonceCache::default(),
             metrics: metrics::Metrics::install(),
+            access: http::api().1,
             ready: AtomicBool::new(false),
             store,
             config,

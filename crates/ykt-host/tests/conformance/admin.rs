@@ -25,18 +25,43 @@ pub fn money_limits_in_the_domain(f: &Fixture) {
     let c = card(s, 10_000);
     let no = c.no;
     for amount in [i64::MIN, -1, 0, MAX + 1, i64::MAX, MAX - 10_000 + 1] {
-        let r = s.execute(move |tx| admin::deposit(tx, no, amount, &format!("d{amount}"), now()));
+        let r = s.execute(move |tx| {
+            admin::deposit(
+                tx,
+                admin::Payer::system(&ykt_host::domain::journal::Actor::system("test")),
+                no,
+                amount,
+                &format!("d{amount}"),
+                now(),
+            )
+        });
         assert!(is_invalid(&r), "deposit {amount}: {r:?}");
     }
     let full = s
-        .execute(move |tx| admin::deposit(tx, no, MAX - 10_000, "top", now()))
+        .execute(move |tx| {
+            admin::deposit(
+                tx,
+                admin::Payer::system(&ykt_host::domain::journal::Actor::system("test")),
+                no,
+                MAX - 10_000,
+                "top",
+                now(),
+            )
+        })
         .unwrap();
     assert_eq!(full.balance, MAX);
     for b in [i64::MIN, -5_000, -1, MAX + 1, i64::MAX] {
         assert!(is_invalid(&admin::check_opening_balance(b)), "{b}");
         let r = s.execute(move |tx| {
             let c = admin::issue_numbered_card(tx, 3_000_000_000, 1, now().date())?;
-            admin::pay_opening_balance(tx, c, b, "open", now())
+            admin::pay_opening_balance(
+                tx,
+                admin::Payer::system(&ykt_host::domain::journal::Actor::system("test")),
+                c,
+                b,
+                "open",
+                now(),
+            )
         });
         assert!(is_invalid(&r), "opening balance {b}: {r:?}");
     }

@@ -189,7 +189,14 @@ pub fn card(store: &Store, balance: i64) -> Card {
                 },
             )?;
             if balance > 0 {
-                admin::deposit(tx, c.no, balance, &format!("issue-{}", c.no.get()), now())
+                admin::deposit(
+                    tx,
+                    admin::Payer::system(&ykt_host::domain::journal::Actor::system("test")),
+                    c.no,
+                    balance,
+                    &format!("issue-{}", c.no.get()),
+                    now(),
+                )
             } else {
                 Ok(c)
             }

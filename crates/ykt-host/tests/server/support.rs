@@ -103,7 +103,14 @@ fn seed(store: &Store) -> Vec<CardNo> {
                         counter: 0,
                     },
                 )?;
-                admin::deposit(tx, c.no, 10_000, &format!("open:{i}"), now)?;
+                admin::deposit(
+                    tx,
+                    admin::Payer::system(&ykt_host::domain::journal::Actor::system("test")),
+                    c.no,
+                    10_000,
+                    &format!("open:{i}"),
+                    now,
+                )?;
                 cards.push(c.no);
             }
             Ok(cards)

@@ -41,6 +41,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "held records booked against their state",
             r.exception_mismatches.len(),
         ),
+        (
+            "deposits without their operator-journal entry (or the reverse)",
+            r.journal_mismatches.len(),
+        ),
     ];
     for (what, n) in problems {
         if n > 0 {

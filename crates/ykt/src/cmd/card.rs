@@ -46,8 +46,8 @@ pub enum Args {
         #[arg(long)]
         today: Option<NaiveDate>,
     },
-    /// The card office through the admin API: issue, lose, found, freeze, unfreeze, cancel,
-    /// info, list (`card_admin.rs`).
+    /// The card office through the admin API: issue, deposit, lose, found, freeze, unfreeze,
+    /// cancel, info, list (`card_admin.rs`).
     #[command(flatten)]
     Admin(super::card_admin::Args),
 }

@@ -31,6 +31,22 @@ pub enum Args {
     Cancel(Target),
     /// The system's view of a card: status, balance mirror, counter, blacklist state.
     Info(Target),
+    /// A card-office deposit onto the card's account, tallied in your shift (R-B1); at or
+    /// above the approval threshold it waits for a second operator.
+    Deposit {
+        card_no: u32,
+        /// Fen.
+        #[arg(long)]
+        amount: Fen,
+        /// The receipt number: a repeated one is refused, never booked twice.
+        #[arg(long)]
+        id: String,
+        /// cash, bank-card or transfer.
+        #[arg(long, default_value = "cash")]
+        method: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Cards in number order, a page at a time.
     List {
         /// Start after this card number.
@@ -71,6 +87,9 @@ pub struct IssueArgs {
     /// Card password, 4–12 digits.
     #[arg(long)]
     pin: String,
+    /// The cardholder's student or staff number (学工号): the card becomes theirs (R-B2).
+    #[arg(long)]
+    cardholder: Option<String>,
     /// The system master key file [default: DATA/keys].
     #[arg(long)]
     keys: Option<PathBuf>,
@@ -84,6 +103,30 @@ pub struct IssueArgs {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args {
         Args::Issue(a) => issue_card(a),
+        Args::Deposit {
+            card_no,
+            amount,
+            id,
+            method,
+            api,
+        } => {
+            let api = Api::new(&api)?;
+            let body = json!({"amount": amount, "id": id, "method": method});
+            let r = api.post(&format!("/cards/{card_no}/deposit"), Some(&body))?;
+            api.print(&r, |r| match r.get("approval") {
+                Some(a) => println!(
+                    "{}: request {} waits for a second operator (ykt approval approve {})",
+                    cell(r, "message"),
+                    cell(a, "id"),
+                    cell(a, "id")
+                ),
+                None => println!(
+                    "card {} balance {} 元",
+                    cell(r, "card_no"),
+                    yuan(r, "balance")
+                ),
+            })
+        }
         Args::Lose(t) => action(t, "lose"),
         Args::Found(t) => action(t, "found"),
         Args::Freeze(t) => action(t, "freeze"),
@@ -187,6 +230,7 @@ fn issue_card(a: IssueArgs) -> anyhow::Result<()> {
         "class": a.class,
         "expiry": a.expiry.to_string(),
         "balance": a.balance,
+        "cardholder": a.cardholder,
     });
     let c = api.post("/cards", Some(&body))?;
     let no = c["card_no"]

@@ -4,11 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::Value;
 
 /// Largest answer read from the API (the blacklist page of 10,000 cards is far smaller).
 const MAX_BODY: u64 = 16 * 1024 * 1024;
+/// Largest file downloaded (a cardholder export of 200,000 rows is far smaller).
+const MAX_FILE: u64 = 256 * 1024 * 1024;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ApiArgs {
@@ -16,10 +18,11 @@ pub struct ApiArgs {
     /// http://127.0.0.1:8080].
     #[arg(long, env = "YKT_SERVER")]
     pub server: Option<String>,
-    /// Data directory of the server: the token is read from DATA/admin-token.
+    /// Data directory of the server: the token is read from DATA/admin-token when neither
+    /// --token, YKT_TOKEN nor a `ykt login` for this server gives one.
     #[arg(long, default_value = "ykt-data")]
     pub data: PathBuf,
-    /// Admin token instead of DATA/admin-token.
+    /// An operator's API token (`ykt operator token create`), or the admin token.
     #[arg(long, env = "YKT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Print the API's JSON instead of a table.
@@ -57,8 +60,10 @@ impl Api {
                 None => "http://127.0.0.1:8080".to_owned(),
             },
         };
-        let token = match &a.token {
-            Some(t) => t.clone(),
+        // --token or YKT_TOKEN; else what `ykt login` saved for this server; else the admin
+        // token of the server's data directory.
+        let token = match a.token.clone().or_else(|| super::login::saved_token(&base)) {
+            Some(t) => t,
             None => {
                 let path = a.data.join("admin-token");
                 std::fs::read_to_string(&path)
@@ -112,6 +117,15 @@ impl Api {
         self.answer(path, resp)
     }
 
+    pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        let resp = self
+            .agent
+            .delete(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        self.answer(path, resp)
+    }
+
     pub fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let resp = self
             .agent
@@ -120,6 +134,43 @@ impl Api {
             .header("Content-Type", "application/json")
             .send(body.to_string());
         self.answer(path, resp)
+    }
+
+    /// POSTs a file as it is (`content_type` names its format).
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> anyhow::Result<Value> {
+        let resp = self
+            .agent
+            .post(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", content_type)
+            .send(body);
+        self.answer(path, resp)
+    }
+
+    /// GETs a file: its bytes as they come.
+    pub fn get_raw(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let resp = self
+            .agent
+            .get(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        let mut resp =
+            resp.with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_FILE)
+            .read_to_vec()
+            .with_context(|| format!("{path}: unreadable answer"))?;
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Err(refusal(
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
     }
 
     fn answer(
@@ -140,15 +191,7 @@ impl Api {
         if (200..300).contains(&status) {
             return Ok(value);
         }
-        let msg = value
-            .get("error")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| value.to_string());
-        match value.get("code").and_then(Value::as_u64) {
-            Some(code) => bail!("refused: {msg} (code {code})"),
-            None => bail!("{msg} (HTTP {status})"),
-        }
+        Err(refusal(status, value))
     }
 
     /// Prints `v` as JSON when asked, else lets `human` print it.
@@ -159,6 +202,23 @@ impl Api {
             human(v);
         }
         Ok(())
+    }
+}
+
+/// The API's refusal as an error: its message, its code, and any per-line errors.
+fn refusal(status: u16, value: Value) -> anyhow::Error {
+    let msg = value
+        .get("error")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
+    let lines: String = items(value.get("lines").unwrap_or(&Value::Null))
+        .iter()
+        .map(|l| format!("\n  line {}: {}", cell(l, "line"), cell(l, "error")))
+        .collect();
+    match value.get("code").and_then(Value::as_u64) {
+        Some(code) => anyhow::anyhow!("refused: {msg} (code {code}){lines}"),
+        None => anyhow::anyhow!("{msg} (HTTP {status}){lines}"),
     }
 }
 

@@ -17,6 +17,53 @@ pub enum Args {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// One operator's cash report of a day, shift by shift (R-B1) [default: your own, today].
+    Cash {
+        /// The operator's login; without it, your own shifts.
+        #[arg(long)]
+        operator: Option<String>,
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+fn print_cash(r: &Value) {
+    let sum = |v: &Value| format!("{} / {}", cell(v, "count"), yuan(v, "amount"));
+    let rows: Vec<Vec<String>> = items(&r["shifts"])
+        .iter()
+        .map(|s| {
+            vec![
+                cell(s, "id"),
+                cell(s, "opened_at"),
+                cell(s, "closed_at"),
+                sum(&s["cash"]),
+                sum(&s["bank_card"]),
+                sum(&s["transfer"]),
+            ]
+        })
+        .collect();
+    println!("{} {}", cell(r, "operator"), cell(r, "date"));
+    print!(
+        "{}",
+        table(
+            &[
+                "shift",
+                "opened",
+                "closed",
+                "cash (n / 元)",
+                "bank card",
+                "transfer"
+            ],
+            &rows
+        )
+    );
+    println!(
+        "cash to hand over: {} 元 ({} deposits)",
+        yuan(&r["cash"], "amount"),
+        cell(&r["cash"], "count")
+    );
 }
 
 const HEAD: [&str; 8] = [
@@ -93,6 +140,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             let r = api.get(&path)?;
             api.print(&r, print_report)
+        }
+        Args::Cash {
+            operator,
+            date,
+            api,
+        } => {
+            let api = Api::new(&api)?;
+            let date = date.map(|d| format!("date={d}"));
+            let path = match operator {
+                Some(o) => format!(
+                    "/reports/cash?operator={o}{}",
+                    date.map(|d| format!("&{d}")).unwrap_or_default()
+                ),
+                None => format!(
+                    "/me/shift{}",
+                    date.map(|d| format!("?{d}")).unwrap_or_default()
+                ),
+            };
+            let r = api.get(&path)?;
+            api.print(&r, print_cash)
         }
     }
 }

@@ -82,7 +82,17 @@ fn tac_verifier(a: &Args) -> anyhow::Result<Option<Arc<dyn TacVerifier>>> {
     Ok(Some(Arc::new(tac::KeyFileTac(keys))))
 }
 
-/// The admin token: created (mode 0600) on first start, read afterwards.
+/// Where the first administrator's initial password is left at the first start (0600).
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+fn clock(a: &Args) -> Clock {
+    Clock {
+        utc_offset_secs: a.utc_offset_hours.clamp(-14, 14) * 3600,
+    }
+}
+
+/// The admin token: created (mode 0600) on first start, read afterwards. It acts as the
+/// first system administrator (`docs/operators.md`).
 pub fn admin_token(data: &Path) -> anyhow::Result<String> {
     let path = data.join("admin-token");
     if !path.exists() {
@@ -135,6 +145,15 @@ async fn start(a: &Args, listeners: Listeners) -> anyhow::Result<Server> {
     let (data, database, tac) = (a.data.clone(), a.database.clone(), tac_verifier(a)?);
     let store = blocking(move || open_store_with(&data, database.as_deref(), tac)).await?;
     let token = admin_token(&a.data)?;
+    let (st, now) = (store.clone(), clock(a).now());
+    if let Some(password) = blocking(move || Ok(ykt_host::server::first_start(&st, now)?)).await? {
+        let path = a.data.join(ADMIN_PASSWORD_FILE);
+        super::keys::write_secret(&path, password.as_bytes())?;
+        println!(
+            "first start: operator `admin` (系统管理员) created; initial password in {} (change it at first login: ykt login --user admin)",
+            path.display()
+        );
+    }
     if fresh_demo {
         let (store, fep) = (store.clone(), a.fep_id);
         blocking(move || demo::prepare_fep(&store, fep)).await?;
@@ -142,9 +161,7 @@ async fn start(a: &Args, listeners: Listeners) -> anyhow::Result<Server> {
     let mut config = ServerConfig::new(a.terminal_listen, a.http_listen, token);
     config.fep_id = a.fep_id;
     config.max_connections = a.max_connections;
-    config.clock = Clock {
-        utc_offset_secs: a.utc_offset_hours.clamp(-14, 14) * 3600,
-    };
+    config.clock = clock(a);
     config.idle_timeout = Duration::from_secs(180);
     let server = listeners.serve(config, store.clone()).await?;
     // The demo's provisioning files name the address actually bound (port 0 works).

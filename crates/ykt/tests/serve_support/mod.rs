@@ -18,6 +18,8 @@ pub fn ykt() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ykt"));
     c.env_remove("YKT_SERVER")
         .env_remove("YKT_TOKEN")
+        // No developer's `ykt login` is ever used by a test; tests that log in set their own.
+        .env("YKT_CONFIG_DIR", "/nonexistent/ykt-test-logins")
         .env("RUST_BACKTRACE", "0");
     c
 }

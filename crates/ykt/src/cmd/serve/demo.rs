@@ -123,7 +123,14 @@ pub fn seed(
                     },
                 )?;
                 let balance = 5_000 + 1_000 * i as Fen;
-                admin::deposit(tx, c.no, balance, &format!("demo:{}", c.no.get()), now)?;
+                admin::deposit(
+                    tx,
+                    admin::Payer::system(&ykt_host::domain::journal::Actor::system("demo")),
+                    c.no,
+                    balance,
+                    &format!("demo:{}", c.no.get()),
+                    now,
+                )?;
                 cards.push((c.no, display, balance));
             }
             // One card reported lost, so the blacklist is not empty.
