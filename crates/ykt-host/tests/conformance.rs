@@ -76,6 +76,7 @@ conformance!(
     api_tokens,
     web_sessions,
     journal_is_append_only,
+    audit_pairs_deposits_with_the_journal,
     cardholders_add_update_status,
     cardholders_search,
     cardholders_one_active_card,

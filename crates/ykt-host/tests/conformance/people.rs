@@ -394,3 +394,46 @@ pub fn journal_is_append_only(f: &Fixture) {
     }
     assert_eq!(entries(s, Filter::default()).len(), before);
 }
+
+// R-B1: the audit pairs every deposit with the journal entry that names it: a deposit
+// written behind the journal's back, or a journal entry naming no transfer, is a finding.
+pub fn audit_pairs_deposits_with_the_journal(f: &Fixture) {
+    let s = &f.store;
+    let c = card(s, 1_000);
+    audit_clean(s);
+    let no = c.no.get();
+    s.execute(move |tx| {
+        tx.conn.exec(
+            "INSERT INTO transfers (id, from_account, to_account, amount, kind, time) \
+             VALUES ('dep:behind-the-back', 'funding', $1, 500, 'deposit', 0)",
+            &[format!("card:{no}").into()],
+        )?;
+        tx.conn.exec(
+            "UPDATE accounts SET balance = balance + 500 WHERE id = $1",
+            &[format!("card:{no}").into()],
+        )?;
+        tx.conn.exec(
+            "UPDATE accounts SET balance = balance - 500 WHERE id = 'funding'",
+            &[],
+        )?;
+        tx.conn.exec(
+            "UPDATE cards SET balance = balance + 500 WHERE no = $1",
+            &[no.into()],
+        )
+    })
+    .unwrap();
+    let report = s.read(|tx| ledger::audit(tx.conn)).unwrap();
+    assert_eq!(
+        report.journal_mismatches,
+        vec!["dep:behind-the-back".to_owned()],
+        "{report:?}"
+    );
+    let actor = Actor::system("test");
+    s.execute(move |tx| {
+        let change = journal::Change::new("card.deposit", "card:0").transfer("dep:nowhere");
+        journal::append(tx, &actor, now(), &change)
+    })
+    .unwrap();
+    let report = s.read(|tx| ledger::audit(tx.conn)).unwrap();
+    assert_eq!(report.journal_mismatches.len(), 2, "{report:?}");
+}
