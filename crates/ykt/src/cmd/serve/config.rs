@@ -336,3 +336,144 @@ fn value_len(s: &str) -> usize {
     }
     s.find([' ', '\t', '\n', '&']).unwrap_or(s.len())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use clap::Args as _;
+
+    fn file(text: &str) -> Result<Options, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    // #16: flags (and environment, which clap folds into them) over the file over defaults.
+    #[test]
+    fn flags_over_file_over_defaults() {
+        let from_file = file(
+            "data = \"/var/lib/ykt\"\nfep-id = 3\nhttp-listen = \"127.0.0.1:81\"\ndemo = true\n",
+        )
+        .unwrap();
+        let flags = Options {
+            fep_id: Some(9),
+            ..Options::default()
+        };
+        let s = resolve(flags.over(from_file)).unwrap();
+        assert_eq!(s.fep_id, 9);
+        assert_eq!(s.data, PathBuf::from("/var/lib/ykt"));
+        assert_eq!(s.http_listen, "127.0.0.1:81".parse().unwrap());
+        assert!(s.demo);
+        assert_eq!(s.terminal_listen, addr(DEFAULT_TERMINAL_LISTEN));
+        assert_eq!(s.utc_offset_hours, 8);
+        assert!(s.backups.is_none());
+    }
+
+    // #16: an unknown key is an error naming it; so is a value of the wrong type.
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_by_name() {
+        let e = file("data = \"d\"\nbackup-evrey = \"1h\"\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field `backup-evrey`"), "{e}");
+        let e = file("fep-id = \"one\"\n").unwrap_err().to_string();
+        assert!(e.contains("fep-id"), "{e}");
+        let e = file("backup-every = \"soon\"\n").unwrap_err().to_string();
+        assert!(e.contains("`soon` is not a period"), "{e}");
+        // `config` names the file; it is no key of it.
+        assert!(file("config = \"other.toml\"\n").is_err());
+    }
+
+    // #16: the rules between settings.
+    #[test]
+    fn backup_settings_need_a_directory_and_sqlite() {
+        let o = |text: &str| resolve(file(text).unwrap());
+        let e = o("backup-every = \"1h\"").unwrap_err().to_string();
+        assert!(e.contains("need backup-dir"), "{e}");
+        let e = o("backup-dir = \"b\"\ndatabase = \"host=db\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pg_dump"), "{e}");
+        let e = o("backup-dir = \"b\"\nbackup-keep = 0").unwrap_err().to_string();
+        assert!(e.contains("at least 1"), "{e}");
+        let s = o("backup-dir = \"b\"").unwrap();
+        assert_eq!(
+            s.backups,
+            Some(Schedule {
+                dir: "b".into(),
+                every: Duration::from_secs(86_400),
+                keep: 7
+            })
+        );
+    }
+
+    // #16: periods.
+    #[test]
+    fn intervals_parse_and_print() {
+        for (text, secs) in [("90s", 90), ("30m", 1_800), ("6h", 21_600), ("1d", 86_400)] {
+            let i: Interval = text.parse().unwrap();
+            assert_eq!(i.0.as_secs(), secs);
+            assert_eq!(i.to_string(), text);
+        }
+        assert_eq!(Interval(Duration::from_secs(120)).to_string(), "2m");
+        for bad in ["", "h", "5", "5w", "0s", "-1h", "1.5h", "99999999999999999999d"] {
+            assert!(bad.parse::<Interval>().is_err(), "{bad}");
+        }
+    }
+
+    // #16: passwords are masked in both forms of a connection string; the rest stays.
+    #[test]
+    fn database_passwords_are_masked() {
+        for (url, masked) in [
+            (
+                "host=db user=ykt password=s3cret dbname=ykt",
+                "host=db user=ykt password=*** dbname=ykt",
+            ),
+            (
+                "host=db password = s3cret dbname=ykt",
+                "host=db password=*** dbname=ykt",
+            ),
+            (
+                "host=db password='a b\\' c' dbname=ykt",
+                "host=db password=*** dbname=ykt",
+            ),
+            (
+                "postgres://ykt:s3cret@db:5432/ykt?sslmode=require",
+                "postgres://ykt:***@db:5432/ykt?sslmode=require",
+            ),
+            (
+                "postgresql://ykt@db/ykt?password=s3cret&sslmode=require",
+                "postgresql://ykt@db/ykt?password=***&sslmode=require",
+            ),
+            ("host=db user=passwordless", "host=db user=passwordless"),
+        ] {
+            assert_eq!(mask_password(url), masked, "{url}");
+        }
+    }
+
+    // #16: every setting has its flag, its YKT_* variable, its key in `entries`, and its
+    // row in the table of docs/operations.md.
+    #[test]
+    fn every_setting_is_a_flag_a_variable_a_key_and_documented() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md"))
+                .unwrap();
+        let cmd = Options::augment_args(clap::Command::new("serve"));
+        let keys: Vec<&str> = Options::default().entries().iter().map(|e| e.0).collect();
+        let mut flags = Vec::new();
+        for arg in cmd.get_arguments() {
+            let long = arg.get_long().unwrap();
+            let env = arg.get_env().unwrap().to_str().unwrap();
+            assert_eq!(env, env_name(long), "--{long}");
+            let row = format!("| `--{long}");
+            let line = doc
+                .lines()
+                .find(|l| l.starts_with(&row))
+                .unwrap_or_else(|| panic!("docs/operations.md has no row {row}"));
+            assert!(line.contains(&format!("`{env}`")), "{line}");
+            if long != "config" {
+                assert!(line.contains(&format!("`{long}`")), "{line}");
+                flags.push(long);
+            }
+        }
+        assert_eq!(flags, keys);
+    }
+}
