@@ -214,13 +214,20 @@ pub fn current_schema_version() -> Result<i64> {
 }
 
 /// Copies every page of `source` (in its current transaction, if any) into `dest`.
-fn copy(source: &Connection, dest: &mut Connection, pace: Pace, stop: &AtomicBool) -> Result<Copied> {
+fn copy(
+    source: &Connection,
+    dest: &mut Connection,
+    pace: Pace,
+    stop: &AtomicBool,
+) -> Result<Copied> {
     let started = Instant::now();
     let backup = Backup::new(source, dest)?;
     let mut steps = 0u64;
     loop {
         if stop.load(Ordering::Relaxed) {
-            return Err(HostError::Invalid("backup stopped: the server is shutting down".into()));
+            return Err(HostError::Invalid(
+                "backup stopped: the server is shutting down".into(),
+            ));
         }
         steps += 1;
         match backup.step(pace.pages_per_step)? {
@@ -343,10 +350,10 @@ fn create_private(path: &Path) -> Result<()> {
 
 /// Makes a new directory entry durable (best effort: not every file system syncs one).
 fn sync_parent(path: &Path) {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
 }
 

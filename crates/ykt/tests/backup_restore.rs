@@ -139,7 +139,11 @@ fn succeeded(o: &Output) -> String {
 }
 
 fn failed(o: &Output) -> String {
-    assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -198,7 +202,10 @@ fn a_backup_under_load_restores_every_acknowledged_debit() {
     let db = restored.join("ykt.db");
     let stored = stored_serials(&db, DEVICE);
     for serial in &before {
-        assert!(stored.contains(serial), "acknowledged debit {serial} not in the backup");
+        assert!(
+            stored.contains(serial),
+            "acknowledged debit {serial} not in the backup"
+        );
     }
     // Nothing is in the copy that was not acknowledged by the end.
     assert!(stored.iter().all(|s| after.contains(s)));
@@ -245,7 +252,12 @@ fn restore_refuses_what_it_cannot_restore() {
     s.stop();
 
     let target = work.path().join("target");
-    let restore = |from: &Path| run(&["restore", "--from"], &[from, Path::new("--data"), &target]);
+    let restore = |from: &Path| {
+        run(
+            &["restore", "--from"],
+            &[from, Path::new("--data"), &target],
+        )
+    };
 
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("notes.txt"), b"mine").unwrap();
@@ -255,8 +267,11 @@ fn restore_refuses_what_it_cannot_restore() {
     std::fs::remove_dir_all(&target).unwrap();
 
     let text = work.path().join("text.backup");
-    std::fs::write(&text, "not a database, not at all, but long enough to be read".repeat(20))
-        .unwrap();
+    std::fs::write(
+        &text,
+        "not a database, not at all, but long enough to be read".repeat(20),
+    )
+    .unwrap();
     let err = failed(&restore(&text));
     assert!(err.contains("is not a SQLite database"), "{err}");
 
@@ -279,7 +294,11 @@ fn restore_refuses_what_it_cannot_restore() {
 
     let err = failed(&restore(&work.path().join("missing.backup")));
     assert!(err.contains("no file"), "{err}");
-    assert!(!target.exists(), "a refused restore created {}", target.display());
+    assert!(
+        !target.exists(),
+        "a refused restore created {}",
+        target.display()
+    );
 
     // The good one still restores.
     let out = succeeded(&restore(&file));
@@ -307,7 +326,11 @@ fn serve_schedules_backups_and_keeps_the_newest() {
     let debits = Debits::start(&s);
     let deadline = Instant::now() + Duration::from_secs(60);
     while s.log().matches("backup written, audit clean").count() < 4 {
-        assert!(Instant::now() < deadline, "no 4 backups in 60 s:\n{}", s.log());
+        assert!(
+            Instant::now() < deadline,
+            "no 4 backups in 60 s:\n{}",
+            s.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let metrics = http_get(s.http, "/metrics");
@@ -329,10 +352,18 @@ fn serve_schedules_backups_and_keeps_the_newest() {
         .collect();
     names.sort();
     assert_eq!(names.len(), 2, "{names:?}");
-    assert!(names.iter().all(|n| n.starts_with("ykt-backup-") && n.ends_with(".db")));
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("ykt-backup-") && n.ends_with(".db"))
+    );
     let out = succeeded(&run(
         &["restore", "--from"],
-        &[&dir.join(&names[1]), Path::new("--data"), &work.path().join("r")],
+        &[
+            &dir.join(&names[1]),
+            Path::new("--data"),
+            &work.path().join("r"),
+        ],
     ));
     assert!(out.contains("audit clean"), "{out}");
 }
@@ -340,7 +371,11 @@ fn serve_schedules_backups_and_keeps_the_newest() {
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     text
@@ -428,6 +463,9 @@ fn pg_dump_round_trip_under_load() {
         .map(|r| u32::try_from(r.get::<_, i64>(0)).unwrap())
         .collect();
     for serial in &before {
-        assert!(stored.contains(serial), "acknowledged debit {serial} not in the dump");
+        assert!(
+            stored.contains(serial),
+            "acknowledged debit {serial} not in the dump"
+        );
     }
 }

@@ -40,7 +40,13 @@ fn serve_once(mut cmd: Command) -> String {
         }
     };
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     assert!(child.wait().unwrap().success());
     ready
 }
@@ -52,7 +58,11 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn stderr_of_failure(o: &Output) -> String {
-    assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -84,7 +94,10 @@ fn flags_over_environment_over_file() {
 
     // The file alone.
     let ready = serve_once(serve());
-    assert!(ready.contains(&format!("http://127.0.0.1:{file_port}")), "{ready}");
+    assert!(
+        ready.contains(&format!("http://127.0.0.1:{file_port}")),
+        "{ready}"
+    );
     assert!(from_file.join("demo.json").exists());
 
     // The environment over the file; the file's other keys still apply (the demo).
@@ -92,7 +105,10 @@ fn flags_over_environment_over_file() {
     c.env("YKT_DATA", &from_env)
         .env("YKT_HTTP_LISTEN", format!("127.0.0.1:{env_port}"));
     let ready = serve_once(c);
-    assert!(ready.contains(&format!("http://127.0.0.1:{env_port}")), "{ready}");
+    assert!(
+        ready.contains(&format!("http://127.0.0.1:{env_port}")),
+        "{ready}"
+    );
     assert!(from_env.join("demo.json").exists());
 
     // Flags over both; `--demo=false` over the file's `demo = true`.
@@ -129,19 +145,32 @@ fn config_check_shows_the_effective_configuration_with_secrets_masked() {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(out.contains("valid"), "{out}");
-    assert!(out.contains("database = \"postgres://ykt:***@db/ykt\"  # file"), "{out}");
+    assert!(
+        out.contains("database = \"postgres://ykt:***@db/ykt\"  # file"),
+        "{out}"
+    );
     assert!(out.contains("fep-id = 3  # file"), "{out}");
     assert!(out.contains("keys = \"/etc/ykt/keys\"  # file"), "{out}");
     assert!(out.contains("demo = false  # default"), "{out}");
-    assert!(out.contains("terminal-listen = \"0.0.0.0:9000\"  # default"), "{out}");
+    assert!(
+        out.contains("terminal-listen = \"0.0.0.0:9000\"  # default"),
+        "{out}"
+    );
     assert!(!out.contains("hunter22"), "{out}");
 
     let o = ykt()
         .args(["config", "check"])
         .arg(&config)
-        .env("YKT_DATABASE", "host=db user=ykt password=s3cret dbname=ykt")
+        .env(
+            "YKT_DATABASE",
+            "host=db user=ykt password=s3cret dbname=ykt",
+        )
         .env("YKT_FEP_ID", "4")
         .output()
         .unwrap();
@@ -153,8 +182,14 @@ fn config_check_shows_the_effective_configuration_with_secrets_masked() {
         ),
         "{out}"
     );
-    assert!(out.contains("fep-id = 4  # environment YKT_FEP_ID"), "{out}");
-    assert!(!out.contains("s3cret") && !out.contains("hunter22"), "{out}");
+    assert!(
+        out.contains("fep-id = 4  # environment YKT_FEP_ID"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("s3cret") && !out.contains("hunter22"),
+        "{out}"
+    );
 
     // `--help` does not show the variable's value either.
     let o = ykt()
@@ -163,7 +198,10 @@ fn config_check_shows_the_effective_configuration_with_secrets_masked() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&o.stdout);
-    assert!(help.contains("YKT_DATABASE") && !help.contains("s3cret"), "{help}");
+    assert!(
+        help.contains("YKT_DATABASE") && !help.contains("s3cret"),
+        "{help}"
+    );
 }
 
 // #16: an unknown key is refused with its name, by `ykt config check` and by `ykt serve`,

@@ -86,8 +86,10 @@ impl SqliteConn {
     /// Opens an existing database file to read only, without migrating it: a backup or a
     /// restored copy being audited (`backup.rs`).
     pub fn open_read_only(path: &Path) -> Result<SqliteConn> {
-        let conn =
-            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
         let mut c = SqliteConn {
             conn,
             read_only: false,

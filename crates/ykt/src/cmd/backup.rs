@@ -67,7 +67,9 @@ pub fn carried_files(data: &Path) -> anyhow::Result<Carried> {
         } else if CARRIED_DIRS.contains(&name.as_str()) && path.is_dir() {
             for inner in sorted_entries(&path)? {
                 if path.join(&inner).is_file() && !inner.ends_with(".tmp") {
-                    carried.files.push(read_carried(data, format!("{name}/{inner}"))?);
+                    carried
+                        .files
+                        .push(read_carried(data, format!("{name}/{inner}"))?);
                 }
             }
         } else if !NOT_CARRIED.contains(&name.as_str()) && !name.ends_with(".tmp") {
@@ -89,7 +91,8 @@ fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<String>> {
 
 fn read_carried(data: &Path, name: String) -> anyhow::Result<CarriedFile> {
     let path = data.join(&name);
-    let content = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let content =
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(CarriedFile { name, content })
 }
 
@@ -127,7 +130,11 @@ pub fn backup(a: BackupArgs) -> anyhow::Result<()> {
     )
     .with_context(|| format!("cannot back up {}", db.display()))?;
     let found = host_backup::inspect(&a.out)?;
-    println!("backup of {} written to {} (mode 0600)", db.display(), a.out.display());
+    println!(
+        "backup of {} written to {} (mode 0600)",
+        db.display(),
+        a.out.display()
+    );
     describe(&copied, &found);
     if !carried.unknown.is_empty() {
         println!(

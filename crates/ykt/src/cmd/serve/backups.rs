@@ -186,7 +186,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for i in 0..5 {
             std::fs::write(
-                dir.path().join(format!("{PREFIX}2026120{i}T000000.000Z{SUFFIX}")),
+                dir.path()
+                    .join(format!("{PREFIX}2026120{i}T000000.000Z{SUFFIX}")),
                 b"x",
             )
             .unwrap();

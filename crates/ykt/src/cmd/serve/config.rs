@@ -126,8 +126,14 @@ impl Options {
             ("http-listen", self.http_listen.map(|a| quoted(&a))),
             ("fep-id", self.fep_id.map(|v| v.to_string())),
             ("demo", self.demo.map(|v| v.to_string())),
-            ("utc-offset-hours", self.utc_offset_hours.map(|v| v.to_string())),
-            ("max-connections", self.max_connections.map(|v| v.to_string())),
+            (
+                "utc-offset-hours",
+                self.utc_offset_hours.map(|v| v.to_string()),
+            ),
+            (
+                "max-connections",
+                self.max_connections.map(|v| v.to_string()),
+            ),
             ("keys", path(&self.keys)),
             ("backup-dir", path(&self.backup_dir)),
             ("backup-every", self.backup_every.map(|v| quoted(&v))),
@@ -187,7 +193,9 @@ pub fn resolve(o: Options) -> anyhow::Result<Settings> {
     Ok(Settings {
         data: o.data.unwrap_or_else(|| DEFAULT_DATA.into()),
         database: o.database,
-        terminal_listen: o.terminal_listen.unwrap_or_else(|| addr(DEFAULT_TERMINAL_LISTEN)),
+        terminal_listen: o
+            .terminal_listen
+            .unwrap_or_else(|| addr(DEFAULT_TERMINAL_LISTEN)),
         http_listen: o.http_listen.unwrap_or_else(|| addr(DEFAULT_HTTP_LISTEN)),
         fep_id: o.fep_id.unwrap_or(DEFAULT_FEP_ID),
         demo: o.demo.unwrap_or(false),
@@ -204,7 +212,8 @@ pub fn env_name(key: &str) -> String {
 }
 
 fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap_or_else(|_| unreachable!("default address {s}"))
+    s.parse()
+        .unwrap_or_else(|_| unreachable!("default address {s}"))
 }
 
 impl Settings {
@@ -270,7 +279,7 @@ impl fmt::Display for Interval {
         let secs = self.0.as_secs();
         let (n, unit) = [(86_400, "d"), (3_600, "h"), (60, "m")]
             .into_iter()
-            .find(|(u, _)| secs % u == 0)
+            .find(|(u, _)| secs.is_multiple_of(*u))
             .map_or((secs, "s"), |(u, name)| (secs / u, name));
         write!(f, "{n}{unit}")
     }
@@ -372,7 +381,9 @@ mod tests {
     // #16: an unknown key is an error naming it; so is a value of the wrong type.
     #[test]
     fn unknown_keys_and_bad_values_are_refused_by_name() {
-        let e = file("data = \"d\"\nbackup-evrey = \"1h\"\n").unwrap_err().to_string();
+        let e = file("data = \"d\"\nbackup-evrey = \"1h\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `backup-evrey`"), "{e}");
         let e = file("fep-id = \"one\"\n").unwrap_err().to_string();
         assert!(e.contains("fep-id"), "{e}");
@@ -392,7 +403,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("pg_dump"), "{e}");
-        let e = o("backup-dir = \"b\"\nbackup-keep = 0").unwrap_err().to_string();
+        let e = o("backup-dir = \"b\"\nbackup-keep = 0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least 1"), "{e}");
         let s = o("backup-dir = \"b\"").unwrap();
         assert_eq!(
@@ -414,7 +427,16 @@ mod tests {
             assert_eq!(i.to_string(), text);
         }
         assert_eq!(Interval(Duration::from_secs(120)).to_string(), "2m");
-        for bad in ["", "h", "5", "5w", "0s", "-1h", "1.5h", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "h",
+            "5",
+            "5w",
+            "0s",
+            "-1h",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
             assert!(bad.parse::<Interval>().is_err(), "{bad}");
         }
     }
@@ -453,9 +475,11 @@ mod tests {
     // row in the table of docs/operations.md.
     #[test]
     fn every_setting_is_a_flag_a_variable_a_key_and_documented() {
-        let doc =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md"))
-                .unwrap();
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/operations.md"
+        ))
+        .unwrap();
         let cmd = Options::augment_args(clap::Command::new("serve"));
         let keys: Vec<&str> = Options::default().entries().iter().map(|e| e.0).collect();
         let mut flags = Vec::new();
