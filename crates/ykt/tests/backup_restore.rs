@@ -128,25 +128,6 @@ fn run(args: &[&str], paths: &[&Path]) -> Output {
     c.output().unwrap()
 }
 
-fn succeeded(o: &Output) -> String {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
-
-fn failed(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// The serials of `device` that the database at `db` holds records of.
 fn stored_serials(db: &Path, device: &str) -> Vec<u32> {
     let conn = rusqlite::Connection::open(db).unwrap();

@@ -7,9 +7,9 @@ mod serve_support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use serve_support::ykt;
+use serve_support::{failed, terminate, ykt};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -39,15 +39,7 @@ fn serve_once(mut cmd: Command) -> String {
             break line.clone();
         }
     };
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(child.wait().unwrap().success());
+    assert!(terminate(&mut child).success());
     ready
 }
 
@@ -55,15 +47,6 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
-}
-
-fn stderr_of_failure(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 // #16: a flag wins over the environment, the environment over the file, the file over the
@@ -218,7 +201,7 @@ fn an_unknown_key_is_refused_by_name() {
             data.to_str().unwrap()
         ),
     );
-    let err = stderr_of_failure(
+    let err = failed(
         &ykt()
             .args(["config", "check"])
             .arg(&config)
@@ -227,7 +210,7 @@ fn an_unknown_key_is_refused_by_name() {
     );
     assert!(err.contains("unknown field `backup-evrey`"), "{err}");
     assert!(err.contains("ykt.toml"), "{err}");
-    let err = stderr_of_failure(
+    let err = failed(
         &ykt()
             .args(["serve", "--config"])
             .arg(&config)
@@ -245,7 +228,7 @@ fn config_check_on_a_bad_file_fails_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let check = |text: &str| {
         let f = write(tmp.path(), "bad.toml", text);
-        stderr_of_failure(&ykt().args(["config", "check"]).arg(f).output().unwrap())
+        failed(&ykt().args(["config", "check"]).arg(f).output().unwrap())
     };
     let err = check("data = \n");
     assert!(err.contains("bad.toml") && err.contains("line 1"), "{err}");
@@ -255,7 +238,7 @@ fn config_check_on_a_bad_file_fails_clearly() {
     assert!(err.contains("http-listen"), "{err}");
     let err = check("backup-every = \"1h\"\n");
     assert!(err.contains("need backup-dir"), "{err}");
-    let err = stderr_of_failure(
+    let err = failed(
         &ykt()
             .args(["config", "check"])
             .arg(tmp.path().join("missing.toml"))
