@@ -33,6 +33,7 @@
 
 pub mod access;
 pub mod backend;
+pub mod backup;
 mod cache;
 pub mod domain;
 pub mod error;

@@ -22,6 +22,13 @@ enum Command {
     Serve(serve::Args),
     /// Check the books: balanced, every account equals its transfers, nothing booked twice.
     Audit(audit::Args),
+    /// Back up a data directory's database while `ykt serve` runs (docs/operations.md).
+    Backup(cmd::backup::BackupArgs),
+    /// Restore a backup into an empty data directory (docs/operations.md).
+    Restore(cmd::backup::RestoreArgs),
+    /// The configuration file of `ykt serve`: check it (docs/operations.md).
+    #[command(subcommand)]
+    Config(cmd::config::Args),
     /// Cardholders: add, show, search, import, export (admin API client).
     #[command(subcommand)]
     Cardholder(cardholder::Args),
@@ -77,6 +84,9 @@ fn main() -> anyhow::Result<()> {
         Command::Keys(args) => keys::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Backup(args) => cmd::backup::backup(args),
+        Command::Restore(args) => cmd::backup::restore(args),
+        Command::Config(args) => cmd::config::run(args),
         Command::Cardholder(args) => cmd::client::exit_on_error(cardholder::run(args)),
         Command::Merchant(args) => cmd::client::exit_on_error(merchant::run(args)),
         Command::Device(args) => cmd::client::exit_on_error(device::run(args)),

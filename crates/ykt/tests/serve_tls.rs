@@ -5,7 +5,6 @@
 
 mod serve_support;
 
-use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -57,10 +56,10 @@ fn admin_api_over_tls_end_to_end() {
     let s = Serve::start_with(
         None,
         &[
-            OsStr::new("--tls-cert"),
-            cert.as_os_str(),
-            OsStr::new("--tls-key"),
-            key.as_os_str(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
         ],
     );
     let addr: Value =

@@ -82,6 +82,23 @@ impl SqliteConn {
         self.rewind = Some(flag);
         self
     }
+
+    /// Opens an existing database file to read only, without migrating it: a backup or a
+    /// restored copy being audited (`backup.rs`).
+    pub fn open_read_only(path: &Path) -> Result<SqliteConn> {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        let mut c = SqliteConn {
+            conn,
+            read_only: false,
+            rewind: None,
+            config_changed: false,
+        };
+        c.set_read_only()?;
+        Ok(c)
+    }
 }
 
 /// Our SQL is written with `$n` placeholders and `FOR UPDATE` row locks; SQLite numbers

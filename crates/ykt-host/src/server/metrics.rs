@@ -89,6 +89,21 @@ const WRITER_BATCHES: Family = Family {
     initial_labels: &[],
 };
 
+/// Set by `ykt serve --backup-dir` (#16): alarm when it falls behind by more than the
+/// interval.
+const BACKUP_LAST_SUCCESS: Family = Family {
+    name: "ykt_backup_last_success_timestamp_seconds",
+    kind: Kind::Gauge,
+    help: "When the last scheduled backup was written and audited clean, in Unix seconds (0: none yet).",
+    initial_labels: &[],
+};
+const BACKUP_FAILURES: Family = Family {
+    name: "ykt_backup_failures_total",
+    kind: Kind::Counter,
+    help: "Scheduled backups that failed (copy, audit or rotation).",
+    initial_labels: &[],
+};
+
 /// Every family this process exports.
 pub const FAMILIES: &[Family] = &[
     REQUESTS,
@@ -99,6 +114,8 @@ pub const FAMILIES: &[Family] = &[
     EXCEPTIONS_OPEN,
     WRITER_JOBS,
     WRITER_BATCHES,
+    BACKUP_LAST_SUCCESS,
+    BACKUP_FAILURES,
 ];
 
 #[derive(Clone)]
@@ -194,4 +211,14 @@ pub(crate) fn connections(delta: f64) {
 pub(crate) fn writer_totals(stats: crate::store::WriterStats) {
     metrics::counter!(WRITER_JOBS.name).absolute(stats.jobs);
     metrics::counter!(WRITER_BATCHES.name).absolute(stats.batches);
+}
+
+/// A scheduled backup was written and audited clean at `unix_secs`.
+pub fn backup_succeeded(unix_secs: u64) {
+    metrics::gauge!(BACKUP_LAST_SUCCESS.name).set(unix_secs as f64);
+}
+
+/// A scheduled backup failed.
+pub fn backup_failed() {
+    metrics::counter!(BACKUP_FAILURES.name).increment(1);
 }

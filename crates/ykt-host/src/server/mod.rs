@@ -42,7 +42,10 @@ use crate::store::Store;
 
 pub use admin::Provisioning;
 pub use clock::Clock;
-pub use metrics::{FAMILIES as METRIC_FAMILIES, Family as MetricFamily, Kind as MetricKind};
+pub use metrics::{
+    FAMILIES as METRIC_FAMILIES, Family as MetricFamily, Kind as MetricKind, backup_failed,
+    backup_succeeded,
+};
 pub use operators_api::first_start;
 pub use registry::{Command, Registry};
 pub use routes::{AccessTable, RouteAccess};

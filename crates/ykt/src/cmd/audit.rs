@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use ykt_host::AuditReport;
+
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, default_value = "ykt-data")]
@@ -14,6 +16,14 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let store = super::serve::open_store(&a.data, a.database.as_deref())?;
     let r = store.read(|tx| ykt_host::ledger::audit(tx.conn))?;
+    if !print(&r) {
+        std::process::exit(1)
+    }
+    Ok(())
+}
+
+/// Prints what an audit found; whether the books are clean.
+pub fn print(r: &AuditReport) -> bool {
     println!(
         "accounts {}, transfers {}, sum of balances {}",
         r.accounts, r.transfers, r.balance_sum
@@ -53,9 +63,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     if r.is_clean() {
         println!("audit clean");
-        Ok(())
     } else {
         eprintln!("audit FAILED: {r:?}");
-        std::process::exit(1)
     }
+    r.is_clean()
 }

@@ -2,11 +2,13 @@
 
 pub mod approval;
 pub mod audit;
+pub mod backup;
 pub mod blacklist;
 pub mod card;
 pub mod card_admin;
 pub mod cardholder;
 pub mod client;
+pub mod config;
 pub mod device;
 pub mod exception;
 pub mod fep;

@@ -1,13 +1,14 @@
 //! `ykt serve`: the front-end processor and admin API (`ykt_host::server`), on an embedded
 //! SQLite database under `--data` or on PostgreSQL, with an optional demo campus.
 
-mod data_dir;
+mod backups;
+pub mod config;
+pub mod data_dir;
 mod demo;
 mod https;
 pub mod tac;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,43 +16,16 @@ use rand::RngCore;
 use std::sync::Arc;
 
 use super::client::{SERVE_ADDR_FILE, ServeAddr};
+use config::Settings;
 use data_dir::StartedDir;
 use ykt_host::server::{Clock, Listeners, Server, ServerConfig, Tls};
 use ykt_host::{Backend, Store, StoreConfig, TacVerifier};
 
-#[derive(clap::Args)]
-pub struct Args {
-    /// Data directory: SQLite database, admin token, demo files. Created on first start.
-    #[arg(long, default_value = "ykt-data")]
-    pub data: PathBuf,
-    /// PostgreSQL connection string instead of SQLite, e.g. `host=127.0.0.1 user=postgres dbname=ykt`.
-    #[arg(long)]
-    pub database: Option<String>,
-    /// Where terminals connect (the wire protocol).
-    #[arg(long, default_value = "0.0.0.0:9000")]
-    pub terminal_listen: SocketAddr,
-    /// Health, metrics and the admin API.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub http_listen: SocketAddr,
-    /// The front-end processor this process serves as (R-H7).
-    #[arg(long, default_value_t = 1)]
-    pub fep_id: u32,
-    /// Seed a demo campus into a fresh data directory (merchants, devices, cards).
-    #[arg(long)]
-    pub demo: bool,
-    /// The campus's offset from UTC in hours (terminals keep local time).
-    #[arg(long, default_value_t = 8, allow_hyphen_values = true)]
-    pub utc_offset_hours: i32,
-    /// Terminal connections at most.
-    #[arg(long, default_value_t = 10_000)]
-    pub max_connections: usize,
-    /// System master key file, for the TAC of CPU card records [default: DATA/keys]. Without
-    /// it CPU card records are refused (code 99).
-    #[arg(long)]
-    pub keys: Option<PathBuf>,
-    #[command(flatten)]
-    pub tls: https::TlsArgs,
-}
+/// Every setting as a flag, a `YKT_*` variable or a key of `--config` (`config.rs`).
+pub use config::Options as Args;
+
+/// The SQLite database in a data directory.
+pub const DATABASE_FILE: &str = "ykt.db";
 
 /// The store of `--data` / `--database`, shared by `serve` and `audit`.
 pub fn open_store(data: &Path, database: Option<&str>) -> anyhow::Result<Store> {
@@ -67,7 +41,7 @@ fn open_store_with(
         .with_context(|| format!("cannot create data directory {}", data.display()))?;
     let backend = match database {
         Some(url) => Backend::Postgres(url.to_owned()),
-        None => Backend::Sqlite(data.join("ykt.db")),
+        None => Backend::Sqlite(data.join(DATABASE_FILE)),
     };
     let mut config = StoreConfig::new(backend);
     config.tac = tac;
@@ -75,7 +49,7 @@ fn open_store_with(
 }
 
 /// The TAC verifier over the key file, or `None` (with a warning) when there is none.
-fn tac_verifier(a: &Args) -> anyhow::Result<Option<Arc<dyn TacVerifier>>> {
+fn tac_verifier(a: &Settings) -> anyhow::Result<Option<Arc<dyn TacVerifier>>> {
     let path = a.keys.clone().unwrap_or_else(|| a.data.join("keys"));
     if !path.exists() {
         tracing::warn!(path = %path.display(), "no system key file: CPU card records will be refused (99)");
@@ -88,7 +62,7 @@ fn tac_verifier(a: &Args) -> anyhow::Result<Option<Arc<dyn TacVerifier>>> {
 /// Where the first administrator's initial password is left at the first start (0600).
 pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
 
-fn clock(a: &Args) -> Clock {
+fn clock(a: &Settings) -> Clock {
     Clock {
         utc_offset_secs: a.utc_offset_hours.clamp(-14, 14) * 3600,
     }
@@ -108,10 +82,12 @@ pub fn admin_token(data: &Path) -> anyhow::Result<String> {
     Ok(token.trim().to_owned())
 }
 
-/// Binds first, so a port in use fails before anything is created; then prepares the data
-/// directory, serves, seeds the demo, writes `serve.addr` and only then reports ready
-/// (`/healthz` ok, the "ready" line). A start that fails removes what it created.
-pub fn run(a: Args) -> anyhow::Result<()> {
+/// Reads the settings, binds first, so a port in use fails before anything is created;
+/// then prepares the data directory, serves, seeds the demo, starts scheduled backups,
+/// writes `serve.addr` and only then reports ready (`/healthz` ok, the "ready" line). A
+/// start that fails removes what it created.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let a = config::load(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -122,10 +98,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let data = StartedDir::create(&a.data)?;
     let server = runtime.block_on(start(&a, listeners, tls))?;
     let addr_file = a.data.join(SERVE_ADDR_FILE);
+    let backups = a
+        .backups
+        .clone()
+        .map(|s| backups::Scheduler::start(s, a.data.clone()))
+        .transpose()?;
     let addr = ServeAddr {
         terminal: server.terminal_addr().to_string(),
         http: server.http_addr().to_string(),
-        tls_cert: a.tls.tls_cert.as_ref().map(|p| absolute(p)),
+        tls_cert: a.tls.as_ref().map(|t| absolute(&t.cert)),
     };
     write_serve_addr(&addr_file, &addr)?;
     data.keep();
@@ -136,18 +117,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         server.http_addr(),
         addr_file.display()
     );
-    runtime.block_on(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: no new connections, finishing requests in flight");
-        server.shutdown().await;
-    });
+    runtime.block_on(shutdown_signal());
+    if let Some(b) = backups {
+        b.stop();
+    }
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    runtime.block_on(server.shutdown());
     let _ = std::fs::remove_file(&addr_file);
     Ok(())
 }
 
 /// Opens the store, reads or creates the admin token, serves on `listeners` (not ready yet)
 /// and seeds the demo campus.
-async fn start(a: &Args, listeners: Listeners, tls: Option<Tls>) -> anyhow::Result<Server> {
+async fn start(a: &Settings, listeners: Listeners, tls: Option<Tls>) -> anyhow::Result<Server> {
     let fresh_demo = a.demo && !demo::seeded(&a.data);
     if fresh_demo {
         demo::ensure_keys(&a.data)?;

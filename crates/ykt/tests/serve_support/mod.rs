@@ -92,8 +92,8 @@ impl Serve {
         Serve::start_with(database, &[])
     }
 
-    /// As [`Serve::start`], with more `ykt serve` arguments.
-    pub fn start_with(database: Option<String>, extra: &[&std::ffi::OsStr]) -> Serve {
+    /// `start` with more flags of `ykt serve`.
+    pub fn start_with(database: Option<String>, flags: &[&str]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
@@ -106,7 +106,7 @@ impl Serve {
                 "--http-listen",
                 "127.0.0.1:0",
             ])
-            .args(extra)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(log);
         if let Some(db) = &database {
@@ -186,15 +186,7 @@ impl Serve {
 
     /// SIGTERM, then the exit status must be success.
     pub fn stop(mut self) -> tempfile::TempDir {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = self.child.wait().unwrap();
+        let status = terminate(&mut self.child);
         assert!(
             status.success(),
             "ykt serve exit {status:?}:\n{}",
@@ -215,6 +207,40 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// SIGTERM to `child`; its exit status.
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    child.wait().unwrap()
+}
+
+/// A command's stdout; it must have succeeded.
+pub fn succeeded(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// A command's stderr; it must have failed.
+pub fn failed(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The campus clock (UTC+8), as the demo server keeps it.

@@ -7,20 +7,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use ykt_host::server::Tls;
 
-#[derive(clap::Args, Clone, Debug, Default)]
-pub struct TlsArgs {
-    /// PEM certificate chain (leaf first) for the HTTP listener: it then serves HTTPS only.
-    /// Required when --http-listen is not a loopback address.
-    #[arg(long, requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-}
+use super::config::TlsFiles;
 
 /// The listener's TLS, or `None` for plain HTTP, which only a loopback address may serve.
-pub fn load(a: &TlsArgs, http_listen: SocketAddr) -> anyhow::Result<Option<Tls>> {
-    let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) else {
+pub fn load(files: &Option<TlsFiles>, http_listen: SocketAddr) -> anyhow::Result<Option<Tls>> {
+    let Some(TlsFiles { cert, key }) = files else {
         anyhow::ensure!(
             http_listen.ip().is_loopback(),
             "--http-listen {http_listen} is reachable from other machines: passwords and tokens \
