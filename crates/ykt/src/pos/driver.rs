@@ -114,6 +114,7 @@ impl Driver {
             card_keys: self.card_keys.clone(),
             journal: self.journal,
             entropy: rand::random(),
+            role: ykt_terminal::TerminalRole::Pos,
         };
         let (term, out) = Terminal::power_on(flash, config, self.clock.now_ms(), self.clock.rtc())
             .context("the terminal's storage cannot be recovered")?;
