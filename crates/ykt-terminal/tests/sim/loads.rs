@@ -272,7 +272,7 @@ impl LoadBooks {
                     && l.request.card.card_type() == r.card_type
             })
             .map(|(s, l)| (*s, l.request.clone()))
-            .last();
+            .next_back();
         let Some((serial, q)) = latest else { return };
         // A CPU card's purchases count on another sequence than its loads: balance only.
         let mf1 = r.card_type == CardType::Mf1;
