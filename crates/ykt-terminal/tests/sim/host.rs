@@ -294,9 +294,19 @@ impl FakeHost {
     }
 
     fn authorize(&mut self, q: &DebitRequest) -> DebitResponse {
+        // R-B5: while money waits for the card, the answer says so (卡有补助未领).
+        let waits = self
+            .loads
+            .waiting
+            .get(&q.card_no.get())
+            .is_some_and(|w| *w > 0);
         let mut resp = DebitResponse {
             code: ReturnCode::SUCCESS,
-            info: self.info,
+            info: if waits {
+                InfoCode::SUBSIDY_WAITING
+            } else {
+                self.info
+            },
             serial: q.serial,
             card_no: q.card_no,
             amount: q.amount,
@@ -335,6 +345,8 @@ impl FakeHost {
                 resp
             }
             None => {
+                // The card's next record settles a load left unknown (docs/loads.md).
+                self.loads.settle_by(&record);
                 self.book(&record, 1);
                 self.counters
                     .insert((q.card_no.get(), q.card_counter), q.serial);
