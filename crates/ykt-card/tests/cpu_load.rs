@@ -14,7 +14,7 @@ use ykt_card::cpu::CpuCard;
 use ykt_card::cpu::apdu::{bcd_date, bcd_time};
 use ykt_card::cpu::app::{CpuApp, CpuError, CpuLoad, issue_cpu, serial_for};
 use ykt_card::cpu::psam::{host_load_mac2, verify_load_tac};
-use ykt_card::{Fault, SimCard, SimulatedReader, TearOutcome};
+use ykt_card::{SimCard, SimulatedReader};
 use ykt_proto::types::{CardNo, DisplayNo};
 
 const TERM: [u8; 6] = [0x00, 0x00, 0x12, 0x34, 0x56, 0x78];
@@ -243,17 +243,9 @@ fn exhausted_subsidy_sequence_refuses_the_pick_up() {
 #[test]
 fn torn_pick_up_is_settled_by_prove() {
     let keys = keys();
-    let faults = [
-        Fault::FailBefore,
-        Fault::Tear(TearOutcome::Old),
-        Fault::Tear(TearOutcome::New),
-        Fault::Tear(TearOutcome::Garbage),
-        Fault::RemovedAfter,
-        Fault::AckLost,
-    ];
     let t = when();
     for k in 0..2 {
-        for fault in faults {
+        for fault in faults() {
             let mut r = reader(1_000);
             let c = CpuApp::read(&mut r).unwrap();
             r.inject(r.op_count() + k, fault);

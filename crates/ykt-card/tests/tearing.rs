@@ -10,17 +10,6 @@ use proptest::prelude::*;
 use ykt_card::app::{CardRead, LockStatus, Mf1App, Pending, Resolution, TxKind, TxRequest};
 use ykt_card::{Fault, SimulatedReader, TearOutcome};
 
-fn faults() -> Vec<Fault> {
-    vec![
-        Fault::FailBefore,
-        Fault::Tear(TearOutcome::Old),
-        Fault::Tear(TearOutcome::New),
-        Fault::Tear(TearOutcome::Garbage),
-        Fault::RemovedAfter,
-        Fault::AckLost,
-    ]
-}
-
 fn request(kind: TxKind) -> TxRequest {
     match kind {
         TxKind::Purchase => purchase(1_234, 56, 9, at(1, 12)),
@@ -258,6 +247,21 @@ fn step() -> impl Strategy<Value = Step> {
     )
 }
 
+/// Reads once with `fault` at the `k`-th operation (the read's own repairs torn), then reads
+/// again undisturbed.
+fn read_after_faulted_read(
+    app: &Mf1App<'_>,
+    r: &mut SimulatedReader,
+    k: u64,
+    fault: Fault,
+) -> CardRead {
+    r.inject(r.op_count() + k, fault);
+    let _ = app.read(r, 0);
+    r.clear_faults();
+    r.retap();
+    app.read(r, 0).unwrap()
+}
+
 fn read_retrying(app: &Mf1App<'_>, r: &mut SimulatedReader) -> ykt_card::app::CardRead {
     r.retap();
     match app.read(r, 0) {
@@ -373,11 +377,7 @@ fn repairs_survive_a_fault_at_every_operation() {
         for k in 0..16 {
             for fault in faults() {
                 let (mut r, expected) = torn_card(at, outcome);
-                r.inject(r.op_count() + k, fault);
-                let _ = app.read(&mut r, 0);
-                r.clear_faults();
-                r.retap();
-                let fin = app.read(&mut r, 0).unwrap();
+                let fin = read_after_faulted_read(&app, &mut r, k, fault);
                 assert_eq!(
                     fin.wallet.balance, expected,
                     "torn at {at} {outcome:?}, then k={k} {fault:?}"
@@ -424,11 +424,7 @@ fn pick_up_repairs_survive_a_fault_at_every_operation() {
             for k in 0..20 {
                 for fault in faults() {
                     let mut r = torn_pick_up(op, outcome);
-                    r.inject(r.op_count() + k, fault);
-                    let _ = app.read(&mut r, 0);
-                    r.clear_faults();
-                    r.retap();
-                    let fin = app.read(&mut r, 0).unwrap();
+                    let fin = read_after_faulted_read(&app, &mut r, k, fault);
                     assert_eq!(
                         (fin.wallet.balance, fin.subsidy_seq),
                         want,

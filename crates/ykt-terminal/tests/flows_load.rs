@@ -35,6 +35,15 @@ fn subsidy_seq(rig: &Rig) -> Option<u16> {
     }
 }
 
+/// Taps a card of `balance` on the reader, CPU or MF1.
+fn tap(rig: &mut Rig, cpu: bool, balance: Fen) {
+    if cpu {
+        rig.place_cpu(cpu_card(CARD, UID, balance, 1));
+    } else {
+        rig.place(card_with(CARD, UID, balance, 1));
+    }
+}
+
 fn statuses(rig: &Rig) -> Vec<(RecordKind, RecordStatus)> {
     rig.records().iter().map(|r| (r.kind, r.status)).collect()
 }
@@ -144,11 +153,7 @@ fn top_up_repeat_after_a_lost_answer() {
         let mut rig = Rig::top_up(params());
         rig.host.loads.drop_loads = 1;
         rig.amount(700);
-        if cpu {
-            rig.place_cpu(cpu_card(CARD, UID, 1_000, 1));
-        } else {
-            rig.place(card_with(CARD, UID, 1_000, 1));
-        }
+        tap(&mut rig, cpu, 1_000);
         rig.advance(2_000);
         assert_eq!(rig.last_record().status, RecordStatus::Success, "cpu={cpu}");
         assert_eq!(rig.balance(), 1_700);
@@ -259,11 +264,7 @@ fn pick_up_after_an_online_debit() {
         rig.host.info = InfoCode::SUBSIDY_WAITING;
         rig.host.loads.deposit(CARD, 20_000);
         rig.amount(300);
-        if cpu {
-            rig.place_cpu(cpu_card(CARD, UID, 10_000, 1));
-        } else {
-            rig.place(card_with(CARD, UID, 10_000, 1));
-        }
+        tap(&mut rig, cpu, 10_000);
         assert_eq!(
             statuses(&rig),
             vec![

@@ -6,12 +6,12 @@
 //! becomes a new reversal record with the same card counter.
 
 use ykt_card::Reader;
-use ykt_card::app::{CardRead, Pending, Resolution};
+use ykt_card::app::{CardRead, Resolution};
 use ykt_card::cpu::app::CpuApp;
 use ykt_proto::{CardType, Record, RecordKind, RecordStatus};
 
 use super::cpu::{self, Tapped};
-use super::sale::Flow;
+use super::sale::{Flow, pending_of};
 use super::{Res, Terminal};
 use crate::storage::flash::Flash;
 
@@ -146,14 +146,7 @@ impl<F: Flash> Terminal<F> {
 
     fn load_on_card(&self, reader: &mut dyn Reader, rec: &Record) -> LoadSeen {
         if rec.card_type == CardType::Mf1 {
-            let pending = Pending {
-                card_no: rec.card_no,
-                wallet_no: rec.wallet_no,
-                counter_before: rec.card_counter,
-                device: rec.device,
-                serial: rec.serial,
-            };
-            return match self.app().resolve(reader, &pending) {
+            return match self.app().resolve(reader, &pending_of(rec)) {
                 Ok((_, Resolution::Landed(_))) => LoadSeen::Landed(None),
                 Ok((card, Resolution::NotLanded))
                     if card.wallet.counter == rec.card_counter

@@ -120,15 +120,21 @@ impl<F: Flash> Terminal<F> {
             self.refresh_screen();
             return Ok(());
         };
-        self.flow = Flow::AwaitWaiting(Box::new(Asking {
+        let asking = Asking {
             card,
             request,
             seq,
             attempts: 1,
-        }));
+        };
+        self.await_host(Flow::AwaitWaiting(Box::new(asking)));
+        Ok(())
+    }
+
+    /// Enters a state that waits for the host's answer (`Timer::LoadReply`).
+    fn await_host(&mut self, flow: Flow) {
+        self.flow = flow;
         self.timers.set(Timer::LoadReply, self.now + LOAD_WAIT_MS);
         self.refresh_screen();
-        Ok(())
     }
 
     pub(in crate::core) fn waiting_response(
@@ -255,15 +261,14 @@ impl<F: Flash> Terminal<F> {
             self.refuse(None, texts::NOT_ONLINE.into());
             return Ok(());
         };
-        self.flow = Flow::AwaitLoad(Box::new(Loading {
+        let loading = Loading {
             record,
             card,
             request,
             seq,
             attempts: 1,
-        }));
-        self.timers.set(Timer::LoadReply, self.now + LOAD_WAIT_MS);
-        self.refresh_screen();
+        };
+        self.await_host(Flow::AwaitLoad(Box::new(loading)));
         Ok(())
     }
 

@@ -164,6 +164,17 @@ fn app_refusal(e: &AppError) -> Refusal {
     }
 }
 
+/// What `Mf1App::resolve` needs to tell whether a record's card write landed.
+pub(in crate::core) fn pending_of(r: &Record) -> Pending {
+    Pending {
+        card_no: r.card_no,
+        wallet_no: r.wallet_no,
+        counter_before: r.card_counter,
+        device: r.device,
+        serial: r.serial,
+    }
+}
+
 fn tx_request(r: &Record) -> TxRequest {
     let (kind, amount, fee) = match r.kind {
         // A reversal gives back amount and fee as one credit.

@@ -157,14 +157,7 @@ impl<F: Flash> Terminal<F> {
         if rec.card_type == CardType::Cpu {
             return self.retap_cpu(reader, rec, authorised, rewrite, subject);
         }
-        let pending = Pending {
-            card_no: rec.card_no,
-            wallet_no: rec.wallet_no,
-            counter_before: rec.card_counter,
-            device: rec.device,
-            serial: rec.serial,
-        };
-        let (card, res) = match self.app().resolve(reader, &pending) {
+        let (card, res) = match self.app().resolve(reader, &pending_of(&rec)) {
             Ok(x) => x,
             Err(_) => return Ok(()), // unreadable this time: keep asking
         };
