@@ -245,6 +245,16 @@ fn blind_cancel_leaves_the_load_unknown() {
     rig.advance(6_000);
     assert_eq!(rig.pending(), 0);
     assert_eq!(rig.host.loads.pending().count(), 1);
+    // Uploaded as 发起交易, it stays so: a power cut and the card on the reader change nothing.
+    rig.power_off();
+    rig.reader.retap();
+    rig.power_up();
+    rig.link_up();
+    rig.advance(6_000);
+    assert_eq!(
+        statuses(&rig),
+        vec![(RecordKind::TopUp, RecordStatus::Initiated)]
+    );
     // The card's next record (another top-up) tells the host the first one landed.
     rig.amount(100);
     rig.retap();

@@ -129,7 +129,12 @@ pub(super) fn resume(journal: &Journal) -> Flow {
         .checked_sub(1)
         .and_then(|s| journal.get(s));
     match last {
-        Some(r) if r.kind.is_load() && r.status == RecordStatus::Initiated => {
+        // Not uploaded yet: once the host has it as 发起交易 the record never changes again.
+        Some(r)
+            if r.kind.is_load()
+                && r.status == RecordStatus::Initiated
+                && journal.is_uploaded(r.serial) == Some(false) =>
+        {
             Flow::LoadRecover(Box::new(r.clone()))
         }
         Some(r) if card_write_open(r) => {
