@@ -13,7 +13,7 @@ use ykt_card::cpu::crypto::tx_type;
 use ykt_card::cpu::psam::{
     Psam, PurchaseFacts, host_load_mac2, verify_load_tac, verify_purchase_tac,
 };
-use ykt_card::{Fault, SimCard, SimulatedReader, TearOutcome};
+use ykt_card::{SimCard, SimulatedReader};
 use ykt_proto::types::{CardNo, DisplayNo};
 
 const TERM: [u8; 6] = [0, 0x11, 0x22, 0x33, 0x44, 0x55];
@@ -152,16 +152,8 @@ fn load_with_host_mac2_and_tac() {
 #[test]
 fn torn_purchase_is_resolved_by_prove() {
     let keys = keys();
-    let faults = [
-        Fault::FailBefore,
-        Fault::Tear(TearOutcome::Old),
-        Fault::Tear(TearOutcome::New),
-        Fault::Tear(TearOutcome::Garbage),
-        Fault::RemovedAfter,
-        Fault::AckLost,
-    ];
     for k in 0..3 {
-        for fault in faults {
+        for fault in faults() {
             let mut r = reader(5_000, 1);
             let mut psam = Psam::new(&keys, TERM, 7);
             let c = CpuApp::read(&mut r).unwrap();

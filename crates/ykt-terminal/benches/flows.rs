@@ -53,6 +53,7 @@ fn terminal(cpu: bool) -> (Terminal<MemFlash>, SimulatedReader, u64) {
         card_keys: keys(),
         journal: JournalConfig::for_pending(10_000),
         entropy: 1,
+        role: ykt_terminal::TerminalRole::Pos,
     };
     let (mut s, _) = TerminalStorage::open(MemFlash::new(), cfg.journal, 0, rtc).unwrap();
     s.params

@@ -13,11 +13,11 @@ pub mod core;
 pub mod storage;
 
 pub use core::checks::{
-    Approved, CardFacts, NumberBinding, Refusal, check_debit, fee, number_matches_keys,
+    Approved, CardFacts, NumberBinding, Refusal, check_debit, check_load, fee, number_matches_keys,
     within_hours,
 };
 pub use core::io::{Beep, Event, Input, Key, Output, Screen};
-pub use core::{CoreError, Terminal, TerminalConfig, Timer};
+pub use core::{CoreError, Terminal, TerminalConfig, TerminalRole, Timer};
 pub use storage::blacklist::{BlacklistChange, BlacklistError, BlacklistStore};
 pub use storage::flash::{Flash, FlashError, Region};
 pub use storage::fuzzing::flash_stores as fuzz_flash_stores;

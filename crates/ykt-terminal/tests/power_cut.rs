@@ -3,7 +3,9 @@
 //! and at every card operation; after power-up the flows finish and: no record is lost, no
 //! card debit is without a record, no record is booked twice at the host, no serial is
 //! reused, and card balance + successful debits − reversals = starting balance.
-//! Covers R-P5.2–R-P5.9, R-F4.2, R-F4.3, R-F4.15.
+//! Loads (top-up, pick-up; R-B4, R-B5): every load settles once, the cash and the money that
+//! waited are on the card or back with the host, none written twice.
+//! Covers R-P5.2–R-P5.9, R-F4.2, R-F4.3, R-F4.15, R-B4, R-B5.
 
 mod sim;
 use sim::*;
@@ -31,9 +33,19 @@ enum Flow {
     SignIn,
     /// An online debit whose answer asks for the card's records (R-F4.17).
     Collect,
+    /// A top-up on a top-up terminal (R-B4), MF1 and CPU.
+    TopUp,
+    CpuTopUp,
+    /// An online debit answered 卡有补助未领, then the pick-up (R-B5), MF1 and CPU.
+    PickUp,
+    CpuPickUp,
 }
 
-const FLOWS: [Flow; 11] = [
+const FLOWS: [Flow; 15] = [
+    Flow::TopUp,
+    Flow::CpuTopUp,
+    Flow::PickUp,
+    Flow::CpuPickUp,
     Flow::Cancel,
     Flow::Upload,
     Flow::SignIn,
@@ -54,7 +66,16 @@ fn setup(flow: Flow) -> Rig {
         p.work_mode = WorkMode::Offline;
     }
     p.fee_rates[1] = 3;
-    let mut rig = Rig::blank(p);
+    let role = if matches!(flow, Flow::TopUp | Flow::CpuTopUp) {
+        ykt_terminal::TerminalRole::TopUp
+    } else {
+        ykt_terminal::TerminalRole::Pos
+    };
+    let mut rig = Rig::blank_as(p, role);
+    if matches!(flow, Flow::PickUp | Flow::CpuPickUp) {
+        rig.host.info = InfoCode::SUBSIDY_WAITING;
+        rig.host.loads.deposit(CARD, 2_000);
+    }
     if matches!(flow, Flow::BlackCard) {
         rig.host.blacklist.push(BlacklistEntry {
             op: BlacklistOp::Add,
@@ -64,7 +85,11 @@ fn setup(flow: Flow) -> Rig {
     if !matches!(flow, Flow::SignIn) {
         rig.link_up();
     }
-    let card = if matches!(flow, Flow::CpuOnline | Flow::CpuOffline) {
+    let cpu = matches!(
+        flow,
+        Flow::CpuOnline | Flow::CpuOffline | Flow::CpuTopUp | Flow::CpuPickUp
+    );
+    let card = if cpu {
         ykt_card::SimCard::Cpu(cpu_card(CARD, UID, START, 1))
     } else {
         ykt_card::SimCard::Mf1(card_with(CARD, UID, START, 1))

@@ -2,6 +2,11 @@
 //! Random sequences of taps, amounts, card removals, tears, host timeouts, errors, mode
 //! changes, day changes and power cuts; after each sequence the flows are let finish and
 //! the invariants of issue 4 point 4 are checked, for MF1 and CPU cards (R-P5.2–R-P5.9, R-F4.18, R-F4.22).
+//! Loads are mixed in (R-B4, R-B5): on a POS money deposited for the card is picked up after
+//! an online debit, on a top-up terminal a sale is a top-up and a tap without an amount a
+//! pick-up; the host refuses or loses load requests. Across any sequence the money on the
+//! card, what the host holds waiting and the cash taken are conserved, and no load is
+//! written twice.
 
 mod sim;
 use proptest::prelude::*;
@@ -9,7 +14,7 @@ use sim::*;
 use ykt_card::{Fault, TearOutcome};
 use ykt_proto::messages::{ClockSetRequest, Message};
 use ykt_proto::*;
-use ykt_terminal::Key as K;
+use ykt_terminal::{Key as K, TerminalRole};
 
 const START: Fen = 50_000;
 
@@ -32,6 +37,12 @@ enum Act {
     Cancel,
     Reverse,
     Stats,
+    /// Money deposited for the card at the card office (it waits for a pick-up).
+    Deposit(Fen),
+    /// A tap without an amount (a top-up terminal picks up what waits).
+    Tap,
+    DropLoads(u32),
+    LoadCode(Option<u8>),
 }
 
 fn act() -> impl Strategy<Value = Act> {
@@ -53,6 +64,10 @@ fn act() -> impl Strategy<Value = Act> {
         2 => Just(Act::Cancel),
         1 => Just(Act::Reverse),
         1 => Just(Act::Stats),
+        1 => (1i64..5_000).prop_map(Act::Deposit),
+        1 => Just(Act::Tap),
+        1 => (0u32..3).prop_map(Act::DropLoads),
+        1 => prop::option::of(prop::sample::select(vec![1u8, 63, 90])).prop_map(Act::LoadCode),
     ]
 }
 
@@ -105,6 +120,13 @@ fn apply(rig: &mut Rig, a: &Act, day: &mut u32) {
             rig.retap();
         }
         Act::Stats => rig.key(K::Stats),
+        Act::Deposit(amount) => rig.host.loads.deposit(CARD, *amount),
+        Act::Tap => {
+            rig.key(K::Cancel);
+            rig.retap();
+        }
+        Act::DropLoads(n) => rig.host.loads.drop_loads = *n,
+        Act::LoadCode(c) => rig.host.loads.load_code = c.map(ReturnCode),
     }
 }
 
@@ -116,8 +138,11 @@ proptest! {
         acts in prop::collection::vec(act(), 1..40),
         seed in any::<u64>(),
         cpu in any::<bool>(),
+        top_up in any::<bool>(),
     ) {
-        let mut rig = Rig::new(params());
+        let role = if top_up { TerminalRole::TopUp } else { TerminalRole::Pos };
+        let mut rig = Rig::blank_as(params(), role);
+        rig.link_up();
         rig.cut_seed = seed;
         let card = if cpu {
             ykt_card::SimCard::Cpu(cpu_card(CARD, UID, START, 1))
@@ -140,6 +165,8 @@ proptest! {
         }
         rig.term.as_mut().unwrap().flash_mut().cut_power_after(u64::MAX / 2);
         rig.host.debit_code = None;
+        rig.host.loads.load_code = None;
+        rig.host.loads.drop_loads = 0;
         rig.settle();
         prop_assert!(rig.term().in_flight().is_none());
         rig.check_invariants(START);

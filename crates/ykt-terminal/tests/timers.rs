@@ -9,7 +9,7 @@ use sim::*;
 use ykt_card::{Fault, TearOutcome};
 use ykt_proto::messages::Message;
 use ykt_proto::*;
-use ykt_terminal::{Input, Key as K};
+use ykt_terminal::{Input, Key as K, TerminalRole};
 
 fn offline_params() -> TerminalParams {
     TerminalParams {
@@ -160,6 +160,8 @@ enum Act {
     Tap,
     Cancel,
     Other(K),
+    /// Money waits for the card: a pick-up follows the next online debit (R-B5).
+    Deposit(Fen),
 }
 
 fn act() -> impl Strategy<Value = Act> {
@@ -173,6 +175,7 @@ fn act() -> impl Strategy<Value = Act> {
         2 => Just(Act::Tap),
         2 => Just(Act::Cancel),
         1 => prop::sample::select(vec![K::Mode, K::Stats, K::SignIn, K::Digit(5)]).prop_map(Act::Other),
+        1 => (1i64..2_000).prop_map(Act::Deposit),
     ]
 }
 
@@ -180,8 +183,9 @@ fn act() -> impl Strategy<Value = Act> {
 /// whose every answer is held until `Deliver`. The card stays in the field (a card moved
 /// between two inputs changes the world, not the inputs); card operations fail by
 /// transmission errors. Returns the rig and the faults planned.
-fn run_with_ticks(acts: &[Act], cpu: bool) -> (Rig, Vec<u64>) {
-    let mut rig = Rig::new(params());
+fn run_with_ticks(acts: &[Act], cpu: bool, role: TerminalRole) -> (Rig, Vec<u64>) {
+    let mut rig = Rig::blank_as(params(), role);
+    rig.link_up();
     rig.reader.place(the_card(cpu));
     rig.host.hold_all = true;
     let mut faults = vec![];
@@ -203,6 +207,7 @@ fn run_with_ticks(acts: &[Act], cpu: bool) -> (Rig, Vec<u64>) {
             Act::Tap => rig.feed(Input::CardPresent),
             Act::Cancel => rig.key(K::Cancel),
             Act::Other(k) => rig.key(*k),
+            Act::Deposit(fen) => rig.host.loads.deposit(CARD, *fen),
         }
         rig.check_timers();
     }
@@ -219,8 +224,8 @@ fn the_card(cpu: bool) -> ykt_card::SimCard {
 }
 
 /// The same inputs at the same times to a fresh terminal, without a single tick but the last.
-fn replay_without_ticks(with: &Rig, faults: &[u64], cpu: bool) -> Rig {
-    let mut rig = Rig::blank(params());
+fn replay_without_ticks(with: &Rig, faults: &[u64], cpu: bool, role: TerminalRole) -> Rig {
+    let mut rig = Rig::blank_as(params(), role);
     rig.reader.place(the_card(cpu));
     for &at in faults {
         rig.reader.inject(at, Fault::FailBefore);
@@ -242,14 +247,17 @@ proptest! {
 
     // issue 10.14, R-P5.3 (and every timer of docs/terminal.md): the same inputs at the same
     // times give the same outcome whether or not ticks came in between; issue 10.13: after
-    // every input the next timer is the earliest pending deadline, never in the past.
+    // every input the next timer is the earliest pending deadline, never in the past. On a
+    // POS and on a top-up terminal, pick-ups and top-ups included (R-B4, R-B5).
     #[test]
     fn outcome_does_not_depend_on_ticks(
         acts in prop::collection::vec(act(), 1..30),
         cpu in any::<bool>(),
+        top_up in any::<bool>(),
     ) {
-        let (with, faults) = run_with_ticks(&acts, cpu);
-        let without = replay_without_ticks(&with, &faults, cpu);
+        let role = if top_up { TerminalRole::TopUp } else { TerminalRole::Pos };
+        let (with, faults) = run_with_ticks(&acts, cpu, role);
+        let without = replay_without_ticks(&with, &faults, cpu, role);
         prop_assert_eq!(with.records(), without.records());
         prop_assert_eq!(&with.events, &without.events);
         prop_assert_eq!(&with.screens, &without.screens);

@@ -443,10 +443,14 @@ pub struct TxState {
     pub counter_before: u32,
     pub balance_before: Fen,
     pub balance_after: Fen,
+    /// A pick-up (领取补助): the card's subsidy sequence once it landed. The read that finds
+    /// the pick-up landed writes it, so balance and sequence step together.
+    pub subsidy_seq_after: Option<u16>,
 }
 
 impl TxState {
     const PENDING: u8 = 0x5A;
+    const PICK_UP: u8 = 0x01;
 
     pub fn encode(&self, wallet_no: u8) -> Block {
         let mut b = [0u8; 16];
@@ -455,6 +459,10 @@ impl TxState {
         put_u24(&mut b[2..5], self.counter_before);
         put_u24(&mut b[5..8], self.balance_before as u32);
         put_u24(&mut b[8..11], self.balance_after as u32);
+        if let Some(seq) = self.subsidy_seq_after {
+            b[11] = Self::PICK_UP;
+            b[12..14].copy_from_slice(&seq.to_le_bytes());
+        }
         seal(Self::context(wallet_no), &mut b);
         b
     }
@@ -463,17 +471,49 @@ impl TxState {
         if !sealed(Self::context(wallet_no), b) || (b[0] != 0 && b[0] != Self::PENDING) {
             return None;
         }
+        let subsidy_seq_after = match b[11] {
+            0 if b[12..14] == [0, 0] => None,
+            Self::PICK_UP => Some(u16::from_le_bytes([b[12], b[13]])),
+            _ => return None,
+        };
         Some(TxState {
             pending: b[0] == Self::PENDING,
             kind: TxKind::from_byte(b[1])?,
             counter_before: u24(&b[2..5]),
             balance_before: Fen::from(u24(&b[5..8])),
             balance_after: Fen::from(u24(&b[8..11])),
+            subsidy_seq_after,
         })
     }
 
     fn context(wallet_no: u8) -> u8 {
         0x50 | wallet_no
+    }
+}
+
+/// Sector 3 block 14: the card's subsidy sequence (补助序号, R-B5), the number of pick-ups
+/// that landed on it. Written only by a pick-up, after its wallet write and before its
+/// transaction state goes idle (see `docs/card-layout.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubsidySeq(pub u16);
+
+impl SubsidySeq {
+    pub const CONTEXT: u8 = 0x0E;
+
+    pub fn encode(&self) -> Block {
+        let mut b = [0u8; 16];
+        b[0..2].copy_from_slice(&self.0.to_le_bytes());
+        seal(Self::CONTEXT, &mut b);
+        b
+    }
+
+    /// An all-zero block is sequence 0: a card issued before the block existed.
+    pub fn decode(b: &Block) -> Option<SubsidySeq> {
+        if b.iter().all(|x| *x == 0) {
+            return Some(SubsidySeq(0));
+        }
+        (sealed(Self::CONTEXT, b) && b[2..14].iter().all(|x| *x == 0))
+            .then_some(SubsidySeq(u16::from_le_bytes([b[0], b[1]])))
     }
 }
 
@@ -490,6 +530,8 @@ pub struct CardRecord {
     pub time: NaiveDateTime,
     pub device: PhysicalId,
     pub serial: u32,
+    /// A pick-up (领取补助): the card's subsidy sequence after it (never 0); `None` otherwise.
+    pub subsidy_seq_after: Option<u16>,
 }
 
 impl CardRecord {
@@ -504,6 +546,7 @@ impl CardRecord {
         r[16..20].copy_from_slice(&to_card_time(self.time).to_le_bytes());
         r[20..24].copy_from_slice(&self.device.0);
         r[24..28].copy_from_slice(&self.serial.to_le_bytes());
+        r[28..30].copy_from_slice(&self.subsidy_seq_after.unwrap_or(0).to_le_bytes());
         let c = Self::crc(wallet_no, slot, &r[..30]);
         r[30..32].copy_from_slice(&c.to_be_bytes());
         let mut a = [0u8; 16];
@@ -532,6 +575,7 @@ impl CardRecord {
             time: from_card_time(u32::from_le_bytes([r[16], r[17], r[18], r[19]])),
             device: PhysicalId([r[20], r[21], r[22], r[23]]),
             serial: u32::from_le_bytes([r[24], r[25], r[26], r[27]]),
+            subsidy_seq_after: Some(u16::from_le_bytes([r[28], r[29]])).filter(|s| *s != 0),
         })
     }
 

@@ -58,9 +58,10 @@ proptest! {
         corrupt_all(wallet.encode(w), |b| Wallet::decode(w, b), pos, x)?;
     }
 
+    // R-B5: a pick-up's state carries the subsidy sequence after it.
     #[test]
-    fn tx_state_round_trip_and_corruption(w in 0u8..4, pending: bool, k in kind(), c in 0u32..=MAX_COUNTER, b1 in fen(), b2 in fen(), pos in 0usize..16, x in 1u8..=255) {
-        let t = TxState { pending, kind: k, counter_before: c, balance_before: b1, balance_after: b2 };
+    fn tx_state_round_trip_and_corruption(w in 0u8..4, pending: bool, k in kind(), c in 0u32..=MAX_COUNTER, b1 in fen(), b2 in fen(), seq in proptest::option::of(any::<u16>()), pos in 0usize..16, x in 1u8..=255) {
+        let t = TxState { pending, kind: k, counter_before: c, balance_before: b1, balance_after: b2, subsidy_seq_after: seq };
         prop_assert_eq!(TxState::decode(w, &t.encode(w)), Some(t));
         corrupt_all(t.encode(w), |b| TxState::decode(w, b), pos, x)?;
     }
@@ -77,14 +78,26 @@ proptest! {
     // R-F4.17: ring records round-trip; any single damaged byte of either block is detected,
     // and a record read from the wrong slot is rejected.
     #[test]
-    fn ring_record_round_trip_and_corruption(w in 0u8..4, slot in 0u32..16, k in kind(), c in 0u32..=MAX_COUNTER, b1 in fen(), a in fen(), f in fen(), b2 in fen(), t in time(), dev: [u8; 4], serial: u32, pos in 0usize..32, x in 1u8..=255) {
-        let r = CardRecord { kind: k, counter_before: c, balance_before: b1, amount: a, fee: f, balance_after: b2, time: t, device: PhysicalId(dev), serial };
+    fn ring_record_round_trip_and_corruption(w in 0u8..4, slot in 0u32..16, k in kind(), c in 0u32..=MAX_COUNTER, b1 in fen(), a in fen(), f in fen(), b2 in fen(), t in time(), dev: [u8; 4], serial: u32, seq in proptest::option::of(1u16..), pos in 0usize..32, x in 1u8..=255) {
+        let r = CardRecord { kind: k, counter_before: c, balance_before: b1, amount: a, fee: f, balance_after: b2, time: t, device: PhysicalId(dev), serial, subsidy_seq_after: seq };
         let [ba, bb] = r.encode(w, slot);
         prop_assert_eq!(CardRecord::decode(w, slot, &ba, &bb), Some(r));
         prop_assert_eq!(CardRecord::decode(w, slot + 1, &ba, &bb), None);
         let (mut ca, mut cb) = (ba, bb);
         if pos < 16 { ca[pos] ^= x } else { cb[pos - 16] ^= x }
         prop_assert_eq!(CardRecord::decode(w, slot, &ca, &cb), None);
+    }
+
+    // R-B5: the subsidy sequence block round-trips; a damaged one is not read as a number
+    // (an all-zero block is sequence 0, a card issued before the block).
+    #[test]
+    fn subsidy_seq_round_trip_and_corruption(seq: u16, pos in 0usize..16, x in 1u8..=255) {
+        let q = SubsidySeq(seq);
+        prop_assert_eq!(SubsidySeq::decode(&q.encode()), Some(q));
+        let mut b = q.encode();
+        b[pos] ^= x;
+        let zero = b == [0; 16] && seq == 0;
+        prop_assert!(zero || SubsidySeq::decode(&b).is_none());
     }
 
     #[test]
@@ -101,7 +114,7 @@ proptest! {
     #[test]
     fn decoders_never_panic(b: [u8; 16], c: [u8; 16], w in 0u8..8) {
         let _ = (CardInfo::decode(&b), Wallet::decode(w, &b), TxState::decode(w, &b), LockStatus::decode(&b));
-        let _ = (Directory::decode(&b), Header::decode(&b), PinData::decode(&b), CardRecord::decode(w, 0, &b, &c));
+        let _ = (Directory::decode(&b), Header::decode(&b), PinData::decode(&b), CardRecord::decode(w, 0, &b, &c), SubsidySeq::decode(&b));
     }
 }
 

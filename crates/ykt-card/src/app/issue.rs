@@ -5,8 +5,8 @@ use ykt_proto::types::{CardNo, DisplayNo, Fen, PhysicalId};
 
 use super::blocks;
 use super::format::{
-    CardInfo, Directory, Header, LAYOUT_VERSION, LockStatus, MAX_FEN, PinData, TxKind, TxState,
-    Wallet, epoch,
+    CardInfo, Directory, Header, LAYOUT_VERSION, LockStatus, MAX_FEN, PinData, SubsidySeq, TxKind,
+    TxState, Wallet, epoch,
 };
 use crate::keys::{SystemKeys, valid_pin};
 use crate::mf1::access::{AccessBits, DATA_READ_AB_WRITE_B, TRAILER_KEY_B};
@@ -99,6 +99,7 @@ pub fn issue(keys: &SystemKeys, uid: [u8; 4], p: &IssueParams) -> Result<Mf1Card
         device: PhysicalId([0; 4]),
     };
     put(blocks::LOCK, unlocked.encode());
+    put(blocks::SUBSIDY, SubsidySeq(0).encode());
     for (no, w) in dir.wallets.iter().enumerate() {
         let no = no as u8;
         let wallet = Wallet::new(p.balances.get(usize::from(no)).copied().unwrap_or(0));
@@ -111,6 +112,7 @@ pub fn issue(keys: &SystemKeys, uid: [u8; 4], p: &IssueParams) -> Result<Mf1Card
             counter_before: 0,
             balance_before: 0,
             balance_after: wallet.balance,
+            subsidy_seq_after: None,
         };
         put(base + blocks::TX_STATE, idle.encode(no));
     }

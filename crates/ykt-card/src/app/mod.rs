@@ -13,7 +13,9 @@ use ykt_proto::types::{CardNo, CardType, Fen, PhysicalId, Record, RecordKind, Re
 use crate::error::ReaderError;
 use crate::keys::{SystemKeys, valid_pin};
 use crate::reader::{CardKind, Reader};
-pub use format::{CardInfo, CardRecord, Directory, LockStatus, TxKind, TxState, Wallet, WalletDir};
+pub use format::{
+    CardInfo, CardRecord, Directory, LockStatus, SubsidySeq, TxKind, TxState, Wallet, WalletDir,
+};
 use format::{Header, MAX_COUNTER, MAX_FEN, PinData};
 use session::Session;
 
@@ -24,6 +26,8 @@ pub mod blocks {
     pub const PIN: u8 = 5;
     pub const DIRECTORY: u8 = 12;
     pub const LOCK: u8 = 13;
+    /// The card's subsidy sequence (补助序号).
+    pub const SUBSIDY: u8 = 14;
     /// Offsets inside a wallet sector.
     pub const MAIN: u8 = 0;
     pub const TX_STATE: u8 = 1;
@@ -63,6 +67,12 @@ pub enum AppError {
     CardChanged,
     #[error("date {0} cannot be stored on the card")]
     DateOutOfRange(NaiveDate),
+    #[error("the card's subsidy sequence block is damaged: no pick-up")]
+    SubsidySeqDamaged,
+    #[error("the card's subsidy sequence is exhausted")]
+    SubsidySeqExhausted,
+    #[error("a pick-up is a credit (TxKind::TopUp)")]
+    PickUpNotCredit,
 }
 
 /// How the wallet was found (R-F4.2).
@@ -98,6 +108,9 @@ pub struct CardRead {
     pub wallet: Wallet,
     pub repair: WalletRepair,
     pub interrupted: Option<Interrupted>,
+    /// The card's subsidy sequence (补助序号, R-B5): pick-ups that landed. `None` when its
+    /// block is damaged (the card still pays; a pick-up is refused).
+    pub subsidy_seq: Option<u16>,
     pin: Option<PinData>,
 }
 
@@ -232,7 +245,26 @@ impl<'k> Mf1App<'k> {
         req: &TxRequest,
     ) -> Result<CardRecord, AppError> {
         let mut s = Session::new(reader, self.keys.mf1_card(card.uid));
-        transact_in(&mut s, card, req)
+        transact_in(&mut s, card, req, None)
+    }
+
+    /// A pick-up (领取补助, R-B5): the credit `req` (kind `TopUp`) and the next subsidy
+    /// sequence in one recoverable sequence: check main, state := pending (with the new
+    /// sequence), ring record, main, backup, subsidy sequence, state := done. A tear anywhere
+    /// leaves, after the next read, either the old balance and sequence or both new.
+    pub fn pick_up<R: Reader + ?Sized>(
+        &self,
+        reader: &mut R,
+        card: &CardRead,
+        req: &TxRequest,
+    ) -> Result<CardRecord, AppError> {
+        if req.kind != TxKind::TopUp {
+            return Err(AppError::PickUpNotCredit);
+        }
+        let seq = card.subsidy_seq.ok_or(AppError::SubsidySeqDamaged)?;
+        let after = seq.checked_add(1).ok_or(AppError::SubsidySeqExhausted)?;
+        let mut s = Session::new(reader, self.keys.mf1_card(card.uid));
+        transact_in(&mut s, card, req, Some(after))
     }
 
     /// Writes or clears the lock flag (R-F4.15): one block write.
@@ -320,6 +352,7 @@ fn read_in<R: Reader + ?Sized>(
     let pin = PinData::decode(&s.read(blocks::PIN)?);
     let dir = Directory::decode(&s.read(blocks::DIRECTORY)?).ok_or(AppError::DirectoryDamaged)?;
     let lock = LockStatus::decode(&s.read(blocks::LOCK)?);
+    let mut subsidy_seq = SubsidySeq::decode(&s.read(blocks::SUBSIDY)?).map(|q| q.0);
     let wdir = *dir
         .wallets
         .get(usize::from(wallet_no))
@@ -355,6 +388,14 @@ fn read_in<R: Reader + ?Sized>(
             s.write(base + blocks::BACKUP, &wallet.encode(wallet_no))?;
             backup_stale = false;
         }
+        // A landed pick-up's sequence, before the state goes idle (R-B5).
+        if let Some(seq) = tx
+            .subsidy_seq_after
+            .filter(|q| landed && subsidy_seq != Some(*q))
+        {
+            s.write(blocks::SUBSIDY, &SubsidySeq(seq).encode())?;
+            subsidy_seq = Some(seq);
+        }
         s.write(
             base + blocks::TX_STATE,
             &TxState {
@@ -382,6 +423,7 @@ fn read_in<R: Reader + ?Sized>(
         wallet,
         repair,
         interrupted,
+        subsidy_seq,
         pin,
     })
 }
@@ -397,10 +439,12 @@ fn read_slot<R: Reader + ?Sized>(
     Ok(CardRecord::decode(card.wallet_no, slot, &a, &b).filter(|r| r.counter_before == counter))
 }
 
+/// The write sequence of a debit or credit; `subsidy_seq_after` for a pick-up.
 fn transact_in<R: Reader + ?Sized>(
     s: &mut Session<'_, R>,
     card: &CardRead,
     req: &TxRequest,
+    subsidy_seq_after: Option<u16>,
 ) -> Result<CardRecord, AppError> {
     if card.locked() {
         return Err(AppError::Locked);
@@ -454,6 +498,7 @@ fn transact_in<R: Reader + ?Sized>(
         counter_before: before.counter,
         balance_before: before.balance,
         balance_after: after.balance,
+        subsidy_seq_after,
     };
     let record = CardRecord {
         kind: req.kind,
@@ -465,6 +510,7 @@ fn transact_in<R: Reader + ?Sized>(
         time: req.time,
         device: req.device,
         serial: req.serial,
+        subsidy_seq_after,
     };
     let slot = before.counter % card.dir.ring_capacity();
     let (ra, rb) = card.dir.ring_blocks(slot);
@@ -475,6 +521,9 @@ fn transact_in<R: Reader + ?Sized>(
     let new = after.encode(w);
     s.write(base + blocks::MAIN, &new)?;
     s.write(base + blocks::BACKUP, &new)?;
+    if let Some(seq) = subsidy_seq_after {
+        s.write(blocks::SUBSIDY, &SubsidySeq(seq).encode())?;
+    }
     s.write(
         base + blocks::TX_STATE,
         &TxState {

@@ -6,7 +6,8 @@ use ykt_proto::types::{CardNo, DisplayNo, Fen};
 
 use super::apdu::{bcd_date, bcd_time, command, from_bcd_date, split_response, sw};
 use super::card::{
-    self, AID, CpuCard, EF15_LEN, LOG_RECORD_LEN, MAX_BALANCE, SFI_DAILY, SFI_LOG, SFI_PUBLIC,
+    self, AID, CREDIT_P1_PICK_UP, CpuCard, EF15_LEN, EF17_SUBSIDY_SEQ, LOG_RECORD_LEN, MAX_BALANCE,
+    SFI_DAILY, SFI_LOG, SFI_PUBLIC,
 };
 use super::crypto::tx_type;
 use super::psam::{LoadInit, Psam, PurchaseInit};
@@ -51,6 +52,8 @@ pub struct CpuRead {
     pub balance: Fen,
     /// The day the daily figures belong to, the use count and the amount that day.
     pub daily: (Option<NaiveDate>, u16, Fen),
+    /// The card's subsidy sequence (补助序号, R-B5): pick-ups that landed (EF 17).
+    pub subsidy_seq: u16,
 }
 
 impl CpuRead {
@@ -101,6 +104,15 @@ fn transceive<R: Reader + ?Sized>(r: &mut R, apdu: &[u8]) -> Result<Vec<u8>, Cpu
     }
 }
 
+/// What a CREDIT FOR LOAD does besides the credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuLoad {
+    /// 充值: the balance only.
+    TopUp,
+    /// 领取补助: the balance and the subsidy sequence + 1 (R-B5).
+    PickUp,
+}
+
 /// The terminal-side CPU card application.
 pub struct CpuApp;
 
@@ -129,7 +141,7 @@ impl CpuApp {
             .as_slice()
             .try_into()
             .map_err(|_| CpuError::BadResponse)?;
-        if ef17.len() < 10 {
+        if ef17.len() < EF17_SUBSIDY_SEQ.end {
             return Err(CpuError::BadResponse);
         }
         let mut serial = [0u8; 8];
@@ -153,6 +165,7 @@ impl CpuApp {
                 u16::from_be_bytes([ef17[4], ef17[5]]),
                 Fen::from(u32::from_be_bytes([ef17[6], ef17[7], ef17[8], ef17[9]])),
             ),
+            subsidy_seq: u16::from_be_bytes([ef17[10], ef17[11]]),
         })
     }
 
@@ -263,16 +276,26 @@ impl CpuApp {
         r: &mut R,
         offline_seq: u16,
     ) -> Result<Option<TxProof>, CpuError> {
+        Self::prove_of(r, tx_type::PURCHASE_EP, offline_seq)
+    }
+
+    /// GET TRANSACTION PROVE for a load whose CREDIT answer was lost: `Some` (the TAC) when
+    /// the card credited under `online_seq` (its INITIALIZE FOR LOAD answer), `None` when not.
+    pub fn prove_load<R: Reader + ?Sized>(
+        r: &mut R,
+        online_seq: u16,
+    ) -> Result<Option<TxProof>, CpuError> {
+        Self::prove_of(r, tx_type::LOAD_EP, online_seq)
+    }
+
+    fn prove_of<R: Reader + ?Sized>(
+        r: &mut R,
+        ty: u8,
+        seq: u16,
+    ) -> Result<Option<TxProof>, CpuError> {
         match transceive(
             r,
-            &command(
-                0x80,
-                0x5A,
-                0x00,
-                tx_type::PURCHASE_EP,
-                &offline_seq.to_be_bytes(),
-                Some(0x08),
-            ),
+            &command(0x80, 0x5A, 0x00, ty, &seq.to_be_bytes(), Some(0x08)),
         ) {
             Ok(v) if v.len() == 8 => Ok(Some(TxProof {
                 mac2: [v[0], v[1], v[2], v[3]],
@@ -294,6 +317,21 @@ impl CpuApp {
         time: NaiveDateTime,
         host: impl FnOnce(&LoadInit, &[u8; 4], &[u8; 3]) -> Option<[u8; 4]>,
     ) -> Result<[u8; 4], CpuError> {
+        let li = Self::init_load(r, card, term_id, amount)?;
+        let (date, tm) = (bcd_date(time), bcd_time(time));
+        let mac2 = host(&li, &date, &tm).ok_or(CpuError::Status(sw::MAC_INVALID))?;
+        Self::credit_load(r, CpuLoad::TopUp, time, &mac2)
+    }
+
+    /// INITIALIZE FOR LOAD of `amount` at terminal `term_id`: what the host needs to answer
+    /// with MAC2 (balance, online sequence, random, MAC1). Nothing changes on the card, so a
+    /// terminal asks the host (0x08) between this and [`Self::credit_load`] in the same tap.
+    pub fn init_load<R: Reader + ?Sized>(
+        r: &mut R,
+        card: &CpuRead,
+        term_id: [u8; 6],
+        amount: Fen,
+    ) -> Result<LoadInit, CpuError> {
         let amt = u32::try_from(amount)
             .ok()
             .filter(|a| *a <= MAX_BALANCE)
@@ -305,7 +343,7 @@ impl CpuApp {
         if init.len() != 16 {
             return Err(CpuError::BadResponse);
         }
-        let li = LoadInit {
+        Ok(LoadInit {
             serial: card.serial,
             balance: u32::from_be_bytes([init[0], init[1], init[2], init[3]]),
             online_seq: u16::from_be_bytes([init[4], init[5]]),
@@ -314,13 +352,26 @@ impl CpuApp {
             amount: amt,
             ty: tx_type::LOAD_EP,
             term_id,
+        })
+    }
+
+    /// CREDIT FOR LOAD with the host's MAC2 over `time`, in the session [`Self::init_load`]
+    /// opened; a pick-up also steps the card's subsidy sequence in the same command.
+    /// Returns the TAC. When the answer is lost, re-tap and call [`Self::prove_load`].
+    pub fn credit_load<R: Reader + ?Sized>(
+        r: &mut R,
+        kind: CpuLoad,
+        time: NaiveDateTime,
+        mac2: &[u8; 4],
+    ) -> Result<[u8; 4], CpuError> {
+        let p1 = match kind {
+            CpuLoad::TopUp => 0x00,
+            CpuLoad::PickUp => CREDIT_P1_PICK_UP,
         };
-        let (date, tm) = (bcd_date(time), bcd_time(time));
-        let mac2 = host(&li, &date, &tm).ok_or(CpuError::Status(sw::MAC_INVALID))?;
-        let mut d = date.to_vec();
-        d.extend_from_slice(&tm);
-        d.extend_from_slice(&mac2);
-        let tac = transceive(r, &command(0x80, 0x52, 0x00, 0x00, &d, Some(0x04)))?;
+        let mut d = bcd_date(time).to_vec();
+        d.extend_from_slice(&bcd_time(time));
+        d.extend_from_slice(mac2);
+        let tac = transceive(r, &command(0x80, 0x52, p1, 0x00, &d, Some(0x04)))?;
         tac.as_slice().try_into().map_err(|_| CpuError::BadResponse)
     }
 

@@ -20,6 +20,11 @@ pub const SFI_DAILY: u8 = 0x17;
 pub const SFI_LOG: u8 = 0x18;
 pub const EF15_LEN: usize = 32;
 pub const EF17_LEN: usize = 16;
+/// Bytes of EF 17 holding the subsidy sequence (补助序号, R-B5), u16 BE.
+pub const EF17_SUBSIDY_SEQ: std::ops::Range<usize> = 10..12;
+/// CREDIT FOR LOAD's P1 for a pick-up (领取补助): the card steps its subsidy sequence in the
+/// same command (an extension of JR/T 0025, atomic with the credit like EF 17's daily figures).
+pub const CREDIT_P1_PICK_UP: u8 = 0x01;
 /// Wrong PINs allowed before the PIN blocks.
 pub const PIN_TRIES: u8 = 3;
 /// The purse's limit: a 4-byte balance kept within `i32` (21,474,836.47 元).
@@ -445,12 +450,26 @@ impl CpuCard {
         };
         let date = [d[0], d[1], d[2], d[3]];
         let time = [d[4], d[5], d[6]];
-        let session = pc::load_session(&self.keys.load, &p.random, p.seq);
         self.volatile.load = None;
+        let subsidy_seq = match c.p1 {
+            0x00 => None,
+            CREDIT_P1_PICK_UP => {
+                let seq = u16::from_be_bytes([self.ef17[10], self.ef17[11]]);
+                match seq.checked_add(1) {
+                    Some(next) => Some(next),
+                    None => return status(sw::CONDITIONS_NOT_SATISFIED),
+                }
+            }
+            _ => return status(sw::WRONG_P1P2),
+        };
+        let session = pc::load_session(&self.keys.load, &p.random, p.seq);
         if pc::load_mac2(&session, p.amount, p.ty, &p.term_id, &date, &time)
             != [d[7], d[8], d[9], d[10]]
         {
             return status(sw::MAC_INVALID);
+        }
+        if let Some(next) = subsidy_seq {
+            self.ef17[EF17_SUBSIDY_SEQ].copy_from_slice(&next.to_be_bytes());
         }
         self.balance += p.amount;
         self.online_seq = self.online_seq.wrapping_add(1);

@@ -6,7 +6,7 @@ use ykt_card::app::issue::{IssueParams, issue};
 use ykt_card::app::{TxKind, TxRequest};
 use ykt_card::keys::SystemKeys;
 use ykt_card::mf1::Mf1Card;
-use ykt_card::{SimCard, SimulatedReader};
+use ykt_card::{Fault, SimCard, SimulatedReader, TearOutcome};
 use ykt_proto::types::{CardNo, DisplayNo, PhysicalId};
 
 pub const UID: [u8; 4] = [0x1A, 0x2B, 0x3C, 0x4D];
@@ -64,4 +64,16 @@ pub fn mf1(r: &SimulatedReader) -> &Mf1Card {
         SimCard::Mf1(c) => c,
         _ => panic!("not MF1"),
     }
+}
+
+/// Every fault a card operation can meet.
+pub fn faults() -> Vec<Fault> {
+    vec![
+        Fault::FailBefore,
+        Fault::Tear(TearOutcome::Old),
+        Fault::Tear(TearOutcome::New),
+        Fault::Tear(TearOutcome::Garbage),
+        Fault::RemovedAfter,
+        Fault::AckLost,
+    ]
 }

@@ -101,6 +101,33 @@ pub fn within_hours(p: &TerminalParams, t: NaiveTime) -> bool {
         })
 }
 
+/// The checks of a load of `amount` onto the card (R-B4, R-B5): the card's identity, the
+/// amount, the expiry, and the most its purse holds (`card_limit`, code 66).
+pub fn check_load(
+    card: &CardFacts,
+    today: NaiveDate,
+    amount: Fen,
+    card_limit: Fen,
+) -> Result<(), Refusal> {
+    if !number_matches_keys(card) {
+        return Err(Refusal::Abnormal(ReturnCode::CARD_STATUS_ABNORMAL));
+    }
+    if amount <= 0 {
+        return Err(Refusal::Code(ReturnCode::AMOUNT_ERROR));
+    }
+    if today > card.expiry {
+        return Err(Refusal::Code(ReturnCode::CARD_EXPIRED));
+    }
+    if card
+        .balance
+        .checked_add(amount)
+        .is_none_or(|after| after > card_limit)
+    {
+        return Err(Refusal::Code(ReturnCode::CARD_BALANCE_OVER_LIMIT));
+    }
+    Ok(())
+}
+
 /// Every chapter-4 check of a debit of `amount` (fee excluded) on `today`.
 pub fn check_debit(
     card: &CardFacts,

@@ -28,6 +28,9 @@ pub(super) struct CpuTap {
     pub read: CpuRead,
     /// The purchase session the card opened (INITIALIZE FOR PURCHASE).
     pub init: Option<CpuInit>,
+    /// A load: the host's MAC2 for the load session the card opened (INITIALIZE FOR LOAD),
+    /// for CREDIT FOR LOAD.
+    pub load_mac2: Option<[u8; 4]>,
 }
 
 /// The card's answer to INITIALIZE FOR PURCHASE.
@@ -129,13 +132,20 @@ pub(super) fn debit(
 /// Whether the card's log shows a purchase under `offline_seq` by this terminal (for a debit
 /// whose proof is gone because the card was used again elsewhere).
 pub(super) fn in_log(r: &mut dyn Reader, offline_seq: u16, device: PhysicalId) -> bool {
+    in_log_of(r, tx_type::PURCHASE_EP, offline_seq, device)
+}
+
+/// Whether the card's log shows a load under `online_seq` by this terminal.
+pub(super) fn load_in_log(r: &mut dyn Reader, online_seq: u16, device: PhysicalId) -> bool {
+    in_log_of(r, tx_type::LOAD_EP, online_seq, device)
+}
+
+fn in_log_of(r: &mut dyn Reader, ty: u8, seq: u16, device: PhysicalId) -> bool {
     let Ok(log) = CpuApp::records(r, 10) else {
         return false;
     };
     let term = terminal_id(device);
     log.iter().any(|rec| {
-        u16::from_be_bytes([rec[0], rec[1]]) == offline_seq
-            && rec[9] == tx_type::PURCHASE_EP
-            && rec[10..16] == term
+        u16::from_be_bytes([rec[0], rec[1]]) == seq && rec[9] == ty && rec[10..16] == term
     })
 }

@@ -400,9 +400,13 @@ impl<F: Flash> Terminal<F> {
         let busy_matches = self.link.conn.exchange().is_some_and(|e| e.seq == corr);
         match msg {
             Message::DebitResponse(r) => self.sale_debit_response(r, corr, reader),
+            Message::LoadResponse(r) => self.load_response(r, corr, reader),
+            Message::WaitingResponse(r) => self.waiting_response(r, corr, reader),
             Message::Error(e) => {
                 if self.sale_awaits(corr) {
                     self.sale_debit_error(e.code, reader)
+                } else if self.load_awaits(corr) {
+                    self.load_refused(e.code)
                 } else {
                     if busy_matches {
                         self.end_exchange();

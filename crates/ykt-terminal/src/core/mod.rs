@@ -38,7 +38,10 @@ pub const BALANCE_HOLD_MS: u64 = 2_000;
 pub const INFO_HOLD_MS: u64 = 1_500;
 /// Online reply wait per attempt (R-P5.3).
 pub const ONLINE_WAIT_MS: u64 = 500;
-/// Sign-in timeout (R-P5.1).
+/// Load authorisation (0x08) and what-waits (0x09) reply wait per attempt: the host makes the
+/// pending load durable before it answers (`docs/loads.md`).
+pub const LOAD_WAIT_MS: u64 = 2_000;
+/// Sign-in timeout (R-P5.1), for POS and top-up terminals alike.
 pub const SIGN_IN_TIMEOUT_MS: u64 = 5_000;
 /// Cancel is impossible for this long after a write failure (R-P5.5, R-P5.8).
 pub const CANCEL_LOCK_MS: u64 = 60_000;
@@ -48,6 +51,19 @@ pub const STATS_HOLD_MS: u64 = 5_000;
 pub const MAX_COLLECT_REQUESTS: usize = 16;
 /// A bound on the deadlines fired for one input (each firing re-arms only later ones).
 const MAX_FIRED_PER_INPUT: usize = 100_000;
+
+/// What a terminal is for, set when it is provisioned (a terminal-local setting: the host
+/// does not download it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TerminalRole {
+    /// A POS (消费机): sales; it offers the pick-up of what waits for a card (R-B5).
+    #[default]
+    Pos,
+    /// A top-up terminal (充值机, the card office's writer): the operator keys an amount
+    /// taken in cash and the card is loaded (R-B4); a tap without an amount picks up what
+    /// waits. It never works offline.
+    TopUp,
+}
 
 /// What the terminal is, fixed at manufacture and provisioning.
 #[derive(Clone)]
@@ -60,6 +76,7 @@ pub struct TerminalConfig {
     pub journal: JournalConfig,
     /// Seed for sign-in nonces; the driver draws it from the OS at every power-up.
     pub entropy: u64,
+    pub role: TerminalRole,
 }
 
 /// Why the core stopped: storage failed (power lost, I/O error). It halts until power-up.
@@ -133,7 +150,7 @@ impl<F: Flash> Terminal<F> {
             now_ms.saturating_add(SIGN_IN_TIMEOUT_MS),
         );
         t.flow = sale::resume(&t.st.journal);
-        if t.flow.in_flight().is_some() {
+        if t.flow.prompts_retap() {
             t.timers
                 .set(Timer::CancelLock, now_ms.saturating_add(CANCEL_LOCK_MS));
             t.push(Output::Beep(Beep::Continuous));
@@ -151,8 +168,10 @@ impl<F: Flash> Terminal<F> {
     pub fn handle(&mut self, input: Input, reader: &mut dyn Reader, now_ms: u64) -> Vec<Output> {
         let now = now_ms.max(self.now);
         if !self.halted {
+            // A load a power cut interrupted: settled from the card if it is on the reader.
             let r = self
-                .fire_due(reader, now)
+                .settle_boot_load(reader)
+                .and_then(|()| self.fire_due(reader, now))
                 .and_then(|()| {
                     self.now = now;
                     self.dispatch(input, reader)
@@ -204,6 +223,7 @@ impl<F: Flash> Terminal<F> {
                 Ok(())
             }
             Timer::OnlineReply => self.online_timeout(reader),
+            Timer::LoadReply => self.load_timeout(),
             Timer::CancelLock => {
                 self.cancel_unlocked();
                 Ok(())

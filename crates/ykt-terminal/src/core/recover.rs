@@ -6,13 +6,23 @@
 //! becomes a new reversal record with the same card counter.
 
 use ykt_card::Reader;
-use ykt_card::app::CardRead;
+use ykt_card::app::{CardRead, Resolution};
 use ykt_card::cpu::app::CpuApp;
-use ykt_proto::{Record, RecordKind, RecordStatus};
+use ykt_proto::{CardType, Record, RecordKind, RecordStatus};
 
 use super::cpu::{self, Tapped};
+use super::sale::{Flow, pending_of};
 use super::{Res, Terminal};
 use crate::storage::flash::Flash;
+
+/// What the card on the reader says about a load journalled before a power cut.
+enum LoadSeen {
+    /// On the card (a CPU card's TAC when it proved it).
+    Landed(Option<u32>),
+    NotLanded,
+    /// No card, another card, or no proof either way.
+    Unknown,
+}
 
 /// At most this many closed records are checked per tap.
 const MAX_CHECKS: usize = 8;
@@ -110,5 +120,69 @@ impl<F: Flash> Terminal<F> {
                     && r.serial == rec.serial
             })
             .then_some(0)
+    }
+
+    /// After power-up, at the first input: a load still 发起交易 (the host may have
+    /// authorised it and the card may hold it) is settled from the card when it is on the
+    /// reader: landed → 交易成功, provably not landed → 中途拔卡. Otherwise it stays 发起交易
+    /// and is uploaded as it is: the host keeps it pending and settles it by the card's next
+    /// record (`docs/loads.md`). Never written again.
+    pub(super) fn settle_boot_load(&mut self, reader: &mut dyn Reader) -> Res {
+        if !matches!(self.flow, Flow::LoadRecover(_)) {
+            return Ok(());
+        }
+        let Flow::LoadRecover(rec) = std::mem::take(&mut self.flow) else {
+            return Ok(());
+        };
+        let mut rec = *rec;
+        match self.load_on_card(reader, &rec) {
+            LoadSeen::Landed(tac) => self.written(&mut rec, true, 0, tac)?,
+            LoadSeen::NotLanded => self.set_status(&mut rec, RecordStatus::CardPulled, 0)?,
+            LoadSeen::Unknown => {}
+        }
+        self.refresh_screen();
+        Ok(())
+    }
+
+    fn load_on_card(&self, reader: &mut dyn Reader, rec: &Record) -> LoadSeen {
+        if rec.card_type == CardType::Mf1 {
+            return match self.app().resolve(reader, &pending_of(rec)) {
+                Ok((_, Resolution::Landed(_))) => LoadSeen::Landed(None),
+                Ok((card, Resolution::NotLanded))
+                    if card.wallet.counter == rec.card_counter
+                        && card.wallet.balance == rec.balance_before =>
+                {
+                    LoadSeen::NotLanded
+                }
+                _ => LoadSeen::Unknown,
+            };
+        }
+        let Ok(read) = CpuApp::read(reader) else {
+            return LoadSeen::Unknown;
+        };
+        if read.card_no != rec.card_no {
+            return LoadSeen::Unknown;
+        }
+        let seq = u16::try_from(rec.card_counter).unwrap_or(u16::MAX);
+        match CpuApp::prove_load(reader, seq) {
+            Ok(Some(p)) => return LoadSeen::Landed(Some(u32::from_be_bytes(p.tac))),
+            Ok(None) if cpu::load_in_log(reader, seq, self.cfg.device) => {
+                return LoadSeen::Landed(None);
+            }
+            Ok(None) => {}
+            Err(_) => return LoadSeen::Unknown,
+        }
+        // The purse's online sequence and balance as they are now (INITIALIZE FOR LOAD
+        // changes nothing on the card).
+        let term = cpu::terminal_id(self.cfg.device);
+        match CpuApp::init_load(reader, &read, term, rec.amount) {
+            Ok(i)
+                if u32::from(i.online_seq) == rec.card_counter
+                    && ykt_proto::Fen::from(i.balance) == rec.balance_before =>
+            {
+                LoadSeen::NotLanded
+            }
+            _ => LoadSeen::Unknown,
+        }
     }
 }

@@ -30,6 +30,20 @@ pub const STORAGE_FAILED: &str = "存储器故障";
 pub const CARD_READ_FAILED: &str = "读卡失败，请重新刷卡";
 pub const NO_CPU_REVERSAL: &str = "CPU卡不支持冲正";
 pub const OFFLINE_RESET: &str = "脱机时间已清零";
+pub const TOP_UP: &str = "充值";
+pub const ENTER_TOP_UP: &str = "请输入充值金额";
+pub const TOPPED_UP: &str = "充值成功";
+pub const PICK_UP: &str = "领取补助";
+pub const PICKED_UP: &str = "领取成功";
+
+/// The amount a pick-up puts on the card.
+pub fn pick_up(a: Fen) -> String {
+    format!("{PICK_UP}：{}元", yuan(a))
+}
+
+pub fn top_up(a: Fen) -> String {
+    format!("充值金额：{}元", yuan(a))
+}
 
 pub fn yuan(f: Fen) -> String {
     let sign = if f < 0 { "-" } else { "" };

@@ -23,13 +23,16 @@ pub enum Timer {
     Heartbeat,
     /// The online debit's answer did not come in time (R-P5.3).
     OnlineReply,
+    /// The answer to a load authorisation (0x08) or a what-waits request (0x09) did not come
+    /// in time (`docs/loads.md`): asked again once, then given up without a card write.
+    LoadReply,
     /// Cancel becomes possible on the re-tap prompt (R-P5.5, R-P5.8).
     CancelLock,
     /// The offline-time counter is checkpointed to flash (R-F4.18).
     OfflineCheckpoint,
 }
 
-const COUNT: usize = 10;
+const COUNT: usize = 11;
 
 impl Timer {
     const ALL: [Timer; COUNT] = [
@@ -41,6 +44,7 @@ impl Timer {
         Timer::ExchangeRetry,
         Timer::Heartbeat,
         Timer::OnlineReply,
+        Timer::LoadReply,
         Timer::CancelLock,
         Timer::OfflineCheckpoint,
     ];

@@ -8,6 +8,8 @@ use chrono::NaiveDateTime;
 use ykt_proto::messages::*;
 use ykt_proto::*;
 
+use super::loads::LoadBooks;
+
 #[derive(Clone, Debug)]
 pub struct Stored {
     pub record: Record,
@@ -52,6 +54,10 @@ pub struct FakeHost {
     /// Serials sent again with other content (code 30): a reused serial.
     pub duplicates: u32,
     pub reports: Vec<Message>,
+    /// Loads (0x08, 0x09, `docs/loads.md`).
+    pub loads: LoadBooks,
+    /// The system keys, for a CPU card's load MAC2.
+    pub keys: ykt_card::keys::SystemKeys,
 }
 
 impl FakeHost {
@@ -89,6 +95,8 @@ impl FakeHost {
             received: Vec::new(),
             duplicates: 0,
             reports: Vec::new(),
+            loads: LoadBooks::default(),
+            keys: super::keys(),
         }
     }
 
@@ -183,6 +191,14 @@ impl FakeHost {
                 }
                 Message::DebitResponse(resp)
             }
+            Message::LoadRequest(q) => {
+                if self.loads.drop_loads > 0 {
+                    self.loads.drop_loads -= 1;
+                    return None;
+                }
+                Message::LoadResponse(self.loads.authorize(&self.keys, &q))
+            }
+            Message::WaitingRequest(q) => Message::WaitingResponse(self.loads.what_waits(&q)),
             Message::UploadRequest(u) => {
                 let results = u
                     .records
@@ -278,9 +294,19 @@ impl FakeHost {
     }
 
     fn authorize(&mut self, q: &DebitRequest) -> DebitResponse {
+        // R-B5: while money waits for the card, the answer says so (卡有补助未领).
+        let waits = self
+            .loads
+            .waiting
+            .get(&q.card_no.get())
+            .is_some_and(|w| *w > 0);
         let mut resp = DebitResponse {
             code: ReturnCode::SUCCESS,
-            info: self.info,
+            info: if waits {
+                InfoCode::SUBSIDY_WAITING
+            } else {
+                self.info
+            },
             serial: q.serial,
             card_no: q.card_no,
             amount: q.amount,
@@ -319,6 +345,8 @@ impl FakeHost {
                 resp
             }
             None => {
+                // The card's next record settles a load left unknown (docs/loads.md).
+                self.loads.settle_by(&record);
                 self.book(&record, 1);
                 self.counters
                     .insert((q.card_no.get(), q.card_counter), q.serial);
@@ -347,6 +375,9 @@ impl FakeHost {
     }
 
     fn upload(&mut self, r: &Record) -> ReturnCode {
+        if !self.records.contains_key(&r.serial) {
+            self.loads.settle_by(r);
+        }
         let code = self.upload_inner(r);
         if code == ReturnCode::POS_SERIAL_DUPLICATE {
             self.duplicates += 1;
@@ -457,6 +488,13 @@ impl FakeHost {
                 }
                 self.store(r, false);
                 ReturnCode::SUCCESS
+            }
+            RecordKind::TopUp | RecordKind::Subsidy => {
+                let code = self.loads.upload(r);
+                if code.is_success() {
+                    self.store(r, false);
+                }
+                code
             }
         }
     }

@@ -4,13 +4,14 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod host;
+pub mod loads;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use ykt_card::app::issue::{IssueParams, issue};
 use ykt_card::app::{Mf1App, TxKind};
 use ykt_card::cpu::CpuCard;
 use ykt_card::cpu::app::{CpuApp, issue_cpu};
-use ykt_card::cpu::psam::{PurchaseFacts, verify_purchase_tac};
+use ykt_card::cpu::psam::{PurchaseFacts, verify_load_tac, verify_purchase_tac};
 use ykt_card::keys::SystemKeys;
 use ykt_card::mf1::Mf1Card;
 use ykt_card::{SimCard, SimulatedReader};
@@ -94,12 +95,17 @@ pub fn cpu_card(card_no: u32, uid: [u8; 4], balance: Fen, class: u8) -> CpuCard 
 }
 
 pub fn config() -> TerminalConfig {
+    config_as(TerminalRole::Pos)
+}
+
+pub fn config_as(role: TerminalRole) -> TerminalConfig {
     TerminalConfig {
         device: DEVICE,
         master: master(),
         card_keys: keys(),
         journal: JournalConfig::with_segment_size(4096, 200),
         entropy: 99,
+        role,
     }
 }
 
@@ -165,11 +171,23 @@ pub struct Rig {
     /// Flash of a terminal that lost power, waiting for `power_up`.
     pub dead_flash: Option<MemFlash>,
     pub cut_seed: u64,
+    pub role: TerminalRole,
 }
 
 impl Rig {
     /// A terminal on blank flash, not yet connected.
     pub fn blank(p: TerminalParams) -> Rig {
+        Rig::blank_as(p, TerminalRole::Pos)
+    }
+
+    /// A top-up terminal (R-B4), signed in.
+    pub fn top_up(p: TerminalParams) -> Rig {
+        let mut rig = Rig::blank_as(p, TerminalRole::TopUp);
+        rig.link_up();
+        rig
+    }
+
+    pub fn blank_as(p: TerminalParams, role: TerminalRole) -> Rig {
         let rtc = at(2, 11, 0);
         let host = FakeHost::new(DEVICE, master(), p, at(2, 11, 30));
         let mut rig = Rig {
@@ -187,6 +205,7 @@ impl Rig {
             rtc,
             dead_flash: Some(MemFlash::new()),
             cut_seed: 1,
+            role,
         };
         rig.power_up();
         rig
@@ -201,7 +220,7 @@ impl Rig {
 
     pub fn power_up(&mut self) {
         let flash = self.dead_flash.take().unwrap();
-        let (t, out) = Terminal::power_on(flash, config(), self.now, self.rtc).unwrap();
+        let (t, out) = Terminal::power_on(flash, config_as(self.role), self.now, self.rtc).unwrap();
         self.term = Some(t);
         self.timer = None;
         self.route(out);
@@ -430,11 +449,16 @@ impl Rig {
         for w in records.windows(2) {
             assert!(w[0].serial < w[1].serial, "serials not increasing");
         }
-        // Card balance + successful debits − reversals = starting balance.
+        // Card balance + successful debits − reversals − loads = starting balance.
         let debited: Fen = net_debits(&records);
+        let loaded: Fen = records
+            .iter()
+            .filter(|r| self.load_landed(r))
+            .map(|r| r.amount)
+            .sum();
         assert_eq!(
             self.balance() + debited,
-            start,
+            start + loaded,
             "card balance vs journal: {records:#?}"
         );
         if self.is_cpu() {
@@ -453,14 +477,16 @@ impl Rig {
                 .find(|x| x.serial == cr.serial && cr.device == DEVICE);
             let rec = rec.unwrap_or_else(|| panic!("card transaction {cr:?} without a record"));
             assert!(
-                rec.status.card_debited() || found_later(&records, rec.serial),
+                rec.status.card_debited()
+                    || found_later(&records, rec.serial)
+                    || self.load_landed(rec),
                 "card written but record says {:?}",
                 rec.status
             );
-            let kind = if rec.kind == RecordKind::Reversal {
-                TxKind::Reversal
-            } else {
-                TxKind::Purchase
+            let kind = match rec.kind {
+                RecordKind::Reversal => TxKind::Reversal,
+                RecordKind::TopUp | RecordKind::Subsidy => TxKind::TopUp,
+                _ => TxKind::Purchase,
             };
             assert_eq!(cr.kind, kind);
         }
@@ -481,6 +507,16 @@ impl Rig {
                 continue;
             }
             let seq = u32::from(u16::from_be_bytes([log[0], log[1]]));
+            if log[9] == ykt_card::cpu::crypto::tx_type::LOAD_EP {
+                // A credit of ours: exactly one load record of that online sequence landed.
+                let landed = records
+                    .iter()
+                    .filter(|x| x.card_type == CardType::Cpu && x.kind.is_load())
+                    .filter(|x| x.card_counter == seq && self.load_landed(x))
+                    .count();
+                assert_eq!(landed, 1, "purse load {seq}: {records:#?}");
+                continue;
+            }
             // Several records may carry the sequence number of a purchase that did not happen
             // (the next one reuses it): exactly one of them must account for the debit.
             let candidates: Vec<_> = records
@@ -507,7 +543,31 @@ impl Rig {
         let k = keys();
         for rec in records
             .iter()
+            .filter(|x| x.card_type == CardType::Cpu && x.kind.is_load() && x.status.card_debited())
+        {
+            let init = ykt_card::cpu::psam::LoadInit {
+                serial: ykt_card::cpu::app::serial_for(rec.card_no),
+                balance: rec.balance_before as u32,
+                online_seq: rec.card_counter as u16,
+                random: [0; 4],
+                mac1: [0; 4],
+                amount: rec.amount as u32,
+                ty: ykt_card::cpu::crypto::tx_type::LOAD_EP,
+                term_id: term,
+            };
+            let (d, t) = (
+                ykt_card::cpu::apdu::bcd_date(rec.time),
+                ykt_card::cpu::apdu::bcd_time(rec.time),
+            );
+            assert!(
+                rec.tac == 0 || verify_load_tac(&k, &init, &d, &t, &rec.tac.to_be_bytes()),
+                "load TAC of {rec:?}"
+            );
+        }
+        for rec in records
+            .iter()
             .filter(|x| x.card_type == CardType::Cpu && x.status.card_debited())
+            .filter(|x| !x.kind.is_load())
             .filter(|x| x.kind == RecordKind::Purchase || x.tac != 0)
         {
             let f = PurchaseFacts {
@@ -530,9 +590,60 @@ impl Rig {
         }
     }
 
+    /// Whether a load record's credit is on the card: 交易成功 in the journal, or uploaded
+    /// unknown (发起交易) and posted by the host from the card's next record.
+    pub fn load_landed(&self, r: &Record) -> bool {
+        if !r.kind.is_load() {
+            return false;
+        }
+        r.status == RecordStatus::Success
+            || (r.status == RecordStatus::Initiated
+                && self
+                    .host
+                    .loads
+                    .loads
+                    .get(&r.serial)
+                    .is_some_and(|l| l.state == loads::LoadState::Posted))
+    }
+
+    /// R-B4, R-B5: every load settled once, none against the books; the money that waited
+    /// is on the cards or waits still, the cash taken is on the cards.
+    pub fn check_loads(&self) {
+        let l = &self.host.loads;
+        assert!(l.conflicts.is_empty(), "{:?}", l.conflicts);
+        assert_eq!(l.pending().count(), 0, "loads left pending: {:#?}", l.loads);
+        let posted = |pick_up: bool| -> Fen {
+            l.loads
+                .values()
+                .filter(|x| x.state == loads::LoadState::Posted)
+                .filter(|x| (x.request.purpose == LoadPurpose::Pickup) == pick_up)
+                .map(|x| x.request.amount)
+                .sum()
+        };
+        let waits: Fen = l.waiting.values().sum();
+        let waited: Fen = l.waiting_at_start.values().sum();
+        assert_eq!(waits + posted(true), waited, "waiting money not conserved");
+        assert_eq!(l.cash_in, posted(false), "cash taken vs top-ups posted");
+        // Each load posted is one journal record whose credit is on the card, once.
+        let records = self.records();
+        let posted_serials = l
+            .loads
+            .iter()
+            .filter(|(_, x)| x.state == loads::LoadState::Posted)
+            .map(|(s, _)| *s);
+        for serial in posted_serials {
+            let r = records.iter().find(|r| r.serial == serial).unwrap();
+            assert!(
+                self.load_landed(r),
+                "posted load {serial} not landed: {r:?}"
+            );
+        }
+    }
+
     /// Once everything is uploaded: the host booked exactly what the card lost, once each.
     pub fn check_host_books(&self) {
         assert_eq!(self.pending(), 0, "records left to upload");
+        self.check_loads();
         let records = self.records();
         let debited: Fen = net_debits(&records);
         assert_eq!(
@@ -585,6 +696,19 @@ impl Rig {
         if !self.link {
             self.link_up();
         }
+        self.upload_all();
+        // A load uploaded unknown (发起交易) is settled by the card's next record: one more
+        // transaction of 1 fen with the card makes it.
+        if self.host.loads.pending().any(|l| l.unknown) && self.reader.card().is_some() {
+            self.reader.clear_faults();
+            self.key(ykt_terminal::Key::Cancel);
+            self.amount(1);
+            self.retap();
+            self.upload_all();
+        }
+    }
+
+    fn upload_all(&mut self) {
         for _ in 0..20 {
             if self.pending() == 0 {
                 break;

@@ -10,7 +10,9 @@ use chrono::NaiveDateTime;
 use ykt_card::keys::SystemKeys;
 use ykt_card::{Fault, SimulatedReader};
 use ykt_proto::WorkMode;
-use ykt_terminal::{Beep, Event, Input, JournalConfig, Key, Output, Terminal, TerminalConfig};
+use ykt_terminal::{
+    Beep, Event, Input, JournalConfig, Key, Output, Terminal, TerminalConfig, TerminalRole,
+};
 
 use super::card_file;
 use super::clock::Clock;
@@ -86,14 +88,23 @@ impl Driver {
         }
     }
 
-    /// The physical ID (8 hex digits), terminal and merchant number, for display.
+    /// The physical ID (8 hex digits), terminal and merchant number, for display; a top-up
+    /// terminal says so.
     pub fn device_id(&self) -> String {
+        let role = match self.provision.role {
+            TerminalRole::Pos => "",
+            TerminalRole::TopUp => " 充值机",
+        };
         format!(
-            "{} 终端号 {} 商户 {}",
+            "{} 终端号 {} 商户 {}{role}",
             hex::encode_upper(self.provision.device.0),
             self.provision.terminal_no,
             self.provision.merchant_no
         )
+    }
+
+    pub fn role(&self) -> TerminalRole {
+        self.provision.role
     }
 
     pub fn host(&self) -> &str {
@@ -114,6 +125,7 @@ impl Driver {
             card_keys: self.card_keys.clone(),
             journal: self.journal,
             entropy: rand::random(),
+            role: self.provision.role,
         };
         let (term, out) = Terminal::power_on(flash, config, self.clock.now_ms(), self.clock.rtc())
             .context("the terminal's storage cannot be recovered")?;

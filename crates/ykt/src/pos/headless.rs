@@ -360,6 +360,7 @@ impl Headless {
             "connected": term.is_some_and(|t| t.is_connected()),
             "online": v.online,
             "mode": v.mode.map(|m| json::snake(&format!("{m:?}"))),
+            "role": json::snake(&format!("{:?}", self.driver.role())),
             "pending": v.pending,
             "in_flight": term.and_then(|t| t.in_flight()),
             "next_serial": term.map(|t| t.storage().journal.next_serial()),

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use ykt_proto::{DeviceKey, Key, PhysicalId, Suite};
+use ykt_terminal::TerminalRole;
 
 /// A provisioning file is a few hundred bytes; refuse anything absurd before reading it.
 const MAX_FILE: u64 = 16 * 1024;
@@ -17,6 +18,8 @@ pub struct Provision {
     pub host: String,
     pub terminal_no: u32,
     pub merchant_no: u32,
+    /// A POS or a top-up terminal (充值机, R-B4); a terminal-local setting.
+    pub role: TerminalRole,
 }
 
 #[derive(serde::Deserialize)]
@@ -27,6 +30,9 @@ struct File {
     host: String,
     terminal_no: u32,
     merchant_no: u32,
+    /// `"pos"` (the default) or `"top_up"`.
+    #[serde(default)]
+    role: Option<String>,
 }
 
 impl Provision {
@@ -57,6 +63,11 @@ impl Provision {
         if f.host.trim().is_empty() {
             bail!("host is empty");
         }
+        let role = match f.role.as_deref() {
+            None | Some("pos") => TerminalRole::Pos,
+            Some("top_up") => TerminalRole::TopUp,
+            Some(other) => bail!("role {other:?}: expected pos or top_up"),
+        };
         Ok(Provision {
             device,
             master: DeviceKey {
@@ -66,6 +77,7 @@ impl Provision {
             host: f.host,
             terminal_no: f.terminal_no,
             merchant_no: f.merchant_no,
+            role,
         })
     }
 }
@@ -87,5 +99,23 @@ mod tests {
         assert!(Provision::parse(&short).is_err());
         let suite = good.replace("sm4", "des");
         assert!(Provision::parse(&suite).is_err());
+        assert_eq!(p.role, TerminalRole::Pos);
+    }
+
+    // R-B4: a provisioning file makes the terminal a top-up terminal (充值机).
+    #[test]
+    fn role_top_up_or_pos() {
+        let base = r#"{"physical_id":"10000001","master_key":"00112233445566778899AABBCCDDEEFF",
+            "mac_suite":"sm4","host":"127.0.0.1:9000","terminal_no":1,"merchant_no":1001"#;
+        let with = |role: &str| format!("{base},\"role\":\"{role}\"}}");
+        assert_eq!(
+            Provision::parse(&with("top_up")).unwrap().role,
+            TerminalRole::TopUp
+        );
+        assert_eq!(
+            Provision::parse(&with("pos")).unwrap().role,
+            TerminalRole::Pos
+        );
+        assert!(Provision::parse(&with("bank")).is_err());
     }
 }

@@ -25,8 +25,11 @@ use crate::storage::flash::Flash;
 use crate::storage::journal::{Journal, JournalError};
 
 mod card_ops;
+mod load;
 mod online;
 mod retap;
+
+pub(super) use load::{Asking, Loading};
 
 /// Digits the operator may key for an amount (fen), item code or PIN.
 const MAX_DIGITS: usize = 8;
@@ -73,6 +76,17 @@ pub(super) enum Flow {
     AwaitHost(Box<Online>),
     Retap(Box<Retap>),
     Reversal,
+    /// A top-up terminal: the amount taken in cash is keyed, the card is awaited (R-B4).
+    TopUpReady {
+        amount: Fen,
+    },
+    /// What waits for the card (0x09) is asked (R-B5); nothing is journalled yet.
+    AwaitWaiting(Box<Asking>),
+    /// The load's record is journalled; its authorisation (0x08) is asked (R-B4, R-B5).
+    AwaitLoad(Box<Loading>),
+    /// After power-up: a load whose record is still 发起交易, settled from the card at the
+    /// first input if it is on the reader, else uploaded as it is (`docs/loads.md`).
+    LoadRecover(Box<Record>),
 }
 
 impl Default for Flow {
@@ -88,12 +102,22 @@ impl Flow {
         match self {
             Flow::AwaitHost(o) => Some(o.record.serial),
             Flow::Retap(r) => Some(r.record.serial),
+            Flow::AwaitLoad(l) => Some(l.record.serial),
+            Flow::LoadRecover(r) => Some(r.serial),
             _ => None,
         }
     }
 
+    /// Whether the card is asked for again (the continuous beep and the cancel lock).
+    pub(in crate::core) fn prompts_retap(&self) -> bool {
+        matches!(self, Flow::Retap(_))
+    }
+
     pub(in crate::core) fn is_idle(&self) -> bool {
-        matches!(self, Flow::Idle { .. } | Flow::Ready(_))
+        matches!(
+            self,
+            Flow::Idle { .. } | Flow::Ready(_) | Flow::TopUpReady { .. }
+        )
     }
 }
 
@@ -105,6 +129,14 @@ pub(super) fn resume(journal: &Journal) -> Flow {
         .checked_sub(1)
         .and_then(|s| journal.get(s));
     match last {
+        // Not uploaded yet: once the host has it as 发起交易 the record never changes again.
+        Some(r)
+            if r.kind.is_load()
+                && r.status == RecordStatus::Initiated
+                && journal.is_uploaded(r.serial) == Some(false) =>
+        {
+            Flow::LoadRecover(Box::new(r.clone()))
+        }
         Some(r) if card_write_open(r) => {
             Flow::Retap(Box::new(Retap {
                 record: r.clone(),
@@ -137,10 +169,23 @@ fn app_refusal(e: &AppError) -> Refusal {
     }
 }
 
+/// What `Mf1App::resolve` needs to tell whether a record's card write landed.
+pub(in crate::core) fn pending_of(r: &Record) -> Pending {
+    Pending {
+        card_no: r.card_no,
+        wallet_no: r.wallet_no,
+        counter_before: r.card_counter,
+        device: r.device,
+        serial: r.serial,
+    }
+}
+
 fn tx_request(r: &Record) -> TxRequest {
     let (kind, amount, fee) = match r.kind {
         // A reversal gives back amount and fee as one credit.
         RecordKind::Reversal => (TxKind::Reversal, r.amount + r.fee, 0),
+        // A load (top-up or pick-up) is a credit of the amount.
+        RecordKind::TopUp | RecordKind::Subsidy => (TxKind::TopUp, r.amount, 0),
         _ => (TxKind::Purchase, r.amount, r.fee),
     };
     TxRequest {
@@ -159,11 +204,18 @@ impl<F: Flash> Terminal<F> {
     }
 
     pub(in crate::core) fn sale_busy(&self) -> bool {
-        matches!(self.flow, Flow::AwaitHost(_))
+        matches!(
+            self.flow,
+            Flow::AwaitHost(_) | Flow::AwaitLoad(_) | Flow::AwaitWaiting(_)
+        )
     }
 
     pub(in crate::core) fn sale_awaits(&self, corr: u32) -> bool {
         matches!(&self.flow, Flow::AwaitHost(o) if o.seq == corr)
+    }
+
+    pub(in crate::core) fn is_top_up_terminal(&self) -> bool {
+        self.cfg.role == super::TerminalRole::TopUp
     }
 
     /// Whether the terminal may take transactions at all (R-P5.1).
@@ -205,6 +257,12 @@ impl<F: Flash> Terminal<F> {
                 Some(vec![texts::RETAP.into(), hint.into()])
             }
             Flow::Reversal => Some(vec![texts::TAP_TO_REVERSE.into()]),
+            Flow::TopUpReady { amount } => {
+                Some(vec![texts::top_up(*amount), texts::TAP_CARD.into()])
+            }
+            Flow::AwaitWaiting(_) | Flow::AwaitLoad(_) | Flow::LoadRecover(_) => {
+                Some(vec![texts::WAITING_HOST.into()])
+            }
         }
     }
 
@@ -216,6 +274,14 @@ impl<F: Flash> Terminal<F> {
             Flow::Idle { digits } => digits.clone(),
             _ => String::new(),
         };
+        if self.is_top_up_terminal() {
+            let entry = if digits.is_empty() {
+                texts::ENTER_TOP_UP.to_owned()
+            } else {
+                texts::top_up(digits.parse().unwrap_or(0))
+            };
+            return vec![texts::TOP_UP.into(), entry];
+        }
         let mode = texts::mode(self.work_mode()).to_owned();
         match p.consumption_mode {
             ConsumptionMode::UnitPrice if digits.is_empty() => {
@@ -249,7 +315,14 @@ impl<F: Flash> Terminal<F> {
                 }
                 self.cancel_retap()
             }
-            (Flow::Retap(_) | Flow::AwaitHost(_), _) => Ok(()),
+            (
+                Flow::Retap(_)
+                | Flow::AwaitHost(_)
+                | Flow::AwaitLoad(_)
+                | Flow::AwaitWaiting(_)
+                | Flow::LoadRecover(_),
+                _,
+            ) => Ok(()),
             (Flow::Pin { digits, .. }, Key::Digit(d)) => {
                 if digits.len() < 12 && d < 10 {
                     digits.push(char::from(b'0' + d));
@@ -267,7 +340,7 @@ impl<F: Flash> Terminal<F> {
             }
             (Flow::Idle { .. }, Key::Enter) => self.amount_entered(),
             (Flow::Idle { .. }, Key::Reversal) => {
-                if self.working() {
+                if self.working() && !self.is_top_up_terminal() {
                     self.flow = Flow::Reversal;
                 }
                 self.refresh_screen();
@@ -288,6 +361,17 @@ impl<F: Flash> Terminal<F> {
             return Ok(());
         };
         let n: i64 = digits.parse().unwrap_or(0);
+        if self.is_top_up_terminal() {
+            // R-B4: the cash taken is keyed; the card is asked for.
+            self.flow = if n > 0 {
+                Flow::TopUpReady { amount: n }
+            } else {
+                Flow::default()
+            };
+            self.timers.clear(Timer::ScreenHold);
+            self.refresh_screen();
+            return Ok(());
+        }
         let Some(p) = self.params() else {
             return Ok(());
         };
@@ -325,6 +409,9 @@ impl<F: Flash> Terminal<F> {
     pub(in crate::core) fn on_card(&mut self, reader: &mut dyn Reader) -> Res {
         if matches!(self.flow, Flow::Retap(_)) {
             return self.retap(reader);
+        }
+        if self.is_top_up_terminal() && self.working() && self.params().is_some() {
+            return self.load_tap(reader);
         }
         if !self.working() || self.params().is_none() {
             // No sales now, but a debit the card shows and the journal lacks is still found.
@@ -429,6 +516,7 @@ impl<F: Flash> Terminal<F> {
                 Ok(c) => Ok(Some(Tapped::Cpu(Box::new(CpuTap {
                     read: c,
                     init: None,
+                    load_mac2: None,
                 })))),
                 Err(ykt_card::cpu::app::CpuError::Reader(_)) => Ok(None),
                 Err(e) => Err(cpu_refusal(&e)),

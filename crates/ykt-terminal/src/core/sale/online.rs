@@ -134,6 +134,10 @@ impl<F: Flash> Terminal<F> {
                 self.collect_records(reader, &now_card, resp.collect_last)?;
             }
         }
+        if resp.info == ykt_proto::InfoCode::SUBSIDY_WAITING {
+            // R-B5: money waits for the card: the pick-up is offered while it is here.
+            self.offer_pick_up(reader, card.card_no())?;
+        }
         Ok(())
     }
 
@@ -183,7 +187,7 @@ impl<F: Flash> Terminal<F> {
             o.attempts = 2;
             return self.online_timeout(reader);
         }
-        Ok(())
+        self.load_host_unreachable()
     }
 
     /// R-P5.3 (`Timer::OnlineReply`, codes 1–9, link lost): 500 ms, one retry, then offline
