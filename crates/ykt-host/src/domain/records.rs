@@ -461,6 +461,8 @@ fn store_upload(
         }
         RecordKind::Cancellation => cancel(tx, &mut card, r, subject, now),
         RecordKind::Reversal => reverse(tx, &mut card, r, subject, tac, now),
+        // Loads (docs/loads.md) are not booked yet: refused, nothing written.
+        RecordKind::TopUp | RecordKind::Subsidy => refuse(ReturnCode::TRANSACTION_TYPE_ERROR),
     }
 }
 
