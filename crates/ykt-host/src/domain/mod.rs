@@ -17,3 +17,4 @@ pub mod records;
 pub mod report;
 pub mod shifts;
 pub mod signin;
+pub mod topup;
