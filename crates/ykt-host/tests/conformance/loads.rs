@@ -1,4 +1,5 @@
 //! Loads onto the card (docs/loads.md): top-ups, waiting loads, pick-ups, settlement, audit.
+#![allow(dead_code)] // its helpers serve the property test (tests/loads_prop.rs) too
 
 use ykt_host::domain::records::CpuLoad;
 use ykt_host::domain::topup::{
@@ -18,7 +19,7 @@ use super::support::*;
 pub const TOPUP_DEVICE: PhysicalId = PhysicalId([0x05, 0, 0, 0x01]);
 const TOPUP_TERMINAL: u32 = 21;
 
-fn topup_origin() -> Origin {
+pub fn topup_origin() -> Origin {
     Origin {
         fep: FEP,
         device: TOPUP_DEVICE,
@@ -27,7 +28,7 @@ fn topup_origin() -> Origin {
 }
 
 /// The world plus a top-up device whose cash an operator takes; returns the operator's id.
-fn topup_world(s: &Store) -> i64 {
+pub fn topup_world(s: &Store) -> i64 {
     world(s);
     s.execute(|tx| {
         add_device(tx, TOPUP_DEVICE, TOPUP_TERMINAL)?;
@@ -47,7 +48,7 @@ fn topup_world(s: &Store) -> i64 {
     .unwrap()
 }
 
-fn request(
+pub fn request(
     purpose: LoadPurpose,
     card: CardNo,
     serial: u32,
@@ -69,7 +70,7 @@ fn request(
     }
 }
 
-fn authorize(s: &Store, origin: Origin, request: LoadRequest) -> Result<Authorised> {
+pub fn authorize(s: &Store, origin: Origin, request: LoadRequest) -> Result<Authorised> {
     let keys = s.tac_verifier();
     s.execute(move |tx| {
         let services = LoadServices {
@@ -85,7 +86,7 @@ fn authorize(s: &Store, origin: Origin, request: LoadRequest) -> Result<Authoris
 }
 
 /// The record the terminal journals for a load request, with the outcome of the card write.
-fn load_record(device: PhysicalId, l: &LoadRequest, status: RecordStatus) -> Record {
+pub fn load_record(device: PhysicalId, l: &LoadRequest, status: RecordStatus) -> Record {
     Record {
         device,
         serial: l.serial,
@@ -111,26 +112,27 @@ fn load_record(device: PhysicalId, l: &LoadRequest, status: RecordStatus) -> Rec
     }
 }
 
-fn upload_from(s: &Store, origin: Origin, record: Record) -> Result<Outcome> {
+pub fn upload_from(s: &Store, origin: Origin, record: Record) -> Result<Outcome> {
     let tac = s.tac_verifier();
     s.execute(move |tx| domain::records::upload(tx, &origin, &record, tac.as_deref(), now()))
         .and_then(wire_view)
 }
 
-fn load_state(s: &Store, device: PhysicalId, serial: u32) -> LoadState {
+pub fn load_state(s: &Store, device: PhysicalId, serial: u32) -> LoadState {
     s.execute(move |tx| repo_loads::load_lock(tx.conn, device, serial))
         .unwrap()
         .unwrap()
         .state
 }
 
-fn balance_of(s: &Store, account: &'static str) -> i64 {
+pub fn balance_of(s: &Store, account: &'static str) -> i64 {
     s.read(move |tx| repo::account_balance(tx.conn, account))
         .unwrap()
         .unwrap()
 }
 
-fn deposit(s: &Store, card: CardNo, amount: i64, receipt: &'static str) -> Card {
+pub fn deposit(s: &Store, card: CardNo, amount: i64, receipt: &str) -> Card {
+    let receipt = receipt.to_owned();
     s.execute(move |tx| {
         let actor = Actor::system("test");
         admin::deposit(
@@ -138,14 +140,14 @@ fn deposit(s: &Store, card: CardNo, amount: i64, receipt: &'static str) -> Card 
             admin::Payer::system(&actor),
             card,
             amount,
-            receipt,
+            &receipt,
             now(),
         )
     })
     .unwrap()
 }
 
-fn waiting_query(
+pub fn waiting_query(
     s: &Store,
     card: &Card,
     seq: u16,
