@@ -21,6 +21,7 @@ mod handlers;
 mod http;
 mod jobs;
 mod loads;
+mod loads_api;
 mod metrics;
 mod operators_api;
 mod params_api;
