@@ -907,3 +907,49 @@ pub fn top_up_setting(tx: &mut Tx<'_>, device: &Device) -> Result<TopUpSetting> 
         operator: rows::device_operator(tx.conn, device.id)?,
     })
 }
+
+// ---- the daily report's loads ---------------------------------------------------------------------
+
+/// Loads posted on one day by one terminal, purpose and operator (the daily report).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LoadLine {
+    pub device: String,
+    /// `cash`, `bank` or `pickup`.
+    pub purpose: String,
+    /// The operator whose cash a cash top-up was; `None` for the others.
+    pub operator: Option<String>,
+    pub count: i64,
+    pub amount: Fen,
+}
+
+/// The loads posted on `date` (their terminal time), by terminal, purpose and operator.
+pub fn loads_of_day(tx: &mut Tx<'_>, date: chrono::NaiveDate) -> Result<Vec<LoadLine>> {
+    let from = date.and_time(NaiveTime::MIN);
+    let to = from + chrono::Duration::days(1);
+    let rows = tx.conn.query(
+        "SELECT l.device, l.purpose, o.login, COUNT(*), CAST(SUM(l.amount) AS BIGINT) \
+         FROM loads l LEFT JOIN operators o ON o.id = l.operator_id \
+         WHERE l.state = 'posted' AND l.time >= $1 AND l.time < $2 \
+         GROUP BY l.device, l.purpose, o.login ORDER BY l.device, l.purpose, o.login LIMIT $3",
+        &[
+            repo::time_key(from).into(),
+            repo::time_key(to).into(),
+            i64::try_from(super::report::MAX_GROUPS)
+                .unwrap_or(i64::MAX)
+                .into(),
+        ],
+    )?;
+    rows.iter()
+        .map(|r| {
+            let device =
+                u32::try_from(r.int(0)?).map_err(|_| HostError::Corrupt("load device".into()))?;
+            Ok(LoadLine {
+                device: ykt_proto::PhysicalId(device.to_be_bytes()).to_string(),
+                purpose: r.text(1)?.to_owned(),
+                operator: r.opt_text(2)?.map(str::to_owned),
+                count: r.int(3)?,
+                amount: r.int(4)?,
+            })
+        })
+        .collect()
+}

@@ -206,6 +206,21 @@ pub fn top_up_posts_and_voids(f: &Fixture) {
         .execute(move |tx| domain::shifts::report(tx, operator, "clerk", now().date()))
         .unwrap();
     assert_eq!((cash.cash.count, cash.cash.amount), (1, 5_000));
+    assert_eq!((cash.top_ups.count, cash.top_ups.amount), (1, 5_000));
+    // The daily report shows it by terminal, purpose and operator.
+    let day = s
+        .execute(|tx| domain::report::daily(tx, now().date()))
+        .unwrap();
+    assert_eq!(
+        day.loads,
+        vec![topup::LoadLine {
+            device: TOPUP_DEVICE.to_string(),
+            purpose: "cash".into(),
+            operator: Some("clerk".into()),
+            count: 1,
+            amount: 5_000,
+        }]
+    );
     audit_clean(s);
     // Uploaded again: acknowledged, nothing booked twice.
     let again = upload_from(
