@@ -176,19 +176,7 @@ fn book_debit(
     subject: Option<u16>,
     now: NaiveDateTime,
 ) -> Result<()> {
-    let stored = StoredRecord {
-        record: r.clone(),
-        booked: true,
-        reversed_by: None,
-        subject,
-    };
-    if !repo::record_insert(tx.conn, &stored, now)? {
-        // Inserted by another process since we looked: refuse; the retry sees it.
-        return Err(HostError::Db {
-            message: format!("record {}:{} inserted concurrently", r.device, r.serial),
-            retryable: true,
-        });
-    }
+    insert_record(tx, r, Booking::Booked, subject, now)?;
     counter::consume(tx, card, r)?;
     post_debit(tx, repo::card_account(card.no), r)?;
     let total = checks::total(r)?;
@@ -364,9 +352,28 @@ fn store_unbooked(
     subject: Option<u16>,
     now: NaiveDateTime,
 ) -> Result<()> {
+    insert_record(tx, r, Booking::Unbooked, subject, now)
+}
+
+/// Whether money moved in the ledger for a stored record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Booking {
+    Booked,
+    Unbooked,
+}
+
+/// Stores a record with its accounting subject. Inserted by another process since the caller
+/// looked: a retryable error, and the retry sees it.
+pub(crate) fn insert_record(
+    tx: &mut Tx<'_>,
+    r: &Record,
+    booking: Booking,
+    subject: Option<u16>,
+    now: NaiveDateTime,
+) -> Result<()> {
     let stored = StoredRecord {
         record: r.clone(),
-        booked: false,
+        booked: booking == Booking::Booked,
         reversed_by: None,
         subject,
     };

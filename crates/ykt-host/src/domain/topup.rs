@@ -21,12 +21,12 @@ use ykt_proto::{
 use super::checks::{self, MAX_CARD_BALANCE, Origin};
 use super::counter;
 use super::loads::account_of;
-use super::records::{CpuLoad, TacVerifier};
+use super::records::{Booking, CpuLoad, TacVerifier, insert_record};
 use super::shifts::{self, Method};
 use crate::error::{HostError, Result, refuse};
 use crate::ledger::{FUNDING_ACCOUNT, TOPUP_PENDING_ACCOUNT, Transfer, Tx, record_transfer_id};
 use crate::model::{Card, Device, Functions};
-use crate::repo::{self, StoredRecord};
+use crate::repo;
 use crate::repo_loads::{
     self as rows, CardColumn, CpuLoadFacts, Load, LoadState, WaitingLoad, WaitingState,
 };
@@ -501,23 +501,6 @@ pub fn load_record(load: &Load, status: RecordStatus) -> Record {
     }
 }
 
-fn store(tx: &mut Tx<'_>, r: &Record, booked: bool, now: NaiveDateTime) -> Result<()> {
-    let stored = StoredRecord {
-        record: r.clone(),
-        booked,
-        reversed_by: None,
-        subject: None,
-    };
-    if repo::record_insert(tx.conn, &stored, now)? {
-        Ok(())
-    } else {
-        Err(HostError::Db {
-            message: format!("record {}:{} inserted concurrently", r.device, r.serial),
-            retryable: true,
-        })
-    }
-}
-
 /// Pending → Posted: the money onto the card's account (tagged with the record), the cash in
 /// its operator's shift, the claimed loads posted and the subsidy sequence stepped, the
 /// record stored booked with its counter.
@@ -577,14 +560,14 @@ fn post(
         .checked_add(load.amount)
         .ok_or_else(|| overflow(card))?;
     repo::card_update(tx.conn, card)?;
-    store(tx, r, true, now)?;
-    card.loads_pending = u32::try_from(rows::card_add(
-        tx.conn,
-        card.no,
-        CardColumn::LoadsPending,
-        -1,
-    )?)
-    .map_err(|_| overflow(card))?;
+    insert_record(tx, r, Booking::Booked, None, now)?;
+    one_less_pending(tx, card)
+}
+
+/// A load of the card settled: one pending load fewer, on the row and in `card`.
+fn one_less_pending(tx: &mut Tx<'_>, card: &mut Card) -> Result<()> {
+    let left = rows::card_add(tx.conn, card.no, CardColumn::LoadsPending, -1)?;
+    card.loads_pending = u32::try_from(left).map_err(|_| overflow(card))?;
     Ok(())
 }
 
@@ -633,15 +616,8 @@ fn void(
             card.waiting = rows::card_add(tx.conn, card.no, CardColumn::Waiting, load.amount)?;
         }
     }
-    store(tx, r, false, now)?;
-    card.loads_pending = u32::try_from(rows::card_add(
-        tx.conn,
-        card.no,
-        CardColumn::LoadsPending,
-        -1,
-    )?)
-    .map_err(|_| overflow(card))?;
-    Ok(())
+    insert_record(tx, r, Booking::Unbooked, None, now)?;
+    one_less_pending(tx, card)
 }
 
 /// Settles the card's pending loads by a record of the card (docs/loads.md): its
