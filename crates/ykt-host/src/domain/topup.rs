@@ -189,19 +189,25 @@ pub fn authorize(
         _ => return refuse(ReturnCode::TOP_UP_LIMIT_REACHED),
     };
     // The card's state as this request shows it settles what an earlier load left pending.
+    let seen = match l.card {
+        LoadCard::Mf1 => Counter::Lifetime(l.card_counter),
+        LoadCard::Cpu(init) => Counter::Online(init.online_seq),
+    };
     settle_by_card(
         tx,
         &mut card,
         Some((dev, l.serial)),
-        l.card_counter,
+        seen,
         l.balance_before,
         now,
     )?;
-    let probe = load_record(
-        &pending_load(req, &card, String::new(), None, now),
-        RecordStatus::Initiated,
-    );
-    counter::check(tx, &card, &probe)?;
+    if let Counter::Lifetime(_) = seen {
+        let probe = load_record(
+            &pending_load(req, &card, String::new(), None, now),
+            RecordStatus::Initiated,
+        );
+        counter::check(tx, &card, &probe)?;
+    }
     let (funding, operator) = match l.purpose {
         LoadPurpose::TopUpCash | LoadPurpose::TopUpBank => {
             check_limits(tx, &card, l, after)?;
@@ -461,7 +467,12 @@ pub fn waiting(
         None => return refuse(ReturnCode::CARD_NOT_FOUND),
     };
     checks::card_usable(&card, &device, now)?;
-    settle_by_card(tx, &mut card, None, q.card_counter, q.balance, now)?;
+    let seen = match q.card_type {
+        CardType::Mf1 => Counter::Lifetime(q.card_counter),
+        // A read of a CPU card gives neither of its purse's sequence numbers (protocol.md).
+        CardType::Cpu => Counter::Unknown,
+    };
+    settle_by_card(tx, &mut card, None, seen, q.balance, now)?;
     explain_subsidy_seq(tx, &mut card, q.subsidy_seq, now)?;
     let waiting = rows::waiting_of_card(tx.conn, card.no, WaitingState::Waiting.as_str())?;
     Ok(Waiting {
@@ -554,7 +565,11 @@ fn post(
             rows::card_set_subsidy_seq(tx.conn, card.no, card.subsidy_seq)?;
         }
     }
-    counter::consume(tx, card, r)?;
+    // An MF1 load uses the card's lifetime counter; a CPU load its purse's online sequence,
+    // which no other record counts.
+    if load.card_type == CardType::Mf1 {
+        counter::consume(tx, card, r)?;
+    }
     card.balance = card
         .balance
         .checked_add(load.amount)
@@ -620,23 +635,52 @@ fn void(
     one_less_pending(tx, card)
 }
 
+/// Which of the card's counters a fact about the card carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Counter {
+    /// An MF1 card's lifetime counter (its records, its loads).
+    Lifetime(u32),
+    /// A CPU card's purse's online sequence (its loads only).
+    Online(u16),
+    /// Neither (a CPU card's 0x09).
+    Unknown,
+}
+
+impl Counter {
+    /// The counter of this load's own kind, when the fact carries it.
+    fn of_kind(self, load: &Load) -> Option<u32> {
+        match (self, load.card_type) {
+            (Counter::Lifetime(c), CardType::Mf1) => Some(c),
+            (Counter::Online(c), CardType::Cpu) => Some(u32::from(c)),
+            _ => None,
+        }
+    }
+}
+
 /// Settles the card's pending loads by a record of the card (docs/loads.md): its
 /// counter-before is the load's + 1 and its balance-before the load's balance after → the
 /// load landed (post); its counter-before is the load's → it did not (void); the load's + 1
 /// with another balance → the card contradicts the host: refused 67 (an upload is held in the
 /// exception queue). An older record (lower counter) or a later one (a record in between is
-/// missing) settles nothing. A card without pending loads costs no query (`loads_pending`).
+/// missing) settles nothing, nor a load whose own record is held in the exception queue. A
+/// CPU card's records count another counter than its loads (the
+/// purse's online sequence): they settle none; its next load does. A card without pending
+/// loads costs no query (`loads_pending`).
 pub fn settle_by_record(
     tx: &mut Tx<'_>,
     card: &mut Card,
     r: &Record,
     now: NaiveDateTime,
 ) -> Result<()> {
+    let seen = match r.card_type {
+        CardType::Mf1 => Counter::Lifetime(r.card_counter),
+        CardType::Cpu => Counter::Unknown,
+    };
     settle_by_card(
         tx,
         card,
         Some((r.device, r.serial)),
-        r.card_counter,
+        seen,
         r.balance_before,
         now,
     )
@@ -646,37 +690,36 @@ fn settle_by_card(
     tx: &mut Tx<'_>,
     card: &mut Card,
     itself: Option<(ykt_proto::PhysicalId, u32)>,
-    counter: u32,
+    seen: Counter,
     balance_before: Fen,
     now: NaiveDateTime,
 ) -> Result<()> {
-    if card.loads_pending == 0 {
+    if card.loads_pending == 0 || seen == Counter::Unknown {
         return Ok(());
     }
     for load in rows::loads_pending_of_card(tx.conn, card.no)? {
+        let Some(counter) = seen.of_kind(&load) else {
+            continue;
+        };
         if Some((load.device, load.serial)) == itself {
             continue;
         }
+        let settles =
+            counter == load.counter_before || Some(counter) == load.counter_before.checked_add(1);
+        if settles && crate::exception_rows::get(tx.conn, load.device, load.serial)?.is_some() {
+            // Its record is held (R-B3: a refused TAC, …): the card office decides, not the card.
+            continue;
+        }
         if counter == load.counter_before {
-            void(
-                tx,
-                card,
-                &load,
-                &load_record(&load, RecordStatus::CardPulled),
-                now,
-            )?;
+            let r = load_record(&load, RecordStatus::CardPulled);
+            void(tx, card, &load, &r, now)?;
         } else if Some(counter) == load.counter_before.checked_add(1) {
             if Some(balance_before) != load.balance_after() {
                 tracing::warn!(device = %load.device, serial = load.serial, "card contradicts a pending load");
                 return refuse(ReturnCode::CARD_BALANCE_ABNORMAL);
             }
-            post(
-                tx,
-                card,
-                &load,
-                &load_record(&load, RecordStatus::Success),
-                now,
-            )?;
+            let r = load_record(&load, RecordStatus::Success);
+            post(tx, card, &load, &r, now)?;
         }
     }
     Ok(())

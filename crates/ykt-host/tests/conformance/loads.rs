@@ -537,7 +537,8 @@ pub fn cpu_load_mac_and_tac(f: &Fixture) {
             mac1,
             terminal_id: [0, 0, 5, 0, 0, 1],
         }),
-        ..request(LoadPurpose::TopUpBank, c.no, 1, 0, 0, 2_000)
+        // A CPU load's counter is the purse's online sequence (protocol.md §6.16).
+        ..request(LoadPurpose::TopUpBank, c.no, 1, 4, 0, 2_000)
     };
     assert_eq!(refused(authorize(s, topup_origin(), cpu([9; 4]))), 99);
     let a = authorize(s, topup_origin(), cpu(mac1)).unwrap();
@@ -545,8 +546,54 @@ pub fn cpu_load_mac_and_tac(f: &Fixture) {
     let mut r = load_record(TOPUP_DEVICE, &cpu(mac1), RecordStatus::Success);
     r.tac = 1;
     assert_eq!(refused(upload_from(s, topup_origin(), r.clone())), 99);
-    // Held: the terminal stops resending; the load stays pending for the card office.
+    // Held: the terminal stops resending; the load stays pending.
     assert_eq!(load_state(s, TOPUP_DEVICE, 1), LoadState::Pending);
+    // A CPU card's 0x09 carries no counter (0): it settles nothing.
+    let q = WaitingRequest {
+        card_no: c.no,
+        card_type: CardType::Cpu,
+        subsidy_seq: 0,
+        card_counter: 0,
+        balance: 2_000,
+    };
+    s.execute(move |tx| topup::waiting(tx, &origin(), &q, now()))
+        .unwrap();
+    assert_eq!(load_state(s, TOPUP_DEVICE, 1), LoadState::Pending);
+    // The card's next load (online sequence 5): a load whose record is held is left to the
+    // card office; the next one, never uploaded, is settled by the load after it.
+    let next = |serial, seq: u16, before| {
+        let facts = CpuLoad {
+            balance_before: before,
+            amount: 100,
+            online_seq: seq,
+            ..facts([0; 4])
+        };
+        let init = CpuLoadInit {
+            online_seq: seq,
+            random: [1, 2, 3, 4],
+            mac1: test_load_mac(&facts, 1).to_be_bytes(),
+            terminal_id: [0, 0, 5, 0, 0, 1],
+        };
+        LoadRequest {
+            card: LoadCard::Cpu(init),
+            ..request(
+                LoadPurpose::TopUpBank,
+                c.no,
+                serial,
+                u32::from(seq),
+                before,
+                100,
+            )
+        }
+    };
+    authorize(s, topup_origin(), next(2, 5, 2_000)).unwrap();
+    assert_eq!(load_state(s, TOPUP_DEVICE, 1), LoadState::Pending);
+    authorize(s, topup_origin(), next(3, 6, 2_100)).unwrap();
+    assert!(matches!(
+        load_state(s, TOPUP_DEVICE, 2),
+        LoadState::Posted { .. }
+    ));
+    assert_eq!(card_now(s, c.no).balance, 100);
     audit_clean(s);
 }
 
