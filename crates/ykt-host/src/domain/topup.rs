@@ -729,8 +729,9 @@ fn settle_by_card(
 
 /// Books an uploaded load record: `Success` posts its pending load (a CPU card's load TAC
 /// checked), `CardPulled`/`Failed`/`NotWritten` void it, `Initiated` (the terminal lost the
-/// outcome) leaves it pending and stores nothing. No pending load for it: 31, and the caller
-/// holds the record (R-B3) and answers information code 9. Known already: acknowledged.
+/// outcome) leaves it pending and stores nothing. No load for it: a record of a written card
+/// gets 31, the caller holds it (R-B3) and answers information code 9; one of a card not
+/// written is stored unbooked. Known already: acknowledged.
 pub fn upload(
     tx: &mut Tx<'_>,
     device: &Device,
@@ -755,7 +756,13 @@ pub fn upload(
         };
     }
     let Some(load) = rows::load_lock(tx.conn, r.device, r.serial)? else {
-        return refuse(ReturnCode::RECORD_NOT_FOUND);
+        if r.status.card_debited() {
+            return refuse(ReturnCode::RECORD_NOT_FOUND);
+        }
+        // Never authorised, so never written (the terminal gave up waiting for 0x08): kept
+        // for the record, nothing moved.
+        insert_record(tx, r, Booking::Unbooked, None, now)?;
+        return Ok(ack(&card, false));
     };
     if load.state != LoadState::Pending {
         return Err(HostError::Invariant(format!(

@@ -340,8 +340,8 @@ pub fn top_up_limits_and_functions(f: &Fixture) {
     audit_clean(s);
 }
 
-// R-B4: a load record naming no load the host authorised is held in the exception queue
-// with code 31 (never lost, never booked).
+// R-B4: a load record of a written card naming no load the host authorised is held in the
+// exception queue with code 31 (never lost, never booked); one of a card not written is kept.
 pub fn load_record_without_authorisation_is_held(f: &Fixture) {
     let s = &f.store;
     topup_world(s);
@@ -354,6 +354,15 @@ pub fn load_record_without_authorisation_is_held(f: &Fixture) {
         .unwrap();
     assert!(held.is_some());
     assert_eq!(card_now(s, c.no).balance, 0);
+    // The terminal gave up on 0x08 (no answer): its `Failed` record is kept, nothing moved.
+    let l = request(LoadPurpose::TopUpCash, c.no, 10, 0, 0, 1_000);
+    let r = load_record(TOPUP_DEVICE, &l, RecordStatus::Failed);
+    upload_from(s, topup_origin(), r.clone()).unwrap();
+    let stored = s
+        .read(|tx| repo::record_get(tx.conn, TOPUP_DEVICE, 10, false))
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.record, stored.booked), (r, false));
     audit_clean(s);
 }
 
