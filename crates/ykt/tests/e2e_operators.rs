@@ -148,7 +148,8 @@ fn clerk_deposits_auditor_reads_books_clean() {
         ],
         "",
     ));
-    assert!(out.contains("balance 50.00"), "{out}");
+    // R-B4: the deposit waits for the card's pick-up (docs/loads.md).
+    assert!(out.contains("waiting for pick-up 50.00"), "{out}");
 
     let j = json(as_op(
         &s,

@@ -2,5 +2,6 @@
 
 pub mod postgres;
 mod schema;
+mod schema_loads;
 mod schema_people;
 pub mod sqlite;

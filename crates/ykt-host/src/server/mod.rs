@@ -20,6 +20,8 @@ mod exceptions;
 mod handlers;
 mod http;
 mod jobs;
+mod loads;
+mod loads_api;
 mod metrics;
 mod operators_api;
 mod params_api;
