@@ -66,6 +66,8 @@ pub const MAX_UNPACKED: u64 = 256 * 1024 * 1024;
 
 /// A file's non-empty lines after its header, with where each named column is.
 pub struct Sheet {
+    /// The header's line number.
+    pub head_line: u64,
     /// For each column of the caller's list, the cell index it is in (`None`: absent).
     pub at: Vec<Option<usize>>,
     pub lines: Table,
@@ -119,7 +121,11 @@ impl Sheet {
         if let Some((line, _)) = lines.get(MAX_ROWS) {
             return Err(err(*line, format!("行数超过 {MAX_ROWS}")));
         }
-        Ok(Sheet { at, lines })
+        Ok(Sheet {
+            head_line,
+            at,
+            lines,
+        })
     }
 
     /// The cell of column `col` on a line ("" when absent).

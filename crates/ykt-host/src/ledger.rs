@@ -188,6 +188,9 @@ pub struct AuditReport {
     /// Transfers only a person makes (deposits) that no operator-journal entry names, and
     /// journal entries naming a transfer that does not exist (R-B1).
     pub journal_mismatches: Vec<String>,
+    /// Subsidy lines and batches that disagree with their waiting loads (R-B5,
+    /// `domain::subsidies::audit`).
+    pub subsidy_mismatches: Vec<String>,
 }
 
 impl AuditReport {
@@ -201,6 +204,7 @@ impl AuditReport {
             && self.blacklist_mismatches.is_empty()
             && self.exception_mismatches.is_empty()
             && self.journal_mismatches.is_empty()
+            && self.subsidy_mismatches.is_empty()
     }
 }
 
@@ -381,5 +385,6 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
     )? {
         report.journal_mismatches.push(r.text(0)?.to_owned());
     }
+    report.subsidy_mismatches = crate::domain::subsidies::audit(conn, AUDIT_LIMIT)?;
     Ok(report)
 }

@@ -3,4 +3,5 @@
 pub mod postgres;
 mod schema;
 mod schema_people;
+mod schema_subsidies;
 pub mod sqlite;

@@ -16,3 +16,4 @@ pub mod records;
 pub mod report;
 pub mod shifts;
 pub mod signin;
+pub mod subsidies;

@@ -26,6 +26,7 @@ mod params_api;
 mod registry;
 mod routes;
 mod signin_gate;
+mod subsidies_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
