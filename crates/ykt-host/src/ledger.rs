@@ -24,6 +24,12 @@ pub const FUNDING_ACCOUNT: &str = "funding";
 /// Money collected from cards (R-F4.17) whose terminal has no known merchant: held here
 /// until an operator moves it, so it is never lost.
 pub const SUSPENSE_ACCOUNT: &str = "suspense";
+/// Top-ups authorised and not yet confirmed by their record (docs/loads.md).
+pub const TOPUP_PENDING_ACCOUNT: &str = "topup:pending";
+/// Card-office deposits waiting for their card's pick-up.
+pub const WAITING_ACCOUNT: &str = "waiting";
+/// Issued subsidies not yet picked up.
+pub const SUBSIDY_ACCOUNT: &str = "subsidy";
 
 /// One movement of money.
 #[derive(Clone, Debug, PartialEq, Eq)]

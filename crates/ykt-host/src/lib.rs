@@ -44,6 +44,7 @@ pub mod model;
 pub mod params_codec;
 pub mod repo;
 pub mod repo_holders;
+pub mod repo_loads;
 pub mod repo_people;
 pub mod repo_subsidies;
 pub mod secrets;

@@ -11,6 +11,7 @@ pub mod counter;
 pub mod exceptions;
 pub mod info;
 pub mod journal;
+pub mod loads;
 pub mod operators;
 pub mod records;
 pub mod report;

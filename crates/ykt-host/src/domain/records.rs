@@ -354,7 +354,6 @@ fn notices(
     mut extra: Notices,
 ) -> Result<Outcome> {
     let (missing, collect) = counter::gaps(tx, card)?;
-    let pending = !repo::subsidies_pending(tx.conn, card.no)?.is_empty();
     let policy = tx.policy;
     info::card_notices(
         &CardFacts {
@@ -365,7 +364,8 @@ fn notices(
             mirror_before,
             balance_after: r.balance_after,
             view,
-            pending_subsidies: pending,
+            // Read with the card row: no query of its own (docs/loads.md).
+            pending_subsidies: card.waiting > 0,
             missing_records: missing,
         },
         &mut extra,

@@ -188,18 +188,11 @@ pub fn card(store: &Store, balance: i64) -> Card {
                     counter: 0,
                 },
             )?;
-            if balance > 0 {
-                admin::deposit(
-                    tx,
-                    admin::Payer::system(&ykt_host::domain::journal::Actor::system("test")),
-                    c.no,
-                    balance,
-                    &format!("issue-{}", c.no.get()),
-                    now(),
-                )
-            } else {
-                Ok(c)
-            }
+            // The opening balance, written on the card at issue (a deposit would wait).
+            let receipt = format!("issue-{}", c.no.get());
+            let actor = ykt_host::domain::journal::Actor::system("test");
+            let payer = admin::Payer::system(&actor);
+            admin::pay_opening_balance(tx, payer, c, balance, &receipt, now())
         })
         .unwrap()
 }
