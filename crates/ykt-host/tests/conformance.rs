@@ -11,6 +11,8 @@ mod exceptions;
 mod holders;
 #[path = "conformance/people.rs"]
 mod people;
+#[path = "conformance/subsidies.rs"]
+mod subsidies;
 #[path = "conformance/suite.rs"]
 mod suite;
 #[path = "conformance/support.rs"]
@@ -82,6 +84,11 @@ conformance!(
     cardholders_one_active_card,
     cardholders_concurrent_attach,
     cardholders_import_idempotent,
+    subsidy_import_errors_per_line,
+    subsidy_two_person_rule,
+    subsidy_issue_and_revoke,
+    subsidy_expiry,
+    subsidy_audit_finds_tampering,
 );
 
 /// Every test of the suite, wherever it is written.
@@ -90,5 +97,6 @@ mod tests {
     pub use super::exceptions::*;
     pub use super::holders::*;
     pub use super::people::*;
+    pub use super::subsidies::*;
     pub use super::suite::*;
 }

@@ -529,8 +529,10 @@ pub fn approved(
 
 // ---- issue, revoke, expire -------------------------------------------------------------------
 
+/// A line's transfers: `subsidy:<batch>:<line>` issues it, with `:revoke` or `:expire` it
+/// goes back (the audit rebuilds these ids to find their journal entries).
 fn line_transfer(no: u32, line: u64, what: &str) -> String {
-    format!("sub:{no}:{line:08}{what}")
+    format!("subsidy:{no}:{line}{what}")
 }
 
 /// Issues an approved batch: every line becomes a load waiting for its card, funded from
@@ -808,8 +810,9 @@ pub fn day(tx: &mut Tx<'_>, date: NaiveDate) -> Result<Day> {
 
 /// Lines and batches that disagree with their waiting loads (`ledger::audit`): a line whose
 /// load is missing, of another card, amount, batch or source, or in a state the line's does
-/// not allow; a load of a batch that no line names; a batch whose counts or sum differ from
-/// its lines.
+/// not allow; a line whose transfers no journal entry names; a load of a batch that no line
+/// names; a batch whose counts or sum differ from its lines. (That the `subsidy` account
+/// holds what its loads wait with is the loads' audit.)
 pub fn audit(conn: &mut dyn crate::sql::Conn, limit: u32) -> Result<Vec<String>> {
     let mut found = Vec::new();
     for r in conn.query(
@@ -826,6 +829,26 @@ pub fn audit(conn: &mut dyn crate::sql::Conn, limit: u32) -> Result<Vec<String>>
         &[limit.into()],
     )? {
         found.push(format!("subsidy line {}/{}", r.int(0)?, r.int(1)?));
+    }
+    // R-B1: every transfer of a line is named by the journal entry of its step.
+    let id = "'subsidy:' || CAST(l.batch_no AS TEXT) || ':' || CAST(l.line AS TEXT)";
+    for r in conn.query(
+        &format!(
+            "SELECT l.batch_no, l.line FROM subsidy_lines l \
+             LEFT JOIN journal_transfers i ON i.transfer_id = {id} \
+             LEFT JOIN journal_transfers x ON x.transfer_id = {id} || \
+                 CASE l.state WHEN 'revoked' THEN ':revoke' ELSE ':expire' END \
+             WHERE l.load_id IS NOT NULL AND (i.transfer_id IS NULL \
+                 OR (l.state IN ('revoked', 'expired') AND x.transfer_id IS NULL)) \
+             ORDER BY l.batch_no, l.line LIMIT $1"
+        ),
+        &[limit.into()],
+    )? {
+        found.push(format!(
+            "subsidy line {}/{} not journalled",
+            r.int(0)?,
+            r.int(1)?
+        ));
     }
     for r in conn.query(
         "SELECT w.id FROM waiting_loads w JOIN subsidy_batches b ON b.no = w.batch \
