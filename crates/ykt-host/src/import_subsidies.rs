@@ -168,9 +168,11 @@ mod tests {
         fn yuan_round_trip(fen in 1i64..=i64::MAX / 100) {
             let text = format!("{}.{:02}", fen / 100, fen % 100);
             prop_assert_eq!(parse_yuan(&text), Ok(fen));
-            prop_assert!(parse_yuan(&format!("{text}1")).is_err());
-            prop_assert!(parse_yuan(&format!("+{text}")).is_err());
-            prop_assert!(parse_yuan(&format!("-{text}")).is_err());
+            let (third, plus, minus) =
+                (format!("{text}1"), format!("+{text}"), format!("-{text}"));
+            prop_assert!(parse_yuan(&third).is_err());
+            prop_assert!(parse_yuan(&plus).is_err());
+            prop_assert!(parse_yuan(&minus).is_err());
         }
     }
 }
