@@ -73,9 +73,18 @@ pub fn parse_yuan(s: &str) -> Result<Fen, String> {
     Ok(fen)
 }
 
-/// Every valid row, or every error. `batch` is the number the list is imported as: a line
-/// naming another batch is an error.
-pub fn parse(format: Format, bytes: &[u8], batch: u32) -> Result<Vec<SubsidyRow>, Vec<LineError>> {
+/// A list's valid rows and its refused lines; the import checks the rows against the
+/// database and reports its errors with these, so every error of a list comes at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub rows: Vec<SubsidyRow>,
+    pub errors: Vec<LineError>,
+}
+
+/// The rows and the refused lines, or the file's own error (not a file, no header, a
+/// missing column). `batch` is the number the list is imported as: a line naming another
+/// batch is an error.
+pub fn parse(format: Format, bytes: &[u8], batch: u32) -> Result<Parsed, Vec<LineError>> {
     let sheet = Sheet::read(format, bytes, &COLUMNS, &[AMOUNT])?;
     if sheet.at[NUMBER].is_none() && sheet.at[CARD].is_none() {
         return Err(vec![LineError {
@@ -96,11 +105,7 @@ pub fn parse(format: Format, bytes: &[u8], batch: u32) -> Result<Vec<SubsidyRow>
             Err(error) => errors.push(LineError { line: *line, error }),
         }
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        Err(errors)
-    }
+    Ok(Parsed { rows, errors })
 }
 
 fn row(sheet: &Sheet, cells: &[String], batch: u32) -> Result<(Payee, Fen, String), String> {

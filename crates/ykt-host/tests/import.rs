@@ -143,7 +143,9 @@ fn subsidy_list_errors_by_line() {
                2026001,,12.50,9,一月\n\
                ,42,3,,\n\
                2026002,43,1,9,\n";
-    let rows = isub::parse(Format::Csv, csv.as_bytes(), 9).unwrap();
+    let list = isub::parse(Format::Csv, csv.as_bytes(), 9).unwrap();
+    assert!(list.errors.is_empty(), "{:?}", list.errors);
+    let rows = list.rows;
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0].payee, Payee::Holder("2026001".into()));
     assert_eq!((rows[0].amount, rows[0].line), (1250, 2));
@@ -164,9 +166,11 @@ fn subsidy_list_errors_by_line() {
                2026005,,5,8\n\
                ,99999999,5,\n\
                2026006,,5,9\n";
-    let errors: Vec<LineError> = isub::parse(Format::Csv, bad.as_bytes(), 9).unwrap_err();
+    let list = isub::parse(Format::Csv, bad.as_bytes(), 9).unwrap();
+    let errors: Vec<LineError> = list.errors;
     let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, [2, 3, 4, 5, 6, 7, 8], "{errors:?}");
+    assert_eq!(list.rows.len(), 1, "line 9 is valid");
     assert!(errors[3].error.contains("两位小数"), "{errors:?}");
     assert!(errors[5].error.contains("批次"), "{errors:?}");
     let e = isub::parse(Format::Csv, "金额\n5\n".as_bytes(), 9).unwrap_err();
@@ -188,7 +192,9 @@ fn subsidy_list_xlsx_numbers() {
     sheet.write_number(2, 0, 43.0).unwrap();
     sheet.write_number(2, 1, 100.0).unwrap();
     let bytes = book.save_to_buffer().unwrap();
-    let rows = ykt_host::import_subsidies::parse(Format::Xlsx, &bytes, 1).unwrap();
+    let rows = ykt_host::import_subsidies::parse(Format::Xlsx, &bytes, 1)
+        .unwrap()
+        .rows;
     let got: Vec<(u64, i64)> = rows.iter().map(|r| (r.line, r.amount)).collect();
     assert_eq!(got, [(2, 1234), (3, 10_000)]);
 }

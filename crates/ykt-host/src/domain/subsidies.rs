@@ -22,7 +22,7 @@ use super::journal::{self, Actor, Change};
 use super::loads::{self, WaitingSource};
 use crate::error::{HostError, Result};
 use crate::import::LineError;
-use crate::import_subsidies::{Payee, SubsidyRow};
+use crate::import_subsidies::{Parsed, Payee};
 use crate::ledger::{FUNDING_ACCOUNT, Tx};
 use crate::model::CardStatus;
 use crate::repo;
@@ -322,12 +322,13 @@ fn resolve(tx: &mut Tx<'_>, payee: &Payee) -> Result<std::result::Result<CardNo,
 
 /// Imports a parsed list as batch `n.no` (state `Imported`): every row resolved to an active
 /// card, no card twice, each amount within the card cap and the sum within the batch cap.
-/// `Ok(Err(lines))` when any line is refused: then nothing is written.
+/// `Ok(Err(lines))` when any line is refused (the parser's refusals and these, in line
+/// order): then nothing is written.
 pub fn import(
     tx: &mut Tx<'_>,
     actor: &Actor,
     n: &NewBatch,
-    rows: &[SubsidyRow],
+    list: &Parsed,
     sha256: &str,
     now: NaiveDateTime,
 ) -> Result<std::result::Result<Batch, Vec<LineError>>> {
@@ -336,14 +337,14 @@ pub fn import(
     if rs::batch_get(tx.conn, n.no, false)?.is_some() {
         return invalid(format!("补助批次 {} 已存在", n.no));
     }
-    if rows.is_empty() {
+    if list.rows.is_empty() && list.errors.is_empty() {
         return invalid("名单没有任何行");
     }
-    let mut errors = Vec::new();
-    let mut lines = Vec::with_capacity(rows.len());
+    let mut errors = list.errors.clone();
+    let mut lines = Vec::with_capacity(list.rows.len());
     let mut seen: HashMap<CardNo, u64> = HashMap::new();
     let mut total: Fen = 0;
-    for r in rows {
+    for r in &list.rows {
         let mut refuse = |error: String| {
             errors.push(LineError {
                 line: r.line,
@@ -393,6 +394,7 @@ pub fn import(
         });
     }
     if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
         return Ok(Err(errors));
     }
     repo::account_create(tx.conn, &n.funding, "funding")?;

@@ -195,13 +195,13 @@ async fn import_file(
         )
             .into_response()
     };
-    let rows = match parsed {
-        Ok(rows) => Arc::new(rows),
+    let list = match parsed {
+        Ok(list) => Arc::new(list),
         Err(lines) => return Ok(refused(lines)),
     };
     let (now, actor) = (s.config.clock.now(), caller.actor.clone());
     let done = jobs::execute(&s.store, move |tx| {
-        sub::import(tx, &actor, &new, &rows, &sha256, now)
+        sub::import(tx, &actor, &new, &list, &sha256, now)
     })
     .await?;
     Ok(match done {

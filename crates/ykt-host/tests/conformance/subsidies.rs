@@ -74,10 +74,10 @@ fn import(
     n: NewBatch,
     csv: &str,
 ) -> Result<std::result::Result<sub::Batch, Vec<LineError>>> {
-    let rows = import_subsidies::parse(Format::Csv, csv.as_bytes(), n.no)
+    let list = import_subsidies::parse(Format::Csv, csv.as_bytes(), n.no)
         .unwrap_or_else(|e| panic!("{e:?}"));
     let who = who.clone();
-    s.execute(move |tx| sub::import(tx, &who, &n, &rows, "sha", now()))
+    s.execute(move |tx| sub::import(tx, &who, &n, &list, "sha", now()))
 }
 
 type Step = fn(&mut Tx<'_>, &Actor, u32, chrono::NaiveDateTime) -> Result<sub::Batch>;
@@ -135,18 +135,20 @@ pub fn subsidy_import_errors_per_line(f: &Fixture) {
          2026999,,10,unknown\n\
          ,{lost},10,lost card\n\
          ,{a},5,same card again\n\
-         ,{cap},2000.01,over the card cap\n",
+         ,{cap},2000.01,over the card cap\n\
+         2026001,,1.001,three decimals\n",
         lost = lost.no.get(),
         a = a.no.get(),
         cap = card(s, 0).no.get(),
     );
     let lines = import(s, &o.clerk, batch(1), &csv).unwrap().unwrap_err();
     let at: Vec<u64> = lines.iter().map(|l| l.line).collect();
-    assert_eq!(at, [3, 4, 5, 6], "{lines:?}");
+    assert_eq!(at, [3, 4, 5, 6, 7], "{lines:?}");
     assert!(lines[0].error.contains("无此学工号"), "{lines:?}");
     assert!(lines[1].error.contains("不能发放"), "{lines:?}");
     assert!(lines[2].error.contains("重复"), "{lines:?}");
     assert!(lines[3].error.contains("每卡上限"), "{lines:?}");
+    assert!(lines[4].error.contains("两位小数"), "{lines:?}");
     assert!(s.read(|tx| sub::get(tx, 1)).unwrap().is_none());
 
     let b = holder_with_card(s, "2026002");

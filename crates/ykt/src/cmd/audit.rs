@@ -45,6 +45,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "deposits without their operator-journal entry (or the reverse)",
             r.journal_mismatches.len(),
         ),
+        (
+            "subsidy lines or batches differing from their waiting loads",
+            r.subsidy_mismatches.len(),
+        ),
     ];
     for (what, n) in problems {
         if n > 0 {
