@@ -141,8 +141,10 @@ fn subsidy_batch_from_xlsx_through_the_cli() {
     let out = ok(as_op(&s, clerk, &["subsidy", "issue", "202612"], ""));
     assert!(out.contains("已发放"), "{out}");
 
-    let card = json(as_op(&s, clerk, &["card", "info", &liming.to_string(), "--json"], ""));
-    assert_eq!(card["waiting"], 1_250, "{card}");
+    let shown = json(as_op(&s, clerk, &["subsidy", "show", "202612", "--json"], ""));
+    let first = &shown["lines_page"][0];
+    assert_eq!((first["card_no"].as_u64(), first["amount"].as_i64()), (Some(liming), Some(1_250)));
+    assert_eq!(first["state"], "waiting", "{shown}");
     let r = json(as_op(&s, approver, &["report", "subsidies", "--json"], ""));
     assert_eq!(sum(&r["batches"][0], "issued"), (2, 4_250), "{r}");
     assert_eq!(sum(&r["batches"][0], "waiting"), (2, 4_250), "{r}");
