@@ -54,8 +54,7 @@ pub fn parse_yuan(s: &str) -> Result<Fen, String> {
         None => (s, ""),
     };
     let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !digits(whole) || !digits(frac) || (s.contains('.') && frac.is_empty())
-    {
+    if whole.is_empty() || !digits(whole) || !digits(frac) || (s.contains('.') && frac.is_empty()) {
         return Err(bad());
     }
     if frac.len() > 2 {
@@ -160,7 +159,18 @@ mod tests {
         assert_eq!(parse_yuan("0.01"), Ok(1));
         assert_eq!(parse_yuan("007.10"), Ok(710));
         for bad in [
-            "", "+1", "-1", "0", "0.00", "1.234", "1.", ".5", "1,5", "1e3", " 1", "１",
+            "",
+            "+1",
+            "-1",
+            "0",
+            "0.00",
+            "1.234",
+            "1.",
+            ".5",
+            "1,5",
+            "1e3",
+            " 1",
+            "１",
             "99999999999999999999",
         ] {
             assert!(parse_yuan(bad).is_err(), "{bad:?}");

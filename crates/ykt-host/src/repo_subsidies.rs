@@ -378,8 +378,17 @@ pub fn line_set(
     }
 }
 
+/// How many lines of a batch are in one (stored state, load state), and their sum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineTotal {
+    pub stored: StoredLine,
+    pub load_state: Option<String>,
+    pub count: u64,
+    pub amount: Fen,
+}
+
 /// Counts and sums of a batch's lines by (stored state, load state).
-pub fn line_totals(c: &mut dyn Conn, batch: u32) -> Result<Vec<(StoredLine, Option<String>, u64, Fen)>> {
+pub fn line_totals(c: &mut dyn Conn, batch: u32) -> Result<Vec<LineTotal>> {
     c.query(
         "SELECT l.state, w.state, COUNT(*), CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) \
          FROM subsidy_lines l LEFT JOIN waiting_loads w ON w.id = l.load_id \
@@ -388,12 +397,12 @@ pub fn line_totals(c: &mut dyn Conn, batch: u32) -> Result<Vec<(StoredLine, Opti
     )?
     .iter()
     .map(|r| {
-        Ok((
-            StoredLine::parse(r.text(0)?)?,
-            r.opt_text(1)?.map(str::to_owned),
-            r.int_as(2)?,
-            r.int(3)?,
-        ))
+        Ok(LineTotal {
+            stored: StoredLine::parse(r.text(0)?)?,
+            load_state: r.opt_text(1)?.map(str::to_owned),
+            count: r.int_as(2)?,
+            amount: r.int(3)?,
+        })
     })
     .collect()
 }

@@ -74,14 +74,30 @@ fn subsidy_batch_from_xlsx_through_the_cli() {
     // A cardholder with a card, and a demo card named by its number.
     let csv = tmp.join("registrar.csv");
     std::fs::write(&csv, "学工号,姓名,类别\n2026001,李明,student\n").unwrap();
-    ok(as_op(&s, clerk, &["cardholder", "import", csv.to_str().unwrap()], ""));
+    ok(as_op(
+        &s,
+        clerk,
+        &["cardholder", "import", csv.to_str().unwrap()],
+        "",
+    ));
     let img = tmp.join("liming.mf1");
     let issued = json(as_op(
         &s,
         clerk,
         &[
-            "card", "issue", "--display-no", "2026001001", "--expiry", "2030-07-31", "--pin",
-            "123456", "--cardholder", "2026001", "--out", img.to_str().unwrap(), "--json",
+            "card",
+            "issue",
+            "--display-no",
+            "2026001001",
+            "--expiry",
+            "2030-07-31",
+            "--pin",
+            "123456",
+            "--cardholder",
+            "2026001",
+            "--out",
+            img.to_str().unwrap(),
+            "--json",
         ],
         "",
     ));
@@ -97,8 +113,16 @@ fn subsidy_batch_from_xlsx_through_the_cli() {
             &s,
             clerk,
             &[
-                "subsidy", "import", file.to_str().unwrap(), "--batch", "202612", "--name",
-                "十二月伙食补助", "--expires", &expires, "--json",
+                "subsidy",
+                "import",
+                file.to_str().unwrap(),
+                "--batch",
+                "202612",
+                "--name",
+                "十二月伙食补助",
+                "--expires",
+                &expires,
+                "--json",
             ],
             "",
         )
@@ -121,14 +145,26 @@ fn subsidy_batch_from_xlsx_through_the_cli() {
     let list = tmp.join("december.xlsx");
     write_list(
         &list,
-        &[("2026001", None, 12.5, "伙食"), ("", Some(other), 30.0, "伙食")],
+        &[
+            ("2026001", None, 12.5, "伙食"),
+            ("", Some(other), 30.0, "伙食"),
+        ],
     );
     let b = json(import(&list));
-    assert_eq!((b["lines"].as_u64(), b["total"].as_i64()), (Some(2), Some(4_250)), "{b}");
+    assert_eq!(
+        (b["lines"].as_u64(), b["total"].as_i64()),
+        (Some(2), Some(4_250)),
+        "{b}"
+    );
     assert_eq!(b["state"], "imported");
 
     // The two-person rule: one checks, a second approves; not the checker, not the clerk.
-    let checked = json(as_op(&s, checker, &["subsidy", "check", "202612", "--json"], ""));
+    let checked = json(as_op(
+        &s,
+        checker,
+        &["subsidy", "check", "202612", "--json"],
+        "",
+    ));
     assert_eq!(checked["state"], "checked");
     for (op, why) in [(checker, "不能审批自己"), (clerk, "subsidy-approve")] {
         let o = as_op(&s, op, &["subsidy", "approve", "202612"], "");
@@ -136,23 +172,47 @@ fn subsidy_batch_from_xlsx_through_the_cli() {
         let e = String::from_utf8_lossy(&o.stderr);
         assert!(e.contains(why) && e.contains("403"), "{e}");
     }
-    let approved = json(as_op(&s, approver, &["subsidy", "approve", "202612", "--json"], ""));
+    let approved = json(as_op(
+        &s,
+        approver,
+        &["subsidy", "approve", "202612", "--json"],
+        "",
+    ));
     assert_eq!(approved["state"], "approved");
     let out = ok(as_op(&s, clerk, &["subsidy", "issue", "202612"], ""));
     assert!(out.contains("已发放"), "{out}");
 
-    let shown = json(as_op(&s, clerk, &["subsidy", "show", "202612", "--json"], ""));
+    let shown = json(as_op(
+        &s,
+        clerk,
+        &["subsidy", "show", "202612", "--json"],
+        "",
+    ));
     let first = &shown["lines_page"][0];
-    assert_eq!((first["card_no"].as_u64(), first["amount"].as_i64()), (Some(liming), Some(1_250)));
+    assert_eq!(
+        (first["card_no"].as_u64(), first["amount"].as_i64()),
+        (Some(liming), Some(1_250))
+    );
     assert_eq!(first["state"], "waiting", "{shown}");
     let r = json(as_op(&s, approver, &["report", "subsidies", "--json"], ""));
     assert_eq!(sum(&r["batches"][0], "issued"), (2, 4_250), "{r}");
     assert_eq!(sum(&r["batches"][0], "waiting"), (2, 4_250), "{r}");
     let shown = ok(as_op(&s, approver, &["subsidy", "show", "202612"], ""));
-    assert!(shown.contains("待领取") && shown.contains("2026001"), "{shown}");
+    assert!(
+        shown.contains("待领取") && shown.contains("2026001"),
+        "{shown}"
+    );
 
-    let revoked = json(as_op(&s, approver, &["subsidy", "revoke", "202612", "--json"], ""));
-    assert_eq!((revoked["state"].as_str(), revoked["revoked"].as_u64()), (Some("closed"), Some(2)));
+    let revoked = json(as_op(
+        &s,
+        approver,
+        &["subsidy", "revoke", "202612", "--json"],
+        "",
+    ));
+    assert_eq!(
+        (revoked["state"].as_str(), revoked["revoked"].as_u64()),
+        (Some("closed"), Some(2))
+    );
     let r = json(as_op(&s, approver, &["report", "subsidies", "--json"], ""));
     assert_eq!(sum(&r["total"], "revoked"), (2, 4_250), "{r}");
     let day = json(as_op(&s, approver, &["report", "daily", "--json"], ""));

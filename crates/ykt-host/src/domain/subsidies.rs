@@ -27,8 +27,8 @@ use crate::ledger::{FUNDING_ACCOUNT, Tx};
 use crate::model::CardStatus;
 use crate::repo;
 use crate::repo_holders::{self as rh, HolderStatus};
-pub use crate::repo_subsidies::{Batch, BatchState, LineRow, Stamp};
 use crate::repo_subsidies::{self as rs, NewLine, StoredLine};
+pub use crate::repo_subsidies::{Batch, BatchState, LineRow, Stamp};
 
 /// `meta` rows: the most one batch may pay out in all, and to one card (fen). A batch may
 /// set lower caps of its own.
@@ -274,7 +274,9 @@ fn yuan(f: Fen) -> String {
 
 /// The card a row pays, or why not.
 fn resolve(tx: &mut Tx<'_>, payee: &Payee) -> Result<std::result::Result<CardNo, String>> {
-    let by_holder = |tx: &mut Tx<'_>, number: &str| -> Result<std::result::Result<(i64, Option<CardNo>), String>> {
+    let by_holder = |tx: &mut Tx<'_>,
+                     number: &str|
+     -> Result<std::result::Result<(i64, Option<CardNo>), String>> {
         let Some(h) = rh::by_number(tx.conn, number, false)? else {
             return Ok(Err(format!("无此学工号 {number:?}")));
         };
@@ -457,7 +459,14 @@ pub fn check(tx: &mut Tx<'_>, actor: &Actor, no: u32, now: NaiveDateTime) -> Res
         return advance(tx, &b, from, b.clone());
     }
     let payload = json!({"batch": no, "lines": b.lines, "total": b.total, "funding": b.funding});
-    let a = approvals::request(tx, actor, Operation::SubsidyBatch, &target(no), payload, now)?;
+    let a = approvals::request(
+        tx,
+        actor,
+        Operation::SubsidyBatch,
+        &target(no),
+        payload,
+        now,
+    )?;
     let after = Batch {
         state: BatchState::Checked,
         checked: Some(Stamp { by, at: now }),
@@ -730,9 +739,10 @@ pub fn report(tx: &mut Tx<'_>, b: &Batch) -> Result<BatchReport> {
         state: Some(b.state),
         ..BatchReport::default()
     };
-    for (stored, load, count, amount) in rs::line_totals(tx.conn, b.no)? {
-        let state = LineState::of(stored, load.as_deref())?;
-        if load.is_some() {
+    for t in rs::line_totals(tx.conn, b.no)? {
+        let (count, amount) = (t.count, t.amount);
+        let state = LineState::of(t.stored, t.load_state.as_deref())?;
+        if t.load_state.is_some() {
             r.issued.add(count, amount)?;
         }
         match state {

@@ -191,7 +191,9 @@ async fn import_file(
     let refused = |lines: Vec<import::LineError>| {
         (
             StatusCode::BAD_REQUEST,
-            Json(json!({"error": format!("名单有 {} 处错误，未导入", lines.len()), "lines": lines})),
+            Json(
+                json!({"error": format!("名单有 {} 处错误，未导入", lines.len()), "lines": lines}),
+            ),
         )
             .into_response()
     };
@@ -215,7 +217,12 @@ async fn step(
     s: &Shared,
     caller: &Caller,
     no: u32,
-    f: fn(&mut Tx<'_>, &crate::domain::journal::Actor, u32, chrono::NaiveDateTime) -> crate::Result<Batch>,
+    f: fn(
+        &mut Tx<'_>,
+        &crate::domain::journal::Actor,
+        u32,
+        chrono::NaiveDateTime,
+    ) -> crate::Result<Batch>,
 ) -> ApiResult {
     let no = batch_no(no)?;
     let (now, actor) = (s.config.clock.now(), caller.actor.clone());

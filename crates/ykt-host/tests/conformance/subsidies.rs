@@ -5,10 +5,10 @@
 use chrono::NaiveDate;
 use ykt_host::access::Role;
 use ykt_host::domain::cardholders as ch;
-use ykt_host::domain::{admin, approvals};
 use ykt_host::domain::journal::{self, Actor, Filter};
 use ykt_host::domain::loads;
 use ykt_host::domain::subsidies::{self as sub, BatchState, NewBatch};
+use ykt_host::domain::{admin, approvals};
 use ykt_host::import::{Format, LineError};
 use ykt_host::import_subsidies;
 use ykt_host::repo_holders::{HolderFields, HolderKind};
@@ -128,7 +128,8 @@ pub fn subsidy_import_errors_per_line(f: &Fixture) {
     let a = holder_with_card(s, "2026001");
     let lost = card(s, 0);
     let lost_no = lost.no;
-    s.execute(move |tx| admin::report_loss(tx, lost_no)).unwrap();
+    s.execute(move |tx| admin::report_loss(tx, lost_no))
+        .unwrap();
     let csv = format!(
         "学工号,卡号,金额,备注\n\
          2026001,,100.00,ok\n\
@@ -170,7 +171,10 @@ pub fn subsidy_import_errors_per_line(f: &Fixture) {
     ));
 
     let ok = import(s, &o.clerk, batch(1), &two).unwrap().unwrap();
-    assert_eq!((ok.lines, ok.total, ok.state), (2, 120_000, BatchState::Imported));
+    assert_eq!(
+        (ok.lines, ok.total, ok.state),
+        (2, 120_000, BatchState::Imported)
+    );
     assert!(
         matches!(import(s, &o.clerk, batch(1), &two), Err(HostError::Invalid(m)) if m.contains("已存在"))
     );
@@ -185,7 +189,10 @@ pub fn subsidy_two_person_rule(f: &Fixture) {
     let a = holder_with_card(s, "2026001");
     let csv = format!("卡号,金额\n{},50\n", a.no.get());
     import(s, &o.clerk, batch(7), &csv).unwrap().unwrap();
-    assert!(step(s, &o.approver, 7, sub::approve).is_err(), "not checked");
+    assert!(
+        step(s, &o.approver, 7, sub::approve).is_err(),
+        "not checked"
+    );
     assert!(step(s, &o.clerk, 7, sub::issue).is_err(), "not approved");
     let checked = step(s, &o.checker, 7, sub::check).unwrap();
     assert_eq!(checked.state, BatchState::Checked);
@@ -251,7 +258,10 @@ pub fn subsidy_two_person_rule(f: &Fixture) {
 pub fn subsidy_issue_and_revoke(f: &Fixture) {
     let s = &f.store;
     let o = office(s);
-    let (a, b) = (holder_with_card(s, "2026001"), holder_with_card(s, "2026002"));
+    let (a, b) = (
+        holder_with_card(s, "2026001"),
+        holder_with_card(s, "2026002"),
+    );
     let csv = "学工号,金额,备注\n2026001,100.50,一月\n2026002,20,一月\n";
     let fund = NewBatch {
         funding: "fund:zhuxuejin".into(),
@@ -302,16 +312,26 @@ pub fn subsidy_issue_and_revoke(f: &Fixture) {
     let lines = s.read(|tx| sub::lines(tx, 3, 0, 10)).unwrap();
     let states: Vec<String> = lines
         .iter()
-        .map(|l| sub::line_view(l).unwrap()["state"].as_str().unwrap().to_owned())
+        .map(|l| {
+            sub::line_view(l).unwrap()["state"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(states, ["revoked", "revoked"]);
     audit_clean(s);
 
     // A batch revoked before it was issued moved nothing.
     let c = holder_with_card(s, "2026003");
-    import(s, &o.clerk, batch(4), &format!("卡号,金额\n{},1\n", c.no.get()))
-        .unwrap()
-        .unwrap();
+    import(
+        s,
+        &o.clerk,
+        batch(4),
+        &format!("卡号,金额\n{},1\n", c.no.get()),
+    )
+    .unwrap()
+    .unwrap();
     let closed = step(s, &o.checker, 4, sub::revoke).unwrap();
     assert_eq!((closed.state, closed.revoked), (BatchState::Closed, 1));
     audit_clean(s);
@@ -347,9 +367,7 @@ pub fn subsidy_expiry(f: &Fixture) {
         })
         .unwrap();
     assert_eq!(log[0].login, "zhao.cw");
-    let day = s
-        .read(move |tx| sub::day(tx, after.date()))
-        .unwrap();
+    let day = s.read(move |tx| sub::day(tx, after.date())).unwrap();
     assert_eq!((day.expired.count, day.expired.amount), (1, 3_000));
     audit_clean(s);
 }

@@ -145,7 +145,13 @@ fn print_report(r: &Value) {
     print!(
         "{}",
         table(
-            &["subsidies", "issued (n / 元)", "picked up", "revoked", "expired"],
+            &[
+                "subsidies",
+                "issued (n / 元)",
+                "picked up",
+                "revoked",
+                "expired"
+            ],
             &[vec![
                 "total".into(),
                 sum("issued"),

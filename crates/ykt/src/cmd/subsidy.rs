@@ -97,7 +97,15 @@ pub enum Args {
     },
 }
 
-const HEADERS: [&str; 7] = ["batch", "name", "state", "lines", "total (元)", "expires", "funding"];
+const HEADERS: [&str; 7] = [
+    "batch",
+    "name",
+    "state",
+    "lines",
+    "total (元)",
+    "expires",
+    "funding",
+];
 
 fn row(b: &Value) -> Vec<String> {
     vec![
@@ -220,10 +228,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .collect();
                 print!(
                     "{}",
-                    table(
-                        &["line", "学工号", "card", "元", "state", "note"],
-                        &rows
-                    )
+                    table(&["line", "学工号", "card", "元", "state", "note"], &rows)
                 );
             })
         }
@@ -239,10 +244,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } => {
             let api = Api::new(&api)?;
             let c = match (batch_cap, card_cap) {
-                (Some(b), Some(c)) => api.put(
-                    "/subsidies/caps",
-                    &json!({"batch_cap": b, "card_cap": c}),
-                )?,
+                (Some(b), Some(c)) => {
+                    api.put("/subsidies/caps", &json!({"batch_cap": b, "card_cap": c}))?
+                }
                 _ => api.get("/subsidies/caps")?,
             };
             api.print(&c, |c| {
