@@ -84,6 +84,9 @@ impl Functions {
     pub const ONLINE_DEBIT: Functions = Functions(1);
     pub const OFFLINE_UPLOAD: Functions = Functions(1 << 1);
     pub const REVERSAL: Functions = Functions(1 << 2);
+    /// Top-ups (充值, docs/loads.md): a top-up device or the card office's writer. Not in
+    /// `ALL`, the functions of a POS: the card office grants it per device.
+    pub const TOP_UP: Functions = Functions(1 << 3);
     pub const ALL: Functions = Functions(0b111);
     pub const NONE: Functions = Functions(0);
 

@@ -501,6 +501,8 @@ fn kind_str(k: RecordKind) -> &'static str {
         RecordKind::Reversal => "reversal",
         RecordKind::BlackCard => "black_card",
         RecordKind::Collected => "collected",
+        RecordKind::TopUp => "top_up",
+        RecordKind::Subsidy => "subsidy",
     }
 }
 
@@ -511,6 +513,8 @@ fn kind_from(s: &str) -> Result<RecordKind> {
         "reversal" => RecordKind::Reversal,
         "black_card" => RecordKind::BlackCard,
         "collected" => RecordKind::Collected,
+        "top_up" => RecordKind::TopUp,
+        "subsidy" => RecordKind::Subsidy,
         other => return Err(HostError::Corrupt(format!("record kind {other:?}"))),
     })
 }

@@ -12,34 +12,44 @@ use crate::sql::{Conn, Row, Value};
 /// A waiting load's id (`waiting_loads.id`).
 pub type LoadId = i64;
 
-/// Where the money of a load authorisation comes from (0x08 purpose).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LoadPurpose {
-    /// 1: cash taken by the device's operator.
-    Cash,
-    /// 2: the cardholder's bank (`domain::topup::Bank`).
-    Bank,
-    /// 3: what waits for the card (deposits, subsidies): a pick-up (领取).
-    PickUp,
+pub use ykt_proto::LoadPurpose;
+
+fn purpose_str(p: LoadPurpose) -> &'static str {
+    match p {
+        LoadPurpose::TopUpCash => "cash",
+        LoadPurpose::TopUpBank => "bank",
+        LoadPurpose::Pickup => "pickup",
+    }
 }
 
-impl LoadPurpose {
-    pub const ALL: [LoadPurpose; 3] = [LoadPurpose::Cash, LoadPurpose::Bank, LoadPurpose::PickUp];
+fn purpose_from(s: &str) -> Result<LoadPurpose> {
+    Ok(match s {
+        "cash" => LoadPurpose::TopUpCash,
+        "bank" => LoadPurpose::TopUpBank,
+        "pickup" => LoadPurpose::Pickup,
+        other => return Err(HostError::Corrupt(format!("load purpose {other:?}"))),
+    })
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LoadPurpose::Cash => "cash",
-            LoadPurpose::Bank => "bank",
-            LoadPurpose::PickUp => "pickup",
-        }
-    }
+/// What a CPU card's TAC over a load covers besides the load itself (from its INITIALIZE
+/// FOR LOAD answer, kept with the authorisation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuLoadFacts {
+    pub online_seq: u16,
+    pub terminal_id: [u8; 6],
+}
 
-    pub fn parse(s: &str) -> Result<LoadPurpose> {
-        LoadPurpose::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| HostError::Corrupt(format!("load purpose {s:?}")))
-    }
+fn term_id_key(t: [u8; 6]) -> i64 {
+    let mut b = [0u8; 8];
+    b[2..].copy_from_slice(&t);
+    i64::from_be_bytes(b)
+}
+
+fn term_id_from(v: i64) -> [u8; 6] {
+    let b = v.to_be_bytes();
+    let mut t = [0u8; 6];
+    t.copy_from_slice(&b[2..]);
+    t
 }
 
 /// A load authorisation's state; each change asserts `Pending` first (docs/loads.md).
@@ -92,6 +102,10 @@ pub struct Load {
     pub funding: String,
     /// The operator whose cash a cash top-up is (their shift tally on posting).
     pub operator: Option<i64>,
+    /// The card's wallet the load was for.
+    pub wallet_no: u8,
+    /// A CPU card's INITIALIZE FOR LOAD facts (its load TAC covers them); `None`: MF1.
+    pub cpu: Option<CpuLoadFacts>,
     pub state: LoadState,
     pub created_at: NaiveDateTime,
 }
@@ -118,7 +132,7 @@ fn card_type_str(t: CardType) -> &'static str {
 
 const LOAD_COLUMNS: &str = "device, serial, card_no, purpose, card_type, counter_before, \
      balance_before, amount, subsidy_seq, time, funding, operator_id, state, created_at, \
-     settled_at";
+     settled_at, cpu_online_seq, cpu_terminal_id, wallet_no";
 
 fn load_row(r: &Row) -> Result<Load> {
     let settled = r.opt_int(14)?.map(time_from).transpose()?;
@@ -132,7 +146,7 @@ fn load_row(r: &Row) -> Result<Load> {
         device: device_from(r.int(0)?)?,
         serial: r.int_as(1)?,
         card: card_from(r.int(2)?)?,
-        purpose: LoadPurpose::parse(r.text(3)?)?,
+        purpose: purpose_from(r.text(3)?)?,
         card_type: match r.text(4)? {
             "mf1" => CardType::Mf1,
             "cpu" => CardType::Cpu,
@@ -145,6 +159,15 @@ fn load_row(r: &Row) -> Result<Load> {
         time: time_from(r.int(9)?)?,
         funding: r.text(10)?.to_owned(),
         operator: r.opt_int(11)?,
+        wallet_no: r.int_as(17)?,
+        cpu: match (r.opt_int(15)?, r.opt_int(16)?) {
+            (Some(seq), Some(t)) => Some(CpuLoadFacts {
+                online_seq: u16::try_from(seq)
+                    .map_err(|_| HostError::Corrupt(format!("online sequence {seq}")))?,
+                terminal_id: term_id_from(t),
+            }),
+            _ => None,
+        },
         state,
         created_at: time_from(r.int(13)?)?,
     })
@@ -191,13 +214,14 @@ pub fn load_insert(c: &mut dyn Conn, l: &Load) -> Result<bool> {
     Ok(c.exec(
         "INSERT INTO loads (device, serial, card_no, purpose, card_type, counter_before, \
          balance_before, amount, subsidy_seq, time, funding, operator_id, state, created_at, \
-         settled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         settled_at, cpu_online_seq, cpu_terminal_id, wallet_no) VALUES ($1, $2, $3, $4, $5, \
+         $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
          ON CONFLICT DO NOTHING",
         &[
             device_key(l.device).into(),
             l.serial.into(),
             l.card.get().into(),
-            l.purpose.as_str().into(),
+            purpose_str(l.purpose).into(),
             card_type_str(l.card_type).into(),
             l.counter_before.into(),
             l.balance_before.into(),
@@ -209,6 +233,9 @@ pub fn load_insert(c: &mut dyn Conn, l: &Load) -> Result<bool> {
             l.state.as_str().into(),
             time_key(l.created_at).into(),
             l.state.settled_at().map(time_key).into(),
+            l.cpu.map(|c| u32::from(c.online_seq)).into(),
+            l.cpu.map(|c| term_id_key(c.terminal_id)).into(),
+            u32::from(l.wallet_no).into(),
         ],
     )? == 1)
 }

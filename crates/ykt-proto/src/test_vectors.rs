@@ -159,6 +159,63 @@ pub fn record() -> Record {
     }
 }
 
+/// A CPU card's top-up of 50.00 yuan with cash (its INITIALIZE FOR LOAD answer inside).
+pub fn load_request() -> LoadRequest {
+    LoadRequest {
+        purpose: LoadPurpose::TopUpCash,
+        card_no: card(),
+        card: LoadCard::Cpu(CpuLoadInit {
+            online_seq: 3,
+            random: [0x11, 0x22, 0x33, 0x44],
+            mac1: [0xA1, 0xB2, 0xC3, 0xD4],
+            terminal_id: [0x00, 0x00, 0x12, 0x34, 0x56, 0x78],
+        }),
+        card_counter: 57,
+        balance_before: 12_345,
+        amount: 5_000,
+        subsidy_seq: 2,
+        wallet_no: 1,
+        serial: 1025,
+        time: clock(),
+    }
+}
+
+pub fn load_response() -> LoadResponse {
+    LoadResponse {
+        code: ReturnCode::SUCCESS,
+        info: InfoCode::NONE,
+        serial: 1025,
+        card_no: card(),
+        amount: 5_000,
+        balance_after: 17_345,
+        subsidy_seq_after: 2,
+        mac2: [0x5E, 0x6F, 0x70, 0x81],
+        account_balance: 17_345,
+    }
+}
+
+pub fn waiting_request() -> WaitingRequest {
+    WaitingRequest {
+        card_no: card(),
+        card_type: CardType::Mf1,
+        subsidy_seq: 2,
+        card_counter: 58,
+        balance: 11_995,
+    }
+}
+
+/// Two loads wait: 200.00 yuan in all.
+pub fn waiting_response() -> WaitingResponse {
+    WaitingResponse {
+        code: ReturnCode::SUCCESS,
+        info: InfoCode::NONE,
+        card_no: card(),
+        amount: 20_000,
+        loads: 2,
+        subsidy_seq_after: 3,
+    }
+}
+
 fn ok() -> (ReturnCode, InfoCode) {
     (ReturnCode::SUCCESS, InfoCode::NONE)
 }
@@ -279,6 +336,18 @@ pub fn all(suite: Suite) -> Result<Vec<(&'static str, Vec<u8>)>, EncodeError> {
                 info,
                 params: Some(params()),
             }),
+        ),
+        (
+            "load-request",
+            Message::LoadRequest(load_request()),
+            "load-response",
+            Message::LoadResponse(load_response()),
+        ),
+        (
+            "waiting-request",
+            Message::WaitingRequest(waiting_request()),
+            "waiting-response",
+            Message::WaitingResponse(waiting_response()),
         ),
     ];
     for (qn, q, rn, r) in exchanges {

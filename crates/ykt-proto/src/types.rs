@@ -99,6 +99,18 @@ pub enum RecordKind {
     BlackCard,
     /// A record collected from the card's own transaction ring on the host's request (R-F4.17).
     Collected,
+    /// A top-up (充值, `docs/loads.md`): money put onto the card, authorised by the host (0x08).
+    TopUp,
+    /// A pick-up of what waited for the card (领取补助): deposits and subsidies; the card's
+    /// subsidy sequence steps by one.
+    Subsidy,
+}
+
+impl RecordKind {
+    /// Whether the record is a load: money put onto the card after a host authorisation.
+    pub const fn is_load(self) -> bool {
+        matches!(self, RecordKind::TopUp | RecordKind::Subsidy)
+    }
 }
 
 /// Where a record's card write stands (the spec's 交易状态 / 交易标志, merged).
@@ -122,7 +134,8 @@ pub enum RecordStatus {
 }
 
 impl RecordStatus {
-    /// Whether money left the card for this record.
+    /// Whether the card was written for this record: money left it (a debit) or reached it
+    /// (a reversal, a load).
     pub const fn card_debited(self) -> bool {
         matches!(
             self,

@@ -32,6 +32,9 @@ CREATE TABLE loads (
     state TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     settled_at BIGINT,
+    cpu_online_seq BIGINT,
+    cpu_terminal_id BIGINT,
+    wallet_no BIGINT NOT NULL,
     PRIMARY KEY (device, serial)
 );
 CREATE INDEX loads_card ON loads (card_no, state);

@@ -18,3 +18,4 @@ pub mod report;
 pub mod shifts;
 pub mod signin;
 pub mod subsidies;
+pub mod topup;

@@ -20,6 +20,7 @@ mod exceptions;
 mod handlers;
 mod http;
 mod jobs;
+mod loads;
 mod metrics;
 mod operators_api;
 mod params_api;

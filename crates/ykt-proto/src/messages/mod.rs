@@ -4,6 +4,7 @@
 mod blacklist;
 mod debit;
 mod host;
+mod load;
 mod params;
 mod records;
 mod sign_in;
@@ -11,6 +12,7 @@ mod sign_in;
 pub use blacklist::*;
 pub use debit::*;
 pub use host::*;
+pub use load::*;
 pub use params::*;
 pub use records::*;
 pub use sign_in::*;
@@ -31,6 +33,10 @@ pub enum MsgType {
     BlacklistDelta = 0x05,
     BlacklistBulk = 0x06,
     Params = 0x07,
+    /// Load authorisation (圈存授权, `docs/loads.md`).
+    LoadAuth = 0x08,
+    /// What waits for a card (查询待领).
+    Waiting = 0x09,
     ClockSet = 0x41,
     StatusQuery = 0x42,
     Collect = 0x43,
@@ -40,7 +46,7 @@ pub enum MsgType {
 }
 
 impl MsgType {
-    pub const ALL: [MsgType; 12] = [
+    pub const ALL: [MsgType; 14] = [
         MsgType::SignIn,
         MsgType::Heartbeat,
         MsgType::Debit,
@@ -48,6 +54,8 @@ impl MsgType {
         MsgType::BlacklistDelta,
         MsgType::BlacklistBulk,
         MsgType::Params,
+        MsgType::LoadAuth,
+        MsgType::Waiting,
         MsgType::ClockSet,
         MsgType::StatusQuery,
         MsgType::Collect,
@@ -86,6 +94,10 @@ pub enum Message {
     BlacklistBulkResponse(BlacklistBulkResponse),
     ParamsRequest(ParamsRequest),
     ParamsResponse(ParamsResponse),
+    LoadRequest(LoadRequest),
+    LoadResponse(LoadResponse),
+    WaitingRequest(WaitingRequest),
+    WaitingResponse(WaitingResponse),
     ClockSetRequest(ClockSetRequest),
     ClockSetResponse(ClockSetResponse),
     StatusQuery(StatusQuery),
@@ -150,6 +162,8 @@ dispatch! {
     BlacklistDeltaRequest / BlacklistDeltaResponse => BlacklistDelta,
     BlacklistBulkRequest / BlacklistBulkResponse => BlacklistBulk,
     ParamsRequest / ParamsResponse => Params,
+    LoadRequest / LoadResponse => LoadAuth,
+    WaitingRequest / WaitingResponse => Waiting,
     ClockSetRequest / ClockSetResponse => ClockSet,
     StatusQuery / StatusReport => StatusQuery,
     CollectRequest / CollectResponse => Collect,

@@ -31,12 +31,14 @@ pub(crate) fn card_type_from_wire(v: u8) -> Result<CardType, DecodeError> {
     }
 }
 
-const KINDS: [RecordKind; 5] = [
+const KINDS: [RecordKind; 7] = [
     RecordKind::Purchase,
     RecordKind::Cancellation,
     RecordKind::Reversal,
     RecordKind::BlackCard,
     RecordKind::Collected,
+    RecordKind::TopUp,
+    RecordKind::Subsidy,
 ];
 const STATUSES: [RecordStatus; 7] = [
     RecordStatus::Initiated,

@@ -117,7 +117,9 @@ pub fn record() -> impl Strategy<Value = Record> {
         Just(RecordKind::Cancellation),
         Just(RecordKind::Reversal),
         Just(RecordKind::BlackCard),
-        Just(RecordKind::Collected)
+        Just(RecordKind::Collected),
+        Just(RecordKind::TopUp),
+        Just(RecordKind::Subsidy)
     ];
     let statuses = prop_oneof![
         Just(RecordStatus::Initiated),
@@ -425,7 +427,99 @@ fn responses() -> impl Strategy<Value = Message> {
     ]
 }
 
+fn load_card() -> impl Strategy<Value = LoadCard> {
+    prop_oneof![
+        Just(LoadCard::Mf1),
+        (
+            any::<u16>(),
+            any::<[u8; 4]>(),
+            any::<[u8; 4]>(),
+            any::<[u8; 6]>()
+        )
+            .prop_map(|(online_seq, random, mac1, terminal_id)| LoadCard::Cpu(
+                CpuLoadInit {
+                    online_seq,
+                    random,
+                    mac1,
+                    terminal_id
+                }
+            ))
+    ]
+}
+
+/// The load messages (0x08, 0x09, `docs/loads.md`).
+fn loads() -> impl Strategy<Value = Message> {
+    let purpose = prop_oneof![
+        Just(LoadPurpose::TopUpCash),
+        Just(LoadPurpose::TopUpBank),
+        Just(LoadPurpose::Pickup)
+    ];
+    prop_oneof![
+        (
+            (
+                purpose,
+                card_no(),
+                load_card(),
+                any::<u32>(),
+                money(),
+                money()
+            ),
+            (any::<u16>(), any::<u8>(), any::<u32>(), datetime())
+        )
+            .prop_map(|(a, b)| Message::LoadRequest(LoadRequest {
+                purpose: a.0,
+                card_no: a.1,
+                card: a.2,
+                card_counter: a.3,
+                balance_before: a.4,
+                amount: a.5,
+                subsidy_seq: b.0,
+                wallet_no: b.1,
+                serial: b.2,
+                time: b.3,
+            })),
+        (
+            (codes(), any::<u32>(), card_no(), money(), money()),
+            (any::<u16>(), any::<[u8; 4]>(), money())
+        )
+            .prop_map(|(a, b)| Message::LoadResponse(LoadResponse {
+                code: a.0.0,
+                info: a.0.1,
+                serial: a.1,
+                card_no: a.2,
+                amount: a.3,
+                balance_after: a.4,
+                subsidy_seq_after: b.0,
+                mac2: b.1,
+                account_balance: b.2,
+            })),
+        (card_no(), card_type(), any::<u16>(), any::<u32>(), money()).prop_map(
+            |(card_no, card_type, subsidy_seq, card_counter, balance)| {
+                Message::WaitingRequest(WaitingRequest {
+                    card_no,
+                    card_type,
+                    subsidy_seq,
+                    card_counter,
+                    balance,
+                })
+            }
+        ),
+        (codes(), card_no(), money(), any::<u16>(), any::<u16>()).prop_map(
+            |((code, info), card_no, amount, loads, subsidy_seq_after)| {
+                Message::WaitingResponse(WaitingResponse {
+                    code,
+                    info,
+                    card_no,
+                    amount,
+                    loads,
+                    subsidy_seq_after,
+                })
+            }
+        ),
+    ]
+}
+
 /// Any message of the protocol.
 pub fn message() -> impl Strategy<Value = Message> {
-    prop_oneof![requests(), responses()]
+    prop_oneof![requests(), responses(), loads()]
 }

@@ -35,7 +35,12 @@ pub(crate) fn contribution(record: &Record) -> Option<(bool, Fen)> {
     match record.kind {
         RecordKind::Purchase => Some((false, amount)),
         RecordKind::Reversal => Some((true, amount)),
-        RecordKind::Cancellation | RecordKind::BlackCard | RecordKind::Collected => None,
+        // Loads put money on the card; the totals count sales.
+        RecordKind::Cancellation
+        | RecordKind::BlackCard
+        | RecordKind::Collected
+        | RecordKind::TopUp
+        | RecordKind::Subsidy => None,
     }
 }
 

@@ -458,6 +458,8 @@ impl FakeHost {
                 self.store(r, false);
                 ReturnCode::SUCCESS
             }
+            // Loads are answered in step with 0x08 (not simulated yet).
+            RecordKind::TopUp | RecordKind::Subsidy => ReturnCode::TRANSACTION_TYPE_ERROR,
         }
     }
 }

@@ -54,6 +54,8 @@ fn kind_code(kind: RecordKind) -> u8 {
         RecordKind::Reversal => 2,
         RecordKind::BlackCard => 3,
         RecordKind::Collected => 4,
+        RecordKind::TopUp => 5,
+        RecordKind::Subsidy => 6,
     }
 }
 
@@ -64,6 +66,8 @@ fn kind_from(code: u8) -> Result<RecordKind, DecodeError> {
         2 => RecordKind::Reversal,
         3 => RecordKind::BlackCard,
         4 => RecordKind::Collected,
+        5 => RecordKind::TopUp,
+        6 => RecordKind::Subsidy,
         _ => return Err(DecodeError::Invalid("record kind")),
     })
 }
