@@ -89,6 +89,7 @@ conformance!(
     subsidy_issue_and_revoke,
     subsidy_expiry,
     subsidy_audit_finds_tampering,
+    subsidy_picked_up_then_revoked,
 );
 
 /// Every test of the suite, wherever it is written.
