@@ -90,6 +90,7 @@ conformance!(
     subsidy_expiry,
     subsidy_audit_finds_tampering,
     subsidy_picked_up_then_revoked,
+    subsidy_batch_state_machine,
 );
 
 /// Every test of the suite, wherever it is written.

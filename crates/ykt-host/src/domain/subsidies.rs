@@ -642,13 +642,18 @@ fn withdraw(
 }
 
 /// Revokes a batch: an issued one for the lines not yet picked up (their money back to the
-/// funding account); one not issued yet is closed with every line revoked, nothing moved.
+/// funding account); one not issued yet is closed with every line revoked, nothing moved —
+/// not while its approval request waits (a decision on a closed batch would mean nothing).
 pub fn revoke(tx: &mut Tx<'_>, actor: &Actor, no: u32, now: NaiveDateTime) -> Result<Batch> {
     operator_of(actor)?;
     let b = locked(tx, no)?;
     match b.state {
         BatchState::Issued => withdraw(tx, actor, b, Withdrawal::Revoke, now),
         BatchState::Closed => invalid(format!("补助批次 {no} 已关闭")),
+        BatchState::Checked if approval_pending(tx, &b)? => invalid(format!(
+            "补助批次 {no} 正在等待审批：先驳回审批请求 {}",
+            b.approval.unwrap_or_default()
+        )),
         from => {
             for l in all_lines(tx, no)? {
                 rs::line_set(
@@ -677,6 +682,14 @@ pub fn revoke(tx: &mut Tx<'_>, actor: &Actor, no: u32, now: NaiveDateTime) -> Re
             )?;
             Ok(after)
         }
+    }
+}
+
+/// Whether the batch's approval request still waits for its decision.
+fn approval_pending(tx: &mut Tx<'_>, b: &Batch) -> Result<bool> {
+    match b.approval {
+        Some(id) => Ok(approvals::get(tx, id, true)?.state == approvals::State::Pending),
+        None => Ok(false),
     }
 }
 

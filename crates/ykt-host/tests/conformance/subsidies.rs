@@ -499,3 +499,164 @@ fn books_and_subsidies_clean(s: &Store) {
     assert!(r.journal_mismatches.is_empty(), "{r:?}");
     assert!(r.subsidy_mismatches.is_empty(), "{r:?}");
 }
+
+/// A step of the state-machine test, by operator 0 (the importer), 1 or 2.
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    Check(usize),
+    Approve(usize),
+    Reject(usize),
+    Issue(usize),
+    Revoke(usize),
+    /// Expire, on the batch's last day (`false`) or the day after (`true`).
+    Expire(usize, bool),
+}
+
+fn act() -> impl proptest::strategy::Strategy<Value = Act> {
+    use proptest::prelude::*;
+    let who = 0..3usize;
+    prop_oneof![
+        who.clone().prop_map(Act::Check),
+        who.clone().prop_map(Act::Approve),
+        who.clone().prop_map(Act::Reject),
+        who.clone().prop_map(Act::Issue),
+        who.clone().prop_map(Act::Revoke),
+        (who, any::<bool>()).prop_map(|(w, late)| Act::Expire(w, late)),
+    ]
+}
+
+/// What the rules say a batch is, as the test models them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Model {
+    state: BatchState,
+    checker: Option<usize>,
+    /// The approval request was rejected: the batch may be checked again.
+    rejected: bool,
+}
+
+impl Model {
+    /// The state after `a`, or `None` when the rules refuse it.
+    fn next(self, a: Act) -> Option<Model> {
+        use BatchState as B;
+        let to = |state| Some(Model { state, ..self });
+        match (self.state, a) {
+            (B::Imported, Act::Check(w)) => Some(Model {
+                state: B::Checked,
+                checker: Some(w),
+                rejected: false,
+            }),
+            (B::Checked, Act::Check(w)) if self.rejected => Some(Model {
+                state: B::Checked,
+                checker: Some(w),
+                rejected: false,
+            }),
+            (B::Checked, Act::Approve(w))
+                if !self.rejected && Some(w) != self.checker && w != 0 =>
+            {
+                to(B::Approved)
+            }
+            (B::Checked, Act::Reject(w)) if !self.rejected && Some(w) != self.checker => {
+                Some(Model {
+                    rejected: true,
+                    ..self
+                })
+            }
+            (B::Approved, Act::Issue(_)) => to(B::Issued),
+            (B::Issued, Act::Expire(_, true)) => to(B::Closed),
+            (B::Checked, Act::Revoke(_)) if self.rejected => to(B::Closed),
+            (B::Imported | B::Approved | B::Issued, Act::Revoke(_)) => to(B::Closed),
+            _ => None,
+        }
+    }
+}
+
+// R-B5, R-B1: any sequence of steps by any of three operators leaves a batch where the rules
+// say (refused steps change nothing), the subsidy account holding exactly what issued,
+// unclosed batches wait with, and the books clean.
+pub fn subsidy_batch_state_machine(f: &Fixture) {
+    use proptest::test_runner::{Config, TestRunner};
+    let s = &f.store;
+    let o = office(s);
+    let who = [o.clerk.clone(), o.checker.clone(), o.approver.clone()];
+    let cards = [
+        holder_with_card(s, "2026001"),
+        holder_with_card(s, "2026002"),
+    ];
+    let csv = format!(
+        "卡号,金额\n{},1\n{},2\n",
+        cards[0].no.get(),
+        cards[1].no.get()
+    );
+    let next_batch = std::sync::atomic::AtomicU32::new(100);
+    let waiting = std::sync::atomic::AtomicI64::new(0);
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let acts = proptest::collection::vec(act(), 1..10);
+    runner
+        .run(&acts, |acts| {
+            let no = next_batch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            import(s, &who[0], batch(no), &csv).unwrap().unwrap();
+            let mut model = Model {
+                state: BatchState::Imported,
+                checker: None,
+                rejected: false,
+            };
+            for a in acts {
+                let expect = model.next(a);
+                let got = match a {
+                    Act::Check(w) => step(s, &who[w], no, sub::check),
+                    Act::Approve(w) => step(s, &who[w], no, sub::approve),
+                    Act::Issue(w) => step(s, &who[w], no, sub::issue),
+                    Act::Revoke(w) => step(s, &who[w], no, sub::revoke),
+                    Act::Expire(w, late) => {
+                        let day = if late { "2026-04-01" } else { "2026-03-31" };
+                        step_at(s, &who[w], no, sub::expire, at(&format!("{day} 08:00:00")))
+                    }
+                    Act::Reject(w) => {
+                        let by = who[w].clone();
+                        s.execute(move |tx| {
+                            let b = sub::get(tx, no)?.unwrap();
+                            let id = b
+                                .approval
+                                .ok_or_else(|| HostError::Invalid("no approval request".into()))?;
+                            approvals::decide(
+                                tx,
+                                &by,
+                                id,
+                                approvals::Decision::Reject {
+                                    note: String::new(),
+                                },
+                                now(),
+                                |_, _| Err(HostError::Invariant("not run".into())),
+                            )?;
+                            sub::get(tx, no).map(Option::unwrap)
+                        })
+                    }
+                };
+                let stored = s.read(move |tx| sub::get(tx, no)).unwrap().unwrap();
+                match (expect, got) {
+                    (Some(m), Ok(b)) => {
+                        proptest::prop_assert_eq!(b.state, m.state, "{:?}", a);
+                        if m.state == BatchState::Issued {
+                            waiting.fetch_add(300, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        if model.state == BatchState::Issued && m.state == BatchState::Closed {
+                            waiting.fetch_sub(300, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        model = m;
+                    }
+                    (None, Err(HostError::Invalid(_) | HostError::Forbidden(_))) => {}
+                    (e, g) => proptest::prop_assert!(false, "{a:?}: expected {e:?}, got {g:?}"),
+                }
+                proptest::prop_assert_eq!(stored.state, model.state);
+                let held = waiting.load(std::sync::atomic::Ordering::SeqCst);
+                proptest::prop_assert_eq!(balance(s, "subsidy"), held);
+            }
+            Ok(())
+        })
+        .unwrap();
+    audit_clean(s);
+}
