@@ -19,7 +19,7 @@ use ykt_proto::{CardNo, Fen};
 use super::approvals::{self, Approval, Decision, Operation};
 use super::checks::MAX_CARD_BALANCE;
 use super::journal::{self, Actor, Change};
-use super::loads::{self, WaitingSource};
+use super::loads::{self, WaitingSource, WaitingState};
 use crate::error::{HostError, Result};
 use crate::import::LineError;
 use crate::import_subsidies::{Parsed, Payee};
@@ -615,15 +615,31 @@ fn withdraw(
         match (l.stored, l.load, l.load_state.as_deref()) {
             (StoredLine::Issued, Some(load), Some("waiting")) => {
                 let transfer = line_transfer(b.no, l.line, suffix);
-                match how {
+                let taken = match how {
                     Withdrawal::Revoke => {
-                        loads::revoke_waiting(tx, load, &b.funding, &transfer, now)?;
-                        after.revoked += 1;
+                        loads::revoke_waiting(tx, load, &b.funding, &transfer, now)
                     }
                     Withdrawal::Expire => {
-                        loads::expire_waiting(tx, load, &b.funding, &transfer, now)?;
-                        after.expired += 1;
+                        loads::expire_waiting(tx, load, &b.funding, &transfer, now)
                     }
+                };
+                match taken {
+                    Ok(_) => {}
+                    // Claimed by a terminal since the lines were read (another host): it is
+                    // being picked up, or was.
+                    Err(HostError::Invalid(m)) => match loads::waiting_get(tx, load)?.state {
+                        WaitingState::Waiting => return Err(HostError::Invalid(m)),
+                        WaitingState::Claimed { .. } => {
+                            busy += 1;
+                            continue;
+                        }
+                        _ => continue,
+                    },
+                    Err(e) => return Err(e),
+                }
+                match how {
+                    Withdrawal::Revoke => after.revoked += 1,
+                    Withdrawal::Expire => after.expired += 1,
                 }
                 rs::line_set(tx.conn, b.no, l.line, StoredLine::Issued, stored, None)?;
                 change = change.transfer(transfer);
