@@ -215,6 +215,16 @@ fn subsidy_batch_from_xlsx_through_the_cli() {
     );
     let r = json(as_op(&s, approver, &["report", "subsidies", "--json"], ""));
     assert_eq!(sum(&r["total"], "revoked"), (2, 4_250), "{r}");
+    let text = ok(as_op(&s, approver, &["report", "subsidies"], ""));
+    assert!(
+        text.contains("202612") && text.contains("2 / 42.50"),
+        "{text}"
+    );
+    let text = ok(as_op(&s, approver, &["report", "daily"], ""));
+    assert!(
+        text.contains("subsidies") && text.contains("2 / 42.50"),
+        "{text}"
+    );
     let day = json(as_op(&s, approver, &["report", "daily", "--json"], ""));
     assert_eq!(sum(&day["subsidies"], "issued"), (2, 4_250), "{day}");
     assert_eq!(sum(&day["subsidies"], "revoked"), (2, 4_250), "{day}");
