@@ -106,6 +106,16 @@ fn balance(s: &Store, account: &str) -> i64 {
         .unwrap()
 }
 
+/// The journal's newest entries of one operation.
+fn entries(s: &Store, operation: &str) -> Vec<journal::Entry> {
+    let f = Filter {
+        operation: Some(operation.to_owned()),
+        limit: 10,
+        ..Filter::default()
+    };
+    s.read(move |tx| journal::list(tx, &f)).unwrap()
+}
+
 fn forbidden(r: Result<sub::Batch>) -> String {
     match r {
         Err(HostError::Forbidden(m)) => m,
@@ -172,6 +182,16 @@ pub fn subsidy_import_errors_per_line(f: &Fixture) {
         Err(HostError::Invalid(_))
     ));
 
+    // The system's caps bound every batch: lowered, the same list is over the card cap.
+    let change = s
+        .execute(|tx| sub::set_caps(tx, 100_000_000, 50_000))
+        .unwrap();
+    assert_eq!(change.operation, "subsidy.caps");
+    let lines = import(s, &o.clerk, batch(1), &two).unwrap().unwrap_err();
+    assert_eq!(lines.iter().map(|l| l.line).collect::<Vec<_>>(), [2, 3]);
+    assert!(s.execute(|tx| sub::set_caps(tx, 1, 0)).is_err());
+    s.execute(|tx| sub::set_caps(tx, 100_000_000, 200_000))
+        .unwrap();
     let ok = import(s, &o.clerk, batch(1), &two).unwrap().unwrap();
     assert_eq!(
         (ok.lines, ok.total, ok.state),
@@ -281,18 +301,7 @@ pub fn subsidy_issue_and_revoke(f: &Fixture) {
     assert_eq!(waits.len(), 1);
     assert_eq!(waits[0].amount, 10_050);
     assert_eq!(card_now(s, b.no).waiting, 2_000);
-    let entry = &s
-        .read(|tx| {
-            journal::list(
-                tx,
-                &Filter {
-                    operation: Some("subsidy.issue".into()),
-                    limit: 10,
-                    ..Filter::default()
-                },
-            )
-        })
-        .unwrap()[0];
+    let entry = &entries(s, "subsidy.issue")[0];
     assert_eq!(entry.login, "wang.li");
     audit_clean(s);
     let r = s
@@ -305,6 +314,11 @@ pub fn subsidy_issue_and_revoke(f: &Fixture) {
     assert_eq!(r.waiting.amount, 12_050);
 
     let revoked = step(s, &o.checker, 3, sub::revoke).unwrap();
+    let entry = &entries(s, "subsidy.revoke")[0];
+    assert_eq!(
+        (entry.login.as_str(), entry.target.as_str()),
+        ("zhao.cw", "subsidy:3")
+    );
     assert_eq!(revoked.state, BatchState::Closed);
     assert_eq!(revoked.revoked, 2);
     assert_eq!(balance(s, "fund:zhuxuejin"), 0);
@@ -356,18 +370,7 @@ pub fn subsidy_expiry(f: &Fixture) {
     assert_eq!((b.state, b.expired), (BatchState::Closed, 1));
     assert_eq!(balance(s, "funding"), funding + 3_000);
     assert_eq!(card_now(s, a.no).waiting, 0);
-    let log = s
-        .read(|tx| {
-            journal::list(
-                tx,
-                &Filter {
-                    operation: Some("subsidy.expire".into()),
-                    limit: 10,
-                    ..Filter::default()
-                },
-            )
-        })
-        .unwrap();
+    let log = entries(s, "subsidy.expire");
     assert_eq!(log[0].login, "zhao.cw");
     let day = s.read(move |tx| sub::day(tx, after.date())).unwrap();
     assert_eq!((day.expired.count, day.expired.amount), (1, 3_000));
