@@ -127,6 +127,27 @@ fn subsidy_batch_from_xlsx_through_the_cli() {
             "",
         )
     };
+    // Finance does not import: the card office does.
+    let list = tmp.join("december.xlsx");
+    write_list(&list, &[("2026001", None, 12.5, "伙食")]);
+    let o = as_op(
+        &s,
+        checker,
+        &[
+            "subsidy",
+            "import",
+            list.to_str().unwrap(),
+            "--batch",
+            "1",
+            "--name",
+            "x",
+            "--expires",
+            &expires,
+        ],
+        "",
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("subsidy-import"), "{e}");
     let bad = tmp.join("bad.xlsx");
     write_list(
         &bad,
