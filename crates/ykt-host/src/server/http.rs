@@ -42,11 +42,15 @@ pub(crate) async fn serve(
         ))
         .fallback(api::no_route)
         .layer(DefaultBodyLimit::max(api::MAX_BODY));
+    let tls = shared.config.tls.clone();
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
         .nest(PREFIX, api)
         .with_state(shared);
+    if let Some(tls) = tls {
+        return super::tls::serve(listener, tls, app, stop).await;
+    }
     let shutdown = async move {
         let _ = stop.changed().await;
     };

@@ -28,6 +28,7 @@ mod registry;
 mod routes;
 mod signin_gate;
 mod subsidies_api;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub use metrics::{FAMILIES as METRIC_FAMILIES, Family as MetricFamily, Kind as M
 pub use operators_api::first_start;
 pub use registry::{Command, Registry};
 pub use routes::{AccessTable, RouteAccess};
+pub use tls::Tls;
 
 /// Every admin API route with the access it declares (for tests that walk the router).
 pub fn access_table() -> AccessTable {
@@ -80,8 +82,10 @@ pub struct ServerConfig {
     pub clock: Clock,
     /// Operators' login lockout and browser-session lifetime (R-B1).
     pub login: crate::domain::operators::LoginPolicy,
-    /// Mark the session cookie `Secure` (the HTTP listener serves TLS).
+    /// Mark the session cookie `Secure`; always so when `tls` is set.
     pub secure_cookies: bool,
+    /// Serve the HTTP listener over TLS only (`tls::Tls::from_pem`).
+    pub tls: Option<tls::Tls>,
 }
 
 impl ServerConfig {
@@ -101,6 +105,7 @@ impl ServerConfig {
             clock: Clock::china(),
             login: crate::domain::operators::LoginPolicy::default(),
             secure_cookies: false,
+            tls: None,
         }
     }
 }

@@ -161,7 +161,7 @@ fn refusal(r: LoginRefusal) -> Response {
 }
 
 fn session_cookie(s: &Shared, value: &str, max_age: i64) -> String {
-    let secure = if s.config.secure_cookies {
+    let secure = if s.config.secure_cookies || s.config.tls.is_some() {
         "; Secure"
     } else {
         ""

@@ -25,6 +25,10 @@ pub struct ApiArgs {
     /// An operator's API token (`ykt operator token create`), or the admin token.
     #[arg(long, env = "YKT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM certificates to trust for an https:// server [default: the certificate the running
+    /// `ykt serve` of --data serves, else the built-in Mozilla roots].
+    #[arg(long, env = "YKT_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -35,6 +39,56 @@ pub struct ApiArgs {
 pub struct ServeAddr {
     pub terminal: String,
     pub http: String,
+    /// The certificate the HTTP listener serves (absolute path); absent: plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
+}
+
+/// The admin API's base URL and an agent that trusts its certificate: `--server`, else the
+/// running `ykt serve` of `data` (https when it serves TLS), else http://127.0.0.1:8080.
+pub fn endpoint(
+    server: &Option<String>,
+    data: &Path,
+    ca_cert: &Option<PathBuf>,
+) -> anyhow::Result<(String, ureq::Agent)> {
+    let local = read_serve_addr(data);
+    let base = match (server, &local) {
+        (Some(s), _) => s.trim_end_matches('/').to_owned(),
+        (None, Some(addr)) if addr.tls_cert.is_some() => format!("https://{}", addr.http),
+        (None, Some(addr)) => format!("http://{}", addr.http),
+        (None, None) => "http://127.0.0.1:8080".to_owned(),
+    };
+    let ca = match (ca_cert, &local) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(addr)) if server.is_none() => addr.tls_cert.as_ref().map(PathBuf::from),
+        _ => None,
+    };
+    let mut config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)));
+    if let Some(path) = ca {
+        let pem = std::fs::read(&path)
+            .with_context(|| format!("cannot read the CA certificates {}", path.display()))?;
+        let roots = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
+        anyhow::ensure!(
+            !roots.is_empty(),
+            "{} holds no PEM certificate",
+            path.display()
+        );
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)))
+                .build(),
+        );
+    }
+    Ok((base, config.build().into()))
 }
 
 pub const SERVE_ADDR_FILE: &str = "serve.addr";
@@ -53,13 +107,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(a: &ApiArgs) -> anyhow::Result<Api> {
-        let base = match &a.server {
-            Some(s) => s.trim_end_matches('/').to_owned(),
-            None => match read_serve_addr(&a.data) {
-                Some(addr) => format!("http://{}", addr.http),
-                None => "http://127.0.0.1:8080".to_owned(),
-            },
-        };
+        let (base, agent) = endpoint(&a.server, &a.data, &a.ca_cert)?;
         // --token or YKT_TOKEN; else what `ykt login` saved for this server; else the admin
         // token of the server's data directory.
         let token = match a.token.clone().or_else(|| super::login::saved_token(&base)) {
@@ -77,11 +125,6 @@ impl Api {
                     .to_owned()
             }
         };
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
         Ok(Api {
             agent,
             base,

@@ -4,7 +4,6 @@
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -91,6 +90,9 @@ pub struct LoginArgs {
     pub server: Option<String>,
     #[arg(long, default_value = "ykt-data")]
     pub data: PathBuf,
+    /// PEM certificates to trust for an https:// server (as for every admin command).
+    #[arg(long, env = "YKT_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -99,16 +101,9 @@ pub struct LogoutArgs {
     pub server: Option<String>,
     #[arg(long, default_value = "ykt-data")]
     pub data: PathBuf,
-}
-
-fn base(server: &Option<String>, data: &std::path::Path) -> String {
-    match server {
-        Some(s) => s.trim_end_matches('/').to_owned(),
-        None => match super::client::read_serve_addr(data) {
-            Some(addr) => format!("http://{}", addr.http),
-            None => "http://127.0.0.1:8080".to_owned(),
-        },
-    }
+    /// PEM certificates to trust for an https:// server (as for every admin command).
+    #[arg(long, env = "YKT_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Lines of secrets: from standard input when asked, else prompted without echo.
@@ -138,14 +133,6 @@ struct Session {
     csrf: String,
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
 fn reply(
     resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> anyhow::Result<(u16, Option<String>, Value)> {
@@ -170,8 +157,12 @@ fn reply(
 }
 
 impl Session {
-    fn open(base: &str, user: &str, password: &str) -> anyhow::Result<(Session, Value)> {
-        let agent = agent();
+    fn open(
+        agent: ureq::Agent,
+        base: &str,
+        user: &str,
+        password: &str,
+    ) -> anyhow::Result<(Session, Value)> {
         let resp = agent
             .post(format!("{base}/api/v1/login"))
             .header("Content-Type", "application/json")
@@ -206,12 +197,12 @@ impl Session {
 }
 
 pub fn login(a: LoginArgs) -> anyhow::Result<()> {
-    let base = base(&a.server, &a.data);
+    let (base, agent) = super::client::endpoint(&a.server, &a.data, &a.ca_cert)?;
     let mut secrets = Secrets {
         stdin: a.password_stdin.then(|| std::io::stdin().lock().lines()),
     };
     let password = secrets.next(&format!("{}@{base} 的密码: ", a.user))?;
-    let (session, me) = Session::open(&base, &a.user, &password)?;
+    let (session, me) = Session::open(agent, &base, &a.user, &password)?;
     if me["must_change_password"] == true {
         eprintln!("首次登录，请设置新密码（至少 8 个字符）。");
         let new = secrets.next("新密码: ")?;
@@ -251,13 +242,13 @@ pub fn login(a: LoginArgs) -> anyhow::Result<()> {
 }
 
 pub fn logout(a: LogoutArgs) -> anyhow::Result<()> {
-    let base = base(&a.server, &a.data);
+    let (base, agent) = super::client::endpoint(&a.server, &a.data, &a.ca_cert)?;
     let mut saved = load();
     let Some(pos) = saved.logins.iter().position(|l| l.server == base) else {
         bail!("not logged in to {base}");
     };
     let l = saved.logins.remove(pos);
-    let resp = agent()
+    let resp = agent
         .delete(format!("{base}/api/v1/me/tokens/{}", l.token_id))
         .header("Authorization", format!("Bearer {}", l.token))
         .call();

@@ -3,6 +3,7 @@
 
 mod data_dir;
 mod demo;
+mod https;
 pub mod tac;
 
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use super::client::{SERVE_ADDR_FILE, ServeAddr};
 use data_dir::StartedDir;
-use ykt_host::server::{Clock, Listeners, Server, ServerConfig};
+use ykt_host::server::{Clock, Listeners, Server, ServerConfig, Tls};
 use ykt_host::{Backend, Store, StoreConfig, TacVerifier};
 
 #[derive(clap::Args)]
@@ -48,6 +49,8 @@ pub struct Args {
     /// it CPU card records are refused (code 99).
     #[arg(long)]
     pub keys: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: https::TlsArgs,
 }
 
 /// The store of `--data` / `--database`, shared by `serve` and `audit`.
@@ -113,15 +116,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
+    let tls = https::load(&a.tls, a.http_listen)?;
+    let scheme = https::scheme(&tls);
     let listeners = runtime.block_on(Listeners::bind(a.terminal_listen, a.http_listen))?;
     let data = StartedDir::create(&a.data)?;
-    let server = runtime.block_on(start(&a, listeners))?;
+    let server = runtime.block_on(start(&a, listeners, tls))?;
     let addr_file = a.data.join(SERVE_ADDR_FILE);
-    write_serve_addr(&addr_file, server.terminal_addr(), server.http_addr())?;
+    let addr = ServeAddr {
+        terminal: server.terminal_addr().to_string(),
+        http: server.http_addr().to_string(),
+        tls_cert: a.tls.tls_cert.as_ref().map(|p| absolute(p)),
+    };
+    write_serve_addr(&addr_file, &addr)?;
     data.keep();
     server.ready();
     println!(
-        "ykt serve ready: terminals on {}, admin API on http://{} (addresses in {})",
+        "ykt serve ready: terminals on {}, admin API on {scheme}://{} (addresses in {})",
         server.terminal_addr(),
         server.http_addr(),
         addr_file.display()
@@ -137,7 +147,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 /// Opens the store, reads or creates the admin token, serves on `listeners` (not ready yet)
 /// and seeds the demo campus.
-async fn start(a: &Args, listeners: Listeners) -> anyhow::Result<Server> {
+async fn start(a: &Args, listeners: Listeners, tls: Option<Tls>) -> anyhow::Result<Server> {
     let fresh_demo = a.demo && !demo::seeded(&a.data);
     if fresh_demo {
         demo::ensure_keys(&a.data)?;
@@ -163,6 +173,7 @@ async fn start(a: &Args, listeners: Listeners) -> anyhow::Result<Server> {
     config.max_connections = a.max_connections;
     config.clock = clock(a);
     config.idle_timeout = Duration::from_secs(180);
+    config.tls = tls;
     let server = listeners.serve(config, store.clone()).await?;
     // The demo's provisioning files name the address actually bound (port 0 works).
     if a.demo {
@@ -188,16 +199,20 @@ async fn blocking<T: Send + 'static>(
 
 /// `DATA/serve.addr`: where this process listens, for the CLI and for scripts; written
 /// atomically once the server serves (its presence means "ready").
-fn write_serve_addr(path: &Path, terminal: SocketAddr, http: SocketAddr) -> anyhow::Result<()> {
-    let addr = ServeAddr {
-        terminal: terminal.to_string(),
-        http: http.to_string(),
-    };
+fn write_serve_addr(path: &Path, addr: &ServeAddr) -> anyhow::Result<()> {
     let tmp = path.with_extension("addr.tmp");
-    std::fs::write(&tmp, serde_json::to_string(&addr)?)
+    std::fs::write(&tmp, serde_json::to_string(addr)?)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// `p` made absolute against the working directory, for a file other processes read.
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_owned())
+        .display()
+        .to_string()
 }
 
 /// SIGTERM or Ctrl-C.

@@ -89,6 +89,11 @@ impl Serve {
     /// Starts the server on port 0 and waits until it says it is ready (it prints one line
     /// to stdout then, after writing DATA/serve.addr).
     pub fn start(database: Option<String>) -> Serve {
+        Serve::start_with(database, &[])
+    }
+
+    /// As [`Serve::start`], with more `ykt serve` arguments.
+    pub fn start_with(database: Option<String>, extra: &[&std::ffi::OsStr]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
@@ -101,6 +106,7 @@ impl Serve {
                 "--http-listen",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(log);
         if let Some(db) = &database {
