@@ -106,7 +106,7 @@ pub struct Shift {
 fn sums(tx: &mut Tx<'_>, shift: i64, day: Option<(i64, i64)>) -> Result<[Sum; 3]> {
     let (from, to) = day.unwrap_or((i64::MIN, i64::MAX));
     let rows = tx.conn.query(
-        "SELECT method, COUNT(*), SUM(amount) FROM cash_entries \
+        "SELECT method, COUNT(*), CAST(SUM(amount) AS BIGINT) FROM cash_entries \
          WHERE shift_id = $1 AND at >= $2 AND at < $3 GROUP BY method",
         &[shift.into(), from.into(), to.into()],
     )?;

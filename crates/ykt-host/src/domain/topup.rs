@@ -813,3 +813,97 @@ pub fn check_reversible(tx: &mut Tx<'_>, card: &Card, purchase: &Record) -> Resu
     }
     Ok(())
 }
+
+// ---- audit -------------------------------------------------------------------------------------------
+
+/// The loads' part of the audit (`ledger::audit`): each holding account equals the sum of the
+/// rows it holds money for, and each card's counted columns equal its loads. Findings are
+/// named `account:<id>` or `card:<no>:<column>`.
+pub fn audit(conn: &mut dyn crate::sql::Conn, limit: u32) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let held = [
+        (
+            TOPUP_PENDING_ACCOUNT,
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM loads \
+             WHERE state = 'pending' AND purpose IN ('cash', 'bank')",
+        ),
+        (
+            crate::ledger::WAITING_ACCOUNT,
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM waiting_loads \
+             WHERE source = 'deposit' AND state IN ('waiting', 'claimed')",
+        ),
+        (
+            crate::ledger::SUBSIDY_ACCOUNT,
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM waiting_loads \
+             WHERE source = 'subsidy' AND state IN ('waiting', 'claimed')",
+        ),
+    ];
+    for (account, rows_sum) in held {
+        let rows_sum = conn.query_one(rows_sum, &[])?.int(0)?;
+        if repo::account_balance(conn, account)? != Some(rows_sum) {
+            found.push(format!("account:{account}"));
+        }
+    }
+    for r in conn.query(
+        "SELECT c.no, 'waiting' FROM cards c LEFT JOIN ( \
+             SELECT card_no, SUM(amount) AS s FROM waiting_loads WHERE state = 'waiting' \
+             GROUP BY card_no) w ON w.card_no = c.no WHERE c.waiting <> COALESCE(w.s, 0) \
+         UNION ALL SELECT c.no, 'loads_pending' FROM cards c LEFT JOIN ( \
+             SELECT card_no, COUNT(*) AS n FROM loads WHERE state = 'pending' \
+             GROUP BY card_no) p ON p.card_no = c.no WHERE c.loads_pending <> COALESCE(p.n, 0) \
+         LIMIT $1",
+        &[limit.into()],
+    )? {
+        found.push(format!("card:{}:{}", r.int(0)?, r.text(1)?));
+    }
+    Ok(found)
+}
+
+// ---- top-up devices ------------------------------------------------------------------------------------
+
+/// Whether a device takes top-ups (the function bit `TOP_UP`) and whose cash it takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TopUpSetting {
+    /// No top-ups (a plain POS; pick-ups need no setting).
+    Off,
+    /// Top-ups from the bank; cash too when an operator is assigned: the operator logged in
+    /// at the device, whose shift the cash of its posted top-ups is tallied in.
+    On { operator: Option<i64> },
+}
+
+/// The card office sets a device's top-ups (admin API, journalled by the caller).
+pub fn set_top_up(
+    tx: &mut Tx<'_>,
+    id: ykt_proto::PhysicalId,
+    setting: &TopUpSetting,
+    now: NaiveDateTime,
+) -> Result<(Device, Option<i64>)> {
+    let on = matches!(setting, TopUpSetting::On { .. });
+    let d = super::admin::update_device(tx, id, |d| {
+        d.functions = if on {
+            Functions(d.functions.0 | Functions::TOP_UP.0)
+        } else {
+            Functions(d.functions.0 & !Functions::TOP_UP.0)
+        };
+        Ok(())
+    })?;
+    let operator = match setting {
+        TopUpSetting::On { operator } => *operator,
+        TopUpSetting::Off => None,
+    };
+    if let Some(op) = operator {
+        super::operators::by_id(tx, op)?;
+    }
+    rows::device_operator_set(tx.conn, id, operator, now)?;
+    Ok((d, operator))
+}
+
+/// A device's top-up setting as stored.
+pub fn top_up_setting(tx: &mut Tx<'_>, device: &Device) -> Result<TopUpSetting> {
+    if !device.functions.contains(Functions::TOP_UP) {
+        return Ok(TopUpSetting::Off);
+    }
+    Ok(TopUpSetting::On {
+        operator: rows::device_operator(tx.conn, device.id)?,
+    })
+}
