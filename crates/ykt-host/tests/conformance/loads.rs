@@ -285,7 +285,7 @@ pub fn top_up_limits_and_functions(f: &Fixture) {
         balance_after: 20_000,
     };
     s.execute(move |tx| topup::set_limits(tx, limits)).unwrap();
-    assert_eq!(s.execute(|tx| topup::limits(tx)).unwrap(), limits);
+    assert_eq!(s.execute(topup::limits).unwrap(), limits);
     let req =
         |serial, before, amount| request(LoadPurpose::TopUpCash, c.no, serial, 0, before, amount);
     assert_eq!(
