@@ -198,6 +198,9 @@ pub struct AuditReport {
     /// `waiting`, `subsidy` against the sums of their pending / waiting and claimed loads,
     /// and cards whose `waiting` or `loads_pending` column disagrees with their loads.
     pub load_mismatches: Vec<String>,
+    /// Subsidy lines and batches that disagree with their waiting loads (R-B5,
+    /// `domain::subsidies::audit`).
+    pub subsidy_mismatches: Vec<String>,
 }
 
 impl AuditReport {
@@ -212,6 +215,7 @@ impl AuditReport {
             && self.exception_mismatches.is_empty()
             && self.journal_mismatches.is_empty()
             && self.load_mismatches.is_empty()
+            && self.subsidy_mismatches.is_empty()
     }
 }
 
@@ -401,5 +405,6 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
         report.journal_mismatches.push(r.text(0)?.to_owned());
     }
     report.load_mismatches = crate::domain::topup::audit(conn, AUDIT_LIMIT)?;
+    report.subsidy_mismatches = crate::domain::subsidies::audit(conn, AUDIT_LIMIT)?;
     Ok(report)
 }

@@ -13,6 +13,8 @@ mod holders;
 mod loads;
 #[path = "conformance/people.rs"]
 mod people;
+#[path = "conformance/subsidies.rs"]
+mod subsidies;
 #[path = "conformance/suite.rs"]
 mod suite;
 #[path = "conformance/support.rs"]
@@ -94,6 +96,13 @@ conformance!(
     reversal_after_pickup_is_refused,
     cpu_load_mac_and_tac,
     audit_catches_tampered_loads,
+    subsidy_import_errors_per_line,
+    subsidy_two_person_rule,
+    subsidy_issue_and_revoke,
+    subsidy_expiry,
+    subsidy_audit_finds_tampering,
+    subsidy_picked_up_then_revoked,
+    subsidy_batch_state_machine,
 );
 
 /// Every test of the suite, wherever it is written.
@@ -103,5 +112,6 @@ mod tests {
     pub use super::holders::*;
     pub use super::loads::*;
     pub use super::people::*;
+    pub use super::subsidies::*;
     pub use super::suite::*;
 }

@@ -4,4 +4,5 @@ pub mod postgres;
 mod schema;
 mod schema_loads;
 mod schema_people;
+mod schema_subsidies;
 pub mod sqlite;

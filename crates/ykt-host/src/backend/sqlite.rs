@@ -70,6 +70,7 @@ impl SqliteConn {
                 (6, super::schema::V6.to_owned()),
                 (7, super::schema_people::sqlite_v7()),
                 (8, super::schema_loads::sqlite_v8()),
+                (9, super::schema_subsidies::sqlite_v9()),
             ],
         )?;
         Ok(c)

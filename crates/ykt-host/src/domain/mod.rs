@@ -17,4 +17,5 @@ pub mod records;
 pub mod report;
 pub mod shifts;
 pub mod signin;
+pub mod subsidies;
 pub mod topup;

@@ -28,6 +28,7 @@ mod params_api;
 mod registry;
 mod routes;
 mod signin_gate;
+mod subsidies_api;
 mod tls;
 
 use std::net::SocketAddr;
