@@ -44,7 +44,11 @@ fn json_log_names_each_refusal_once() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    assert!(events.iter().all(|e| e["level"].is_string() && e["timestamp"].is_string()));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["level"].is_string() && e["timestamp"].is_string())
+    );
     let refusals: Vec<&Value> = events
         .iter()
         .map(|e| &e["fields"])
