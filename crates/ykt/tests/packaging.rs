@@ -3,8 +3,12 @@
 //! cargo-deb: they check what it would package.
 #![allow(clippy::unwrap_used)]
 
+mod serve_support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use serve_support::Serve;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -130,4 +134,20 @@ fn deb_metadata_names_existing_files() {
             .unwrap();
         assert!(status.success(), "{script} is not valid sh");
     }
+}
+
+// #16: `ykt serve` starts from the packaged file (its data directory and listeners moved by
+// flags to a temporary directory and free ports), logging JSON as the file says.
+#[test]
+fn serve_starts_from_the_packaged_configuration() {
+    let file = root().join("deploy/debian/ykt.toml");
+    let s = Serve::start_with(None, &["--config", file.to_str().unwrap()]);
+    let log = s.log();
+    s.stop();
+    let first = log
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no log: {log}"));
+    let event: serde_json::Value = serde_json::from_str(first).unwrap();
+    assert!(event["fields"]["message"].is_string(), "{first}");
 }
