@@ -85,10 +85,7 @@ struct Pcap {
 
 impl Pcap {
     fn new() -> Pcap {
-        let mut bytes = Vec::new();
-        for v in [0xa1b2_c3d4u32] {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
+        let mut bytes = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
         bytes.extend_from_slice(&2u16.to_le_bytes());
         bytes.extend_from_slice(&4u16.to_le_bytes());
         bytes.extend_from_slice(&0i32.to_le_bytes());
