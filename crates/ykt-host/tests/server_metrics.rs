@@ -121,8 +121,19 @@ async fn writer_latency_busy_time_and_queue_are_measured() {
 // #16 (metrics): terminals not heard from, and how far their blacklists lag, counted in the
 // database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_terminals_and_blacklist_lag_are_counted() {
-    let w = sqlite().await;
+async fn silent_terminals_and_blacklist_lag_are_counted_sqlite() {
+    terminal_health(sqlite().await).await;
+}
+
+// #16: the same query on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_terminals_and_blacklist_lag_are_counted_postgres() {
+    if let Some(w) = postgres().await {
+        terminal_health(w).await;
+    }
+}
+
+async fn terminal_health(w: World) {
     let fresh = scrape(&w).await;
     let silent = value(&fresh, "ykt_terminals_silent");
     assert!(silent >= 1.0, "{fresh}");
