@@ -213,6 +213,17 @@ local function decl(prefix, name, kind, label, vals)
   return abbr
 end
 
+-- Fen as yuan, exactly: 12345 → "123.45" (the digits of the integer, never a float).
+local function yuan(v)
+  local digits = tostring(v)
+  local sign = ""
+  if digits:sub(1, 1) == "-" then
+    sign, digits = "-", digits:sub(2)
+  end
+  digits = string.rep("0", 3 - #digits) .. digits
+  return sign .. digits:sub(1, -3) .. "." .. digits:sub(-2)
+end
+
 -- Adds one field to `tree` from reader `rd`; returns its value (a number where it is one).
 local function add(rd, tree, abbr, kind)
   local f = fields[abbr]
@@ -227,7 +238,7 @@ local function add(rd, tree, abbr, kind)
   elseif kind == "tod" then
     tree:add(f, r, tod_text(r))
   elseif kind == "money" then
-    tree:add(f, r):append_text(string.format(" fen (%s yuan)", tostring(r:int64() / 100)))
+    tree:add(f, r):append_text(" fen (" .. yuan(r:int64()) .. " 元)")
     return r:int64()
   elseif kind == "bool" then
     tree:add(f, r)
