@@ -325,6 +325,68 @@ fn tshark_dissects_every_frame_as_sent() {
     assert!(bad[0].is_empty(), "malformed frames: {:?}", bad[0]);
 }
 
+/// The vectors of one suite in a pcap, one segment each, then a forged frame: the file's
+/// path and how many of the vectors carry a MAC.
+fn vectors_pcap(dir: &Path, suite: Suite) -> (PathBuf, usize) {
+    let frames: Vec<Vec<u8>> = test_vectors::all(suite)
+        .unwrap()
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
+    let mut pcap = Pcap::new();
+    for f in &frames {
+        pcap.segment(sent_by_host(f), f);
+    }
+    // One more, its MAC forged.
+    let mut forged = frames[2].clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    pcap.segment(sent_by_host(&forged), &forged);
+    let path = dir.join(format!("{suite:?}.pcap"));
+    std::fs::write(&path, &pcap.bytes).unwrap();
+    // An unauthenticated error response (8 zero bytes) has no MAC to verify.
+    let macd = frames
+        .iter()
+        .filter(|f| !(f[5] == 0x7F && f[f.len() - 8..] == [0; 8]))
+        .count();
+    (path, macd)
+}
+
+// #16 (dissector): with the master and session keys as preferences, every MAC of the
+// vectors verifies, in both suites, and a forged one does not.
+#[test]
+fn tshark_verifies_macs_with_the_keys_given() {
+    let dir = tempfile::tempdir().unwrap();
+    for (suite, number) in [(Suite::Aes128, 1), (Suite::Sm4, 2)] {
+        let (path, n) = vectors_pcap(dir.path(), suite);
+        let prefs = [
+            "-o".to_owned(),
+            format!("ykt.suite:{number}"),
+            "-o".to_owned(),
+            format!("ykt.master_key:{}", hex::encode(test_vectors::MASTER_KEY.0)),
+            "-o".to_owned(),
+            format!(
+                "ykt.session_key:{}",
+                hex::encode(test_vectors::SESSION_KEY.0)
+            ),
+        ];
+        let prefs: Vec<&str> = prefs.iter().map(String::as_str).collect();
+        let Some(cols) = tshark(&path, &prefs, &["ykt.mac.valid"]) else {
+            return;
+        };
+        let valid: Vec<bool> = cols[0]
+            .iter()
+            .map(|v| matches!(v.as_str(), "1" | "True"))
+            .collect();
+        let mut expected = vec![true; n];
+        expected.push(false);
+        assert_eq!(valid, expected, "{suite:?}: {:?}", cols[0]);
+        // Without keys, nothing is claimed.
+        let cols = tshark(&path, &[], &["ykt.mac.valid"]).unwrap();
+        assert!(cols[0].is_empty(), "{:?}", cols[0]);
+    }
+}
+
 // #16: a truncated body is reported, so the test above can fail.
 #[test]
 fn tshark_reports_a_short_body() {
