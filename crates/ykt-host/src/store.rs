@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Instant;
 
 use crate::backend::postgres::PgConn;
 use crate::backend::sqlite::SqliteConn;
@@ -439,9 +440,17 @@ impl Store {
 
     /// Jobs and batches the writers have run since the store opened.
     pub fn writer_stats(&self) -> WriterStats {
+        let jobs = self.written.jobs.load(Ordering::Relaxed);
         WriterStats {
-            jobs: self.written.jobs.load(Ordering::Relaxed),
+            jobs,
             batches: self.written.batches.load(Ordering::Relaxed),
+            busy_micros: self.written.busy_micros.load(Ordering::Relaxed),
+            queued: self
+                .written
+                .enqueued
+                .load(Ordering::Relaxed)
+                .saturating_sub(jobs),
+            writers: self.written.threads.load(Ordering::Relaxed),
         }
     }
 
@@ -507,13 +516,15 @@ impl Store {
     }
 
     fn enqueue(&self, job: BoxedJob) -> Result<()> {
-        match self.jobs.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                Err(HostError::Refused(ykt_proto::ReturnCode::SYSTEM_FAILURE))
-            }
-            Err(TrySendError::Disconnected(_)) => Err(HostError::Closed),
-        }
+        // Counted before it can be taken, so the queue depth never goes below zero.
+        self.written.enqueued.fetch_add(1, Ordering::Relaxed);
+        let refused = match self.jobs.try_send(job) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(_)) => HostError::Refused(ykt_proto::ReturnCode::SYSTEM_FAILURE),
+            Err(TrySendError::Disconnected(_)) => HostError::Closed,
+        };
+        self.written.enqueued.fetch_sub(1, Ordering::Relaxed);
+        Err(refused)
     }
 
     /// Runs `f` in a writer's transaction and waits for the committed result.
@@ -522,6 +533,7 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
     {
+        self.written.enqueued.fetch_add(1, Ordering::Relaxed);
         Self::wait(&self.jobs, f)
     }
 
@@ -554,11 +566,17 @@ impl Store {
     }
 }
 
-/// Jobs and batches a pool of threads has taken.
+/// Jobs and batches a pool of threads has taken, and what the pool's queue holds.
 #[derive(Default)]
 struct PoolCounts {
+    /// Jobs taken from the queue.
     jobs: AtomicU64,
     batches: AtomicU64,
+    /// Jobs put in the queue: minus `jobs`, the queue's depth.
+    enqueued: AtomicU64,
+    /// Time the threads spent running batches.
+    busy_micros: AtomicU64,
+    threads: AtomicU64,
 }
 
 /// How much the writers have run: a forged frame must not move these (it never costs the
@@ -567,6 +585,12 @@ struct PoolCounts {
 pub struct WriterStats {
     pub jobs: u64,
     pub batches: u64,
+    /// Time the writers spent running batches, in microseconds, all writers together.
+    pub busy_micros: u64,
+    /// Jobs waiting for a writer.
+    pub queued: u64,
+    /// Writer threads (connections).
+    pub writers: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -584,6 +608,7 @@ fn spawn_pool(
     counts: &Arc<PoolCounts>,
 ) -> Result<SyncSender<BoxedJob>> {
     let (tx, rx) = mpsc::sync_channel::<BoxedJob>(config.queue.max(1));
+    counts.threads.store(threads as u64, Ordering::Relaxed);
     let rx = Arc::new(Mutex::new(rx));
     for i in 0..threads {
         let mut conn: Box<dyn Conn> = match (&config.backend, mode) {
@@ -602,9 +627,13 @@ fn spawn_pool(
         let policy = config.policy;
         let max_batch = config.max_batch.max(1);
         let counts = Arc::clone(counts);
+        let pool = match mode {
+            Mode::Write(_) => Pool::Writers,
+            Mode::Read => Pool::Readers,
+        };
         thread::Builder::new()
             .name(format!("ykt-{role}-{i}"))
-            .spawn(move || worker(conn, rx, policy, cache, max_batch, &counts))
+            .spawn(move || worker(conn, rx, policy, cache, max_batch, &counts, pool))
             .map_err(|e| HostError::Db {
                 message: format!("cannot start a {role} thread: {e}"),
                 retryable: false,
@@ -620,6 +649,7 @@ fn worker(
     mut cache: Option<ConfigCache>,
     max_batch: usize,
     counts: &PoolCounts,
+    pool: Pool,
 ) {
     loop {
         let mut batch: Vec<BoxedJob> = Vec::new();
@@ -646,9 +676,23 @@ fn worker(
         }
         counts.batches.fetch_add(1, Ordering::Relaxed);
         counts.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        run_batch(conn.as_mut(), batch, policy, cache.as_mut());
+        let started = Instant::now();
+        run_batch(conn.as_mut(), batch, policy, cache.as_mut(), pool);
+        let took = started.elapsed();
+        if pool == Pool::Writers {
+            crate::server::metrics::store_batch(took);
+        }
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        counts.busy_micros.fetch_add(micros, Ordering::Relaxed);
         conn.between_batches();
     }
+}
+
+/// Which pool a thread serves: only the writers' batch and commit latencies are metrics.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pool {
+    Writers,
+    Readers,
 }
 
 /// How a batch runs its jobs.
@@ -683,6 +727,7 @@ fn try_batch(
     policy: Policy,
     mut cache: Option<&mut ConfigCache>,
     pass: Pass,
+    pool: Pool,
 ) -> std::result::Result<(), BatchError> {
     conn.begin()?;
     let mut deltas: Deltas = BTreeMap::new();
@@ -734,7 +779,12 @@ fn try_batch(
             return Ok(conn.batch("ROLLBACK")?);
         }
         apply_deltas(conn, &deltas)?;
-        Ok(conn.batch("COMMIT")?)
+        let committing = Instant::now();
+        conn.batch("COMMIT")?;
+        if pool == Pool::Writers {
+            crate::server::metrics::store_commit(committing.elapsed());
+        }
+        Ok(())
     })();
     if outcome.is_err() {
         let _ = conn.batch("ROLLBACK");
@@ -747,14 +797,29 @@ fn run_batch(
     mut jobs: Vec<BoxedJob>,
     policy: Policy,
     mut cache: Option<&mut ConfigCache>,
+    pool: Pool,
 ) {
-    let mut outcome = try_batch(conn, &mut jobs, policy, cache.as_deref_mut(), Pass::Bare);
+    let mut outcome = try_batch(
+        conn,
+        &mut jobs,
+        policy,
+        cache.as_deref_mut(),
+        Pass::Bare,
+        pool,
+    );
     if matches!(outcome, Err(BatchError::Redo)) {
         tracing::debug!(
             jobs = jobs.len(),
             "a job failed after writing; running the batch with savepoints"
         );
-        outcome = try_batch(conn, &mut jobs, policy, cache.as_deref_mut(), Pass::Careful);
+        outcome = try_batch(
+            conn,
+            &mut jobs,
+            policy,
+            cache.as_deref_mut(),
+            Pass::Careful,
+            pool,
+        );
     }
     match outcome {
         Ok(()) => jobs.into_iter().for_each(|j| j.finish(Ok(()))),
@@ -764,7 +829,7 @@ fn run_batch(
                 "batch conflicted; running its jobs one by one"
             );
             for job in jobs {
-                run_alone(conn, job, policy, cache.as_deref_mut());
+                run_alone(conn, job, policy, cache.as_deref_mut(), pool);
             }
         }
         Err(e) => {
@@ -789,12 +854,20 @@ fn run_alone(
     job: BoxedJob,
     policy: Policy,
     mut cache: Option<&mut ConfigCache>,
+    pool: Pool,
 ) {
     let mut one = [job];
     let mut last = None;
     for attempt in 0..MAX_RETRIES {
         // A job alone never needs a redo: a failure rolls its transaction back.
-        match try_batch(conn, &mut one, policy, cache.as_deref_mut(), Pass::Bare) {
+        match try_batch(
+            conn,
+            &mut one,
+            policy,
+            cache.as_deref_mut(),
+            Pass::Bare,
+            pool,
+        ) {
             Ok(()) => {
                 let [job] = one;
                 return job.finish(Ok(()));

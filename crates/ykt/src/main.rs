@@ -1,6 +1,7 @@
 //! `ykt`: the one user-facing binary.
 
 mod cmd;
+mod logging;
 mod pos;
 
 use clap::Parser;
@@ -75,14 +76,12 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Command::parse() {
+    let command = Command::parse();
+    // `serve` picks its format from its settings (flag, environment or file).
+    if !matches!(command, Command::Serve(_)) {
+        logging::init(logging::LogFormat::Text);
+    }
+    match command {
         Command::Card(args) => card::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Serve(args) => serve::run(args),

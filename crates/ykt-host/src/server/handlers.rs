@@ -9,7 +9,7 @@ use ykt_proto::{
     BlacklistEntry, BlacklistOp, CARDS_PER_SEGMENT, CardNo, DebitRequest, DebitResponse,
     HeartbeatRequest, HeartbeatResponse, InfoCode, MAX_DELTA_ENTRIES, MAX_SEGMENTS, Message,
     ParamsRequest, ParamsResponse, PhysicalId, Record, RecordKind, RecordResult, RecordStatus,
-    ReturnCode, Segment, UploadRequest, UploadResponse,
+    ReturnCode, Segment, TerminalSerial, UploadRequest, UploadResponse,
 };
 
 use super::{Shared, jobs, loads, metrics};
@@ -32,10 +32,10 @@ pub(crate) async fn handle(
         Message::DebitRequest(r) => Message::DebitResponse(debit(&shared, device, r).await),
         Message::UploadRequest(r) => Message::UploadResponse(upload(&shared, device, r).await),
         Message::BlacklistDeltaRequest(r) => {
-            Message::BlacklistDeltaResponse(blacklist_delta(&shared, r).await)
+            Message::BlacklistDeltaResponse(blacklist_delta(&shared, device, r).await)
         }
         Message::BlacklistBulkRequest(r) => {
-            Message::BlacklistBulkResponse(blacklist_bulk(&shared, r).await)
+            Message::BlacklistBulkResponse(blacklist_bulk(&shared, device, r).await)
         }
         Message::ParamsRequest(r) => Message::ParamsResponse(params(&shared, device, r).await),
         Message::LoadRequest(r) => Message::LoadResponse(loads::load(&shared, device, r).await),
@@ -46,15 +46,41 @@ pub(crate) async fn handle(
     })
 }
 
-fn log_refusal(device: PhysicalId, what: &str, e: &HostError) {
+/// What a refused request was about: a request of the device, or one of its records.
+#[derive(Clone, Copy)]
+enum Subject {
+    Request(&'static str),
+    Record {
+        what: &'static str,
+        serial: TerminalSerial,
+        card: CardNo,
+    },
+}
+
+/// The one place a terminal request's refusal is logged (#16): device, serial, card and
+/// code, so a cashier's complaint can be found by any of them. Held records are refusals
+/// too (`held`): their money left the card and waits in the exception queue (R-B3).
+fn log_refusal(device: PhysicalId, about: Subject, e: &HostError) {
+    let (what, serial, card) = match about {
+        Subject::Request(what) => (what, None, None),
+        Subject::Record { what, serial, card } => (what, Some(serial), Some(card.get())),
+    };
+    let code = e.return_code().0;
     match e {
-        HostError::Refused(code) => {
-            tracing::info!(%device, what, code = code.0, "refused")
+        HostError::Refused(_) => {
+            tracing::info!(%device, what, serial, card, code, "refused")
         }
         // A bug: rolled back, the terminal retries (code 1).
-        HostError::Invariant(m) => tracing::error!(%device, what, error = %m, "broken invariant"),
-        other => tracing::warn!(%device, what, error = %other, "failed"),
+        HostError::Invariant(m) => {
+            tracing::error!(%device, what, serial, card, code, error = %m, "broken invariant")
+        }
+        other => tracing::warn!(%device, what, serial, card, code, error = %other, "failed"),
     }
+}
+
+/// A record refused for good and held in the exception queue (R-B3).
+fn log_held(device: PhysicalId, serial: TerminalSerial, card: CardNo, code: ReturnCode) {
+    tracing::warn!(%device, what = "upload", serial, card = card.get(), code = code.0, "refused and held");
 }
 
 /// The device as checked on every request (codes 10–13, 20–29).
@@ -90,7 +116,7 @@ async fn heartbeat(shared: &Shared, device: PhysicalId, r: HeartbeatRequest) -> 
     let (code, (bl, pv)) = match result {
         Ok(v) => (ReturnCode::SUCCESS, v),
         Err(e) => {
-            log_refusal(device, "heartbeat", &e);
+            log_refusal(device, Subject::Request("heartbeat"), &e);
             (e.return_code(), (0, 0))
         }
     };
@@ -170,7 +196,12 @@ async fn debit(shared: &Shared, device: PhysicalId, r: DebitRequest) -> DebitRes
             collect_last: o.collect,
         },
         Err(e) => {
-            log_refusal(device, "debit", &e);
+            let about = Subject::Record {
+                what: "debit",
+                serial: r.serial,
+                card: r.card_no,
+            };
+            log_refusal(device, about, &e);
             DebitResponse {
                 code: e.return_code(),
                 info: InfoCode::NONE,
@@ -187,14 +218,14 @@ async fn debit(shared: &Shared, device: PhysicalId, r: DebitRequest) -> DebitRes
 
 async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> UploadResponse {
     let (fep, now) = (shared.config.fep_id, shared.config.clock.now());
-    // (serial, whether the record is this device's to upload), in the terminal's order. A
+    // (serial, card, whether the record is this device's to upload), in the terminal's order. A
     // record of another device is refused on its own (code 25) and never reaches the store,
     // unless it was collected from a card (R-F4.17): it keeps its maker's identity.
     let uploadable = |rec: &Record| rec.device == device || rec.kind == RecordKind::Collected;
     let order: Vec<_> = r
         .records
         .iter()
-        .map(|rec| (rec.serial, uploadable(rec), rec.kind.is_load()))
+        .map(|rec| (rec.serial, rec.card_no, uploadable(rec), rec.kind.is_load()))
         .collect();
     let mine: Vec<Record> = r.records.into_iter().filter(uploadable).collect();
     let tac = shared.store.tac_verifier();
@@ -219,26 +250,47 @@ async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> Upload
         Ok(outcomes) => outcomes.into_iter(),
         Err(e) => {
             // Not queued (full queue: code 1) or the store is gone: no record was booked.
-            log_refusal(device, "upload", &e);
             let code = e.return_code();
+            let results = order
+                .into_iter()
+                .map(|(serial, card, _, _)| {
+                    let about = Subject::Record {
+                        what: "upload",
+                        serial,
+                        card,
+                    };
+                    log_refusal(device, about, &e);
+                    RecordResult { serial, code }
+                })
+                .collect();
             return UploadResponse {
                 code: ReturnCode::SUCCESS,
                 info: InfoCode::NONE,
-                results: order
-                    .into_iter()
-                    .map(|(serial, _, _)| RecordResult { serial, code })
-                    .collect(),
+                results,
             };
         }
     };
     let mut results = Vec::with_capacity(order.len());
     let mut info = InfoCode::NONE;
-    for (serial, is_mine, is_load) in order {
+    for (serial, card, is_mine, is_load) in order {
+        let about = Subject::Record {
+            what: "upload",
+            serial,
+            card,
+        };
         let outcome = if is_mine { outcomes.next() } else { None };
         let code = match outcome {
             // Another device's record, or (never: one outcome per item) a missing outcome.
-            None if is_mine => ReturnCode::SYSTEM_FAILURE,
-            None => ReturnCode::POS_TERMINAL_NO_ERROR,
+            None if is_mine => {
+                let e = HostError::Invariant(format!("no outcome for record {serial}"));
+                log_refusal(device, about, &e);
+                e.return_code()
+            }
+            None => {
+                let e = HostError::Refused(ReturnCode::POS_TERMINAL_NO_ERROR);
+                log_refusal(device, about, &e);
+                e.return_code()
+            }
             Some(Ok(records::Uploaded::Stored(o))) => {
                 if info == InfoCode::NONE {
                     info = o.info();
@@ -251,10 +303,11 @@ async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> Upload
                 if is_load && code == ReturnCode::RECORD_NOT_FOUND {
                     info = InfoCode::TOP_UP_RECORD_NOT_FOUND;
                 }
+                log_held(device, serial, card, code);
                 code
             }
             Some(Err(e)) => {
-                log_refusal(device, "upload", &e);
+                log_refusal(device, about, &e);
                 e.return_code()
             }
         };
@@ -267,7 +320,11 @@ async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> Upload
     }
 }
 
-async fn blacklist_delta(shared: &Shared, r: BlacklistDeltaRequest) -> BlacklistDeltaResponse {
+async fn blacklist_delta(
+    shared: &Shared,
+    device: PhysicalId,
+    r: BlacklistDeltaRequest,
+) -> BlacklistDeltaResponse {
     let max = match r.max_entries {
         0 => MAX_DELTA_ENTRIES,
         n => usize::from(n).min(MAX_DELTA_ENTRIES),
@@ -312,7 +369,7 @@ async fn blacklist_delta(shared: &Shared, r: BlacklistDeltaRequest) -> Blacklist
                 .collect(),
         },
         Err(e) => {
-            tracing::warn!(error = %e, "blacklist changes failed");
+            log_refusal(device, Subject::Request("blacklist_delta"), &e);
             empty(e.return_code())
         }
     }
@@ -327,7 +384,11 @@ fn highest_listed(tx: &mut crate::ledger::Tx<'_>) -> Result<u32> {
     Ok(u32::try_from(row.int(0)?).unwrap_or(0))
 }
 
-async fn blacklist_bulk(shared: &Shared, r: BlacklistBulkRequest) -> BlacklistBulkResponse {
+async fn blacklist_bulk(
+    shared: &Shared,
+    device: PhysicalId,
+    r: BlacklistBulkRequest,
+) -> BlacklistBulkResponse {
     let segment = r.segment;
     let result = jobs::read(&shared.store, move |tx| {
         let version = blacklist::version(tx)?;
@@ -374,14 +435,17 @@ async fn blacklist_bulk(shared: &Shared, r: BlacklistBulkRequest) -> BlacklistBu
             segments,
             bitmap,
         },
-        Err(e) => BlacklistBulkResponse {
-            code: e.return_code(),
-            info: InfoCode::NONE,
-            version: 0,
-            segment,
-            segments: 0,
-            bitmap: None,
-        },
+        Err(e) => {
+            log_refusal(device, Subject::Request("blacklist_bulk"), &e);
+            BlacklistBulkResponse {
+                code: e.return_code(),
+                info: InfoCode::NONE,
+                version: 0,
+                segment,
+                segments: 0,
+                bitmap: None,
+            }
+        }
     }
 }
 
@@ -399,7 +463,7 @@ async fn params(shared: &Shared, device: PhysicalId, r: ParamsRequest) -> Params
             params: (p.version != r.version).then_some(p),
         },
         Err(e) => {
-            log_refusal(device, "params", &e);
+            log_refusal(device, Subject::Request("params"), &e);
             ParamsResponse {
                 code: e.return_code(),
                 info: InfoCode::NONE,

@@ -86,6 +86,13 @@ async fn render_metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
         Ok(n) => super::metrics::exceptions_open(n),
         Err(e) => tracing::warn!(error = %e, "cannot count open exceptions"),
     }
+    let silent_since = s.config.clock.now() - super::monitoring::SILENT_AFTER;
+    let health =
+        move |tx: &mut crate::ledger::Tx<'_>| super::monitoring::terminal_health(tx, silent_since);
+    match super::jobs::read(&s.store, health).await {
+        Ok(h) => super::metrics::terminal_health(&h),
+        Err(e) => tracing::warn!(error = %e, "cannot read the terminals' health"),
+    }
     super::metrics::writer_totals(s.store.writer_stats());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -89,6 +89,64 @@ const WRITER_BATCHES: Family = Family {
     initial_labels: &[],
 };
 
+/// Copied from the store at each scrape, like the writer totals (#16).
+const WRITER_BUSY: Family = Family {
+    name: "ykt_store_writer_busy_microseconds_total",
+    kind: Kind::Counter,
+    help: "Time the store's writers spent running batches, in microseconds; its rate over 1e6 times ykt_store_writers is their busy share.",
+    initial_labels: &[],
+};
+const WRITERS: Family = Family {
+    name: "ykt_store_writers",
+    kind: Kind::Gauge,
+    help: "Writer threads (database connections) of the store; SQLite has one.",
+    initial_labels: &[],
+};
+const QUEUE_DEPTH: Family = Family {
+    name: "ykt_store_queue_depth",
+    kind: Kind::Gauge,
+    help: "Jobs waiting for a store writer; a full queue answers terminals code 1.",
+    initial_labels: &[],
+};
+const BATCH_SECONDS: Family = Family {
+    name: "ykt_store_batch_seconds",
+    kind: Kind::Histogram,
+    help: "Time a writer took for one batch of jobs (one transaction, retries included), in seconds.",
+    initial_labels: &[],
+};
+const COMMIT_SECONDS: Family = Family {
+    name: "ykt_store_commit_seconds",
+    kind: Kind::Histogram,
+    help: "Time of a writer's COMMIT, the write-ahead log's fsync, in seconds.",
+    initial_labels: &[],
+};
+/// Counted in the database at each scrape, like the exception queue: every process on one
+/// database shows the same numbers.
+const TERMINALS_SILENT: Family = Family {
+    name: "ykt_terminals_silent",
+    kind: Kind::Gauge,
+    help: "Enabled terminals not heard from (heartbeat or status report) for 10 minutes or more.",
+    initial_labels: &[],
+};
+const BLACKLIST_VERSION: Family = Family {
+    name: "ykt_blacklist_version",
+    kind: Kind::Gauge,
+    help: "The system blacklist's current version.",
+    initial_labels: &[],
+};
+const BLACKLIST_BEHIND: Family = Family {
+    name: "ykt_terminals_blacklist_behind",
+    kind: Kind::Gauge,
+    help: "Enabled terminals whose last reported blacklist version is older than the current one.",
+    initial_labels: &[],
+};
+const BLACKLIST_LAG: Family = Family {
+    name: "ykt_blacklist_lag_versions",
+    kind: Kind::Gauge,
+    help: "Versions the furthest-behind enabled terminal's blacklist lags the current one, as last reported.",
+    initial_labels: &[],
+};
+
 /// Set by `ykt serve --backup-dir` (#16): alarm when it falls behind by more than the
 /// interval.
 const BACKUP_LAST_SUCCESS: Family = Family {
@@ -114,6 +172,15 @@ pub const FAMILIES: &[Family] = &[
     EXCEPTIONS_OPEN,
     WRITER_JOBS,
     WRITER_BATCHES,
+    WRITER_BUSY,
+    WRITERS,
+    QUEUE_DEPTH,
+    BATCH_SECONDS,
+    COMMIT_SECONDS,
+    TERMINALS_SILENT,
+    BLACKLIST_VERSION,
+    BLACKLIST_BEHIND,
+    BLACKLIST_LAG,
     BACKUP_LAST_SUCCESS,
     BACKUP_FAILURES,
 ];
@@ -207,10 +274,31 @@ pub(crate) fn connections(delta: f64) {
 }
 
 /// The store's writer totals, copied in when `/metrics` is rendered (the store counts them
-/// itself: it knows nothing of the server).
+/// itself).
 pub(crate) fn writer_totals(stats: crate::store::WriterStats) {
     metrics::counter!(WRITER_JOBS.name).absolute(stats.jobs);
     metrics::counter!(WRITER_BATCHES.name).absolute(stats.batches);
+    metrics::counter!(WRITER_BUSY.name).absolute(stats.busy_micros);
+    metrics::gauge!(WRITERS.name).set(stats.writers as f64);
+    metrics::gauge!(QUEUE_DEPTH.name).set(stats.queued as f64);
+}
+
+/// A writer's batch ran (called by the store's writer threads; without a recorder, nothing).
+pub(crate) fn store_batch(took: std::time::Duration) {
+    metrics::histogram!(BATCH_SECONDS.name).record(took.as_secs_f64());
+}
+
+/// A writer's COMMIT returned.
+pub(crate) fn store_commit(took: std::time::Duration) {
+    metrics::histogram!(COMMIT_SECONDS.name).record(took.as_secs_f64());
+}
+
+/// The terminals' health as the database holds it, at a scrape.
+pub(crate) fn terminal_health(h: &super::monitoring::TerminalHealth) {
+    metrics::gauge!(TERMINALS_SILENT.name).set(h.silent as f64);
+    metrics::gauge!(BLACKLIST_VERSION.name).set(h.blacklist_version as f64);
+    metrics::gauge!(BLACKLIST_BEHIND.name).set(h.blacklist_behind as f64);
+    metrics::gauge!(BLACKLIST_LAG.name).set(h.blacklist_lag as f64);
 }
 
 /// A scheduled backup was written and audited clean at `unix_secs`.

@@ -88,6 +88,7 @@ pub fn admin_token(data: &Path) -> anyhow::Result<String> {
 /// start that fails removes what it created.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let a = config::load(args)?;
+    crate::logging::init(a.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

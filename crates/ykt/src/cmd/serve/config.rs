@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use clap::builder::BoolishValueParser;
 
 use super::backups::Schedule;
+use crate::logging::LogFormat;
 
 /// Every setting, each optional: what one source (flags and environment, or the file) says.
 /// Help texts name the default that applies when no source gives the setting.
@@ -72,6 +73,10 @@ pub struct Options {
     /// Backups kept in --backup-dir; older ones are deleted. [default: 7]
     #[arg(long, env = "YKT_BACKUP_KEEP")]
     pub backup_keep: Option<usize>,
+    /// Log lines on standard error: `text` for people, `json` (one object a line) for log
+    /// collectors. [default: text]
+    #[arg(long, env = "YKT_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
 const DEFAULT_DATA: &str = "ykt-data";
@@ -98,6 +103,7 @@ pub struct Settings {
     /// The HTTP listener's certificate chain and key; `None`: plain HTTP (loopback only).
     pub tls: Option<TlsFiles>,
     pub backups: Option<Schedule>,
+    pub log_format: LogFormat,
 }
 
 /// The PEM files of the HTTP listener's TLS.
@@ -126,6 +132,7 @@ impl Options {
             backup_dir: self.backup_dir.or(file.backup_dir),
             backup_every: self.backup_every.or(file.backup_every),
             backup_keep: self.backup_keep.or(file.backup_keep),
+            log_format: self.log_format.or(file.log_format),
         }
     }
 
@@ -158,6 +165,7 @@ impl Options {
             ("backup-dir", path(&self.backup_dir)),
             ("backup-every", self.backup_every.map(|v| quoted(&v))),
             ("backup-keep", self.backup_keep.map(|v| v.to_string())),
+            ("log-format", self.log_format.map(|v| quoted(&v))),
         ]
     }
 }
@@ -229,6 +237,7 @@ pub fn resolve(o: Options) -> anyhow::Result<Settings> {
         keys: o.keys,
         tls,
         backups,
+        log_format: o.log_format.unwrap_or_default(),
     })
 }
 
@@ -263,6 +272,7 @@ impl Settings {
             backup_dir: backups.map(|b| b.dir.clone()),
             backup_every: backups.map(|b| Interval(b.every)),
             backup_keep: backups.map(|b| b.keep),
+            log_format: Some(self.log_format),
         }
     }
 }
