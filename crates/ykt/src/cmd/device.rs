@@ -335,10 +335,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let api = Api::new(&api)?;
             let body = json!({"enabled": !off, "operator": operator});
             let r = api.put(&format!("/devices/{id}/topup"), &body)?;
-            api.print(&r, |r| match (r["top_up"].as_bool(), r["operator"].as_str()) {
-                (Some(true), Some(op)) => println!("device {id}: 充值机, cash taken by {op}"),
-                (Some(true), None) => println!("device {id}: 充值机, bank top-ups only"),
-                _ => println!("device {id}: takes no top-ups"),
+            api.print(&r, |r| {
+                match (r["top_up"].as_bool(), r["operator"].as_str()) {
+                    (Some(true), Some(op)) => println!("device {id}: 充值机, cash taken by {op}"),
+                    (Some(true), None) => println!("device {id}: 充值机, bank top-ups only"),
+                    _ => println!("device {id}: takes no top-ups"),
+                }
             })
         }
     }
