@@ -16,6 +16,8 @@ use support::{Pos, audit};
 /// A demo POS, and the demo device made a top-up terminal here.
 const POS_DEVICE: &str = "10000001";
 const TOP_UP_DEVICE: &str = "10000004";
+/// The demo's seeded top-up terminal (cash taken by admin).
+const SEEDED_TOP_UP: &str = "10000005";
 /// Demo cards 1–8 are MF1, 9 is a CPU card (10 is reported lost).
 const CPU_CARD: u32 = 9;
 
@@ -102,6 +104,15 @@ fn top_up_terminal(s: &Serve, name: &str) -> Pos {
     let out = s.cli(&["device", "topup", TOP_UP_DEVICE, "--operator", "admin"]);
     assert!(out.contains("充值机"), "{out}");
     let mut pos = Pos::start_with(&s.data(), TOP_UP_DEVICE, &journal(s, name), &["--top-up"]);
+    pos.signed_in();
+    assert_eq!(pos.status()["role"], "top_up");
+    pos
+}
+
+/// The demo's own top-up terminal: seeded so, its provisioning file says `"role": "top_up"`.
+fn seeded_top_up_terminal(s: &Serve, name: &str) -> Pos {
+    assert_eq!(s.provisioning(SEEDED_TOP_UP)["role"], "top_up");
+    let mut pos = Pos::start(&s.data(), SEEDED_TOP_UP, &journal(s, name));
     pos.signed_in();
     assert_eq!(pos.status()["role"], "top_up");
     pos
@@ -443,7 +454,7 @@ fn top_up_over_the_limit_is_refused_90() {
     let out = s.cli(&["topup", "limits", "--per-top-up", "10000"]);
     assert!(out.contains("per top-up: 100.00 元"), "{out}");
     assert_eq!(s.cli_json(&["topup", "limits"])["per_top_up"], 10_000);
-    let mut pos = top_up_terminal(&s, "t1");
+    let mut pos = seeded_top_up_terminal(&s, "t1");
     let before = host_balance(&s, 7);
     pos.amount(20_000);
     pos.place(&card(&s, 7));
