@@ -36,6 +36,9 @@ enum Command {
     /// Subsidy batches: import, check, approve, issue, revoke, expire (admin API client).
     #[command(subcommand)]
     Subsidy(cmd::subsidy::Args),
+    /// Top-up limits (admin API client; docs/loads.md).
+    #[command(subcommand)]
+    Topup(cmd::topup::Args),
     /// Merchants (admin API client).
     #[command(subcommand)]
     Merchant(merchant::Args),
@@ -91,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         Command::Config(args) => cmd::config::run(args),
         Command::Cardholder(args) => cmd::client::exit_on_error(cardholder::run(args)),
         Command::Subsidy(args) => cmd::client::exit_on_error(cmd::subsidy::run(args)),
+        Command::Topup(args) => cmd::client::exit_on_error(cmd::topup::run(args)),
         Command::Merchant(args) => cmd::client::exit_on_error(merchant::run(args)),
         Command::Device(args) => cmd::client::exit_on_error(device::run(args)),
         Command::Blacklist(args) => cmd::client::exit_on_error(blacklist::run(args)),

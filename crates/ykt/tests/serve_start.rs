@@ -116,7 +116,7 @@ fn healthz_is_ok_only_when_the_demo_files_and_serve_addr_are_written() {
     assert!(addr_written, "healthz ok before serve.addr");
     assert_eq!(
         devices.len(),
-        4,
+        5,
         "healthz ok before the devices: {devices:?}"
     );
     assert_eq!(cards.len(), 10, "healthz ok before the cards: {cards:?}");

@@ -1,4 +1,4 @@
-//! `ykt device add|enable|disable|list|show|set-params`: terminals through the admin API
+//! `ykt device add|enable|disable|list|show|set-params|topup`: terminals through the admin API
 //! (R-H1; parameters R-F4.4–R-F4.18, every field the host downloads, allowed classes
 //! R-F4.5 included, are pushed to a connected terminal at once).
 
@@ -65,6 +65,19 @@ pub enum Args {
     },
     /// Change parameters (a new version; pushed at once to a connected terminal).
     SetParams(ParamsArgs),
+    /// Let the device take top-ups (R-B4, function bit 8) with the operator whose cash it
+    /// takes (`--operator`; none: bank top-ups only), or stop them (`--off`).
+    Topup {
+        id: String,
+        /// The operator logged in at the device; posted cash top-ups count in their shift.
+        #[arg(long, conflicts_with = "off")]
+        operator: Option<String>,
+        /// The device takes no top-ups any more (a POS again: code 28).
+        #[arg(long)]
+        off: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -313,6 +326,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             api.print(&d, show_device)
         }
         Args::SetParams(p) => set_params(p),
+        Args::Topup {
+            id,
+            operator,
+            off,
+            api,
+        } => {
+            let api = Api::new(&api)?;
+            let body = json!({"enabled": !off, "operator": operator});
+            let r = api.put(&format!("/devices/{id}/topup"), &body)?;
+            api.print(&r, |r| {
+                match (r["top_up"].as_bool(), r["operator"].as_str()) {
+                    (Some(true), Some(op)) => println!("device {id}: 充值机, cash taken by {op}"),
+                    (Some(true), None) => println!("device {id}: 充值机, bank top-ups only"),
+                    _ => println!("device {id}: takes no top-ups"),
+                }
+            })
+        }
     }
 }
 

@@ -21,3 +21,4 @@ pub mod pos;
 pub mod report;
 pub mod serve;
 pub mod subsidy;
+pub mod topup;

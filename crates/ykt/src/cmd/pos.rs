@@ -27,6 +27,10 @@ pub struct Args {
     /// Card images to cycle through with `p` (TUI) [default: DATA/cards of the demo].
     #[arg(long)]
     pub cards: Option<PathBuf>,
+    /// A top-up terminal (充值机, docs/loads.md) whatever the provisioning file's `role` says;
+    /// the host must let the device take top-ups (`ykt device topup`).
+    #[arg(long)]
+    pub top_up: bool,
     /// JSON lines on stdin and stdout instead of the screen.
     #[arg(long)]
     pub headless: bool,
@@ -50,7 +54,10 @@ fn data_dir(a: &Args) -> Option<PathBuf> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let provision = Provision::load(&a.provision)?;
+    let mut provision = Provision::load(&a.provision)?;
+    if a.top_up {
+        provision.role = ykt_terminal::TerminalRole::TopUp;
+    }
     let keys_path = match (&a.keys, data_dir(&a)) {
         (Some(k), _) => k.clone(),
         (None, Some(d)) => d.join("keys"),

@@ -10,19 +10,30 @@ use rand::RngCore;
 use ykt_card::app::issue::{IssueParams, issue};
 use ykt_card::cpu::app::issue_cpu;
 use ykt_card::keys::SystemKeys;
-use ykt_host::domain::admin;
+use ykt_host::domain::{admin, operators, topup};
 use ykt_host::server::Provisioning;
 use ykt_host::*;
 use ykt_proto::{CardNo, DisplayNo, Fen, PhysicalId};
 
 const MERCHANTS: [(u32, &str); 3] = [(1001, "第一食堂"), (1002, "第二食堂"), (1003, "校园超市")];
-/// (physical ID, terminal number, merchant).
-const DEVICES: [(&str, u32, u32); 4] = [
-    ("10000001", 1, 1001),
-    ("10000002", 2, 1001),
-    ("10000003", 3, 1002),
-    ("10000004", 4, 1003),
+/// (physical ID, terminal number, merchant, role).
+const DEVICES: [(&str, u32, u32, Role); 5] = [
+    ("10000001", 1, 1001, Role::Pos),
+    ("10000002", 2, 1001, Role::Pos),
+    ("10000003", 3, 1002, Role::Pos),
+    ("10000004", 4, 1003, Role::Pos),
+    ("10000005", 5, 1001, Role::TopUp),
 ];
+/// The operator whose cash the demo's top-up terminal takes (the first administrator).
+const TOP_UP_OPERATOR: &str = "admin";
+
+/// A demo device: a POS, or a top-up terminal (充值机, R-B4) — the host lets it take top-ups
+/// with the admin's cash, and its provisioning file says `"role": "top_up"`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Pos,
+    TopUp,
+}
 const CARDS: usize = 10;
 const CPU_CARDS: usize = 2;
 const PIN: &str = "123456";
@@ -92,7 +103,7 @@ pub fn seed(
             for (no, name) in MERCHANTS {
                 admin::create_merchant(tx, no, name)?;
             }
-            for ((id, terminal_no, merchant), key) in DEVICES.iter().zip(&mk) {
+            for ((id, terminal_no, merchant, role), key) in DEVICES.iter().zip(&mk) {
                 let id: PhysicalId = id.parse().map_err(|e: &str| HostError::Invalid(e.into()))?;
                 admin::register_device(
                     tx,
@@ -108,6 +119,10 @@ pub fn seed(
                 )?;
                 admin::set_device_key(tx, id, *key)?;
                 admin::set_device_status(tx, id, DeviceStatus::Enabled)?;
+                if *role == Role::TopUp {
+                    let operator = Some(operators::get(tx, TOP_UP_OPERATOR)?.id);
+                    topup::set_top_up(tx, id, &topup::TopUpSetting::On { operator }, now)?;
+                }
             }
             let mut cards = Vec::new();
             for i in 0..CARDS {
@@ -145,7 +160,7 @@ pub fn seed(
 
     let devices_dir = data.join("devices");
     std::fs::create_dir_all(&devices_dir)?;
-    for ((id, terminal_no, merchant), key) in DEVICES.iter().zip(&master_keys) {
+    for ((id, terminal_no, merchant, role), key) in DEVICES.iter().zip(&master_keys) {
         let p = Provisioning {
             physical_id: (*id).to_owned(),
             master_key: hex::encode_upper(key),
@@ -154,8 +169,13 @@ pub fn seed(
             terminal_no: *terminal_no,
             merchant_no: *merchant,
         };
+        let mut file = serde_json::to_value(&p)?;
+        if *role == Role::TopUp {
+            // A terminal-local setting (docs/provisioning.md), not the host's.
+            file["role"] = "top_up".into();
+        }
         let path = devices_dir.join(format!("{id}.json"));
-        crate::cmd::keys::write_secret(&path, serde_json::to_string_pretty(&p)?.as_bytes())?;
+        crate::cmd::keys::write_secret(&path, serde_json::to_string_pretty(&file)?.as_bytes())?;
     }
     let cards_dir = data.join("cards");
     std::fs::create_dir_all(&cards_dir)?;
@@ -198,6 +218,7 @@ pub fn seed(
         serde_json::to_string_pretty(&serde_json::json!({
             "merchants": MERCHANTS.iter().map(|m| m.0).collect::<Vec<_>>(),
             "devices": DEVICES.iter().map(|d| d.0).collect::<Vec<_>>(),
+            "top_up_devices": DEVICES.iter().filter(|d| d.3 == Role::TopUp).map(|d| d.0).collect::<Vec<_>>(),
             "cards": cards.iter().map(|c| c.0.get()).collect::<Vec<_>>(),
             "lost_card": cards.last().map(|c| c.0.get()),
         }))?
@@ -206,11 +227,12 @@ pub fn seed(
     let d = data.display();
     println!(
         "Demo campus ready in {d}:\n  \
-         3 merchants (第一食堂, 第二食堂, 校园超市), 4 devices: provisioning files in {d}/devices/\n  \
+         3 merchants (第一食堂, 第二食堂, 校园超市), 5 devices (10000005 a top-up terminal 充值机, cash taken by {TOP_UP_OPERATOR}): provisioning files in {d}/devices/\n  \
          {CARDS} cards (PIN {PIN}; the last one reported lost): images in {d}/cards/, keys in {d}/keys\n  \
          admin token in {d}/admin-token; API at http://{http_listen}/api/v1 (docs/admin-api.md)\n\
          Next, in another shell: a POS terminal (connects to {}; docs/pos.md)\n    \
          ykt pos --provision {d}/devices/10000001.json --journal pos1\n  \
+         a top-up terminal: ykt pos --provision {d}/devices/10000005.json --journal topup1\n  \
          and a card to tap: `ykt card show {d}/cards/1.mf1 --keys {d}/keys`.",
         host_address(terminal_listen)
     );
