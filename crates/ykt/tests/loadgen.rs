@@ -83,6 +83,43 @@ fn scenarios(s: &Serve) {
             "90",
         ],
     );
+    // R-B4: cash top-ups at top-up terminals, some torn (voided, or settled by the card's
+    // next record): every one posted or voided once, its cash tallied, nothing pending.
+    let out = ok(
+        s,
+        &[
+            "--scenario",
+            "topup",
+            "--terminals",
+            "3",
+            "--cards",
+            "6",
+            "--requests",
+            "90",
+            "--tear-rate",
+            "0.3",
+            "--json",
+        ],
+    );
+    assert!(out.contains("load authorisation (0x08): p50"), "{out}");
+    assert!(out.contains("\"books_ok\":true"), "{out}");
+    assert!(!out.contains(" 0 top-ups ("), "{out}");
+    // R-B5: money waiting for each card is picked up at its next debit; nothing claimed
+    // is left pending and the waiting account holds what is left.
+    let out = ok(
+        s,
+        &[
+            "--scenario",
+            "pickup",
+            "--terminals",
+            "2",
+            "--cards",
+            "4",
+            "--requests",
+            "40",
+        ],
+    );
+    assert!(out.contains("4 pick-ups ("), "{out}");
     // R-P5.1: a storm of sign-ins, all answered with code 0.
     let out = ok(s, &["--scenario", "signin-storm", "--terminals", "50"]);
     assert!(out.contains("50 of 50 terminals signed in"), "{out}");
