@@ -83,6 +83,25 @@ fn scenarios(s: &Serve) {
             "90",
         ],
     );
+    // R-P5.1: a storm of sign-ins, all answered with code 0.
+    let out = ok(s, &["--scenario", "signin-storm", "--terminals", "50"]);
+    assert!(out.contains("50 of 50 terminals signed in"), "{out}");
+    // R-F4.21: a fresh terminal's bulk download holds every lost card.
+    let out = ok(
+        s,
+        &[
+            "--scenario",
+            "blacklist-init",
+            "--terminals",
+            "1",
+            "--cards",
+            "3000",
+        ],
+    );
+    assert!(out.contains("3000 of 3000 cards listed"), "{out}");
+}
+
+fn top_ups(s: &Serve) {
     // R-B4: cash top-ups at top-up terminals, some torn (voided, or settled by the card's
     // next record): every one posted or voided once, its cash tallied, nothing pending.
     let out = ok(
@@ -104,6 +123,9 @@ fn scenarios(s: &Serve) {
     assert!(out.contains("load authorisation (0x08): p50"), "{out}");
     assert!(out.contains("\"books_ok\":true"), "{out}");
     assert!(!out.contains(" 0 top-ups ("), "{out}");
+}
+
+fn pick_ups(s: &Serve) {
     // R-B5: money waiting for each card is picked up at its next debit; nothing claimed
     // is left pending and the waiting account holds what is left.
     let out = ok(
@@ -120,22 +142,29 @@ fn scenarios(s: &Serve) {
         ],
     );
     assert!(out.contains("4 pick-ups ("), "{out}");
-    // R-P5.1: a storm of sign-ins, all answered with code 0.
-    let out = ok(s, &["--scenario", "signin-storm", "--terminals", "50"]);
-    assert!(out.contains("50 of 50 terminals signed in"), "{out}");
-    // R-F4.21: a fresh terminal's bulk download holds every lost card.
-    let out = ok(
-        s,
-        &[
-            "--scenario",
-            "blacklist-init",
-            "--terminals",
-            "1",
-            "--cards",
-            "3000",
-        ],
-    );
-    assert!(out.contains("3000 of 3000 cards listed"), "{out}");
+}
+
+fn on_both_backends(run: fn(&Serve)) {
+    let s = Serve::start(None);
+    run(&s);
+    s.stop();
+    if let Some(db) = PgDb::create() {
+        let s = Serve::start(Some(db.url()));
+        run(&s);
+        s.stop();
+    }
+}
+
+// R-B4
+#[test]
+fn top_up_scenario_books_agree() {
+    on_both_backends(top_ups);
+}
+
+// R-B5
+#[test]
+fn pick_up_scenario_books_agree() {
+    on_both_backends(pick_ups);
 }
 
 #[test]

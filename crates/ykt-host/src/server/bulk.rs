@@ -298,7 +298,10 @@ async fn books(State(s): S, ApiPath(merchant): ApiPath<u32>) -> ApiResult {
 /// The loads authorised at the merchant's devices by purpose and state, the cash tallied
 /// for its posted cash top-ups, and the accounts loads pass through against what the load
 /// rows say they hold (docs/loads.md, Accounts).
-fn load_books(tx: &mut crate::ledger::Tx<'_>, merchant: u32) -> crate::error::Result<serde_json::Value> {
+fn load_books(
+    tx: &mut crate::ledger::Tx<'_>,
+    merchant: u32,
+) -> crate::error::Result<serde_json::Value> {
     let mut by = serde_json::Map::new();
     for row in tx.conn.query(
         "SELECT purpose, state, COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM loads \

@@ -72,7 +72,10 @@ impl LoadBooks {
         let int = |k: &str| v.get(k)?.as_i64();
         let mut by_state = std::collections::BTreeMap::new();
         for (k, x) in v.get("by_state")?.as_object()? {
-            by_state.insert(k.clone(), (x.get("count")?.as_u64()?, x.get("amount")?.as_i64()?));
+            by_state.insert(
+                k.clone(),
+                (x.get("count")?.as_u64()?, x.get("amount")?.as_i64()?),
+            );
         }
         Some(LoadBooks {
             by_state,
@@ -104,9 +107,19 @@ impl std::fmt::Display for LoadBooks {
             f,
             "top-ups posted {} / {} fen, voided {}, pending {}; cash tallied {} fen; pick-ups posted {} / {} fen; \
              topup:pending {} fen (pending top-ups {}), waiting {} (left {}), subsidy {} (left {})",
-            p.records, p.amount, v.records, pe.records, self.cash_tallied, k.records, k.amount,
-            self.topup_pending_account, self.pending_top_ups, self.waiting_account,
-            self.waiting_left, self.subsidy_account, self.subsidy_left
+            p.records,
+            p.amount,
+            v.records,
+            pe.records,
+            self.cash_tallied,
+            k.records,
+            k.amount,
+            self.topup_pending_account,
+            self.pending_top_ups,
+            self.waiting_account,
+            self.waiting_left,
+            self.subsidy_account,
+            self.subsidy_left
         )
     }
 }
@@ -126,12 +139,37 @@ pub fn compare_loads(top_ups: LoadTally, pick_ups: LoadTally, host: &LoadBooks) 
             ));
         }
     };
-    within("top-ups posted", host.get("cash_posted"), top_ups.posted, top_ups.uncertain);
-    within("top-ups voided", host.get("cash_voided"), top_ups.voided, top_ups.uncertain);
-    within("pick-ups posted", host.get("pickup_posted"), pick_ups.posted, pick_ups.uncertain);
+    within(
+        "top-ups posted",
+        host.get("cash_posted"),
+        top_ups.posted,
+        top_ups.uncertain,
+    );
+    within(
+        "top-ups voided",
+        host.get("cash_voided"),
+        top_ups.voided,
+        top_ups.uncertain,
+    );
+    within(
+        "pick-ups posted",
+        host.get("pickup_posted"),
+        pick_ups.posted,
+        pick_ups.uncertain,
+    );
     let none = Tally::default();
-    within("top-ups pending", host.get("cash_pending"), none, top_ups.uncertain);
-    within("pick-ups pending (claimed)", host.get("pickup_pending"), none, pick_ups.uncertain);
+    within(
+        "top-ups pending",
+        host.get("cash_pending"),
+        none,
+        top_ups.uncertain,
+    );
+    within(
+        "pick-ups pending (claimed)",
+        host.get("pickup_pending"),
+        none,
+        pick_ups.uncertain,
+    );
     if host.cash_tallied != host.get("cash_posted").amount {
         problems.push(format!(
             "CASH: the shifts tallied {} fen, the posted cash top-ups are {} fen",
@@ -140,7 +178,11 @@ pub fn compare_loads(top_ups: LoadTally, pick_ups: LoadTally, host: &LoadBooks) 
         ));
     }
     for (account, holds, rows) in [
-        ("topup:pending", host.topup_pending_account, host.pending_top_ups),
+        (
+            "topup:pending",
+            host.topup_pending_account,
+            host.pending_top_ups,
+        ),
         ("waiting", host.waiting_account, host.waiting_left),
         ("subsidy", host.subsidy_account, host.subsidy_left),
     ] {

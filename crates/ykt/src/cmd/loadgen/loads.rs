@@ -208,7 +208,9 @@ impl Worker {
             Ok(Message::UploadResponse(r)) => {
                 self.stats.record(sent.elapsed(), r.code);
                 match r.results.first() {
-                    Some(res) if r.code == ReturnCode::SUCCESS && res.code == ReturnCode::SUCCESS => {
+                    Some(res)
+                        if r.code == ReturnCode::SUCCESS && res.code == ReturnCode::SUCCESS =>
+                    {
                         Ok(())
                     }
                     Some(res) => {

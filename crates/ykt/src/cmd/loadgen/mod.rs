@@ -615,7 +615,13 @@ async fn verify(api: &AdminApi, merchant: u32, s: &Stats) -> anyhow::Result<bool
 }
 
 /// The run's figures as one JSON object (`--json`).
-fn summary_json(a: &Args, s: &Stats, elapsed: Duration, records: u64, ok: bool) -> serde_json::Value {
+fn summary_json(
+    a: &Args,
+    s: &Stats,
+    elapsed: Duration,
+    records: u64,
+    ok: bool,
+) -> serde_json::Value {
     let secs = elapsed.as_secs_f64().max(1e-9);
     let q = |h, p| Stats::quantile_ms(h, p);
     serde_json::json!({

@@ -141,7 +141,11 @@ pub async fn lose_all(api: &AdminApi, cards: &[CardNo]) -> anyhow::Result<u32> {
 }
 
 /// Makes every device a top-up terminal (function bit 8) whose cash `operator` takes.
-pub async fn top_up_devices(api: &AdminApi, devices: &[Device], operator: &str) -> anyhow::Result<()> {
+pub async fn top_up_devices(
+    api: &AdminApi,
+    devices: &[Device],
+    operator: &str,
+) -> anyhow::Result<()> {
     for d in devices {
         api.put_ok(
             &format!("/devices/{}/topup", d.id),
@@ -154,7 +158,12 @@ pub async fn top_up_devices(api: &AdminApi, devices: &[Device], operator: &str) 
 }
 
 /// A card-office deposit of `amount` for every card: money waiting for its pick-up.
-pub async fn deposits(api: &AdminApi, merchant: u32, cards: &[CardNo], amount: Fen) -> anyhow::Result<()> {
+pub async fn deposits(
+    api: &AdminApi,
+    merchant: u32,
+    cards: &[CardNo],
+    amount: Fen,
+) -> anyhow::Result<()> {
     for c in cards {
         api.post_ok(
             &format!("/cards/{}/deposit", c.get()),

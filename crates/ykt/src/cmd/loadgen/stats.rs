@@ -153,7 +153,6 @@ impl Stats {
         h.value_at_quantile(q) as f64 / 1000.0
     }
 
-
     /// The error table: every non-zero code with its text, then transport failures.
     pub fn error_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -181,7 +180,7 @@ fn micros(took: Duration) -> u64 {
 /// p50 / p99 / p999 / max of `h`, human-readable.
 fn percentiles(h: &Histogram<u64>) -> String {
     let ms = |us: u64| us as f64 / 1000.0;
-        if h.is_empty() {
+    if h.is_empty() {
         return "no samples".into();
     }
     format!(
