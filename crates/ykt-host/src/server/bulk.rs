@@ -255,14 +255,16 @@ async fn bulk_lose(State(s): S, caller: Caller, ApiJson(r): ApiJson<BulkLoseReq>
     ))
 }
 
-/// The books of one merchant: booked purchase records (count, amount, fee) and the
-/// merchant account's balance. `ykt loadgen` compares them with what it was told.
+/// The books of one merchant: booked purchase records (count, amount, fee), the merchant
+/// account's balance, and the loads of the merchant's devices with the accounts they move
+/// through (`loads`). `ykt loadgen` compares them with what it was told.
 /// (PostgreSQL sums BIGINT as NUMERIC: cast back.)
 async fn books(State(s): S, ApiPath(merchant): ApiPath<u32>) -> ApiResult {
-    let (records, amount, fee, unbooked, balance) = jobs::read(&s.store, move |tx| {
+    let (records, amount, fee, unbooked, balance, loads) = jobs::read(&s.store, move |tx| {
         let row = tx.conn.query_one(
             "SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(fee), 0) AS BIGINT) FROM records WHERE merchant_no = $1 AND booked = 1",
+             CAST(COALESCE(SUM(fee), 0) AS BIGINT) FROM records \
+             WHERE merchant_no = $1 AND booked = 1 AND kind = 'purchase'",
             &[merchant.into()],
         )?;
         let unbooked = tx.conn.query_one(
@@ -271,12 +273,14 @@ async fn books(State(s): S, ApiPath(merchant): ApiPath<u32>) -> ApiResult {
         )?;
         let balance =
             repo::account_balance(tx.conn, &repo::merchant_account(merchant))?.unwrap_or(0);
+        let loads = load_books(tx, merchant)?;
         Ok((
             row.int(0)?,
             row.int(1)?,
             row.int(2)?,
             unbooked.int(0)?,
             balance,
+            loads,
         ))
     })
     .await?;
@@ -287,5 +291,72 @@ async fn books(State(s): S, ApiPath(merchant): ApiPath<u32>) -> ApiResult {
         "booked_fee": fee,
         "unbooked_records": unbooked,
         "merchant_balance": balance,
+        "loads": loads,
     })))
+}
+
+/// The loads authorised at the merchant's devices by purpose and state, the cash tallied
+/// for its posted cash top-ups, and the accounts loads pass through against what the load
+/// rows say they hold (docs/loads.md, Accounts).
+fn load_books(
+    tx: &mut crate::ledger::Tx<'_>,
+    merchant: u32,
+) -> crate::error::Result<serde_json::Value> {
+    let mut by = serde_json::Map::new();
+    for row in tx.conn.query(
+        "SELECT purpose, state, COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM loads \
+         WHERE device IN (SELECT id FROM devices WHERE merchant_no = $1) GROUP BY purpose, state",
+        &[merchant.into()],
+    )? {
+        by.insert(
+            format!("{}_{}", row.text(0)?, row.text(1)?),
+            json!({"count": row.int(2)?, "amount": row.int(3)?}),
+        );
+    }
+    let mut cash_tallied: i64 = 0;
+    for row in tx.conn.query(
+        "SELECT device, serial FROM loads WHERE purpose = 'cash' AND state = 'posted' \
+         AND device IN (SELECT id FROM devices WHERE merchant_no = $1)",
+        &[merchant.into()],
+    )? {
+        let device = repo::device_from(row.int(0)?)?;
+        let id = crate::ledger::record_transfer_id(device, row.int_as(1)?, "load");
+        if let Some(c) = tx.conn.query_opt(
+            "SELECT amount FROM cash_entries WHERE transfer_id = $1",
+            &[id.into()],
+        )? {
+            cash_tallied = cash_tallied
+                .checked_add(c.int(0)?)
+                .ok_or_else(|| HostError::Invariant("cash tally overflows".into()))?;
+        }
+    }
+    let sum = |tx: &mut crate::ledger::Tx<'_>, sql: &str| -> crate::error::Result<i64> {
+        tx.conn.query_one(sql, &[])?.int(0)
+    };
+    let pending_top_ups = sum(
+        tx,
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM loads \
+         WHERE purpose IN ('cash', 'bank') AND state = 'pending'",
+    )?;
+    let left = |source: &str| {
+        format!(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM waiting_loads \
+             WHERE source = '{source}' AND state IN ('waiting', 'claimed')"
+        )
+    };
+    let waiting_left = sum(tx, &left("deposit"))?;
+    let subsidy_left = sum(tx, &left("subsidy"))?;
+    let account = |tx: &mut crate::ledger::Tx<'_>, id: &str| {
+        repo::account_balance(tx.conn, id).map(|b| b.unwrap_or(0))
+    };
+    Ok(json!({
+        "by_state": by,
+        "cash_tallied": cash_tallied,
+        "pending_top_ups": pending_top_ups,
+        "topup_pending_account": account(tx, crate::ledger::TOPUP_PENDING_ACCOUNT)?,
+        "waiting_left": waiting_left,
+        "waiting_account": account(tx, crate::ledger::WAITING_ACCOUNT)?,
+        "subsidy_left": subsidy_left,
+        "subsidy_account": account(tx, crate::ledger::SUBSIDY_ACCOUNT)?,
+    }))
 }

@@ -48,6 +48,12 @@ impl AdminApi {
         ok(path, status, v)
     }
 
+    /// `PUT` that must succeed (2xx).
+    pub async fn put_ok(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let (status, v) = self.call("PUT", path, Some(body)).await?;
+        ok(path, status, v)
+    }
+
     pub async fn get_ok(&self, path: &str) -> anyhow::Result<Value> {
         let (status, v) = self.get(path).await?;
         ok(path, status, v)

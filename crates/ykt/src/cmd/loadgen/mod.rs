@@ -7,6 +7,7 @@
 
 mod books;
 mod http;
+mod loads;
 mod setup;
 mod stats;
 mod terminal;
@@ -45,6 +46,12 @@ pub enum Scenario {
     BlacklistInit,
     /// 70 % online debits, 25 % offline uploads, 5 % heartbeats.
     Mixed,
+    /// Top-up terminals (R-B4): 75 % MF1 cash top-ups (0x08, the card write, the record's
+    /// upload; --tear-rate of them torn), 25 % online debits.
+    Topup,
+    /// Every card has --pickup-amount waiting (a card-office deposit, R-B5): online debits,
+    /// each answered 卡有补助未领 followed by 0x09 and the pick-up (0x08, write, upload).
+    Pickup,
 }
 
 #[derive(clap::Args)]
@@ -104,6 +111,19 @@ pub struct Args {
     /// PID of the host process: its resident memory is reported at the end (same machine).
     #[arg(long)]
     pub host_pid: Option<u32>,
+    /// Share of top-ups with a torn outcome (topup): half `CardPulled` (voided), half
+    /// `Initiated` (settled by the card's next record).
+    #[arg(long, default_value_t = 0.0)]
+    pub tear_rate: f64,
+    /// The operator whose shift the top-up terminals' cash is tallied in (topup).
+    #[arg(long, default_value = "admin")]
+    pub operator: String,
+    /// Money deposited to wait for each card before the run (pickup), in fen.
+    #[arg(long, default_value_t = 1_000)]
+    pub pickup_amount: Fen,
+    /// Also print the summary as one JSON object (last line of stdout).
+    #[arg(long)]
+    pub json: bool,
     /// No progress bar (logs, CI).
     #[arg(long)]
     pub quiet: bool,
@@ -174,6 +194,9 @@ async fn run_async(a: Args) -> anyhow::Result<bool> {
     if a.terminals == 0 {
         bail!("--terminals must be at least 1");
     }
+    if !(0.0..=1.0).contains(&a.tear_rate) {
+        bail!("--tear-rate is 0 to 1");
+    }
     if a.amount_max < 1 {
         bail!("--amount-max must be at least 1 fen");
     }
@@ -213,6 +236,26 @@ async fn run_async(a: Args) -> anyhow::Result<bool> {
     } else {
         Vec::new()
     };
+    if a.scenario == Scenario::Topup {
+        let t1 = Instant::now();
+        setup::top_up_devices(&api, &devices, &a.operator).await?;
+        eprintln!(
+            "setup: {} top-up devices for operator {} in {:.1} s",
+            devices.len(),
+            a.operator,
+            t1.elapsed().as_secs_f64()
+        );
+    }
+    if a.scenario == Scenario::Pickup {
+        let t1 = Instant::now();
+        setup::deposits(&api, merchant, &cards, a.pickup_amount).await?;
+        eprintln!(
+            "setup: {} fen waiting for each of {} cards in {:.1} s",
+            a.pickup_amount,
+            cards.len(),
+            t1.elapsed().as_secs_f64()
+        );
+    }
     if a.scenario == Scenario::BlacklistInit {
         let t1 = Instant::now();
         let v = setup::lose_all(&api, &cards).await?;
@@ -257,7 +300,11 @@ async fn run_async(a: Args) -> anyhow::Result<bool> {
     }
 
     // ---- the books ---------------------------------------------------------------------
-    verify(&api, merchant, &total).await
+    let ok = verify(&api, merchant, &total).await?;
+    if a.json {
+        println!("{}", summary_json(&a, &total, elapsed, records, ok));
+    }
+    Ok(ok)
 }
 
 struct SignIn {
@@ -351,6 +398,7 @@ async fn measured(
             Scenario::Upload => usize::from(a.batch),
             _ => 1,
         },
+        tear_rate: a.tear_rate,
     });
     let ctl = Arc::new(Control {
         stop: AtomicBool::new(false),
@@ -372,6 +420,8 @@ async fn measured(
                 counter: 0,
                 balance: a.opening_balance,
                 retired: false,
+                subsidy_seq: 0,
+                unsettled: None,
             })
             .collect();
         let w = Worker::new(
@@ -484,6 +534,21 @@ fn print_results(a: &Args, s: &Stats, elapsed: Duration, records: u64) {
         records as f64 / secs
     );
     println!("latency: {}", s.percentiles());
+    if matches!(a.scenario, Scenario::Topup | Scenario::Pickup) {
+        let (t, p) = (s.top_ups, s.pick_ups);
+        println!(
+            "loads: {} top-ups ({:.1}/s, {} fen), {} voided, {} in doubt; {} pick-ups ({:.1}/s, {} fen)",
+            t.posted.records,
+            t.posted.records as f64 / secs,
+            t.posted.amount,
+            t.voided.records,
+            t.uncertain.records,
+            p.posted.records,
+            p.posted.records as f64 / secs,
+            p.posted.amount
+        );
+        println!("load authorisation (0x08): {}", s.load_percentiles());
+    }
     let errors = s.errors();
     println!("errors: {errors}");
     for l in s.error_lines() {
@@ -515,7 +580,10 @@ fn print_rss(pid: u32) {
 async fn verify(api: &AdminApi, merchant: u32, s: &Stats) -> anyhow::Result<bool> {
     let v = api.get_ok(&format!("/bulk/books/{merchant}")).await?;
     let host = books::HostBooks::from_json(&v).context("unexpected books answer")?;
-    let problems = books::compare(s.acked, s.uncertain, host);
+    let mut problems = books::compare(s.acked, s.uncertain, host);
+    let loads = books::LoadBooks::from_json(&v["loads"]).context("unexpected loads answer")?;
+    problems.extend(books::compare_loads(s.top_ups, s.pick_ups, &loads));
+    println!("loads: host {loads}");
     println!(
         "books: acknowledged {} records / {} fen, unanswered {} / {} fen; host booked {} / {} fen, merchant {merchant} balance {} fen",
         s.acked.records,
@@ -544,6 +612,38 @@ async fn verify(api: &AdminApi, merchant: u32, s: &Stats) -> anyhow::Result<bool
         }
     );
     Ok(ok)
+}
+
+/// The run's figures as one JSON object (`--json`).
+fn summary_json(
+    a: &Args,
+    s: &Stats,
+    elapsed: Duration,
+    records: u64,
+    ok: bool,
+) -> serde_json::Value {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let q = |h, p| Stats::quantile_ms(h, p);
+    serde_json::json!({
+        "scenario": format!("{:?}", a.scenario),
+        "terminals": a.terminals,
+        "seconds": secs,
+        "requests": s.answered(),
+        "requests_per_s": s.answered() as f64 / secs,
+        "records": records,
+        "records_per_s": records as f64 / secs,
+        "p50_ms": q(&s.latency, 0.5),
+        "p99_ms": q(&s.latency, 0.99),
+        "errors": s.errors(),
+        "top_ups": s.top_ups.posted.records,
+        "top_ups_per_s": s.top_ups.posted.records as f64 / secs,
+        "top_ups_voided": s.top_ups.voided.records,
+        "pick_ups": s.pick_ups.posted.records,
+        "pick_ups_per_s": s.pick_ups.posted.records as f64 / secs,
+        "load_p50_ms": q(&s.load_latency, 0.5),
+        "load_p99_ms": q(&s.load_latency, 0.99),
+        "books_ok": ok,
+    })
 }
 
 #[cfg(test)]

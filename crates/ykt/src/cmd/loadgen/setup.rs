@@ -139,3 +139,38 @@ pub async fn lose_all(api: &AdminApi, cards: &[CardNo]) -> anyhow::Result<u32> {
     }
     Ok(version)
 }
+
+/// Makes every device a top-up terminal (function bit 8) whose cash `operator` takes.
+pub async fn top_up_devices(
+    api: &AdminApi,
+    devices: &[Device],
+    operator: &str,
+) -> anyhow::Result<()> {
+    for d in devices {
+        api.put_ok(
+            &format!("/devices/{}/topup", d.id),
+            &json!({"enabled": true, "operator": operator}),
+        )
+        .await
+        .with_context(|| format!("cannot make {} a top-up device", d.id))?;
+    }
+    Ok(())
+}
+
+/// A card-office deposit of `amount` for every card: money waiting for its pick-up.
+pub async fn deposits(
+    api: &AdminApi,
+    merchant: u32,
+    cards: &[CardNo],
+    amount: Fen,
+) -> anyhow::Result<()> {
+    for c in cards {
+        api.post_ok(
+            &format!("/cards/{}/deposit", c.get()),
+            &json!({"amount": amount, "id": format!("loadgen-{merchant}-{}", c.get()), "method": "cash"}),
+        )
+        .await
+        .with_context(|| format!("cannot deposit for card {}", c.get()))?;
+    }
+    Ok(())
+}

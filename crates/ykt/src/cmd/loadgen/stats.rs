@@ -25,6 +25,12 @@ impl Tally {
         self.amount += amount;
     }
 
+    /// Takes back one `add(amount)` (a load whose fate became known).
+    pub fn remove(&mut self, amount: Fen) {
+        self.records = self.records.saturating_sub(1);
+        self.amount -= amount;
+    }
+
     fn merge(&mut self, o: Tally) {
         self.records += o.records;
         self.amount += o.amount;
@@ -41,6 +47,29 @@ pub struct Stats {
     pub acked: Tally,
     /// Sent, no answer: the host may or may not have booked them.
     pub uncertain: Tally,
+    /// Round trips of load authorisations (0x08) alone.
+    pub load_latency: Histogram<u64>,
+    /// Loads onto cards, by purpose (`docs/loads.md`).
+    pub top_ups: LoadTally,
+    pub pick_ups: LoadTally,
+}
+
+/// What loadgen knows of its loads: written to the card and confirmed to the host
+/// (`posted`: the upload or the card's next record acknowledged), voided (the card
+/// pulled before the write), and those whose fate the host may not know (`uncertain`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadTally {
+    pub posted: Tally,
+    pub voided: Tally,
+    pub uncertain: Tally,
+}
+
+impl LoadTally {
+    fn merge(&mut self, o: LoadTally) {
+        self.posted.merge(o.posted);
+        self.voided.merge(o.voided);
+        self.uncertain.merge(o.uncertain);
+    }
 }
 
 impl Default for Stats {
@@ -53,15 +82,23 @@ impl Default for Stats {
             failures: BTreeMap::new(),
             acked: Tally::default(),
             uncertain: Tally::default(),
+            load_latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!())),
+            top_ups: LoadTally::default(),
+            pick_ups: LoadTally::default(),
         }
     }
 }
 
 impl Stats {
     pub fn record(&mut self, took: Duration, code: ReturnCode) {
-        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.latency.saturating_record(us.clamp(1, MAX_LATENCY_US));
+        self.latency.saturating_record(micros(took));
         *self.codes.entry(code.0).or_default() += 1;
+    }
+
+    /// A 0x08 round trip (also counted in `record`'s overall latency).
+    pub fn record_load(&mut self, took: Duration) {
+        self.load_latency.saturating_record(micros(took));
     }
 
     pub fn fail(&mut self, reason: &'static str) {
@@ -79,6 +116,9 @@ impl Stats {
         }
         self.acked.merge(o.acked);
         self.uncertain.merge(o.uncertain);
+        let _ = self.load_latency.add(&o.load_latency);
+        self.top_ups.merge(o.top_ups);
+        self.pick_ups.merge(o.pick_ups);
     }
 
     pub fn answered(&self) -> u64 {
@@ -97,18 +137,20 @@ impl Stats {
 
     /// p50 / p99 / p999 / max, human-readable.
     pub fn percentiles(&self) -> String {
-        let ms = |us: u64| us as f64 / 1000.0;
-        let h = &self.latency;
+        percentiles(&self.latency)
+    }
+
+    /// The same of the 0x08 round trips.
+    pub fn load_percentiles(&self) -> String {
+        percentiles(&self.load_latency)
+    }
+
+    /// A quantile in milliseconds (0 without samples), for `--json`.
+    pub fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
         if h.is_empty() {
-            return "no samples".into();
+            return 0.0;
         }
-        format!(
-            "p50 {:.2} ms · p99 {:.2} ms · p999 {:.2} ms · max {:.2} ms",
-            ms(h.value_at_quantile(0.50)),
-            ms(h.value_at_quantile(0.99)),
-            ms(h.value_at_quantile(0.999)),
-            ms(h.max()),
-        )
+        h.value_at_quantile(q) as f64 / 1000.0
     }
 
     /// The error table: every non-zero code with its text, then transport failures.
@@ -127,6 +169,27 @@ impl Stats {
         }
         out
     }
+}
+
+fn micros(took: Duration) -> u64 {
+    u64::try_from(took.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_LATENCY_US)
+}
+
+/// p50 / p99 / p999 / max of `h`, human-readable.
+fn percentiles(h: &Histogram<u64>) -> String {
+    let ms = |us: u64| us as f64 / 1000.0;
+    if h.is_empty() {
+        return "no samples".into();
+    }
+    format!(
+        "p50 {:.2} ms · p99 {:.2} ms · p999 {:.2} ms · max {:.2} ms",
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max()),
+    )
 }
 
 #[cfg(test)]

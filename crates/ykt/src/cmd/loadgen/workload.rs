@@ -22,6 +22,11 @@ pub struct SimCard {
     pub balance: Fen,
     /// A debit went unanswered: the card's state is unknown, so it is not used again.
     pub retired: bool,
+    /// The card's subsidy sequence (pick-ups written to it).
+    pub subsidy_seq: u16,
+    /// A load written to the card whose record reached the host as `Initiated` (the outcome
+    /// was lost): the host holds it pending until the card's next record settles it.
+    pub unsettled: Option<Fen>,
 }
 
 /// Shared between every terminal task and the progress display.
@@ -54,6 +59,8 @@ pub struct Plan {
     pub amount_max: Fen,
     /// Records per upload.
     pub batch: usize,
+    /// Share of top-ups whose outcome is torn (topup scenario), 0.0 ..= 1.0.
+    pub tear_rate: f64,
 }
 
 pub struct Worker {
@@ -86,6 +93,11 @@ impl Worker {
                     70..95 => self.offline(&plan, 1).await,
                     _ => self.heartbeat().await,
                 },
+                Scenario::Topup => match self.rng.random_range(0..100) {
+                    0..75 => self.top_up(&plan).await,
+                    _ => self.online(&plan).await,
+                },
+                Scenario::Pickup => self.online(&plan).await,
                 Scenario::SigninStorm | Scenario::BlacklistInit => 0,
             };
             ctl.done.fetch_add(1, Ordering::Relaxed);
@@ -97,6 +109,7 @@ impl Worker {
                 tokio::time::sleep(plan.think).await;
             }
         }
+        self.settle_all().await;
         self.stats
     }
 
@@ -113,7 +126,7 @@ impl Worker {
         })
     }
 
-    fn serial(&mut self) -> u32 {
+    pub(super) fn serial(&mut self) -> u32 {
         let s = self.next_serial;
         self.next_serial += 1;
         s
@@ -149,6 +162,14 @@ impl Worker {
                     let c = &mut self.cards[i];
                     c.counter += 1;
                     c.balance -= amount;
+                    // The debit's record settled a load the host held pending (docs/loads.md).
+                    if let Some(load) = c.unsettled.take() {
+                        self.stats.top_ups.uncertain.remove(load);
+                        self.stats.top_ups.posted.add(load);
+                    }
+                    if r.info == InfoCode::SUBSIDY_WAITING && plan.scenario == Scenario::Pickup {
+                        self.pick_up(plan, i).await;
+                    }
                     return 1;
                 }
                 0
