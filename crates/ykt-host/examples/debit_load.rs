@@ -59,10 +59,11 @@ fn main() -> Result<()> {
                     counter: 0,
                 },
             )?;
-            admin::deposit(
+            // The opening balance, written on the card at issue.
+            admin::pay_opening_balance(
                 tx,
                 admin::Payer::system(&ykt_host::domain::journal::Actor::system("example")),
-                c.no,
+                c,
                 10_000_000,
                 &format!("load-{t}"),
                 now,

@@ -40,12 +40,20 @@ pub enum Permission {
     OperatorWrite,
     /// Bulk provisioning of merchants, devices and cards (`ykt loadgen`).
     Bulk,
-    /// System settings (the deposit amount that needs a second operator's approval).
+    /// System settings (the deposit amount that needs a second operator's approval, the
+    /// subsidy caps).
     Settings,
+    /// Subsidy batches, their lines and their report.
+    SubsidyRead,
+    /// Import a subsidy list as a batch; issue an approved batch.
+    SubsidyImport,
+    /// Check (审核) a batch, approve one someone else imported and checked, revoke a batch,
+    /// expire what waits past its date.
+    SubsidyApprove,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 24] = [
+    pub const ALL: [Permission; 27] = [
         Permission::CardRead,
         Permission::CardWrite,
         Permission::Deposit,
@@ -70,6 +78,9 @@ impl Permission {
         Permission::OperatorWrite,
         Permission::Bulk,
         Permission::Settings,
+        Permission::SubsidyRead,
+        Permission::SubsidyImport,
+        Permission::SubsidyApprove,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +109,9 @@ impl Permission {
             Permission::OperatorWrite => "operator-write",
             Permission::Bulk => "bulk",
             Permission::Settings => "settings",
+            Permission::SubsidyRead => "subsidy-read",
+            Permission::SubsidyImport => "subsidy-import",
+            Permission::SubsidyApprove => "subsidy-approve",
         }
     }
 
@@ -117,6 +131,8 @@ impl Permission {
                 | Permission::OperatorWrite
                 | Permission::Bulk
                 | Permission::Settings
+                | Permission::SubsidyImport
+                | Permission::SubsidyApprove
         )
     }
 }
@@ -153,7 +169,7 @@ pub enum Role {
 }
 
 /// Everything a read-only role sees (identity numbers excepted).
-const READ_ALL: [Permission; 12] = [
+const READ_ALL: [Permission; 13] = [
     Permission::CardRead,
     Permission::CardholderRead,
     Permission::MerchantRead,
@@ -166,6 +182,7 @@ const READ_ALL: [Permission; 12] = [
     Permission::ExceptionRead,
     Permission::OperatorRead,
     Permission::ShiftOwn,
+    Permission::SubsidyRead,
 ];
 
 impl Role {
@@ -218,12 +235,17 @@ impl Role {
                     | P::MerchantRead
                     | P::BlacklistRead
                     | P::ShiftOwn
+                    | P::SubsidyRead
+                    | P::SubsidyImport
             ),
             Role::Finance => {
                 READ_ALL.contains(&p)
                     || matches!(
                         p,
-                        P::ApprovalDecide | P::ExceptionResolve | P::MerchantWrite
+                        P::ApprovalDecide
+                            | P::ExceptionResolve
+                            | P::MerchantWrite
+                            | P::SubsidyApprove
                     )
             }
             Role::Technician => matches!(
@@ -319,6 +341,18 @@ mod tests {
         assert!(Role::Technician.grants(Permission::DeviceWrite));
         assert!(!Role::Technician.grants(Permission::CardWrite));
         assert!(!Role::Finance.grants(Permission::OperatorWrite));
+    }
+
+    // R-B5, R-B1: the card office imports and issues subsidy batches, the finance office
+    // checks and approves them; neither does the other's part.
+    #[test]
+    fn subsidy_duties_are_split() {
+        assert!(Role::Clerk.grants(Permission::SubsidyImport));
+        assert!(!Role::Clerk.grants(Permission::SubsidyApprove));
+        assert!(Role::Finance.grants(Permission::SubsidyApprove));
+        assert!(!Role::Finance.grants(Permission::SubsidyImport));
+        assert!(Role::Auditor.grants(Permission::SubsidyRead));
+        assert!(!Role::Technician.grants(Permission::SubsidyRead));
     }
 
     #[test]

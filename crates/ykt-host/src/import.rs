@@ -1,11 +1,14 @@
-//! The registrar's cardholder file (R-B2), pure: bytes in, valid rows or every error with
-//! its line out; and the export in the same columns. CSV (UTF-8, with or without BOM) or
-//! XLSX (the first sheet). The header row names the columns in Chinese or English:
+//! Imported files, pure: bytes in, valid rows or every error with its line out. [`Sheet`] is
+//! the one reader of CSV (UTF-8, with or without BOM) and XLSX (the first sheet; its
+//! unpacked size bounded) with a header row naming the columns in Chinese or English; the
+//! subsidy lists (`import_subsidies`) use it too.
+//!
+//! The registrar's cardholder file (R-B2) and its export in the same columns:
 //! 学工号/number, 姓名/name, 类别/kind (required), 部门/department, 身份证号/id_number,
 //! 电话/phone (optional). Line numbers count the header as line 1.
 
 use std::collections::HashSet;
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
 use calamine::{Data, Reader};
 use serde::Serialize;
@@ -45,7 +48,7 @@ pub struct LineError {
     pub error: String,
 }
 
-fn err(line: u64, error: impl Into<String>) -> Vec<LineError> {
+pub(crate) fn err(line: u64, error: impl Into<String>) -> Vec<LineError> {
     vec![LineError {
         line,
         error: error.into(),
@@ -54,18 +57,110 @@ fn err(line: u64, error: impl Into<String>) -> Vec<LineError> {
 
 /// Every valid row, or every error (a file with any error imports nothing).
 pub fn parse(format: Format, bytes: &[u8]) -> Result<Vec<ImportRow>, Vec<LineError>> {
-    if bytes.len() > MAX_BYTES {
-        return Err(err(0, "文件超过 32 MiB"));
+    rows(Sheet::read(format, bytes, &COLUMNS, &REQUIRED)?)
+}
+
+/// Most bytes the parts of an XLSX file may unpack to, all together: a small file that
+/// unpacks to gigabytes (a zip bomb) is refused before it is parsed.
+pub const MAX_UNPACKED: u64 = 256 * 1024 * 1024;
+
+/// A file's non-empty lines after its header, with where each named column is.
+pub struct Sheet {
+    /// The header's line number.
+    pub head_line: u64,
+    /// For each column of the caller's list, the cell index it is in (`None`: absent).
+    pub at: Vec<Option<usize>>,
+    pub lines: Table,
+}
+
+impl Sheet {
+    /// Reads the file and matches its header against `columns` ((Chinese, English) names);
+    /// an unknown, repeated or missing required column is an error of the header's line.
+    pub fn read(
+        format: Format,
+        bytes: &[u8],
+        columns: &[(&str, &str)],
+        required: &[usize],
+    ) -> Result<Sheet, Vec<LineError>> {
+        if bytes.len() > MAX_BYTES {
+            return Err(err(0, "文件超过 32 MiB"));
+        }
+        let table = match format {
+            Format::Csv => csv_table(bytes)?,
+            Format::Xlsx => {
+                check_unpacked(bytes, MAX_UNPACKED)?;
+                xlsx_table(bytes)?
+            }
+        };
+        let mut lines = table
+            .into_iter()
+            .filter(|(_, cells)| cells.iter().any(|c| !c.is_empty()));
+        let Some((head_line, header)) = lines.next() else {
+            return Err(err(1, "文件为空：缺少表头"));
+        };
+        let mut at = vec![None; columns.len()];
+        for (i, name) in header.iter().enumerate() {
+            if name.is_empty() {
+                continue;
+            }
+            let Some(col) = columns
+                .iter()
+                .position(|(zh, en)| name == zh || name.eq_ignore_ascii_case(en))
+            else {
+                return Err(err(head_line, format!("未知列 {name:?}")));
+            };
+            if at[col].replace(i).is_some() {
+                return Err(err(head_line, format!("重复列 {name:?}")));
+            }
+        }
+        if let Some(&missing) = required.iter().find(|&&c| at[c].is_none()) {
+            let (zh, en) = columns[missing];
+            return Err(err(head_line, format!("缺少列 {zh}/{en}")));
+        }
+        let lines: Table = lines.take(MAX_ROWS + 1).collect();
+        if let Some((line, _)) = lines.get(MAX_ROWS) {
+            return Err(err(*line, format!("行数超过 {MAX_ROWS}")));
+        }
+        Ok(Sheet {
+            head_line,
+            at,
+            lines,
+        })
     }
-    let table = match format {
-        Format::Csv => csv_table(bytes)?,
-        Format::Xlsx => xlsx_table(bytes)?,
-    };
-    rows(table)
+
+    /// The cell of column `col` on a line ("" when absent).
+    pub fn cell(&self, cells: &[String], col: usize) -> String {
+        self.at[col]
+            .and_then(|i| cells.get(i))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Refuses an XLSX (zip) file whose parts unpack to more than `limit` bytes, counting what
+/// each part really unpacks to (a part's declared size may lie).
+pub fn check_unpacked(bytes: &[u8], limit: u64) -> Result<(), Vec<LineError>> {
+    let not_xlsx = |e: &dyn std::fmt::Display| err(0, format!("不是有效的 XLSX 文件：{e}"));
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| not_xlsx(&e))?;
+    let mut total: u64 = 0;
+    for i in 0..zip.len() {
+        let part = zip.by_index(i).map_err(|e| not_xlsx(&e))?;
+        let left = limit - total;
+        let n = std::io::copy(&mut part.take(left + 1), &mut std::io::sink())
+            .map_err(|e| not_xlsx(&e))?;
+        total += n;
+        if total > limit {
+            return Err(err(
+                0,
+                format!("XLSX 文件解压后超过 {} MiB", limit / (1024 * 1024)),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// (line, cells) of every non-empty line, header first.
-type Table = Vec<(u64, Vec<String>)>;
+pub type Table = Vec<(u64, Vec<String>)>;
 
 fn csv_table(bytes: &[u8]) -> Result<Table, Vec<LineError>> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -147,45 +242,13 @@ fn xlsx_table(bytes: &[u8]) -> Result<Table, Vec<LineError>> {
         .collect())
 }
 
-fn rows(table: Table) -> Result<Vec<ImportRow>, Vec<LineError>> {
-    let mut lines = table
-        .into_iter()
-        .filter(|(_, cells)| cells.iter().any(|c| !c.is_empty()));
-    let Some((head_line, header)) = lines.next() else {
-        return Err(err(1, "文件为空：缺少表头"));
-    };
-    let mut at = [None; 6];
-    for (i, name) in header.iter().enumerate() {
-        if name.is_empty() {
-            continue;
-        }
-        let Some(col) = COLUMNS
-            .iter()
-            .position(|(zh, en)| name == zh || name.eq_ignore_ascii_case(en))
-        else {
-            return Err(err(head_line, format!("未知列 {name:?}")));
-        };
-        if at[col].replace(i).is_some() {
-            return Err(err(head_line, format!("重复列 {name:?}")));
-        }
-    }
-    if let Some(&missing) = REQUIRED.iter().find(|&&c| at[c].is_none()) {
-        let (zh, en) = COLUMNS[missing];
-        return Err(err(head_line, format!("缺少列 {zh}/{en}")));
-    }
+fn rows(sheet: Sheet) -> Result<Vec<ImportRow>, Vec<LineError>> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
-    for (line, cells) in lines {
-        if out.len() + errors.len() >= MAX_ROWS {
-            return Err(err(line, format!("行数超过 {MAX_ROWS}")));
-        }
-        let get = |c: usize| {
-            at[c]
-                .and_then(|i| cells.get(i))
-                .cloned()
-                .unwrap_or_default()
-        };
+    for (line, cells) in &sheet.lines {
+        let line = *line;
+        let get = |c: usize| sheet.cell(cells, c);
         let optional = |c: usize| Some(get(c)).filter(|s| !s.is_empty());
         let number = get(0);
         let row = ch::parse_kind(&get(2)).and_then(|kind| {

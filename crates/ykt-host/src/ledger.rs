@@ -24,6 +24,12 @@ pub const FUNDING_ACCOUNT: &str = "funding";
 /// Money collected from cards (R-F4.17) whose terminal has no known merchant: held here
 /// until an operator moves it, so it is never lost.
 pub const SUSPENSE_ACCOUNT: &str = "suspense";
+/// Top-ups authorised and not yet confirmed by their record (docs/loads.md).
+pub const TOPUP_PENDING_ACCOUNT: &str = "topup:pending";
+/// Card-office deposits waiting for their card's pick-up.
+pub const WAITING_ACCOUNT: &str = "waiting";
+/// Issued subsidies not yet picked up.
+pub const SUBSIDY_ACCOUNT: &str = "subsidy";
 
 /// One movement of money.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,6 +194,13 @@ pub struct AuditReport {
     /// Transfers only a person makes (deposits) that no operator-journal entry names, and
     /// journal entries naming a transfer that does not exist (R-B1).
     pub journal_mismatches: Vec<String>,
+    /// Loads whose books disagree with their rows (docs/loads.md): `topup:pending`,
+    /// `waiting`, `subsidy` against the sums of their pending / waiting and claimed loads,
+    /// and cards whose `waiting` or `loads_pending` column disagrees with their loads.
+    pub load_mismatches: Vec<String>,
+    /// Subsidy lines and batches that disagree with their waiting loads (R-B5,
+    /// `domain::subsidies::audit`).
+    pub subsidy_mismatches: Vec<String>,
 }
 
 impl AuditReport {
@@ -201,6 +214,8 @@ impl AuditReport {
             && self.blacklist_mismatches.is_empty()
             && self.exception_mismatches.is_empty()
             && self.journal_mismatches.is_empty()
+            && self.load_mismatches.is_empty()
+            && self.subsidy_mismatches.is_empty()
     }
 }
 
@@ -297,10 +312,18 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
     // A booked record takes amount + fee off its card once; when a cancellation or reversal
     // undoes it, the reversing transfers carry the original's (device, serial), so its net
     // is zero. Cancellation and reversal records themselves are never `booked`.
+    // A booked load (top-up, pick-up) puts its amount onto the card: a net debit of −amount.
     let undone = "r.booked = 0 OR r.reversed_by IS NOT NULL";
+    let load = "r.kind IN ('top_up', 'subsidy')";
     let (eh, el) = (
-        format!("CASE WHEN {undone} THEN 0 ELSE r.amount / 4294967296 + r.fee / 4294967296 END"),
-        format!("CASE WHEN {undone} THEN 0 ELSE r.amount % 4294967296 + r.fee % 4294967296 END"),
+        format!(
+            "CASE WHEN {undone} THEN 0 WHEN {load} THEN -(r.amount / 4294967296) \
+             ELSE r.amount / 4294967296 + r.fee / 4294967296 END"
+        ),
+        format!(
+            "CASE WHEN {undone} THEN 0 WHEN {load} THEN -(r.amount % 4294967296) \
+             ELSE r.amount % 4294967296 + r.fee % 4294967296 END"
+        ),
     );
     let from_card = "t.from_account = 'card:' || CAST(r.card_no AS TEXT)";
     let (th, tl) = (
@@ -316,7 +339,7 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
         &format!(
             "SELECT r.device, r.serial, {eh}, {el}, {sums} \
              FROM records r LEFT JOIN transfers t ON t.device = r.device AND t.serial = r.serial \
-             GROUP BY r.device, r.serial, r.booked, r.reversed_by, r.amount, r.fee, r.card_no \
+             GROUP BY r.device, r.serial, r.kind, r.booked, r.reversed_by, r.amount, r.fee, r.card_no \
              HAVING {differs} ORDER BY r.device, r.serial LIMIT $1",
             sums = split_sums(&th, &tl),
             differs = split_differs(&eh, &el, &nh, &nl),
@@ -381,5 +404,7 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
     )? {
         report.journal_mismatches.push(r.text(0)?.to_owned());
     }
+    report.load_mismatches = crate::domain::topup::audit(conn, AUDIT_LIMIT)?;
+    report.subsidy_mismatches = crate::domain::subsidies::audit(conn, AUDIT_LIMIT)?;
     Ok(report)
 }

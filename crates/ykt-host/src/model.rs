@@ -84,6 +84,9 @@ impl Functions {
     pub const ONLINE_DEBIT: Functions = Functions(1);
     pub const OFFLINE_UPLOAD: Functions = Functions(1 << 1);
     pub const REVERSAL: Functions = Functions(1 << 2);
+    /// Top-ups (充值, docs/loads.md): a top-up device or the card office's writer. Not in
+    /// `ALL`, the functions of a POS: the card office grants it per device.
+    pub const TOP_UP: Functions = Functions(1 << 3);
     pub const ALL: Functions = Functions(0b111);
     pub const NONE: Functions = Functions(0);
 
@@ -198,6 +201,16 @@ pub struct Card {
     /// How many counters in `counter_floor..counter_next` booked records used; fewer than
     /// the span means records are missing (info code 4).
     pub counters_used: u32,
+    /// Money waiting for the card (deposits, subsidies) and not claimed by a pick-up: the sum
+    /// of its waiting loads (`domain::loads`); above 0 an online debit answers info code 2.
+    /// Written only by `domain::loads`, never by `repo::card_update`.
+    pub waiting: Fen,
+    /// The card's subsidy sequence as the host counts it: pick-ups posted onto it, modulo
+    /// 2^16 as the card counts them (code 63).
+    pub subsidy_seq: u16,
+    /// Loads authorised for the card and not yet posted or voided: only then may one of its
+    /// records settle one (docs/loads.md), so a card without any costs no extra query.
+    pub loads_pending: u32,
 }
 
 /// What is needed to issue a card; the card number is generated (R-T2.1).
@@ -208,15 +221,6 @@ pub struct NewCard {
     pub expiry: NaiveDate,
     /// The card's lifetime counter as issued (usually 0).
     pub counter: u32,
-}
-
-/// A pending subsidy (补助) for a card; its presence gives info code 2.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Subsidy {
-    pub id: i64,
-    pub card_no: CardNo,
-    pub amount: Fen,
-    pub batch: u32,
 }
 
 /// Host-wide thresholds for information codes and counter checks.

@@ -346,8 +346,8 @@ pub fn device_report(c: &mut dyn Conn, id: PhysicalId, r: &DeviceReport) -> Resu
 
 // ---- cards -----------------------------------------------------------------------------------
 
-const CARD_COLUMNS: &str =
-    "no, display_no, status, class, expiry, balance, counter_floor, counter_next, counters_used";
+const CARD_COLUMNS: &str = "no, display_no, status, class, expiry, balance, counter_floor, \
+     counter_next, counters_used, waiting, subsidy_seq, loads_pending";
 
 fn card_row(r: &Row) -> Result<Card> {
     Ok(Card {
@@ -363,19 +363,20 @@ fn card_row(r: &Row) -> Result<Card> {
         counter_floor: r.int_as(6)?,
         counter_next: r.int_as(7)?,
         counters_used: r.int_as(8)?,
+        waiting: r.int(9)?,
+        subsidy_seq: r.int_as(10)?,
+        loads_pending: r.int_as(11)?,
     })
 }
 
 /// Reads a card; `lock` takes its row lock until the transaction ends (PostgreSQL).
 pub fn card_get(c: &mut dyn Conn, no: CardNo, lock: bool) -> Result<Option<Card>> {
-    let sql = if lock {
-        "SELECT no, display_no, status, class, expiry, balance, counter_floor, counter_next, \
-         counters_used FROM cards WHERE no = $1 FOR UPDATE"
-    } else {
-        "SELECT no, display_no, status, class, expiry, balance, counter_floor, counter_next, \
-         counters_used FROM cards WHERE no = $1"
-    };
-    c.query_opt(sql, &[no.get().into()])?
+    let lock = if lock { Lock::ForUpdate } else { Lock::None };
+    let sql = format!(
+        "SELECT {CARD_COLUMNS} FROM cards WHERE no = $1{}",
+        lock.sql()
+    );
+    c.query_opt(&sql, &[no.get().into()])?
         .map(|r| card_row(&r))
         .transpose()
 }
@@ -803,33 +804,4 @@ pub fn account_balance(c: &mut dyn Conn, id: &str) -> Result<Option<i64>> {
     c.query_opt("SELECT balance FROM accounts WHERE id = $1", &[id.into()])?
         .map(|r| r.int(0))
         .transpose()
-}
-
-// ---- subsidies -------------------------------------------------------------------------------------
-
-pub fn subsidy_insert(c: &mut dyn Conn, card: CardNo, amount: i64, batch: u32) -> Result<i64> {
-    c.query_one(
-        "INSERT INTO subsidies (card_no, amount, batch, status) VALUES ($1, $2, $3, 'pending') \
-         RETURNING id",
-        &[card.get().into(), amount.into(), batch.into()],
-    )?
-    .int(0)
-}
-
-pub fn subsidies_pending(c: &mut dyn Conn, card: CardNo) -> Result<Vec<Subsidy>> {
-    c.query(
-        "SELECT id, card_no, amount, batch FROM subsidies WHERE card_no = $1 \
-         AND status = 'pending' ORDER BY id LIMIT 100",
-        &[card.get().into()],
-    )?
-    .iter()
-    .map(|r| {
-        Ok(Subsidy {
-            id: r.int(0)?,
-            card_no: card_from(r.int(1)?)?,
-            amount: r.int(2)?,
-            batch: r.int_as(3)?,
-        })
-    })
-    .collect()
 }

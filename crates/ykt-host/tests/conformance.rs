@@ -9,8 +9,12 @@ mod admin;
 mod exceptions;
 #[path = "conformance/holders.rs"]
 mod holders;
+#[path = "conformance/loads.rs"]
+mod loads;
 #[path = "conformance/people.rs"]
 mod people;
+#[path = "conformance/subsidies.rs"]
+mod subsidies;
 #[path = "conformance/suite.rs"]
 mod suite;
 #[path = "conformance/support.rs"]
@@ -82,6 +86,23 @@ conformance!(
     cardholders_one_active_card,
     cardholders_concurrent_attach,
     cardholders_import_idempotent,
+    top_up_posts_and_voids,
+    top_up_repeat_is_idempotent,
+    top_up_limits_and_functions,
+    load_record_without_authorisation_is_held,
+    settlement_by_next_record,
+    deposit_waits_and_is_picked_up,
+    pickup_void_and_revoke,
+    reversal_after_pickup_is_refused,
+    cpu_load_mac_and_tac,
+    audit_catches_tampered_loads,
+    subsidy_import_errors_per_line,
+    subsidy_two_person_rule,
+    subsidy_issue_and_revoke,
+    subsidy_expiry,
+    subsidy_audit_finds_tampering,
+    subsidy_picked_up_then_revoked,
+    subsidy_batch_state_machine,
 );
 
 /// Every test of the suite, wherever it is written.
@@ -89,6 +110,8 @@ mod tests {
     pub use super::admin::*;
     pub use super::exceptions::*;
     pub use super::holders::*;
+    pub use super::loads::*;
     pub use super::people::*;
+    pub use super::subsidies::*;
     pub use super::suite::*;
 }

@@ -133,3 +133,87 @@ proptest! {
         prop_assert_eq!(ch::check_id_number(&s).is_ok(), last.to_ascii_uppercase() == right);
     }
 }
+
+// R-B5: a subsidy list — 学工号 or 卡号, 金额 in 元, 批次号 and 备注 — with every bad line
+// reported by its number, the file as a whole refused.
+#[test]
+fn subsidy_list_errors_by_line() {
+    use ykt_host::import_subsidies::{self as isub, Payee};
+    let csv = "学工号,卡号,金额,批次号,备注\n\
+               2026001,,12.50,9,一月\n\
+               ,42,3,,\n\
+               2026002,43,1,9,\n";
+    let list = isub::parse(Format::Csv, csv.as_bytes(), 9).unwrap();
+    assert!(list.errors.is_empty(), "{:?}", list.errors);
+    let rows = list.rows;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].payee, Payee::Holder("2026001".into()));
+    assert_eq!((rows[0].amount, rows[0].line), (1250, 2));
+    assert_eq!(rows[1].payee, Payee::Card(42));
+    assert_eq!(
+        rows[2].payee,
+        Payee::Both {
+            holder: "2026002".into(),
+            card: 43
+        }
+    );
+    let bad = "number,card_no,amount,batch\n\
+               2026001,,+5,\n\
+               2026002,,-5,\n\
+               2026003,,0,\n\
+               2026004,,1.005,\n\
+               ,,5,\n\
+               2026005,,5,8\n\
+               ,99999999,5,\n\
+               2026006,,5,9\n";
+    let list = isub::parse(Format::Csv, bad.as_bytes(), 9).unwrap();
+    let errors: Vec<LineError> = list.errors;
+    let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [2, 3, 4, 5, 6, 7, 8], "{errors:?}");
+    assert_eq!(list.rows.len(), 1, "line 9 is valid");
+    assert!(errors[3].error.contains("两位小数"), "{errors:?}");
+    assert!(errors[5].error.contains("批次"), "{errors:?}");
+    let e = isub::parse(Format::Csv, "金额\n5\n".as_bytes(), 9).unwrap_err();
+    assert_eq!(e[0].line, 1);
+    assert!(e[0].error.contains("学工号"), "{e:?}");
+}
+
+// R-B5: an XLSX subsidy list with amounts and card numbers typed as numbers.
+#[test]
+fn subsidy_list_xlsx_numbers() {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in ["卡号", "金额", "备注"].iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    sheet.write_number(1, 0, 42.0).unwrap();
+    sheet.write_number(1, 1, 12.34).unwrap();
+    sheet.write_string(1, 2, "伙食").unwrap();
+    sheet.write_number(2, 0, 43.0).unwrap();
+    sheet.write_number(2, 1, 100.0).unwrap();
+    let bytes = book.save_to_buffer().unwrap();
+    let rows = ykt_host::import_subsidies::parse(Format::Xlsx, &bytes, 1)
+        .unwrap()
+        .rows;
+    let got: Vec<(u64, i64)> = rows.iter().map(|r| (r.line, r.amount)).collect();
+    assert_eq!(got, [(2, 1234), (3, 10_000)]);
+}
+
+// R-B2, R-B5: an XLSX file is refused when its parts unpack to more than the bound, however
+// small the file itself (a zip bomb); counted by what the parts really unpack to.
+#[test]
+fn xlsx_unpacked_size_is_bounded() {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "学工号").unwrap();
+    for r in 1..=64u32 {
+        let big = format!("{r}{}", "x".repeat(32_000));
+        sheet.write_string(r, 0, &big).unwrap();
+    }
+    let bytes = book.save_to_buffer().unwrap();
+    assert!(bytes.len() < 256 * 1024, "compresses well: {}", bytes.len());
+    let e = import::check_unpacked(&bytes, 1024 * 1024).unwrap_err();
+    assert!(e[0].error.contains("解压后超过 1 MiB"), "{e:?}");
+    assert!(import::check_unpacked(&bytes, 4 * 1024 * 1024).is_ok());
+    assert!(import::check_unpacked(b"not a zip", 1024).is_err());
+}

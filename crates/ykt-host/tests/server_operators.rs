@@ -478,8 +478,10 @@ async fn two_person_rule_for_large_deposits() {
     .await;
     assert_eq!(ok.status, 200, "{:?}", ok.body);
     assert_eq!(ok.body["status"], "approved");
+    // R-B4: the approved deposit waits for the card's pick-up (docs/loads.md).
     let c = with_token(addr, "GET", &format!("/api/v1/cards/{card}"), &both, "").await;
-    assert_eq!(balance(&c), 160_000);
+    assert_eq!(balance(&c), 10_000);
+    assert_eq!(c.body["waiting"], 150_000);
     let again = with_token(
         addr,
         "POST",
@@ -536,8 +538,10 @@ async fn two_person_rule_for_large_deposits() {
     )
     .await;
     assert_eq!(no.body["status"], "rejected");
+    // Only the approved deposit waits for the card.
     let c = with_token(addr, "GET", &format!("/api/v1/cards/{card}"), &both, "").await;
-    assert_eq!(balance(&c), 160_000);
+    assert_eq!(balance(&c), 10_000);
+    assert_eq!(c.body["waiting"], 150_000);
 
     let shift = with_token(addr, "GET", "/api/v1/me/shift", &both, "").await;
     assert_eq!(

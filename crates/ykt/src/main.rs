@@ -32,6 +32,9 @@ enum Command {
     /// Cardholders: add, show, search, import, export (admin API client).
     #[command(subcommand)]
     Cardholder(cardholder::Args),
+    /// Subsidy batches: import, check, approve, issue, revoke, expire (admin API client).
+    #[command(subcommand)]
+    Subsidy(cmd::subsidy::Args),
     /// Merchants (admin API client).
     #[command(subcommand)]
     Merchant(merchant::Args),
@@ -88,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Command::Restore(args) => cmd::backup::restore(args),
         Command::Config(args) => cmd::config::run(args),
         Command::Cardholder(args) => cmd::client::exit_on_error(cardholder::run(args)),
+        Command::Subsidy(args) => cmd::client::exit_on_error(cmd::subsidy::run(args)),
         Command::Merchant(args) => cmd::client::exit_on_error(merchant::run(args)),
         Command::Device(args) => cmd::client::exit_on_error(device::run(args)),
         Command::Blacklist(args) => cmd::client::exit_on_error(blacklist::run(args)),

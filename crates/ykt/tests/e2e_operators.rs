@@ -7,58 +7,8 @@
 mod serve_support;
 mod support;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Output, Stdio};
-
-use serde_json::Value;
-use serve_support::{Serve, ykt};
+use serve_support::{Serve, as_op, json, login, ok};
 use support::audit;
-
-/// `ykt <args> --data DATA` as the operator whose `ykt login` lives in `who`, with `stdin`.
-fn as_op(s: &Serve, who: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = ykt()
-        .env("YKT_CONFIG_DIR", who)
-        .args(args)
-        .arg("--data")
-        .arg(s.data())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn json(o: Output) -> Value {
-    serde_json::from_str(&ok(o)).unwrap()
-}
-
-fn login(s: &Serve, who: &Path, user: &str, initial: &str, new: &str) {
-    let out = ok(as_op(
-        s,
-        who,
-        &["login", "--user", user, "--password-stdin"],
-        &format!("{initial}\n{new}\n"),
-    ));
-    assert!(out.contains(&format!("as {user}")), "{out}");
-}
 
 // R-B1: the operators' day, through the real binaries.
 #[test]
@@ -148,7 +98,8 @@ fn clerk_deposits_auditor_reads_books_clean() {
         ],
         "",
     ));
-    assert!(out.contains("balance 50.00"), "{out}");
+    // R-B4: the deposit waits for the card's pick-up (docs/loads.md).
+    assert!(out.contains("waiting for pick-up 50.00"), "{out}");
 
     let j = json(as_op(
         &s,

@@ -2,5 +2,7 @@
 
 pub mod postgres;
 mod schema;
+mod schema_loads;
 mod schema_people;
+mod schema_subsidies;
 pub mod sqlite;

@@ -44,6 +44,8 @@ impl PgConn {
                 (5, super::schema::V5.to_owned()),
                 (6, super::schema::V6.to_owned()),
                 (7, super::schema_people::postgres_v7()),
+                (8, super::schema_loads::postgres_v8()),
+                (9, super::schema_subsidies::postgres_v9()),
             ],
         );
         c.client

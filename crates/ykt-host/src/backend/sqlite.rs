@@ -69,6 +69,8 @@ impl SqliteConn {
                 (5, super::schema::V5.to_owned()),
                 (6, super::schema::V6.to_owned()),
                 (7, super::schema_people::sqlite_v7()),
+                (8, super::schema_loads::sqlite_v8()),
+                (9, super::schema_subsidies::sqlite_v9()),
             ],
         )?;
         Ok(c)

@@ -8,6 +8,7 @@ use ykt_proto::{CardNo, DisplayNo, Fen, MerchantNo, PhysicalId, TerminalParams};
 use super::blacklist;
 use super::checks::MAX_CARD_BALANCE;
 use super::journal::{self, Actor, Change};
+use super::loads::{self, LoadId, WaitingSource};
 use super::shifts::{self, Method};
 use crate::error::{HostError, Result};
 use crate::ledger::{FUNDING_ACCOUNT, Transfer, Tx};
@@ -279,6 +280,9 @@ fn insert_card(tx: &mut Tx<'_>, no: CardNo, c: NewCard) -> Result<Card> {
         counter_floor: c.counter,
         counter_next: c.counter,
         counters_used: 0,
+        waiting: 0,
+        subsidy_seq: 0,
+        loads_pending: 0,
     };
     if !repo::card_insert(tx.conn, &card)? {
         // The display number was checked free, but another host may have taken it since:
@@ -325,9 +329,11 @@ impl<'a> Payer<'a> {
     }
 }
 
-/// A card-office deposit (funding → card), journalled in its transaction and, when paid in
-/// cash, tallied in the operator's shift. `id` is the card office's receipt: a repeated id
-/// is refused, never booked twice.
+/// A card-office deposit (R-B4, docs/loads.md): the money does not reach the card's account
+/// here but **waits for the card** (funding → `waiting`, a waiting load) until a pick-up
+/// writes it onto the card. Journalled in its transaction and, when paid in cash, tallied
+/// in the operator's shift. `id` is the card office's receipt: a repeated id is refused,
+/// never booked twice. Returns the card with its waiting sum.
 pub fn deposit(
     tx: &mut Tx<'_>,
     payer: Payer<'_>,
@@ -336,23 +342,52 @@ pub fn deposit(
     id: &str,
     now: NaiveDateTime,
 ) -> Result<Card> {
-    let before = repo::card_get(tx.conn, no, true)?.map(|c| c.balance);
-    let (card, transfer) = post_deposit(tx, no, amount, id, now)?;
-    match (payer.actor.operator, payer.method) {
-        (Some(operator), method) => shifts::tally(tx, operator, &transfer, method, amount, now)?,
-        (None, Method::Cash) => return invalid("cash is taken by an operator"),
-        (None, _) => {}
-    }
+    let (before, _) = check_deposit(tx, no, amount, id)?;
+    let transfer = deposit_transfer_id(id);
+    let load = loads::add_waiting(
+        tx,
+        no,
+        amount,
+        WaitingSource::Deposit,
+        FUNDING_ACCOUNT,
+        &transfer,
+        now,
+    )?;
+    let card = self::card(tx, no)?;
     let change = Change::new("card.deposit", format!("card:{}", no.get()))
-        .before(serde_json::json!({"balance": before}))
-        .after(serde_json::json!({"balance": card.balance, "amount": amount, "receipt": id, "method": payer.method.as_str()}))
-        .transfer(transfer);
-    journal::append(tx, payer.actor, now, &change)?;
+        .before(serde_json::json!({"waiting": before.waiting}))
+        .after(serde_json::json!({"waiting": card.waiting, "amount": amount, "receipt": id, "method": payer.method.as_str(), "load": load}))
+        .transfer(transfer.clone());
+    take_payment(tx, payer, &transfer, amount, &change, now)?;
     Ok(card)
 }
 
-/// Every check of a deposit, on the card's locked row: the card and the balance it would
-/// have. A deposit request waiting for approval is checked the same way when filed.
+/// The ledger id of a deposit's (or opening balance's) transfer, from its receipt.
+fn deposit_transfer_id(receipt: &str) -> String {
+    format!("dep:{receipt}")
+}
+
+/// The person's side of money paid in: tallied in the operator's shift by its method (cash
+/// only from an operator), and the journal entry naming its transfer (R-B1).
+fn take_payment(
+    tx: &mut Tx<'_>,
+    payer: Payer<'_>,
+    transfer: &str,
+    amount: Fen,
+    change: &Change,
+    now: NaiveDateTime,
+) -> Result<()> {
+    match (payer.actor.operator, payer.method) {
+        (Some(operator), method) => shifts::tally(tx, operator, transfer, method, amount, now)?,
+        (None, Method::Cash) => return invalid("cash is taken by an operator"),
+        (None, _) => {}
+    }
+    journal::append(tx, payer.actor, now, change).map(drop)
+}
+
+/// Every check of a deposit, on the card's locked row: the card and the balance the card
+/// would have once everything waiting for it is picked up. A deposit request waiting for
+/// approval is checked the same way when filed.
 pub fn check_deposit(tx: &mut Tx<'_>, no: CardNo, amount: Fen, id: &str) -> Result<(Card, Fen)> {
     if !(1..=MAX_CARD_BALANCE).contains(&amount) {
         return invalid(format!("a deposit is 1 to {MAX_CARD_BALANCE} fen"));
@@ -367,7 +402,8 @@ pub fn check_deposit(tx: &mut Tx<'_>, no: CardNo, amount: Fen, id: &str) -> Resu
     }
     let balance = c
         .balance
-        .checked_add(amount)
+        .checked_add(c.waiting)
+        .and_then(|b| b.checked_add(amount))
         .filter(|b| *b <= MAX_CARD_BALANCE)
         .ok_or_else(|| {
             HostError::Invalid(format!(
@@ -377,17 +413,18 @@ pub fn check_deposit(tx: &mut Tx<'_>, no: CardNo, amount: Fen, id: &str) -> Resu
     Ok((c, balance))
 }
 
-/// The money movement of a deposit alone, returning the transfer id. Callers journal it
-/// themselves (bulk provisioning journals a whole chunk in one entry).
-pub fn post_deposit(
+/// The money movement of an opening balance alone (funding → card: it is written on the
+/// new card at issue, so it needs no pick-up), returning the transfer id. Callers journal
+/// it themselves (bulk provisioning journals a whole chunk in one entry).
+pub fn post_opening_balance(
     tx: &mut Tx<'_>,
     no: CardNo,
     amount: Fen,
     id: &str,
     now: NaiveDateTime,
 ) -> Result<(Card, String)> {
-    let (mut c, balance) = check_deposit(tx, no, amount, id)?;
-    let transfer = format!("dep:{id}");
+    let (mut c, _) = check_deposit(tx, no, amount, id)?;
+    let transfer = deposit_transfer_id(id);
     tx.post(Transfer {
         id: transfer.clone(),
         from: FUNDING_ACCOUNT.to_owned(),
@@ -401,7 +438,10 @@ pub fn post_deposit(
         HostError::Invariant(_) => HostError::Invalid(format!("deposit {id} exists")),
         other => other,
     })?;
-    c.balance = balance;
+    c.balance = c
+        .balance
+        .checked_add(amount)
+        .ok_or_else(|| HostError::Invariant(format!("card {} balance overflow", no.get())))?;
     repo::card_update(tx.conn, &c)?;
     Ok((c, transfer))
 }
@@ -415,8 +455,8 @@ pub fn check_opening_balance(balance: Fen) -> Result<()> {
     Ok(())
 }
 
-/// Pays a newly issued card's opening balance in (nothing for 0); `receipt` as for
-/// [`deposit`].
+/// Pays a newly issued card's opening balance in (nothing for 0) onto its account, since
+/// the issuing writer puts it on the card; `receipt` as for [`deposit`].
 pub fn pay_opening_balance(
     tx: &mut Tx<'_>,
     payer: Payer<'_>,
@@ -429,7 +469,14 @@ pub fn pay_opening_balance(
     if balance == 0 {
         return Ok(card);
     }
-    deposit(tx, payer, card.no, balance, receipt, now)
+    let before = card.balance;
+    let (card, transfer) = post_opening_balance(tx, card.no, balance, receipt, now)?;
+    let change = Change::new("card.deposit", format!("card:{}", card.no.get()))
+        .before(serde_json::json!({"balance": before}))
+        .after(serde_json::json!({"balance": card.balance, "amount": balance, "receipt": receipt, "method": payer.method.as_str()}))
+        .transfer(transfer.clone());
+    take_payment(tx, payer, &transfer, balance, &change, now)?;
+    Ok(card)
 }
 
 /// Which statuses a change of a card's status may start from (checked on the locked row).
@@ -512,11 +559,19 @@ pub fn set_card_data(
     Ok(c)
 }
 
-/// Registers a subsidy waiting for the card (info code 2 until picked up).
-pub fn add_subsidy(tx: &mut Tx<'_>, no: CardNo, amount: Fen, batch: u32) -> Result<i64> {
-    if !(1..=MAX_CARD_BALANCE).contains(&amount) {
-        return invalid(format!("a subsidy is 1 to {MAX_CARD_BALANCE} fen"));
-    }
-    card(tx, no)?;
-    repo::subsidy_insert(tx.conn, no, amount, batch)
+/// Puts a subsidy of a batch waiting for the card (funding → `subsidy`; info code 2 until
+/// picked up). One per card and batch: the transfer id names both, a repeat is refused.
+pub fn add_subsidy(
+    tx: &mut Tx<'_>,
+    no: CardNo,
+    amount: Fen,
+    batch: u32,
+    now: NaiveDateTime,
+) -> Result<LoadId> {
+    let source = WaitingSource::Subsidy {
+        batch: i64::from(batch),
+        expires: None,
+    };
+    let transfer = format!("sub:{batch}:{}", no.get());
+    loads::add_waiting(tx, no, amount, source, FUNDING_ACCOUNT, &transfer, now)
 }

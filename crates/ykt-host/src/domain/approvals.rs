@@ -17,18 +17,22 @@ use crate::sql::Row;
 pub enum Operation {
     /// A card-office deposit above the threshold (`settings::DEPOSIT_APPROVAL`).
     Deposit,
+    /// A checked subsidy batch (`domain::subsidies`): approving it lets it be issued.
+    SubsidyBatch,
 }
 
 impl Operation {
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Deposit => "card.deposit",
+            Operation::SubsidyBatch => "subsidy.batch",
         }
     }
 
     fn parse(s: &str) -> Result<Operation> {
         match s {
             "card.deposit" => Ok(Operation::Deposit),
+            "subsidy.batch" => Ok(Operation::SubsidyBatch),
             other => Err(HostError::Corrupt(format!("approval operation {other:?}"))),
         }
     }

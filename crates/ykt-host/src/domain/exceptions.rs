@@ -86,7 +86,7 @@ impl Action {
 /// Failed, pulled and black-card records moved none; a cancellation neither; a reversal
 /// put money onto the card; a debit of nothing (amount and fee 0) took none.
 pub(crate) fn moved_money(r: &Record) -> bool {
-    matches!(r.kind, RecordKind::Purchase | RecordKind::Collected)
+    (matches!(r.kind, RecordKind::Purchase | RecordKind::Collected) || r.kind.is_load())
         && r.status.card_debited()
         && r.amount.checked_add(r.fee).is_some_and(|total| total > 0)
 }

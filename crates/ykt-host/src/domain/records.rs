@@ -10,6 +10,7 @@ use super::checks::{self, Origin};
 use super::counter;
 use super::exceptions;
 use super::info::{self, CardFacts, CardView, Notices};
+use super::topup;
 use crate::error::{HostError, Result, refuse};
 use crate::ledger::{
     FEE_ACCOUNT, FUNDING_ACCOUNT, SUSPENSE_ACCOUNT, Transfer, Tx, record_transfer_id,
@@ -22,6 +23,33 @@ use crate::repo::{self, StoredRecord};
 pub trait TacVerifier: Send + Sync {
     /// Whether `record.tac` is the card's authentication code for this record.
     fn verify(&self, record: &Record) -> bool;
+
+    /// A CPU card's load (圈存, docs/loads.md): MAC2 for CREDIT FOR LOAD when the card's MAC1
+    /// is genuine, `None` when it is not (or this verifier holds no load keys).
+    fn load_mac2(&self, _load: &CpuLoad) -> Option<[u8; 4]> {
+        None
+    }
+
+    /// Whether `tac` is the card's TAC over the load (its balance after, the online sequence,
+    /// amount, terminal ID and time).
+    fn verify_load_tac(&self, _load: &CpuLoad, _tac: u32) -> bool {
+        false
+    }
+}
+
+/// What the host's side of a CPU card's load covers: the card's INITIALIZE FOR LOAD answer
+/// and the load. `random` and `mac1` are zero when only the TAC is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuLoad {
+    pub card_no: ykt_proto::CardNo,
+    pub balance_before: Fen,
+    pub amount: Fen,
+    pub online_seq: u16,
+    pub random: [u8; 4],
+    pub mac1: [u8; 4],
+    pub terminal_id: [u8; 6],
+    /// The transaction time, which MAC2 and the TAC cover (date and time).
+    pub time: NaiveDateTime,
 }
 
 impl<F: Fn(&Record) -> bool + Send + Sync> TacVerifier for F {
@@ -129,6 +157,7 @@ pub fn authorize_on(
     checks::fee(r, device, &card)?;
     checks::online_limits(r, device, &card)?;
     checks::balances(r, false)?;
+    topup::settle_by_record(tx, &mut card, r, now)?;
     counter::check(tx, &card, r)?;
 
     let view = req.card_view.unwrap_or_else(|| CardView::of(&card));
@@ -147,19 +176,7 @@ fn book_debit(
     subject: Option<u16>,
     now: NaiveDateTime,
 ) -> Result<()> {
-    let stored = StoredRecord {
-        record: r.clone(),
-        booked: true,
-        reversed_by: None,
-        subject,
-    };
-    if !repo::record_insert(tx.conn, &stored, now)? {
-        // Inserted by another process since we looked: refuse; the retry sees it.
-        return Err(HostError::Db {
-            message: format!("record {}:{} inserted concurrently", r.device, r.serial),
-            retryable: true,
-        });
-    }
+    insert_record(tx, r, Booking::Booked, subject, now)?;
     counter::consume(tx, card, r)?;
     post_debit(tx, repo::card_account(card.no), r)?;
     let total = checks::total(r)?;
@@ -221,6 +238,13 @@ pub(crate) fn book_held(
             "held record {}:{} is stored as a record too",
             r.device, r.serial
         )));
+    }
+    if r.kind.is_load() {
+        return Err(HostError::Invalid(
+            "a load record without its authorisation moves no money by itself: reject it; \
+             if the card shows the money, the card office deposits it"
+                .into(),
+        ));
     }
     let mut stored = r.clone();
     match to {
@@ -328,9 +352,28 @@ fn store_unbooked(
     subject: Option<u16>,
     now: NaiveDateTime,
 ) -> Result<()> {
+    insert_record(tx, r, Booking::Unbooked, subject, now)
+}
+
+/// Whether money moved in the ledger for a stored record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Booking {
+    Booked,
+    Unbooked,
+}
+
+/// Stores a record with its accounting subject. Inserted by another process since the caller
+/// looked: a retryable error, and the retry sees it.
+pub(crate) fn insert_record(
+    tx: &mut Tx<'_>,
+    r: &Record,
+    booking: Booking,
+    subject: Option<u16>,
+    now: NaiveDateTime,
+) -> Result<()> {
     let stored = StoredRecord {
         record: r.clone(),
-        booked: false,
+        booked: booking == Booking::Booked,
         reversed_by: None,
         subject,
     };
@@ -354,7 +397,6 @@ fn notices(
     mut extra: Notices,
 ) -> Result<Outcome> {
     let (missing, collect) = counter::gaps(tx, card)?;
-    let pending = !repo::subsidies_pending(tx.conn, card.no)?.is_empty();
     let policy = tx.policy;
     info::card_notices(
         &CardFacts {
@@ -365,7 +407,8 @@ fn notices(
             mirror_before,
             balance_after: r.balance_after,
             view,
-            pending_subsidies: pending,
+            // Read with the card row: no query of its own (docs/loads.md).
+            pending_subsidies: card.waiting > 0,
             missing_records: missing,
         },
         &mut extra,
@@ -438,6 +481,9 @@ fn store_upload(
         return upload_collected(tx, origin, device, r, tac, now);
     }
     same_device(origin, r)?;
+    if r.kind.is_load() {
+        return topup::upload(tx, device, origin, r, tac, now);
+    }
     let function = match (r.kind, r.online) {
         (RecordKind::Reversal, _) => Functions::REVERSAL,
         (_, true) => Functions::ONLINE_DEBIT,
@@ -461,7 +507,7 @@ fn store_upload(
         }
         RecordKind::Cancellation => cancel(tx, &mut card, r, subject, now),
         RecordKind::Reversal => reverse(tx, &mut card, r, subject, tac, now),
-        // Loads (docs/loads.md) are not booked yet: refused, nothing written.
+        // Handled above (`topup::upload`).
         RecordKind::TopUp | RecordKind::Subsidy => refuse(ReturnCode::TRANSACTION_TYPE_ERROR),
     }
 }
@@ -505,6 +551,7 @@ fn upload_debit(
         return refuse(ReturnCode::MERCHANT_NOT_FOUND);
     }
     verify_tac(r, tac)?;
+    topup::settle_by_record(tx, card, r, now)?;
     counter::check(tx, card, r)?;
     let mirror_before = card.balance;
     book_debit(tx, card, r, subject, now)?;
@@ -641,6 +688,8 @@ fn reverse(
     }
     checks::balances(r, true)?;
     verify_tac(r, tac)?;
+    topup::check_reversible(tx, card, o)?;
+    topup::settle_by_record(tx, card, r, now)?;
     counter::check(tx, card, r)?;
     let mirror_before = card.balance;
     book_reverse(tx, card, o, r, "reverse")?;
@@ -712,6 +761,7 @@ fn upload_collected(
         repo::record_set_collected_by(tx.conn, r.device, r.serial, origin.device)?;
         return Ok(Outcome::plain(card.balance, true));
     }
+    topup::settle_by_record(tx, &mut card, r, now)?;
     counter::check(tx, &card, r)?;
     let mirror_before = card.balance;
     book_debit(tx, &mut card, &stored, subject, now)?;

@@ -110,6 +110,9 @@ pub struct DailyReport {
     pub items: Vec<ItemLine>,
     /// The sum over all merchants (equal to the sum over all devices).
     pub total: Totals,
+    /// Loads posted onto cards this day (top-ups, pick-ups) by terminal, purpose and the
+    /// operator whose cash it was (docs/loads.md); not part of the debit totals.
+    pub loads: Vec<super::topup::LoadLine>,
 }
 
 /// `{group}` is `merchant_no`, `device`, `subject` or `item_code`. A debit counts on the day
@@ -248,6 +251,7 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
         total,
         "every record has one merchant and one device"
     );
+    let loads = super::topup::loads_of_day(tx, date)?;
     Ok(DailyReport {
         date,
         merchants,
@@ -255,5 +259,6 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
         subjects,
         items,
         total,
+        loads,
     })
 }

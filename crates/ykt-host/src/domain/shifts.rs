@@ -106,7 +106,7 @@ pub struct Shift {
 fn sums(tx: &mut Tx<'_>, shift: i64, day: Option<(i64, i64)>) -> Result<[Sum; 3]> {
     let (from, to) = day.unwrap_or((i64::MIN, i64::MAX));
     let rows = tx.conn.query(
-        "SELECT method, COUNT(*), SUM(amount) FROM cash_entries \
+        "SELECT method, COUNT(*), CAST(SUM(amount) AS BIGINT) FROM cash_entries \
          WHERE shift_id = $1 AND at >= $2 AND at < $3 GROUP BY method",
         &[shift.into(), from.into(), to.into()],
     )?;
@@ -182,6 +182,8 @@ pub struct CashReport {
     pub cash: Sum,
     pub bank_card: Sum,
     pub transfer: Sum,
+    /// Of `cash`: the top-ups posted at the operator's top-up devices (docs/loads.md).
+    pub top_ups: Sum,
 }
 
 pub fn report(tx: &mut Tx<'_>, operator: i64, login: &str, date: NaiveDate) -> Result<CashReport> {
@@ -207,7 +209,19 @@ pub fn report(tx: &mut Tx<'_>, operator: i64, login: &str, date: NaiveDate) -> R
             })
         })
     };
+    // A posted top-up's cash entry is named by its record transfer (`rec:…`), a deposit's by
+    // its receipt (`dep:…`).
+    let t = tx.conn.query_one(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM cash_entries \
+         WHERE operator_id = $1 AND at >= $2 AND at < $3 AND transfer_id LIKE 'rec:%'",
+        &[operator.into(), from.into(), to.into()],
+    )?;
+    let top_ups = Sum {
+        count: t.int(0)?,
+        amount: t.int(1)?,
+    };
     Ok(CashReport {
+        top_ups,
         operator: login.to_owned(),
         date: date.to_string(),
         cash: total(|s| &s.cash)?,

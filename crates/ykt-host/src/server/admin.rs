@@ -76,6 +76,7 @@ pub(crate) fn routes() -> Api {
         .merge(super::admin_ops::routes())
         .merge(super::exceptions::routes())
         .merge(super::cash_api::routes())
+        .merge(super::loads_api::routes())
 }
 
 fn parse_device(s: &str) -> Result<PhysicalId, ApiError> {
@@ -348,6 +349,8 @@ pub(crate) fn card_json(c: &Card) -> Value {
         "expiry": c.expiry.to_string(),
         "balance": c.balance,
         "counter_next": c.counter_next,
+        "waiting": c.waiting,
+        "subsidy_seq": c.subsidy_seq,
     })
 }
 

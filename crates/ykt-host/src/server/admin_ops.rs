@@ -97,8 +97,15 @@ async fn daily(State(s): S, ApiQuery(q): ApiQuery<DayQuery>) -> ApiResult {
         }
         None => s.config.clock.now().date(),
     };
-    let r = jobs::read(&s.store, move |tx| report::daily(tx, date)).await?;
+    let (r, subsidies) = jobs::read(&s.store, move |tx| {
+        Ok((
+            report::daily(tx, date)?,
+            crate::domain::subsidies::day(tx, date)?,
+        ))
+    })
+    .await?;
     let mut v = serde_json::to_value(&r).map_err(|e| invalid(e.to_string()))?;
+    v["subsidies"] = json!(subsidies);
     v["net_amount"] = json!(r.total.net_amount());
     v["net_fee"] = json!(r.total.net_fee());
     Ok(Json(v))

@@ -179,8 +179,8 @@ async fn bulk_cards(State(s): S, caller: Caller, ApiJson(r): ApiJson<BulkCardsRe
                 admin::check_opening_balance(balance)?;
                 if balance > 0 {
                     let receipt = format!("bulk:{}", c.no.get());
-                    change =
-                        change.transfer(admin::post_deposit(tx, c.no, balance, &receipt, now)?.1);
+                    change = change
+                        .transfer(admin::post_opening_balance(tx, c.no, balance, &receipt, now)?.1);
                 }
                 let no = c.no.get();
                 range = Some(match range {

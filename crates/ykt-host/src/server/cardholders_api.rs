@@ -184,7 +184,7 @@ async fn set_status(
     shown(&h, &caller)
 }
 
-fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
+pub(crate) fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -147,14 +147,21 @@ async fn approval(State(s): S, ApiPath(id): ApiPath<i64>) -> ApiResult {
 }
 
 /// Performs an approved request as its requester did it: the deposit names the requester
-/// (who took the money) and is tallied in their shift.
+/// (who took the money) and is tallied in their shift; a subsidy batch becomes approved.
 fn run(
     tx: &mut Tx<'_>,
     a: &Approval,
-    client: &str,
+    approver: &Actor,
     now: chrono::NaiveDateTime,
 ) -> crate::Result<Change> {
+    let client = approver.client.as_str();
     match a.operation {
+        Operation::SubsidyBatch => {
+            let by = approver
+                .operator
+                .ok_or_else(|| HostError::Invalid("only an operator approves".into()))?;
+            crate::domain::subsidies::approved(tx, a, by, now)
+        }
         Operation::Deposit => {
             let p = &a.payload;
             let bad = || HostError::Corrupt(format!("approval {} payload {p}", a.id));
@@ -196,9 +203,9 @@ async fn approve(State(s): S, caller: Caller, ApiPath(id): ApiPath<i64>) -> ApiR
     let now = s.config.clock.now();
     let actor = caller.actor.clone();
     let a = jobs::execute(&s.store, move |tx| {
-        let client = actor.client.clone();
+        let approver = actor.clone();
         approvals::decide(tx, &actor, id, Decision::Approve, now, |tx, a| {
-            run(tx, a, &client, now)
+            run(tx, a, &approver, now)
         })
     })
     .await?;

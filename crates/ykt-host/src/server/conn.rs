@@ -73,6 +73,8 @@ fn msg_name(t: u8) -> &'static str {
         Some(MsgType::BlacklistDelta) => "blacklist_delta",
         Some(MsgType::BlacklistBulk) => "blacklist_bulk",
         Some(MsgType::Params) => "params",
+        Some(MsgType::LoadAuth) => "load",
+        Some(MsgType::Waiting) => "waiting",
         Some(_) => "host_request",
         None => "unknown",
     }

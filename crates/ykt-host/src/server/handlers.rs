@@ -12,7 +12,7 @@ use ykt_proto::{
     ReturnCode, Segment, UploadRequest, UploadResponse,
 };
 
-use super::{Shared, jobs, metrics};
+use super::{Shared, jobs, loads, metrics};
 use crate::domain::checks::{self, Origin};
 use crate::domain::{blacklist, records};
 use crate::error::{HostError, Result};
@@ -38,6 +38,10 @@ pub(crate) async fn handle(
             Message::BlacklistBulkResponse(blacklist_bulk(&shared, r).await)
         }
         Message::ParamsRequest(r) => Message::ParamsResponse(params(&shared, device, r).await),
+        Message::LoadRequest(r) => Message::LoadResponse(loads::load(&shared, device, r).await),
+        Message::WaitingRequest(r) => {
+            Message::WaitingResponse(loads::waiting(&shared, device, r).await)
+        }
         _ => return None,
     })
 }
@@ -190,7 +194,7 @@ async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> Upload
     let order: Vec<_> = r
         .records
         .iter()
-        .map(|rec| (rec.serial, uploadable(rec)))
+        .map(|rec| (rec.serial, uploadable(rec), rec.kind.is_load()))
         .collect();
     let mine: Vec<Record> = r.records.into_iter().filter(uploadable).collect();
     let tac = shared.store.tac_verifier();
@@ -222,14 +226,14 @@ async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> Upload
                 info: InfoCode::NONE,
                 results: order
                     .into_iter()
-                    .map(|(serial, _)| RecordResult { serial, code })
+                    .map(|(serial, _, _)| RecordResult { serial, code })
                     .collect(),
             };
         }
     };
     let mut results = Vec::with_capacity(order.len());
     let mut info = InfoCode::NONE;
-    for (serial, is_mine) in order {
+    for (serial, is_mine, is_load) in order {
         let outcome = if is_mine { outcomes.next() } else { None };
         let code = match outcome {
             // Another device's record, or (never: one outcome per item) a missing outcome.
@@ -241,8 +245,14 @@ async fn upload(shared: &Shared, device: PhysicalId, r: UploadRequest) -> Upload
                 }
                 ReturnCode::SUCCESS
             }
-            // R-B3: refused for good, held in the exception queue.
-            Some(Ok(records::Uploaded::Held(code))) => code,
+            // R-B3: refused for good, held in the exception queue. A load the host never
+            // authorised: information code 9 (docs/loads.md).
+            Some(Ok(records::Uploaded::Held(code))) => {
+                if is_load && code == ReturnCode::RECORD_NOT_FOUND {
+                    info = InfoCode::TOP_UP_RECORD_NOT_FOUND;
+                }
+                code
+            }
             Some(Err(e)) => {
                 log_refusal(device, "upload", &e);
                 e.return_code()

@@ -23,6 +23,7 @@ pub(crate) fn api() -> (Router<Arc<Shared>>, AccessTable) {
         .merge(super::bulk::routes())
         .merge(super::operators_api::routes())
         .merge(super::cardholders_api::routes())
+        .merge(super::subsidies_api::routes())
         .finish()
 }
 

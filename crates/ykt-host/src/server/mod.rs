@@ -20,12 +20,15 @@ mod exceptions;
 mod handlers;
 mod http;
 mod jobs;
+mod loads;
+mod loads_api;
 mod metrics;
 mod operators_api;
 mod params_api;
 mod registry;
 mod routes;
 mod signin_gate;
+mod subsidies_api;
 mod tls;
 
 use std::net::SocketAddr;

@@ -49,7 +49,17 @@ pub fn money_limits_in_the_domain(f: &Fixture) {
             )
         })
         .unwrap();
-    assert_eq!(full.balance, MAX);
+    // R-B4: a deposit waits for the card; the balance it would give counts against the limit.
+    assert_eq!((full.balance, full.waiting), (10_000, MAX - 10_000));
+    let r = s.execute(move |tx| {
+        let actor = ykt_host::domain::journal::Actor::system("test");
+        let payer = admin::Payer::system(&actor);
+        admin::deposit(tx, payer, no, 1, "over", now())
+    });
+    assert!(
+        is_invalid(&r),
+        "deposit beyond the limit once picked up: {r:?}"
+    );
     for b in [i64::MIN, -5_000, -1, MAX + 1, i64::MAX] {
         assert!(is_invalid(&admin::check_opening_balance(b)), "{b}");
         let r = s.execute(move |tx| {
@@ -66,7 +76,7 @@ pub fn money_limits_in_the_domain(f: &Fixture) {
         assert!(is_invalid(&r), "opening balance {b}: {r:?}");
     }
     for amount in [i64::MIN, 0, MAX + 1, i64::MAX] {
-        let r = s.execute(move |tx| admin::add_subsidy(tx, no, amount, 1));
+        let r = s.execute(move |tx| admin::add_subsidy(tx, no, amount, 1, now()));
         assert!(is_invalid(&r), "subsidy {amount}: {r:?}");
     }
     for (i, limit) in [i64::MIN, -1, MAX + 1, i64::MAX].into_iter().enumerate() {

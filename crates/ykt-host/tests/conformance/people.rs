@@ -15,7 +15,7 @@ fn hash(p: &str) -> String {
     format!("test-hash:{p}")
 }
 
-fn admin_actor(s: &Store) -> Actor {
+pub fn admin_actor(s: &Store) -> Actor {
     let a = s
         .execute(|tx| operators::bootstrap(tx, &hash("initial"), now()))
         .unwrap();
@@ -28,7 +28,7 @@ fn admin_actor(s: &Store) -> Actor {
     Actor::operator(a.id, &a.login, Some(Role::Admin), "127.0.0.1")
 }
 
-fn add(s: &Store, actor: &Actor, login: &str, roles: &[Role]) -> repo_people::Operator {
+pub fn add(s: &Store, actor: &Actor, login: &str, roles: &[Role]) -> repo_people::Operator {
     let n = NewOperator {
         login: login.into(),
         name: format!("{login} 老师"),

@@ -666,7 +666,7 @@ pub fn info_codes_from_state(f: &Fixture) {
     let out = debit(s, &c, purchase(c.no, 2, 1, 2_900, 2_000)).unwrap();
     assert_eq!(out.info(), InfoCode::BALANCE_LOW);
     let no = c.no;
-    s.execute(move |tx| admin::add_subsidy(tx, no, 5_000, 1))
+    s.execute(move |tx| admin::add_subsidy(tx, no, 5_000, 1, now()))
         .unwrap();
     let out = debit(s, &c, purchase(c.no, 3, 2, 900, 10)).unwrap();
     assert_eq!(

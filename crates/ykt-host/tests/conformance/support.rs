@@ -36,8 +36,35 @@ pub fn config(backend: Backend) -> StoreConfig {
     // Few connections per store: tests run in parallel against one server.
     c.writers = 2;
     c.readers = 1;
-    c.tac = Some(std::sync::Arc::new(|r: &Record| r.tac == expected_tac(r)));
+    c.tac = Some(std::sync::Arc::new(TestKeys));
     c
+}
+
+/// The test's stand-in for the key file: purchase TACs by [`expected_tac`], load MACs and
+/// TACs by [`test_load_mac`] (any function of the load's content proves the hooks are
+/// called and a wrong MAC or TAC is refused).
+pub struct TestKeys;
+
+/// The MAC of a CPU load: `part` 1 = MAC1 (the card's), 2 = MAC2 (the host's), 3 = the TAC.
+pub fn test_load_mac(l: &domain::records::CpuLoad, part: u32) -> u32 {
+    (l.card_no.get() ^ (l.amount as u32) ^ u32::from(l.online_seq) ^ (l.balance_before as u32))
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(part)
+}
+
+impl TacVerifier for TestKeys {
+    fn verify(&self, r: &Record) -> bool {
+        r.tac == expected_tac(r)
+    }
+
+    fn load_mac2(&self, l: &domain::records::CpuLoad) -> Option<[u8; 4]> {
+        (u32::from_be_bytes(l.mac1) == test_load_mac(l, 1))
+            .then(|| test_load_mac(l, 2).to_be_bytes())
+    }
+
+    fn verify_load_tac(&self, l: &domain::records::CpuLoad, tac: u32) -> bool {
+        tac == test_load_mac(l, 3)
+    }
 }
 
 /// The test's stand-in for the card crate's TAC: any function of the record's content works
@@ -188,18 +215,11 @@ pub fn card(store: &Store, balance: i64) -> Card {
                     counter: 0,
                 },
             )?;
-            if balance > 0 {
-                admin::deposit(
-                    tx,
-                    admin::Payer::system(&ykt_host::domain::journal::Actor::system("test")),
-                    c.no,
-                    balance,
-                    &format!("issue-{}", c.no.get()),
-                    now(),
-                )
-            } else {
-                Ok(c)
-            }
+            // The opening balance, written on the card at issue (a deposit would wait).
+            let receipt = format!("issue-{}", c.no.get());
+            let actor = ykt_host::domain::journal::Actor::system("test");
+            let payer = admin::Payer::system(&actor);
+            admin::pay_opening_balance(tx, payer, c, balance, &receipt, now())
         })
         .unwrap()
 }

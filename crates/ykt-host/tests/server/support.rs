@@ -103,10 +103,11 @@ fn seed(store: &Store) -> Vec<CardNo> {
                         counter: 0,
                     },
                 )?;
-                admin::deposit(
+                // The opening balance, written on the card at issue.
+                admin::pay_opening_balance(
                     tx,
                     admin::Payer::system(&ykt_host::domain::journal::Actor::system("test")),
-                    c.no,
+                    c.clone(),
                     10_000,
                     &format!("open:{i}"),
                     now,

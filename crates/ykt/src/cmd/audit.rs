@@ -55,6 +55,10 @@ pub fn print(r: &AuditReport) -> bool {
             "deposits without their operator-journal entry (or the reverse)",
             r.journal_mismatches.len(),
         ),
+        (
+            "subsidy lines or batches differing from their waiting loads",
+            r.subsidy_mismatches.len(),
+        ),
     ];
     for (what, n) in problems {
         if n > 0 {

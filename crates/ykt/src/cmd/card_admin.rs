@@ -1,4 +1,4 @@
-//! `ykt card issue|lose|found|freeze|unfreeze|cancel|info|list`: the card office, through the
+//! `ykt card issue|lose|found|freeze|unfreeze|cancel|info|waiting|list`: the card office, through the
 //! admin API. `issue` opens the account with its opening balance, then writes the card image
 //! (MF1 dump or CPU card file) for the number the system gave (R-T2.1).
 
@@ -31,8 +31,11 @@ pub enum Args {
     Cancel(Target),
     /// The system's view of a card: status, balance mirror, counter, blacklist state.
     Info(Target),
-    /// A card-office deposit onto the card's account, tallied in your shift (R-B1); at or
-    /// above the approval threshold it waits for a second operator.
+    /// What waits for the card (deposits, subsidies) and its loads (top-ups, pick-ups).
+    Waiting(Target),
+    /// A card-office deposit, tallied in your shift (R-B1): it waits for the card until a POS
+    /// picks it up (docs/loads.md); at or above the approval threshold it waits for a second
+    /// operator first.
     Deposit {
         card_no: u32,
         /// Fen.
@@ -121,9 +124,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     cell(a, "id")
                 ),
                 None => println!(
-                    "card {} balance {} 元",
+                    "card {} balance {} 元, waiting for pick-up {} 元",
                     cell(r, "card_no"),
-                    yuan(r, "balance")
+                    yuan(r, "balance"),
+                    yuan(r, "waiting")
                 ),
             })
         }
@@ -136,6 +140,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let api = Api::new(&t.api)?;
             let c = api.get(&format!("/cards/{}", t.card_no))?;
             api.print(&c, show)
+        }
+        Args::Waiting(t) => {
+            let api = Api::new(&t.api)?;
+            let w = api.get(&format!("/cards/{}/waiting", t.card_no))?;
+            api.print(&w, show_waiting)
         }
         Args::List { after, limit, api } => {
             let api = Api::new(&api)?;
@@ -204,6 +213,51 @@ fn show(c: &Value) {
             cell(c, "blacklist_version")
         );
     }
+}
+
+fn show_waiting(w: &Value) {
+    println!(
+        "待领 (waiting): {} 元  补助序号 (subsidy sequence): {}  未确认 (pending loads): {}",
+        yuan(w, "waiting"),
+        cell(w, "subsidy_seq"),
+        cell(w, "loads_pending")
+    );
+    let rows: Vec<Vec<String>> = items(&w["waiting_loads"])
+        .iter()
+        .map(|l| {
+            let claim = &l["load"];
+            let by = if claim.is_null() {
+                String::new()
+            } else {
+                format!("{}/{}", cell(claim, "device"), cell(claim, "serial"))
+            };
+            vec![
+                cell(l, "id"),
+                yuan(l, "amount"),
+                cell(l, "source"),
+                cell(l, "batch"),
+                cell(l, "state"),
+                by,
+            ]
+        })
+        .collect();
+    let h = ["id", "amount (元)", "source", "batch", "state", "load"];
+    print!("{}", table(&h, &rows));
+    let rows: Vec<Vec<String>> = items(&w["loads"])
+        .iter()
+        .map(|l| {
+            vec![
+                format!("{}/{}", cell(l, "device"), cell(l, "serial")),
+                cell(l, "purpose"),
+                yuan(l, "amount"),
+                cell(l, "counter_before"),
+                cell(l, "state"),
+                cell(l, "time"),
+            ]
+        })
+        .collect();
+    let h = ["load", "purpose", "amount (元)", "counter", "state", "time"];
+    print!("{}", table(&h, &rows));
 }
 
 fn action(t: Target, what: &str) -> anyhow::Result<()> {

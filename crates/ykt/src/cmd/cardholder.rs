@@ -3,12 +3,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::{Value, json};
 
-use super::client::{Api, ApiArgs, cell, items, table};
-
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+use super::client::{Api, ApiArgs, cell, encode, items, read_sheet, table};
 
 #[derive(clap::Subcommand)]
 pub enum Args {
@@ -71,16 +69,6 @@ pub enum Args {
     },
 }
 
-/// Percent-encodes a query value (names are Chinese).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn row(h: &Value) -> Vec<String> {
     [
         "number",
@@ -139,13 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Args::Import { file, api } => {
             let api = Api::new(&api)?;
-            let media = match file.extension().and_then(|e| e.to_str()) {
-                Some(e) if e.eq_ignore_ascii_case("csv") => "text/csv",
-                Some(e) if e.eq_ignore_ascii_case("xlsx") => XLSX,
-                _ => bail!("{}: the file must end in .csv or .xlsx", file.display()),
-            };
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let (media, bytes) = read_sheet(&file)?;
             let r = api.post_raw("/cardholders/import", media, &bytes)?;
             api.print(&r, |r| {
                 println!(

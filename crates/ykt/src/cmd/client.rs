@@ -333,6 +333,30 @@ pub fn yuan(v: &Value, key: &str) -> String {
     }
 }
 
+/// Percent-encodes a query value (names are Chinese).
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// An import file (.csv or .xlsx) as its media type and bytes, sent as it is: the server
+/// validates every line.
+pub fn read_sheet(file: &Path) -> anyhow::Result<(&'static str, Vec<u8>)> {
+    let media = match file.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("csv") => "text/csv",
+        Some(e) if e.eq_ignore_ascii_case("xlsx") => XLSX,
+        _ => anyhow::bail!("{}: the file must end in .csv or .xlsx", file.display()),
+    };
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok((media, bytes))
+}
+
 pub fn items(v: &Value) -> &[Value] {
     v.as_array().map(Vec::as_slice).unwrap_or(&[])
 }

@@ -20,3 +20,4 @@ pub mod operator;
 pub mod pos;
 pub mod report;
 pub mod serve;
+pub mod subsidy;

@@ -1,11 +1,13 @@
 //! `ykt report daily [--date YYYY-MM-DD]`: per merchant, per device, per accounting subject
 //! (科目, R-F4.14) and per item code, the day's debits, fees and reversals (cancellations
-//! R-P5.5 and 冲正), from the host's records.
+//! R-P5.5 and 冲正), from the host's records, and the day's subsidy money; `ykt report
+//! subsidies`: per subsidy batch (R-B5).
 
 use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::client::{Api, ApiArgs, cell, items, table, yuan};
+use super::subsidy;
 
 #[derive(clap::Subcommand)]
 pub enum Args {
@@ -14,6 +16,16 @@ pub enum Args {
         /// The day, YYYY-MM-DD (the terminals' local calendar).
         #[arg(long)]
         date: Option<NaiveDate>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Subsidy batches (R-B5): per batch, issued, picked up, waiting, revoked, expired.
+    Subsidies {
+        /// Only batches in this state: imported, checked, approved, issued, closed.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -127,7 +139,28 @@ fn print_report(r: &Value) {
             Some(_) => row(cell(l, "item_code"), l),
         })
         .collect();
-    print!("{}", table(&head, &rows));
+    println!("{}", table(&head, &rows));
+    let sub = &r["subsidies"];
+    let sum = |k: &str| format!("{} / {}", cell(&sub[k], "count"), yuan(&sub[k], "amount"));
+    print!(
+        "{}",
+        table(
+            &[
+                "subsidies",
+                "issued (n / 元)",
+                "picked up",
+                "revoked",
+                "expired"
+            ],
+            &[vec![
+                "total".into(),
+                sum("issued"),
+                sum("picked_up"),
+                sum("revoked"),
+                sum("expired"),
+            ]]
+        )
+    );
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -140,6 +173,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             let r = api.get(&path)?;
             api.print(&r, print_report)
+        }
+        Args::Subsidies { state, limit, api } => {
+            let api = Api::new(&api)?;
+            let mut path = format!("/reports/subsidies?limit={limit}");
+            if let Some(s) = state {
+                path.push_str(&format!("&state={}", super::client::encode(&s)));
+            }
+            let r = api.get(&path)?;
+            api.print(&r, |r| {
+                let mut rows: Vec<Vec<String>> = items(&r["batches"])
+                    .iter()
+                    .map(|b| subsidy::report_row(cell(b, "no"), b))
+                    .collect();
+                rows.push(subsidy::report_row("total".into(), &r["total"]));
+                print!("{}", table(&subsidy::REPORT_HEADERS, &rows));
+            })
         }
         Args::Cash {
             operator,

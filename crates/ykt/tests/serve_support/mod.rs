@@ -389,3 +389,48 @@ impl Terminal {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// `ykt <args> --data DATA` as the operator whose `ykt login` lives in `who`, with `stdin`.
+pub fn as_op(s: &Serve, who: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = ykt()
+        .env("YKT_CONFIG_DIR", who)
+        .args(args)
+        .arg("--data")
+        .arg(s.data())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+pub fn json(o: Output) -> Value {
+    serde_json::from_str(&ok(o)).unwrap()
+}
+
+pub fn login(s: &Serve, who: &Path, user: &str, initial: &str, new: &str) {
+    let out = ok(as_op(
+        s,
+        who,
+        &["login", "--user", user, "--password-stdin"],
+        &format!("{initial}\n{new}\n"),
+    ));
+    assert!(out.contains(&format!("as {user}")), "{out}");
+}

@@ -123,12 +123,14 @@ pub fn seed(
                     },
                 )?;
                 let balance = 5_000 + 1_000 * i as Fen;
-                admin::deposit(
+                let receipt = format!("demo:{}", c.no.get());
+                // The opening balance: written on the card at issue (a deposit would wait).
+                let c = admin::pay_opening_balance(
                     tx,
                     admin::Payer::system(&ykt_host::domain::journal::Actor::system("demo")),
-                    c.no,
+                    c,
                     balance,
-                    &format!("demo:{}", c.no.get()),
+                    &receipt,
                     now,
                 )?;
                 cards.push((c.no, display, balance));

@@ -7,8 +7,11 @@
 use ykt_card::cpu::apdu::{bcd_date, bcd_time};
 use ykt_card::cpu::app::serial_for;
 use ykt_card::cpu::crypto::tx_type;
-use ykt_card::cpu::psam::{PurchaseFacts, verify_purchase_tac};
+use ykt_card::cpu::psam::{
+    LoadInit, PurchaseFacts, host_load_mac2, verify_load_tac, verify_purchase_tac,
+};
 use ykt_card::keys::SystemKeys;
+use ykt_host::domain::records::CpuLoad;
 use ykt_proto::{PhysicalId, Record, RecordKind};
 
 /// The 6-byte PSAM terminal ID of a device.
@@ -44,9 +47,36 @@ pub fn purchase_facts(r: &Record) -> Option<PurchaseFacts> {
 /// `ykt_host::TacVerifier` over the system keys.
 pub struct KeyFileTac(pub SystemKeys);
 
+/// The INITIALIZE FOR LOAD answer a load's MAC2 and TAC cover (a purse load, 圈存 to the
+/// electronic purse); `None` when an amount leaves the purse's 32 bits.
+pub fn load_init(l: &CpuLoad) -> Option<LoadInit> {
+    Some(LoadInit {
+        serial: serial_for(l.card_no),
+        balance: u32::try_from(l.balance_before).ok()?,
+        online_seq: l.online_seq,
+        random: l.random,
+        mac1: l.mac1,
+        amount: u32::try_from(l.amount).ok()?,
+        ty: tx_type::LOAD_EP,
+        term_id: l.terminal_id,
+    })
+}
+
 impl ykt_host::TacVerifier for KeyFileTac {
     fn verify(&self, r: &Record) -> bool {
         purchase_facts(r).is_some_and(|f| verify_purchase_tac(&self.0, &f, &r.tac.to_be_bytes()))
+    }
+
+    fn load_mac2(&self, l: &CpuLoad) -> Option<[u8; 4]> {
+        let init = load_init(l)?;
+        host_load_mac2(&self.0, &init, &bcd_date(l.time), &bcd_time(l.time))
+    }
+
+    fn verify_load_tac(&self, l: &CpuLoad, tac: u32) -> bool {
+        load_init(l).is_some_and(|init| {
+            let (date, time) = (bcd_date(l.time), bcd_time(l.time));
+            verify_load_tac(&self.0, &init, &date, &time, &tac.to_be_bytes())
+        })
     }
 }
 
@@ -111,6 +141,63 @@ mod tests {
 
     fn keys() -> SystemKeys {
         SystemKeys::from_material(1, &[0x5A; 112])
+    }
+
+    // R-B4: a real load (圈存) on a simulated CPU card: the host's MAC2 from the key file is
+    // accepted by the card, the card's TAC over the load verifies, a forged MAC1 gets no MAC2.
+    #[test]
+    fn load_mac2_and_tac_from_the_key_file() {
+        let keys = keys();
+        let v = KeyFileTac(keys.clone());
+        let no = CardNo::new(42).unwrap();
+        let expiry = NaiveDate::from_ymd_opt(2030, 7, 31).unwrap();
+        let card = issue_cpu(
+            &keys,
+            [1, 2, 3, 4],
+            no,
+            DisplayNo::new(2_026_000_042).unwrap(),
+            1,
+            expiry,
+            500,
+            "123456",
+            7,
+        )
+        .unwrap();
+        let mut reader = SimulatedReader::new(1);
+        reader.place(SimCard::Cpu(card));
+        let read = CpuApp::read(&mut reader).unwrap();
+        let time = NaiveDate::from_ymd_opt(2026, 3, 2)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        let mut seen = None;
+        let tac = CpuApp::load(
+            &mut reader,
+            &read,
+            terminal_id(DEVICE),
+            2_000,
+            time,
+            |init, _, _| {
+                let l = CpuLoad {
+                    card_no: no,
+                    balance_before: i64::from(init.balance),
+                    amount: i64::from(init.amount),
+                    online_seq: init.online_seq,
+                    random: init.random,
+                    mac1: init.mac1,
+                    terminal_id: init.term_id,
+                    time,
+                };
+                seen = Some(l);
+                assert!(v.load_mac2(&CpuLoad { mac1: [0; 4], ..l }).is_none());
+                v.load_mac2(&l)
+            },
+        )
+        .unwrap();
+        assert_eq!(CpuApp::read(&mut reader).unwrap().balance, 2_500);
+        let l = seen.unwrap();
+        assert!(v.verify_load_tac(&l, u32::from_be_bytes(tac)));
+        assert!(!v.verify_load_tac(&CpuLoad { amount: 2_001, ..l }, u32::from_be_bytes(tac)));
     }
 
     #[test]
