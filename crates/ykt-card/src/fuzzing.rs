@@ -17,7 +17,7 @@ use crate::{SimCard, SimulatedReader};
 const OPENING_BALANCE: i64 = 10_000;
 
 /// Fixed keys, so fuzzed patches land on a card the reader can authenticate to.
-fn fuzz_keys() -> SystemKeys {
+pub(crate) fn fuzz_keys() -> SystemKeys {
     let mut material = [0u8; 112];
     for (i, b) in material.iter_mut().enumerate() {
         *b = (i as u8).wrapping_mul(37).wrapping_add(11);

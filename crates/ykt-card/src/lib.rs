@@ -18,6 +18,7 @@ pub mod cpu;
 pub mod crypto;
 pub mod error;
 pub mod fuzzing;
+pub mod fuzzing_cpu;
 pub mod keys;
 pub mod mf1;
 pub mod reader;

@@ -146,11 +146,65 @@ proptest! {
         ykt_card::fuzzing::keys_file(text.as_bytes());
     }
 
+    // issue 18: the fuzz target `cpu_transaction` on stable — any bytes as a session.
+    #[test]
+    fn cpu_transaction_entry_point(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+        ykt_card::fuzzing_cpu::cpu_transaction(&data);
+    }
+
+    // issue 18: sessions of purchases, loads and faults only (no raw commands), so every
+    // step's money is checked (R-F4.2, R-B4).
+    #[test]
+    fn cpu_sessions_of_money_and_faults(ops in proptest::collection::vec(
+        prop_oneof![
+            (0u16..20_000).prop_map(|a| vec![2, (a >> 8) as u8, a as u8]),
+            (0u16..20_000).prop_map(|a| vec![3, (a >> 8) as u8, a as u8]),
+            any::<[u8; 5]>().prop_map(|m| vec![4, m[0], m[1], m[2], m[3], m[4]]),
+            (0u8..5, 0u8..8).prop_map(|(f, at)| vec![6, f, at]),
+            Just(vec![0]),
+            Just(vec![7]),
+        ], 0..30)) {
+        ykt_card::fuzzing_cpu::cpu_transaction(&ops.concat());
+    }
+
     #[test]
     fn patched_blocks_never_create_money(block in 0u8..64, bytes: [u8; 16]) {
         let mut data = vec![2, block];
         data.extend_from_slice(&bytes);
         ykt_card::fuzzing::card_image(&data);
+    }
+}
+
+// issue 18: the CPU session's bookkeeping follows the card: a purchase of 1.00 元, a
+// top-up of 0.50 元, a purchase beyond the balance refused, a forged load refused.
+#[test]
+fn cpu_session_books_follow_the_card() {
+    let ops = [2, 0, 100, 3, 0, 50, 2, 0xFF, 0xFF, 4, 1, 2, 3, 4, 9, 0];
+    assert_eq!(
+        ykt_card::fuzzing_cpu::cpu_transaction(&ops),
+        10_000 - 100 + 50
+    );
+    // A fault during the purchase's DEBIT: the proof decides, the books still follow.
+    let torn = [6, 2, 4, 2, 0, 100, 0];
+    let left = ykt_card::fuzzing_cpu::cpu_transaction(&torn);
+    assert!(left == 10_000 || left == 9_900, "{left}");
+}
+
+// issue 18: the seeds of `card_image` (an issued MF1 dump, an issued CPU image, a patch)
+// and `cpu_transaction` run clean on stable; the dump and the image parse.
+#[test]
+fn card_seeds_run_clean() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds");
+    let mf1 = std::fs::read(format!("{dir}/card_image/issued-mf1")).unwrap();
+    assert!(ykt_card::mf1::Mf1Card::from_dump(&mf1[1..]).is_ok());
+    let cpu = std::fs::read(format!("{dir}/card_image/issued-cpu")).unwrap();
+    assert!(ykt_card::cpu::CpuCard::from_image(std::str::from_utf8(&cpu[1..]).unwrap()).is_ok());
+    for name in ["issued-mf1", "issued-cpu", "patched-block4"] {
+        ykt_card::fuzzing::card_image(&std::fs::read(format!("{dir}/card_image/{name}")).unwrap());
+    }
+    for name in ["purchase-load-forged", "torn-purchase", "pin-raw"] {
+        let bytes = std::fs::read(format!("{dir}/cpu_transaction/{name}")).unwrap();
+        ykt_card::fuzzing_cpu::cpu_transaction(&bytes);
     }
 }
 

@@ -38,6 +38,7 @@ mod cache;
 pub mod domain;
 pub mod error;
 pub mod exception_rows;
+pub mod fuzzing;
 pub mod import;
 pub mod import_subsidies;
 pub mod ledger;

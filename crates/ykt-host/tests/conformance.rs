@@ -65,6 +65,7 @@ conformance!(
     config_change_seen_in_the_same_batch,
     subjects_on_records_and_in_report,
     refused_debits_are_held,
+    debits_beyond_the_account_are_held,
     records_without_money_are_not_held,
     exceptions_resolved,
     audit_covers_exceptions,

@@ -179,6 +179,16 @@ pub fn balances(record: &Record, credit: bool) -> Result<()> {
     Ok(())
 }
 
+/// A record whose money already left the card (offline, collected) is booked only when the
+/// card's account covers it; otherwise the books would show a negative card (the audit's
+/// range check is the other half of this pair). 69: the record is held for an operator.
+pub fn account_covers(card: &Card, record: &Record) -> Result<()> {
+    if card.balance < total(record)? {
+        return refuse(ReturnCode::CARD_ACCOUNT_OVERDRAWN);
+    }
+    Ok(())
+}
+
 /// The fee by permission class, rounded half up to the fen (R-F4.13).
 /// `None` when the product overflows (no such amount passes [`amount`]).
 pub fn expected_fee(amount: Fen, rate_percent: u8) -> Option<Fen> {

@@ -449,11 +449,13 @@ pub fn upload_on(
     tac: Option<&dyn TacVerifier>,
     now: NaiveDateTime,
 ) -> Result<Uploaded> {
-    if !exceptions::moved_money(r) {
-        return store_upload(tx, origin, device, r, tac, now).map(Uploaded::Stored);
-    }
+    // A (device, serial) in the exception queue belongs to the record held there, whether or
+    // not this upload moved money: a repeat is answered as the first time, other content 30.
     if let Some(code) = exceptions::held_before(tx, r)? {
         return Ok(Uploaded::Held(code));
+    }
+    if !exceptions::moved_money(r) {
+        return store_upload(tx, origin, device, r, tac, now).map(Uploaded::Stored);
     }
     match store_upload(tx, origin, device, r, tac, now) {
         // Refusals write nothing; a record stored already (30, an online debit's TAC) is
@@ -553,6 +555,7 @@ fn upload_debit(
     verify_tac(r, tac)?;
     topup::settle_by_record(tx, card, r, now)?;
     counter::check(tx, card, r)?;
+    checks::account_covers(card, r)?;
     let mirror_before = card.balance;
     book_debit(tx, card, r, subject, now)?;
     notices(tx, card, r, mirror_before, None, Notices::default())
@@ -763,6 +766,7 @@ fn upload_collected(
     }
     topup::settle_by_record(tx, &mut card, r, now)?;
     counter::check(tx, &card, r)?;
+    checks::account_covers(&card, r)?;
     let mirror_before = card.balance;
     book_debit(tx, &mut card, &stored, subject, now)?;
     repo::record_set_collected_by(tx.conn, r.device, r.serial, origin.device)?;

@@ -6,7 +6,7 @@ use ykt_host::domain::{admin, records};
 use ykt_host::exception_rows::Filter;
 use ykt_host::ledger::{FUNDING_ACCOUNT, SUSPENSE_ACCOUNT, Transfer, record_transfer_id};
 use ykt_host::*;
-use ykt_proto::{CardNo, CardType, Record, RecordStatus, ReturnCode};
+use ykt_proto::{CardNo, CardType, Record, RecordKind, RecordStatus, ReturnCode};
 
 use super::suite::as_collected;
 use super::support::*;
@@ -92,6 +92,32 @@ fn every_kind_held(s: &Store) -> (Card, Vec<(Record, u8)>) {
 // the exception queue with its code and reason, in the answer's transaction; the terminal
 // gets the final code it always got, again on a re-upload; different content under the same
 // (device, serial) is 30. Nothing is booked; the audit is clean.
+/// Issue 18 (found by the fuzz target host_booking): an offline record, or one collected from
+/// the card, that takes more than the card's account holds is held with 69 (卡账户已透支),
+/// never booked to a negative account; the books stay clean.
+pub fn debits_beyond_the_account_are_held(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let c = card(s, 1_000);
+    // The card says it had 50.00; the books say 10.00.
+    let r = offline(c.no, 40, 0, 5_000, 2_000);
+    assert_eq!(
+        raw_upload(s, r.clone()).unwrap(),
+        Uploaded::Held(ReturnCode(69))
+    );
+    let collected = as_collected(&offline(c.no, 41, 1, 5_000, 1_500));
+    assert_eq!(
+        raw_upload(s, collected).unwrap(),
+        Uploaded::Held(ReturnCode(69))
+    );
+    assert_eq!(card_now(s, c.no).balance, 1_000);
+    // Within the account, the same kind of record books.
+    let ok = offline(c.no, 42, 2, 5_000, 400);
+    assert!(matches!(raw_upload(s, ok).unwrap(), Uploaded::Stored(_)));
+    assert_eq!(card_now(s, c.no).balance, 600);
+    assert!(s.read(|tx| ledger::audit(tx.conn)).unwrap().is_clean());
+}
+
 pub fn refused_debits_are_held(f: &Fixture) {
     let s = &f.store;
     world(s);
@@ -120,6 +146,14 @@ pub fn refused_debits_are_held(f: &Fixture) {
         other.amount += 1;
         other.balance_after -= 1;
         assert_eq!(refused(raw_upload(s, other)), 30);
+        // Issue 18 (found by the fuzz target host_booking): a record that moved no money
+        // under the held record's (device, serial) is 30 too, never booked beside it.
+        let mut no_money = r.clone();
+        no_money.kind = RecordKind::BlackCard;
+        no_money.status = RecordStatus::Written;
+        no_money.card_counter += 5;
+        assert_eq!(refused(raw_upload(s, no_money.clone())), 30);
+        assert!(!is_stored(s, &no_money));
     }
     assert_eq!(open_count(s), 6);
     let after = card_now(s, c.no);
