@@ -290,9 +290,20 @@ fn tshark_dissects_every_frame_as_sent() {
     assert_eq!(cols[4], [debit.amount.to_string()]);
     assert_eq!(cols[5], [debit.card_no.get().to_string()]);
     assert_eq!(cols[6], [test_vectors::record().serial.to_string()]);
-    assert_eq!(cols[7], [LOAD_AMOUNT.to_string()]);
-    assert_eq!(cols[8], [LOAD_AMOUNT.to_string()]);
-    assert_eq!(cols[9], [WAITING.to_string()]);
+    // The loads of the protocol's vectors (docs/protocol.md §9), then the test's own.
+    let amounts = |a: i64, b: i64| vec![a.to_string(), b.to_string()];
+    assert_eq!(
+        cols[7],
+        amounts(test_vectors::load_request().amount, LOAD_AMOUNT)
+    );
+    assert_eq!(
+        cols[8],
+        amounts(test_vectors::load_response().amount, LOAD_AMOUNT)
+    );
+    assert_eq!(
+        cols[9],
+        amounts(test_vectors::waiting_response().amount, WAITING)
+    );
     // Every response's code with its text: successes, the what-waits refusal, the error.
     assert!(cols[10].iter().any(|t| t == "交易成功"), "{:?}", cols[10]);
     assert!(
