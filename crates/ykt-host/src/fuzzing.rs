@@ -182,8 +182,8 @@ impl World {
                     let record = Record {
                         device,
                         serial,
-                        kind: KINDS[usize::from(b()) % KINDS.len()],
-                        status: STATUSES[usize::from(b()) % STATUSES.len()],
+                        kind: RecordKind::ALL[usize::from(b()) % RecordKind::ALL.len()],
+                        status: RecordStatus::ALL[usize::from(b()) % RecordStatus::ALL.len()],
                         online: b() % 2 == 0,
                         card_type: CardType::Mf1,
                         card_no: card,
@@ -276,26 +276,6 @@ impl Tally {
         }
     }
 }
-
-const KINDS: [RecordKind; 7] = [
-    RecordKind::Purchase,
-    RecordKind::Cancellation,
-    RecordKind::Reversal,
-    RecordKind::BlackCard,
-    RecordKind::Collected,
-    RecordKind::TopUp,
-    RecordKind::Subsidy,
-];
-
-const STATUSES: [RecordStatus; 7] = [
-    RecordStatus::Initiated,
-    RecordStatus::NotWritten,
-    RecordStatus::Success,
-    RecordStatus::Debited,
-    RecordStatus::Written,
-    RecordStatus::CardPulled,
-    RecordStatus::Failed,
-];
 
 const PURPOSES: [LoadPurpose; 3] = [
     LoadPurpose::TopUpCash,

@@ -107,6 +107,17 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
+    /// Every kind, in wire order (the wire value is the 1-based position).
+    pub const ALL: [RecordKind; 7] = [
+        RecordKind::Purchase,
+        RecordKind::Cancellation,
+        RecordKind::Reversal,
+        RecordKind::BlackCard,
+        RecordKind::Collected,
+        RecordKind::TopUp,
+        RecordKind::Subsidy,
+    ];
+
     /// Whether the record is a load: money put onto the card after a host authorisation.
     pub const fn is_load(self) -> bool {
         matches!(self, RecordKind::TopUp | RecordKind::Subsidy)
@@ -134,6 +145,17 @@ pub enum RecordStatus {
 }
 
 impl RecordStatus {
+    /// Every status, in wire order (the wire value is the 1-based position).
+    pub const ALL: [RecordStatus; 7] = [
+        RecordStatus::Initiated,
+        RecordStatus::NotWritten,
+        RecordStatus::Success,
+        RecordStatus::Debited,
+        RecordStatus::Written,
+        RecordStatus::CardPulled,
+        RecordStatus::Failed,
+    ];
+
     /// Whether the card was written for this record: money left it (a debit) or reached it
     /// (a reversal, a load).
     pub const fn card_debited(self) -> bool {

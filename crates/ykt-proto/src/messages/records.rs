@@ -31,27 +31,8 @@ pub(crate) fn card_type_from_wire(v: u8) -> Result<CardType, DecodeError> {
     }
 }
 
-const KINDS: [RecordKind; 7] = [
-    RecordKind::Purchase,
-    RecordKind::Cancellation,
-    RecordKind::Reversal,
-    RecordKind::BlackCard,
-    RecordKind::Collected,
-    RecordKind::TopUp,
-    RecordKind::Subsidy,
-];
-const STATUSES: [RecordStatus; 7] = [
-    RecordStatus::Initiated,
-    RecordStatus::NotWritten,
-    RecordStatus::Success,
-    RecordStatus::Debited,
-    RecordStatus::Written,
-    RecordStatus::CardPulled,
-    RecordStatus::Failed,
-];
-
 fn to_wire<T: PartialEq>(table: &[T], v: &T) -> u8 {
-    // Wire values are 1-based positions in the tables above.
+    // Wire values are 1-based positions in `RecordKind::ALL` / `RecordStatus::ALL`.
     table.iter().position(|t| t == v).map_or(0, |i| i as u8 + 1)
 }
 
@@ -83,8 +64,8 @@ pub fn read_record(bytes: &[u8]) -> Result<Record, DecodeError> {
 fn write_rec(w: &mut Writer<'_>, rec: &Record) -> Result<(), EncodeError> {
     w.bytes(&rec.device.0);
     w.u32(rec.serial);
-    w.u8(to_wire(&KINDS, &rec.kind));
-    w.u8(to_wire(&STATUSES, &rec.status));
+    w.u8(to_wire(&RecordKind::ALL, &rec.kind));
+    w.u8(to_wire(&RecordStatus::ALL, &rec.status));
     w.bool(rec.online);
     w.u8(card_type_to_wire(rec.card_type));
     w.u32(rec.card_no.get());
@@ -106,8 +87,8 @@ fn write_rec(w: &mut Writer<'_>, rec: &Record) -> Result<(), EncodeError> {
 fn read_rec(r: &mut Reader<'_>) -> Result<Record, DecodeError> {
     let device = PhysicalId(r.array()?);
     let serial = r.u32()?;
-    let kind = from_wire(&KINDS, "record_kind", r.u8()?)?;
-    let status = from_wire(&STATUSES, "record_status", r.u8()?)?;
+    let kind = from_wire(&RecordKind::ALL, "record_kind", r.u8()?)?;
+    let status = from_wire(&RecordStatus::ALL, "record_status", r.u8()?)?;
     let online = r.bool()?;
     let card_type = card_type_from_wire(r.u8()?)?;
     let card_no = read_card_no(r)?;
