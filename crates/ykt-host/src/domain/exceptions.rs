@@ -104,6 +104,15 @@ pub(crate) fn held_before(tx: &mut Tx<'_>, r: &Record) -> Result<Option<ReturnCo
     }
 }
 
+/// A new transaction (an online debit, a load authorisation) under a (device, serial) the
+/// queue holds: 30, the serial belongs to the held record (issue 18, found by `host_booking`).
+pub(crate) fn refuse_if_held(tx: &mut Tx<'_>, device: PhysicalId, serial: u32) -> Result<()> {
+    match exception_rows::get(tx.conn, device, serial)? {
+        Some(_) => refuse(ReturnCode::POS_SERIAL_DUPLICATE),
+        None => Ok(()),
+    }
+}
+
 /// Holds a refused record in the caller's transaction; the terminal gets `code`.
 pub(crate) fn hold(
     tx: &mut Tx<'_>,

@@ -153,6 +153,7 @@ pub fn authorize_on(
             refuse(ReturnCode::POS_SERIAL_DUPLICATE)
         };
     }
+    exceptions::refuse_if_held(tx, r.device, r.serial)?;
     checks::card_usable(&card, device, r.time)?;
     checks::fee(r, device, &card)?;
     checks::online_limits(r, device, &card)?;

@@ -177,6 +177,7 @@ pub fn authorize(
     if repo::record_get(tx.conn, dev, l.serial, false)?.is_some() {
         return refuse(ReturnCode::POS_SERIAL_DUPLICATE);
     }
+    super::exceptions::refuse_if_held(tx, dev, l.serial)?;
     checks::card_usable(&card, &device, l.time)?;
     if l.amount <= 0 || l.amount > MAX_CARD_BALANCE {
         return refuse(ReturnCode::AMOUNT_ERROR);

@@ -154,6 +154,10 @@ pub fn refused_debits_are_held(f: &Fixture) {
         no_money.card_counter += 5;
         assert_eq!(refused(raw_upload(s, no_money.clone())), 30);
         assert!(!is_stored(s, &no_money));
+        // Nor an online debit under it (host_booking again): 30, nothing booked.
+        let online = purchase(c.no, r.serial, before.counter_next, before.balance, 100);
+        assert_eq!(refused(debit(s, &c, online.clone())), 30);
+        assert!(!is_stored(s, &online));
     }
     assert_eq!(open_count(s), 6);
     let after = card_now(s, c.no);

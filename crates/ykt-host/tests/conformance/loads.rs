@@ -354,6 +354,8 @@ pub fn load_record_without_authorisation_is_held(f: &Fixture) {
         .unwrap();
     assert!(held.is_some());
     assert_eq!(card_now(s, c.no).balance, 0);
+    // Its serial belongs to the held record: a load authorisation under it is 30 (issue 18).
+    assert_eq!(refused(authorize(s, topup_origin(), l.clone())), 30);
     // The terminal gave up on 0x08 (no answer): its `Failed` record is kept, nothing moved.
     let l = request(LoadPurpose::TopUpCash, c.no, 10, 0, 0, 1_000);
     let r = load_record(TOPUP_DEVICE, &l, RecordStatus::Failed);
