@@ -154,6 +154,7 @@ pub fn authorize_on(
         };
     }
     checks::card_usable(&card, device, r.time)?;
+    checks::card_reconciled(tx, &card)?;
     checks::fee(r, device, &card)?;
     checks::online_limits(r, device, &card)?;
     checks::balances(r, false)?;

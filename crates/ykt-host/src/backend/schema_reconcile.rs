@@ -1,0 +1,34 @@
+//! V12: card-vs-account reconciliation (卡库不平, R-B10). One row per card a reconciliation
+//! run found out of agreement with its account, kept after it agrees again (`resolved_at`) so
+//! the card office sees what was found and when it was explained. The thresholds of the alarm
+//! are system parameters in `meta`.
+
+const V12: &str = "
+CREATE TABLE card_reconcile (
+    card_no {INT} PRIMARY KEY,
+    state TEXT NOT NULL,
+    card_balance {INT} NOT NULL,
+    book_balance {INT} NOT NULL,
+    difference {INT} NOT NULL,
+    missing {INT} NOT NULL,
+    last_counter {INT} NOT NULL,
+    last_device {INT} NOT NULL,
+    last_time {INT} NOT NULL,
+    since {INT} NOT NULL,
+    checked_at {INT} NOT NULL,
+    resolved_at {INT},
+    collect_count {INT} NOT NULL,
+    collect_sent_at {INT}
+);
+CREATE INDEX card_reconcile_state ON card_reconcile (state, since);
+INSERT INTO meta (name, value) VALUES
+    ('reconcile_alarm_days', 2), ('reconcile_alarm_fen', 10000);
+";
+
+pub fn sqlite_v12() -> String {
+    V12.replace("{INT}", "INTEGER")
+}
+
+pub fn postgres_v12() -> String {
+    V12.replace("{INT}", "BIGINT")
+}
