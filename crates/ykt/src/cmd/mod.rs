@@ -18,6 +18,7 @@ pub mod login;
 pub mod merchant;
 pub mod operator;
 pub mod pos;
+pub mod reconcile;
 pub mod report;
 pub mod serve;
 pub mod subsidy;
