@@ -39,6 +39,7 @@ macro_rules! conformance {
 conformance!(
     reconcile_classifies_each_kind,
     reconcile_alarm_after_days_or_amount,
+    pin_wrong_tries_lock_the_card,
     fep_lifecycle,
     device_lifecycle,
     merchant_codes,

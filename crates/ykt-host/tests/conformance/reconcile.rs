@@ -161,3 +161,57 @@ pub fn reconcile_alarm_after_days_or_amount(f: &Fixture) {
     }
     audit_clean(s);
 }
+
+// R-B10, codes 60 and 54: the host's copy of a card's PIN is an Argon2id hash; wrong tries
+// count, the last one allowed locks the card, a right one clears the count.
+pub fn pin_wrong_tries_lock_the_card(f: &Fixture) {
+    use ykt_host::domain::pin::{self, Tried};
+    use ykt_host::model::CardStatus;
+    let s = &f.store;
+    world(s);
+    let c = card(s, 10_000);
+    let no = c.no;
+    // No PIN on the host yet: a clear error, nothing counted.
+    assert!(matches!(
+        s.execute(move |tx| pin::count_try(tx, no, false)),
+        Err(HostError::Invalid(_))
+    ));
+    let h = ykt_host::secrets::hash_password("123456").unwrap();
+    assert!(!h.contains("123456"));
+    let stored = h.clone();
+    s.execute(move |tx| pin::set(tx, no, &stored, now())).unwrap();
+    let kept = s.read(move |tx| pin::hash_of(tx, no)).unwrap().unwrap();
+    assert!(ykt_host::secrets::verify_password("123456", &kept));
+    assert!(!ykt_host::secrets::verify_password("654321", &kept));
+    let try_pin = |right: bool| s.execute(move |tx| pin::count_try(tx, no, right)).unwrap();
+    // Default: 3 wrong tries in a row.
+    assert_eq!(try_pin(false), Tried::Wrong { left: 2 });
+    assert_eq!(try_pin(false).code().0, 60); // code 60
+    assert_eq!(try_pin(true), Tried::Right);
+    assert_eq!(try_pin(false), Tried::Wrong { left: 2 });
+    assert_eq!(try_pin(false), Tried::Wrong { left: 1 });
+    let last = try_pin(false);
+    assert_eq!((last, last.code().0), (Tried::Locked, 54)); // code 54
+    assert_eq!(card_now(s, no).status, CardStatus::Locked);
+    // Locked: an online debit gets 54 too.
+    assert_eq!(refused(debit(s, &c, purchase(no, 1, 0, 10_000, 100))), 54); // code 54
+    // The setting has limits.
+    for bad in [0, 11] {
+        assert!(matches!(
+            s.execute(move |tx| pin::set_max_failures(tx, bad)),
+            Err(HostError::Invalid(_))
+        ));
+    }
+    s.execute(|tx| pin::set_max_failures(tx, 5)).unwrap();
+    // A reset clears the count; the card stays locked until the card office unlocks it.
+    let stored = h.clone();
+    s.execute(move |tx| pin::set(tx, no, &stored, now())).unwrap();
+    assert_eq!(try_pin(false), Tried::Wrong { left: 4 });
+    assert_eq!(card_now(s, no).status, CardStatus::Locked);
+    // A hash that is not Argon2id is the host's own bug, never stored.
+    assert!(matches!(
+        s.execute(move |tx| pin::set(tx, no, "plain", now())),
+        Err(HostError::Invariant(_))
+    ));
+    audit_clean(s);
+}
