@@ -131,3 +131,50 @@ fn reconciliation_finds_a_missing_record_and_collection_fills_it() {
     let dir = s.stop();
     audit(&dir.path().join("data"), None);
 }
+
+/// `ykt card pin …` with the PINs on stdin.
+fn pin_cli(s: &Serve, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = serve_support::ykt()
+        .args(args)
+        .arg("--data")
+        .arg(s.data())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+// R-B10, codes 60 and 54: the card office resets a card's PIN, a change with a wrong old PIN
+// is refused with 60 until the last try allowed locks the card (54); the PIN never reaches
+// the journal.
+#[test]
+fn pin_reset_and_wrong_tries_lock_the_card() {
+    let s = Serve::start(None);
+    let ok = pin_cli(&s, &["card", "pin", "reset", "6"], "246810\n");
+    assert!(ok.status.success(), "{ok:?}");
+    let changed = pin_cli(&s, &["card", "pin", "change", "6"], "246810\n135790\n");
+    assert!(changed.status.success(), "{changed:?}");
+    for expect in ["60", "60", "54"] {
+        let o = pin_cli(&s, &["card", "pin", "change", "6"], "246810\n111111\n");
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(expect), "{expect}: {err}"); // codes 60, 60, 54
+    }
+    let card = s.cli_json(&["card", "info", "6"]);
+    assert_eq!(card["status"], "locked", "{card}");
+    let journal = s.cli(&["journal", "--json"]);
+    assert!(journal.contains("card.pin.change"), "{journal}");
+    assert!(!journal.contains("246810") && !journal.contains("135790"));
+    let dir = s.stop();
+    audit(&dir.path().join("data"), None);
+}
