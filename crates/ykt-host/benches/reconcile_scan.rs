@@ -61,7 +61,10 @@ fn main() {
             Ok(())
         })
         .unwrap();
-    println!("{cards} cards written in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "{cards} cards written in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     // A database in service has its statistics (autovacuum, SQLite's optimize).
     store.execute(|tx| tx.conn.exec("ANALYZE", &[])).unwrap();
 

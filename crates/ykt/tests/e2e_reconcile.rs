@@ -49,7 +49,10 @@ fn line(report: &Value, no: u32) -> Value {
 fn wait_for_order(pos: &mut Pos) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !pos.saw(&json!({"received":"collect"})) {
-        assert!(Instant::now() < deadline, "no collection order reached the POS");
+        assert!(
+            Instant::now() < deadline,
+            "no collection order reached the POS"
+        );
         std::thread::sleep(Duration::from_millis(100));
         pos.status();
     }

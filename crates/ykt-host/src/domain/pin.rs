@@ -50,7 +50,9 @@ pub fn set(tx: &mut Tx<'_>, no: CardNo, hash: &str, now: NaiveDateTime) -> Resul
         return Err(HostError::Invalid("the card is cancelled".into()));
     }
     if !hash.starts_with("$argon2id$") {
-        return Err(HostError::Invariant("a PIN hash that is not Argon2id".into()));
+        return Err(HostError::Invariant(
+            "a PIN hash that is not Argon2id".into(),
+        ));
     }
     let key = [no.get().into(), hash.into(), time_key(now).into()];
     let updated = tx.conn.exec(
@@ -71,7 +73,9 @@ pub fn set(tx: &mut Tx<'_>, no: CardNo, hash: &str, now: NaiveDateTime) -> Resul
 pub enum Tried {
     Right,
     /// Code 60, with the tries left before the card locks.
-    Wrong { left: u32 },
+    Wrong {
+        left: u32,
+    },
     /// Code 54: this wrong try was the last one allowed; the card is locked now.
     Locked,
 }

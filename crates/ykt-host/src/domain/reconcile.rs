@@ -299,7 +299,9 @@ pub fn scan(tx: &mut Tx<'_>) -> Result<Scan> {
     let pending = pending_sums(tx.conn, None)?;
     let mut candidates = BTreeSet::new();
     for r in tx.conn.query(
-        &format!("SELECT card_no FROM card_reconcile WHERE state <> 'agree' LIMIT {MAX_CANDIDATES}"),
+        &format!(
+            "SELECT card_no FROM card_reconcile WHERE state <> 'agree' LIMIT {MAX_CANDIDATES}"
+        ),
         &[],
     )? {
         if let Some(no) = u32::try_from(r.int(0)?).ok().and_then(CardNo::new) {
@@ -491,9 +493,7 @@ pub fn alarm_settings(tx: &mut Tx<'_>) -> Result<Alarm> {
 /// Sets the thresholds (1–3650 days, 1 fen – 24 bits).
 pub fn set_alarm(tx: &mut Tx<'_>, a: Alarm) -> Result<()> {
     if !(1..=MAX_ALARM_DAYS).contains(&a.days) {
-        return Err(HostError::Invalid(format!(
-            "days is 1 to {MAX_ALARM_DAYS}"
-        )));
+        return Err(HostError::Invalid(format!("days is 1 to {MAX_ALARM_DAYS}")));
     }
     if !(1..=super::checks::MAX_CARD_BALANCE).contains(&a.fen) {
         return Err(HostError::Invalid("fen is 1 to 16777215".into()));

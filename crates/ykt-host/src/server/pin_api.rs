@@ -25,7 +25,11 @@ type S = State<Arc<Shared>>;
 pub(crate) fn routes() -> Api {
     Api::new()
         .post("/cards/{no}/pin/reset", Access::Needs(P::CardWrite), reset)
-        .post("/cards/{no}/pin/change", Access::Needs(P::CardWrite), change)
+        .post(
+            "/cards/{no}/pin/change",
+            Access::Needs(P::CardWrite),
+            change,
+        )
         .put("/pin/settings", Access::Needs(P::Settings), settings)
 }
 
@@ -67,7 +71,10 @@ async fn reset(
     let now = s.config.clock.now();
     jobs::change(&s.store, &caller.actor, now, move |tx| {
         pin::set(tx, no, &h, now)?;
-        Ok(((), Change::new("card.pin.reset", format!("card:{}", no.get()))))
+        Ok((
+            (),
+            Change::new("card.pin.reset", format!("card:{}", no.get())),
+        ))
     })
     .await?;
     Ok(Json(json!({"card_no": no.get(), "pin": "reset"})))
@@ -101,7 +108,11 @@ async fn change(
     let right = tokio::task::spawn_blocking(move || secrets::verify_password(&old, &stored))
         .await
         .map_err(|_| ApiError(HostError::Closed))?;
-    let new_hash = if right { Some(hash(r.new).await?) } else { None };
+    let new_hash = if right {
+        Some(hash(r.new).await?)
+    } else {
+        None
+    };
     let now = s.config.clock.now();
     let tried = jobs::change(&s.store, &caller.actor, now, move |tx| {
         let tried = pin::count_try(tx, no, right)?;

@@ -124,8 +124,10 @@ async fn run(State(s): S, caller: Caller, ApiJson(_): ApiJson<RunReq>) -> ApiRes
         if ok {
             sent.push(*o);
         }
-        orders.push(json!({"device": o.device.to_string(), "card_no": o.card.get(),
-            "count": o.count, "sent": ok}));
+        orders.push(
+            json!({"device": o.device.to_string(), "card_no": o.card.get(),
+            "count": o.count, "sent": ok}),
+        );
     }
     if !sent.is_empty() {
         let marked = sent.clone();

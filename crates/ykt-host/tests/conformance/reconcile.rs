@@ -65,7 +65,13 @@ pub fn reconcile_classifies_each_kind(f: &Fixture) {
     assert!(st(unseen.no).is_none());
     let g = st(gap.no).unwrap();
     assert_eq!(
-        (g.state.as_str(), g.missing, g.difference, g.card_balance, g.book_balance),
+        (
+            g.state.as_str(),
+            g.missing,
+            g.difference,
+            g.card_balance,
+            g.book_balance
+        ),
         ("missing", 1, -200, 9_600, 9_800)
     );
     // R-F4.17: the device that last saw the card is asked for the card's records back to
@@ -126,7 +132,13 @@ pub fn reconcile_alarm_after_days_or_amount(f: &Fixture) {
     run(s, t0);
     // Defaults: 2 days, 100.00.
     let alarm = s.read(reconcile::alarm_settings).unwrap();
-    assert_eq!(alarm, Alarm { days: 2, fen: 10_000 });
+    assert_eq!(
+        alarm,
+        Alarm {
+            days: 2,
+            fen: 10_000
+        }
+    );
     assert_eq!(unexplained(s, t0), 1);
     let alarms = states(s, Show::Alarms, t0);
     assert_eq!(alarms.len(), 1);
@@ -139,8 +151,16 @@ pub fn reconcile_alarm_after_days_or_amount(f: &Fixture) {
     let later = t0 + TimeDelta::days(2);
     assert_eq!(unexplained(s, later), 2);
     // The thresholds are system parameters, within limits.
-    s.execute(|tx| reconcile::set_alarm(tx, Alarm { days: 7, fen: 50_000 }))
-        .unwrap();
+    s.execute(|tx| {
+        reconcile::set_alarm(
+            tx,
+            Alarm {
+                days: 7,
+                fen: 50_000,
+            },
+        )
+    })
+    .unwrap();
     assert_eq!(unexplained(s, later), 0);
     for bad in [
         Alarm { days: 0, fen: 1 },
@@ -179,7 +199,8 @@ pub fn pin_wrong_tries_lock_the_card(f: &Fixture) {
     let h = ykt_host::secrets::hash_password("123456").unwrap();
     assert!(!h.contains("123456"));
     let stored = h.clone();
-    s.execute(move |tx| pin::set(tx, no, &stored, now())).unwrap();
+    s.execute(move |tx| pin::set(tx, no, &stored, now()))
+        .unwrap();
     let kept = s.read(move |tx| pin::hash_of(tx, no)).unwrap().unwrap();
     assert!(ykt_host::secrets::verify_password("123456", &kept));
     assert!(!ykt_host::secrets::verify_password("654321", &kept));
@@ -205,7 +226,8 @@ pub fn pin_wrong_tries_lock_the_card(f: &Fixture) {
     s.execute(|tx| pin::set_max_failures(tx, 5)).unwrap();
     // A reset clears the count; the card stays locked until the card office unlocks it.
     let stored = h.clone();
-    s.execute(move |tx| pin::set(tx, no, &stored, now())).unwrap();
+    s.execute(move |tx| pin::set(tx, no, &stored, now()))
+        .unwrap();
     assert_eq!(try_pin(false), Tried::Wrong { left: 4 });
     assert_eq!(card_now(s, no).status, CardStatus::Locked);
     // A hash that is not Argon2id is the host's own bug, never stored.
