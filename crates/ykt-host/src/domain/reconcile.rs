@@ -367,6 +367,36 @@ pub struct Applied {
     pub orders: Vec<Order>,
 }
 
+/// One card's facts from its rows now (the caller holds the card's row lock); `None` for a
+/// card no record was seen from.
+fn card_facts(tx: &mut Tx<'_>, no: CardNo) -> Result<Option<(Facts, Latest)>> {
+    let row = tx
+        .conn
+        .query_opt(&format!("{FACTS_SQL} WHERE c.no = $1"), &[no.get().into()])?
+        .map(|r| card_row(&r))
+        .transpose()?;
+    let Some(row) = row else { return Ok(None) };
+    let held = held_sums(tx.conn, Some(no))?;
+    let pending = pending_sums(tx.conn, Some(no))?
+        .get(&no)
+        .copied()
+        .unwrap_or(0);
+    Ok(facts_of(&row, held.get(&no), pending))
+}
+
+/// Whether the card is still as abnormal as a run stored it: the stored state may be older
+/// than the card's latest records, so it is classified again before a debit is refused.
+pub(crate) fn still(tx: &mut Tx<'_>, no: CardNo, stored: Abnormal) -> Result<bool> {
+    let Some((facts, _)) = card_facts(tx, no)? else {
+        return Ok(false);
+    };
+    Ok(matches!(
+        (stored, classify(&facts)?),
+        (Abnormal::CardHigher, Finding::CardHigher { .. })
+            | (Abnormal::CardLower, Finding::CardLower { .. })
+    ))
+}
+
 /// Re-checks `cards` under their row locks and stores each one's state (on a writer).
 /// A card that agrees and had no row gets none.
 pub fn apply(tx: &mut Tx<'_>, cards: &[CardNo], now: NaiveDateTime) -> Result<Applied> {
@@ -376,17 +406,6 @@ pub fn apply(tx: &mut Tx<'_>, cards: &[CardNo], now: NaiveDateTime) -> Result<Ap
             continue;
         };
         out.checked += 1;
-        let row = tx
-            .conn
-            .query_opt(&format!("{FACTS_SQL} WHERE c.no = $1"), &[no.get().into()])?
-            .map(|r| card_row(&r))
-            .transpose()?;
-        let Some(row) = row else { continue };
-        let held = held_sums(tx.conn, Some(no))?;
-        let pending = pending_sums(tx.conn, Some(no))?
-            .get(&no)
-            .copied()
-            .unwrap_or(0);
         let prior = tx.conn.query_opt(
             "SELECT state FROM card_reconcile WHERE card_no = $1",
             &[no.get().into()],
@@ -395,7 +414,7 @@ pub fn apply(tx: &mut Tx<'_>, cards: &[CardNo], now: NaiveDateTime) -> Result<Ap
             Some(r) => Some(r.text(0)?.to_owned()),
             None => None,
         };
-        let Some((facts, latest)) = facts_of(&row, held.get(&no), pending) else {
+        let Some((facts, latest)) = card_facts(tx, no)? else {
             continue;
         };
         let finding = classify(&facts)?;

@@ -162,7 +162,7 @@ pub enum Abnormal {
     CardLower,
 }
 
-/// The abnormal state the last run stored for the card, if any.
+/// The abnormal state the last run stored for the card, if the card's rows still show it.
 pub fn abnormal(tx: &mut Tx<'_>, no: CardNo) -> Result<Option<Abnormal>> {
     let Some(r) = tx.conn.query_opt(
         "SELECT state FROM card_reconcile WHERE card_no = $1",
@@ -171,9 +171,11 @@ pub fn abnormal(tx: &mut Tx<'_>, no: CardNo) -> Result<Option<Abnormal>> {
     else {
         return Ok(None);
     };
-    Ok(match r.text(0)? {
-        "card_higher" => Some(Abnormal::CardHigher),
-        "card_lower" => Some(Abnormal::CardLower),
-        _ => None,
-    })
+    let stored = match r.text(0)? {
+        "card_higher" => Abnormal::CardHigher,
+        "card_lower" => Abnormal::CardLower,
+        _ => return Ok(None),
+    };
+    // Rare (only cards a run found abnormal): classified again from the rows as they are.
+    Ok(super::still(tx, no, stored)?.then_some(stored))
 }
