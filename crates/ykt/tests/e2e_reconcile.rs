@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use serve_support::Serve;
+use serve_support::{PgDb, Serve};
 use support::{Pos, audit};
 
 /// Terminal A: merchant 1002 in the demo; terminal B: merchant 1001.
@@ -67,7 +67,16 @@ fn wait_for_order(pos: &mut Pos) {
 // A's own upload later is acknowledged and not booked twice; the audit is clean.
 #[test]
 fn reconciliation_finds_a_missing_record_and_collection_fills_it() {
-    let s = Serve::start(None);
+    missing_record_filled_by_collection(Serve::start(None), None);
+}
+
+#[test]
+fn reconciliation_finds_a_missing_record_and_collection_fills_it_postgres() {
+    let Some(db) = PgDb::create() else { return };
+    missing_record_filled_by_collection(Serve::start(Some(db.url())), Some(&db.url()));
+}
+
+fn missing_record_filled_by_collection(s: Serve, database: Option<&str>) {
     let mut a = start(&s, DEVICE_A, "ja");
     let mut b = start(&s, DEVICE_B, "jb");
     let before = host_balance(&s, CARD);
@@ -132,7 +141,7 @@ fn reconciliation_finds_a_missing_record_and_collection_fills_it() {
     a.quit();
     b.quit();
     let dir = s.stop();
-    audit(&dir.path().join("data"), None);
+    audit(&dir.path().join("data"), database);
 }
 
 /// `ykt card pin …` with the PINs on stdin.
