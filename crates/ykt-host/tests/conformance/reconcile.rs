@@ -185,6 +185,18 @@ pub fn reconcile_alarm_after_days_or_amount(f: &Fixture) {
         ));
     }
     audit_clean(s);
+    // The audit checks the stored states against themselves (R-B10).
+    let no = small.no.get();
+    s.execute(move |tx| {
+        tx.conn.exec(
+            "UPDATE card_reconcile SET difference = difference + 1 WHERE card_no = $1",
+            &[no.into()],
+        )
+    })
+    .unwrap();
+    let report = s.read(|tx| ledger::audit(tx.conn)).unwrap();
+    assert!(!report.is_clean());
+    assert_eq!(report.reconcile_mismatches.len(), 1, "{report:?}");
 }
 
 // R-B10, codes 60 and 54: the host's copy of a card's PIN is an Argon2id hash; wrong tries

@@ -179,3 +179,36 @@ pub fn abnormal(tx: &mut Tx<'_>, no: CardNo) -> Result<Option<Abnormal>> {
     // Rare (only cards a run found abnormal): classified again from the rows as they are.
     Ok(super::still(tx, no, stored)?.then_some(stored))
 }
+
+/// The audit's part (R-B10): every state and PIN row names a card; a state's difference is
+/// its card balance − book balance; `agree` has no difference and a resolution time, an
+/// open state none; wrong PIN tries are not negative. Each finding as text.
+pub fn audit(c: &mut dyn crate::sql::Conn, limit: u32) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for r in c.query(
+        "SELECT r.card_no, r.state FROM card_reconcile r LEFT JOIN cards c ON c.no = r.card_no \
+         WHERE c.no IS NULL \
+            OR r.difference <> r.card_balance - r.book_balance \
+            OR r.missing < 0 \
+            OR (r.state = 'agree' AND (r.difference <> 0 OR r.resolved_at IS NULL)) \
+            OR (r.state <> 'agree' AND r.resolved_at IS NOT NULL) \
+            OR r.state NOT IN ('agree', 'missing', 'held', 'pending_load', 'card_higher', \
+                'card_lower') \
+         ORDER BY r.card_no LIMIT $1",
+        &[limit.into()],
+    )? {
+        out.push(format!(
+            "reconcile state of card {}: {}",
+            r.int(0)?,
+            r.text(1)?
+        ));
+    }
+    for r in c.query(
+        "SELECT p.card_no FROM card_pins p LEFT JOIN cards c ON c.no = p.card_no \
+         WHERE c.no IS NULL OR p.failures < 0 ORDER BY p.card_no LIMIT $1",
+        &[limit.into()],
+    )? {
+        out.push(format!("PIN row of card {}", r.int(0)?));
+    }
+    Ok(out)
+}
