@@ -201,6 +201,9 @@ pub struct AuditReport {
     /// Subsidy lines and batches that disagree with their waiting loads (R-B5,
     /// `domain::subsidies::audit`).
     pub subsidy_mismatches: Vec<String>,
+    /// Reconciliation states and PIN rows that disagree with themselves or name no card
+    /// (R-B10, `domain::reconcile::audit`).
+    pub reconcile_mismatches: Vec<String>,
 }
 
 impl AuditReport {
@@ -216,6 +219,7 @@ impl AuditReport {
             && self.journal_mismatches.is_empty()
             && self.load_mismatches.is_empty()
             && self.subsidy_mismatches.is_empty()
+            && self.reconcile_mismatches.is_empty()
     }
 }
 
@@ -406,5 +410,6 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
     }
     report.load_mismatches = crate::domain::topup::audit(conn, AUDIT_LIMIT)?;
     report.subsidy_mismatches = crate::domain::subsidies::audit(conn, AUDIT_LIMIT)?;
+    report.reconcile_mismatches = crate::domain::reconcile::audit(conn, AUDIT_LIMIT)?;
     Ok(report)
 }

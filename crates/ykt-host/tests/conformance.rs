@@ -13,6 +13,8 @@ mod holders;
 mod loads;
 #[path = "conformance/people.rs"]
 mod people;
+#[path = "conformance/reconcile.rs"]
+mod reconcile;
 #[path = "conformance/subsidies.rs"]
 mod subsidies;
 #[path = "conformance/suite.rs"]
@@ -35,6 +37,9 @@ macro_rules! conformance {
 }
 
 conformance!(
+    reconcile_classifies_each_kind,
+    reconcile_alarm_after_days_or_amount,
+    pin_wrong_tries_lock_the_card,
     fep_lifecycle,
     device_lifecycle,
     merchant_codes,
@@ -113,6 +118,7 @@ mod tests {
     pub use super::holders::*;
     pub use super::loads::*;
     pub use super::people::*;
+    pub use super::reconcile::*;
     pub use super::subsidies::*;
     pub use super::suite::*;
 }

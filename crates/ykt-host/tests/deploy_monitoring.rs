@@ -75,6 +75,11 @@ fn dashboard_and_alerts_name_only_exported_metrics() {
         }
     }
     let alarmed: Vec<String> = alerts.iter().flat_map(|e| metric_names(e)).collect();
+    // R-B10: card-vs-account disagreements past the alarm's days or amount.
+    assert!(
+        alarmed.iter().any(|n| n == "ykt_reconcile_unexplained"),
+        "no alert on ykt_reconcile_unexplained"
+    );
     for must in [
         "ykt_exceptions_open",
         "ykt_terminals_silent",

@@ -4,5 +4,6 @@ pub mod postgres;
 mod schema;
 mod schema_loads;
 mod schema_people;
+mod schema_reconcile;
 mod schema_subsidies;
 pub mod sqlite;

@@ -189,6 +189,20 @@ pub fn account_covers(card: &Card, record: &Record) -> Result<()> {
     Ok(())
 }
 
+/// R-B10: an online debit on a card the last reconciliation found abnormal with no
+/// explanation (`domain::reconcile`). The card holding more than the books explain is money
+/// no authorisation put there (a forged or replayed card): 58, which makes the terminal lock
+/// the card (R-P5.2). The card holding less is an account that owes what the card lacks: 70.
+/// Both come from the card's records, outside the host; a host that disagrees with itself
+/// (mirror ≠ ledger, a card without its account) is `HostError::Invariant`, never these.
+pub fn card_reconciled(tx: &mut Tx<'_>, card: &Card) -> Result<()> {
+    match super::reconcile::abnormal(tx, card.no)? {
+        Some(super::reconcile::Abnormal::CardHigher) => refuse(ReturnCode::CARD_STATUS_ABNORMAL),
+        Some(super::reconcile::Abnormal::CardLower) => refuse(ReturnCode::CARD_ACCOUNT_ABNORMAL),
+        None => Ok(()),
+    }
+}
+
 /// The fee by permission class, rounded half up to the fen (R-F4.13).
 /// `None` when the product overflows (no such amount passes [`amount`]).
 pub fn expected_fee(amount: Fen, rate_percent: u8) -> Option<Fen> {

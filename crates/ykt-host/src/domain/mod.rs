@@ -13,6 +13,8 @@ pub mod info;
 pub mod journal;
 pub mod loads;
 pub mod operators;
+pub mod pin;
+pub mod reconcile;
 pub mod records;
 pub mod report;
 pub mod shifts;

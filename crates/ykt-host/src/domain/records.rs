@@ -155,6 +155,7 @@ pub fn authorize_on(
     }
     exceptions::refuse_if_held(tx, r.device, r.serial)?;
     checks::card_usable(&card, device, r.time)?;
+    checks::card_reconciled(tx, &card)?;
     checks::fee(r, device, &card)?;
     checks::online_limits(r, device, &card)?;
     checks::balances(r, false)?;

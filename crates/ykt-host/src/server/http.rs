@@ -24,6 +24,8 @@ pub(crate) fn api() -> (Router<Arc<Shared>>, AccessTable) {
         .merge(super::operators_api::routes())
         .merge(super::cardholders_api::routes())
         .merge(super::subsidies_api::routes())
+        .merge(super::reconcile_api::routes())
+        .merge(super::pin_api::routes())
         .finish()
 }
 
@@ -86,7 +88,14 @@ async fn render_metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
         Ok(n) => super::metrics::exceptions_open(n),
         Err(e) => tracing::warn!(error = %e, "cannot count open exceptions"),
     }
-    let silent_since = s.config.clock.now() - super::monitoring::SILENT_AFTER;
+    let now = s.config.clock.now();
+    let unexplained =
+        move |tx: &mut crate::ledger::Tx<'_>| crate::domain::reconcile::unexplained(tx, now);
+    match super::jobs::read(&s.store, unexplained).await {
+        Ok(n) => super::metrics::reconcile_unexplained(n),
+        Err(e) => tracing::warn!(error = %e, "cannot count unexplained reconciliations"),
+    }
+    let silent_since = now - super::monitoring::SILENT_AFTER;
     let health =
         move |tx: &mut crate::ledger::Tx<'_>| super::monitoring::terminal_health(tx, silent_since);
     match super::jobs::read(&s.store, health).await {

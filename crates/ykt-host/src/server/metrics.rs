@@ -76,6 +76,13 @@ const EXCEPTIONS_OPEN: Family = Family {
     help: "Records held in the exception queue and not resolved yet (R-B3).",
     initial_labels: &[],
 };
+/// Counted in the database at each scrape (R-B10, `domain::reconcile`).
+const RECONCILE_UNEXPLAINED: Family = Family {
+    name: "ykt_reconcile_unexplained",
+    kind: Kind::Gauge,
+    help: "Cards whose records and account disagree without explanation (missing records, card higher or lower) for longer than the alarm's days or by at least its amount, as the last reconciliation run found.",
+    initial_labels: &[],
+};
 const WRITER_JOBS: Family = Family {
     name: "ykt_store_writer_jobs_total",
     kind: Kind::Counter,
@@ -170,6 +177,7 @@ pub const FAMILIES: &[Family] = &[
     TERMINALS,
     CONNECTIONS,
     EXCEPTIONS_OPEN,
+    RECONCILE_UNEXPLAINED,
     WRITER_JOBS,
     WRITER_BATCHES,
     WRITER_BUSY,
@@ -267,6 +275,10 @@ pub(crate) fn terminals(delta: f64) {
 /// Records held in the exception queue and not resolved yet (R-B3).
 pub(crate) fn exceptions_open(n: i64) {
     metrics::gauge!(EXCEPTIONS_OPEN.name).set(n as f64);
+}
+
+pub(crate) fn reconcile_unexplained(n: i64) {
+    metrics::gauge!(RECONCILE_UNEXPLAINED.name).set(n as f64);
 }
 
 pub(crate) fn connections(delta: f64) {

@@ -26,6 +26,8 @@ pub(crate) mod metrics;
 mod monitoring;
 mod operators_api;
 mod params_api;
+mod pin_api;
+mod reconcile_api;
 mod registry;
 mod routes;
 mod signin_gate;

@@ -59,6 +59,10 @@ pub fn print(r: &AuditReport) -> bool {
             "subsidy lines or batches differing from their waiting loads",
             r.subsidy_mismatches.len(),
         ),
+        (
+            "reconciliation states or card PINs inconsistent or without their card",
+            r.reconcile_mismatches.len(),
+        ),
     ];
     for (what, n) in problems {
         if n > 0 {

@@ -1,4 +1,4 @@
-//! `ykt card issue|lose|found|freeze|unfreeze|cancel|info|waiting|list`: the card office, through the
+//! `ykt card issue|lose|found|freeze|unfreeze|cancel|info|waiting|pin|list`: the card office, through the
 //! admin API. `issue` opens the account with its opening balance, then writes the card image
 //! (MF1 dump or CPU card file) for the number the system gave (R-T2.1).
 
@@ -50,6 +50,9 @@ pub enum Args {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// The card's PIN at the card office: reset or change (`card_pin.rs`).
+    #[command(subcommand)]
+    Pin(super::card_pin::Args),
     /// Cards in number order, a page at a time.
     List {
         /// Start after this card number.
@@ -131,6 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ),
             })
         }
+        Args::Pin(a) => super::card_pin::run(a),
         Args::Lose(t) => action(t, "lose"),
         Args::Found(t) => action(t, "found"),
         Args::Freeze(t) => action(t, "freeze"),

@@ -1,7 +1,7 @@
 //! `ykt report daily [--date YYYY-MM-DD]`: per merchant, per device, per accounting subject
 //! (科目, R-F4.14) and per item code, the day's debits, fees and reversals (cancellations
 //! R-P5.5 and 冲正), from the host's records, and the day's subsidy money; `ykt report
-//! subsidies`: per subsidy batch (R-B5).
+//! subsidies`: per subsidy batch (R-B5); `ykt report reconcile` (`reconcile.rs`, R-B10).
 
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -29,6 +29,9 @@ pub enum Args {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Card-vs-account reconciliation (卡库不平, R-B10): cards whose records and account
+    /// disagree; --run reconciles first.
+    Reconcile(super::reconcile::Args),
     /// One operator's cash report of a day, shift by shift (R-B1) [default: your own, today].
     Cash {
         /// The operator's login; without it, your own shifts.
@@ -190,6 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 print!("{}", table(&subsidy::REPORT_HEADERS, &rows));
             })
         }
+        Args::Reconcile(a) => super::reconcile::run(a),
         Args::Cash {
             operator,
             date,
