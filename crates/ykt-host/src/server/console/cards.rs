@@ -13,9 +13,9 @@ use super::dashboard::done_text;
 use super::session::{Op, enc};
 use super::{Console, layout};
 use crate::access::Permission as P;
-use ykt_proto::DisplayNo;
 use crate::repo;
 use crate::server::jobs;
+use ykt_proto::DisplayNo;
 
 /// The most a search term may be: a name or a number, never a paragraph.
 const MAX_QUERY: usize = 64;
@@ -46,7 +46,10 @@ pub(crate) async fn search(
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, Response> {
     if !who.can(P::CardRead) {
-        return Err(layout::failure(StatusCode::FORBIDDEN, "权限不足：需要 card-read 权限"));
+        return Err(layout::failure(
+            StatusCode::FORBIDDEN,
+            "权限不足：需要 card-read 权限",
+        ));
     }
     let term = q.q.trim().to_owned();
     if term.chars().count() > MAX_QUERY {
@@ -233,7 +236,10 @@ pub(crate) async fn action(
 ) -> Result<Response, Response> {
     who.check_csrf(&f.csrf)?;
     // The API names the actions and refuses any other; the console passes the word through.
-    if !matches!(f.action.as_str(), "lose" | "found" | "freeze" | "unfreeze" | "cancel") {
+    if !matches!(
+        f.action.as_str(),
+        "lose" | "found" | "freeze" | "unfreeze" | "cancel"
+    ) {
         return Err(layout::failure(StatusCode::BAD_REQUEST, "未知的卡务操作"));
     }
     who.api(&c, Method::POST, &format!("/cards/{no}/{}", f.action), None)
@@ -278,7 +284,10 @@ pub(crate) async fn deposit(
 ) -> Result<Response, Response> {
     who.check_csrf(&f.csrf)?;
     let Some(amount) = parse_yuan(&f.amount) else {
-        return Err(layout::failure(StatusCode::BAD_REQUEST, "金额格式错误：元，最多两位小数"));
+        return Err(layout::failure(
+            StatusCode::BAD_REQUEST,
+            "金额格式错误：元，最多两位小数",
+        ));
     };
     let body = json!({"amount": amount, "id": f.id, "method": f.method});
     let a = who

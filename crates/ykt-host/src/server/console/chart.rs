@@ -52,7 +52,10 @@ fn draw(
                 .map(|(h, d)| (h as u32, as_yuan(d)))
                 .collect()
         };
-        chart.draw_series(LineSeries::new(series(yesterday), YESTERDAY.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(
+            series(yesterday),
+            YESTERDAY.stroke_width(2),
+        ))?;
         chart.draw_series(LineSeries::new(series(today), TODAY.stroke_width(3)))?;
         root.present()?;
     }

@@ -113,7 +113,11 @@ pub(crate) async fn page(
         None
     };
     let version = if who.can(P::BlacklistRead) {
-        Some(jobs::read(&c.shared.store, blacklist::version).await.map_err(fail)?)
+        Some(
+            jobs::read(&c.shared.store, blacklist::version)
+                .await
+                .map_err(fail)?,
+        )
     } else {
         None
     };

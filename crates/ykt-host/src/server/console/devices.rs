@@ -74,7 +74,11 @@ pub(crate) fn parse_classes(s: &str) -> Result<Vec<u8>, String> {
         return Ok((0..=255).collect());
     }
     let mut out = Vec::new();
-    for part in s.split([',', '，']).map(str::trim).filter(|p| !p.is_empty()) {
+    for part in s
+        .split([',', '，'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
         let parse = |x: &str| {
             x.trim()
@@ -93,7 +97,9 @@ pub(crate) fn parse_classes(s: &str) -> Result<Vec<u8>, String> {
 }
 
 fn items(s: &str) -> impl Iterator<Item = &str> {
-    s.split([',', '，', '\n']).map(str::trim).filter(|p| !p.is_empty())
+    s.split([',', '，', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
 }
 
 /// `3=5,4=2` (class = percent).
@@ -103,8 +109,14 @@ fn parse_fees(s: &str) -> Result<Map<String, Value>, String> {
         let (class, pct) = part
             .split_once('=')
             .ok_or_else(|| format!("费率 {part:?} 应为 类别=百分比"))?;
-        let class: u8 = class.trim().parse().map_err(|_| format!("费率 {part:?}：类别 0–255"))?;
-        let pct: u64 = pct.trim().parse().map_err(|_| format!("费率 {part:?}：百分比为整数"))?;
+        let class: u8 = class
+            .trim()
+            .parse()
+            .map_err(|_| format!("费率 {part:?}：类别 0–255"))?;
+        let pct: u64 = pct
+            .trim()
+            .parse()
+            .map_err(|_| format!("费率 {part:?}：百分比为整数"))?;
         m.insert(class.to_string(), json!(pct));
     }
     Ok(m)
@@ -130,7 +142,10 @@ fn parse_prices(s: &str) -> Result<Vec<Value>, String> {
                 .split_once('=')
                 .ok_or_else(|| format!("价目 {part:?} 应为 代码=元[:科目]"))?;
             let (price, subject) = rest.split_once(':').unwrap_or((rest, ""));
-            let code: u16 = code.trim().parse().map_err(|_| format!("价目 {part:?}：代码"))?;
+            let code: u16 = code
+                .trim()
+                .parse()
+                .map_err(|_| format!("价目 {part:?}：代码"))?;
             let price = parse_yuan(price).ok_or_else(|| format!("价目 {part:?}：价格（元）"))?;
             let mut v = json!({"code": code, "price": price});
             if !subject.trim().is_empty() {
@@ -157,7 +172,10 @@ fn fees_text(v: &Value) -> String {
 fn hours_text(v: &Value) -> String {
     let short = |s: &Value| {
         let s = s.as_str().unwrap_or("");
-        s.strip_suffix(":00").filter(|t| t.len() == 5).unwrap_or(s).to_owned()
+        s.strip_suffix(":00")
+            .filter(|t| t.len() == 5)
+            .unwrap_or(s)
+            .to_owned()
     };
     v.as_array()
         .into_iter()
@@ -172,7 +190,11 @@ fn prices_text(v: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|p| {
-            let mut s = format!("{}={}", layout::text(&p["code"]), layout::yuan_of(&p["price"]));
+            let mut s = format!(
+                "{}={}",
+                layout::text(&p["code"]),
+                layout::yuan_of(&p["price"])
+            );
             if let Some(sub) = p["subject"].as_u64() {
                 s.push_str(&format!(":{sub}"));
             }
@@ -183,7 +205,12 @@ fn prices_text(v: &Value) -> String {
 }
 
 fn classes_text(v: &Value) -> String {
-    let list: Vec<u64> = v.as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
+    let list: Vec<u64> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .collect();
     if list.len() == 256 {
         "all".to_owned()
     } else {
@@ -204,7 +231,7 @@ fn params_form(who: &SignedIn, id: &str, p: &Value) -> Markup {
         }
     };
     let number = |name: &str, label: &str| {
-        html! { div.row { label for=(name) { (label) } input #(name) name=(name) value=(layout::text(&p[name])) inputmode="numeric" maxlength="10"; } }
+        html! { div.row { label for=(name) { (label) } input #(name) name=(name) value=(layout::text(&p[name])) maxlength="10"; } }
     };
     let yuan = |name: &str, label: &str| {
         html! { div.row { label for=(name) { (label) "（元）" } input #(name) name=(name) value=(money(name)) maxlength="12"; } }
@@ -248,7 +275,10 @@ pub(crate) async fn page(
     Path(id): Path<String>,
     Query(q): Query<Done>,
 ) -> Result<Response, Response> {
-    let d = who.get(&c, &format!("/devices/{}", super::session::enc(&id))).await.ok()?;
+    let d = who
+        .get(&c, &format!("/devices/{}", super::session::enc(&id)))
+        .await
+        .ok()?;
     let id = layout::text(&d["id"]);
     let r = &d["last_report"];
     let done = q.done.as_deref().and_then(done_text);
@@ -272,8 +302,8 @@ pub(crate) async fn page(
             h2 { "采集流水" }
             form method="post" action={"/devices/" (id) "/collect"} {
                 (layout::csrf(&who))
-                div.row { label for="card_no" { "卡号（0 为全部）" } input #card_no name="card_no" value="0" inputmode="numeric" maxlength="10"; }
-                div.row { label for="count" { "笔数" } input #count name="count" value="10" inputmode="numeric" maxlength="5"; }
+                div.row { label for="card_no" { "卡号（0 为全部）" } input #card_no name="card_no" value="0" maxlength="10"; }
+                div.row { label for="count" { "笔数" } input #count name="count" value="10" maxlength="5"; }
                 div.row { button #collect type="submit" { "发送采集指令" } }
             }
         } @else {
@@ -342,7 +372,11 @@ pub(crate) async fn set_params(
         .send(&c, Method::PUT, &format!("/devices/{id}/params"), &body)
         .await
         .ok()?;
-    let done = if r["pushed"] == true { "pushed" } else { "params" };
+    let done = if r["pushed"] == true {
+        "pushed"
+    } else {
+        "params"
+    };
     Ok(Redirect::to(&format!("/devices/{id}?done={done}")).into_response())
 }
 

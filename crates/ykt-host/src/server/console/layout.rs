@@ -27,6 +27,7 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · 一卡通" }
+            link rel="icon" href="/static/favicon.svg" type="image/svg+xml";
             link rel="stylesheet" href="/static/console.css";
             script src="/static/console.js" defer {}
         }

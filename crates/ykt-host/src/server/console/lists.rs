@@ -222,7 +222,11 @@ pub(crate) async fn blacklist(State(c): State<Console>, who: Op) -> Result<Respo
     let list = who.get(&c, "/blacklist").await.ok()?;
     // The version history: every journalled card change that moved the blacklist.
     let history = if who.can(P::JournalRead) {
-        Some(who.get(&c, "/journal?limit=50&operation=card.").await.ok()?)
+        Some(
+            who.get(&c, "/journal?limit=50&operation=card.")
+                .await
+                .ok()?,
+        )
     } else {
         None
     };

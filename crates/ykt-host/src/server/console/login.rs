@@ -2,9 +2,9 @@
 
 use std::net::SocketAddr;
 
+use axum::Extension;
 use axum::Form;
 use axum::body::Body;
-use axum::Extension;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -81,7 +81,12 @@ pub(crate) async fn submit(
 ) -> Response {
     let expected = cookie(&headers, LOGIN_CSRF).unwrap_or("");
     if expected.is_empty() || !secrets::same(expected.as_bytes(), f.csrf.as_bytes()) {
-        return with_login_token(&c, StatusCode::FORBIDDEN, Some("表单已过期，请重新登录"), &f.login);
+        return with_login_token(
+            &c,
+            StatusCode::FORBIDDEN,
+            Some("表单已过期，请重新登录"),
+            &f.login,
+        );
     }
     let body = json!({"login": f.login, "password": f.password});
     let mut req = match Request::builder()
@@ -142,8 +147,8 @@ fn password_page(who: &SignedIn, error: Option<&str>) -> Response {
         form method="post" action="/password" {
             (layout::csrf(who))
             div.row { label for="old" { "原密码" } input #old type="password" name="old_password" required autocomplete="current-password" maxlength="256"; }
-            div.row { label for="new" { "新密码" } input #new type="password" name="new_password" required autocomplete="new-password" minlength="8" maxlength="256"; }
-            div.row { label for="again" { "再次输入新密码" } input #again type="password" name="again" required autocomplete="new-password" minlength="8" maxlength="256"; }
+            div.row { label for="new" { "新密码" } input #new type="password" name="new_password" required autocomplete="new-password" maxlength="256"; }
+            div.row { label for="again" { "再次输入新密码" } input #again type="password" name="again" required autocomplete="new-password" maxlength="256"; }
             p.muted { "至少 8 个字符，不能全是数字。" }
             div.row { button #change type="submit" { "修改密码" } }
         }

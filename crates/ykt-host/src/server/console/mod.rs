@@ -43,6 +43,7 @@ pub(crate) const CSP: &str = "default-src 'self'; script-src 'self'; style-src '
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
+const ICON: &str = include_str!("assets/favicon.svg");
 
 pub(crate) fn router(shared: Arc<Shared>, api: Router) -> Router {
     let state = Console { shared, api };
@@ -50,7 +51,10 @@ pub(crate) fn router(shared: Arc<Shared>, api: Router) -> Router {
         .route("/", get(dashboard::page))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
-        .route("/password", get(login::password_form).post(login::password_submit))
+        .route(
+            "/password",
+            get(login::password_form).post(login::password_submit),
+        )
         .route("/cards", get(cards::search))
         .route("/cards/{no}", get(cards::page))
         .route("/cards/{no}/action", post(cards::action))
@@ -65,12 +69,17 @@ pub(crate) fn router(shared: Arc<Shared>, api: Router) -> Router {
         .route("/merchants", get(lists::merchants))
         .route("/feps", get(lists::feps))
         .route("/exceptions", get(lists::exceptions))
-        .route("/exceptions/{device}/{serial}/resolve", post(lists::resolve))
+        .route(
+            "/exceptions/{device}/{serial}/resolve",
+            post(lists::resolve),
+        )
         .route("/journal", get(lists::journal))
         .route("/operators", get(lists::operators))
         .route("/blacklist", get(lists::blacklist))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
+        .route("/static/favicon.svg", get(icon))
+        .route("/favicon.ico", get(icon))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -86,11 +95,18 @@ async fn js() -> impl IntoResponse {
     )
 }
 
+async fn icon() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], ICON)
+}
+
 /// Every console answer: the CSP, no sniffing, no referrer, never cached (pages show money).
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut r = next.run(req).await;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

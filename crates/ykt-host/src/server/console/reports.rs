@@ -114,13 +114,20 @@ pub(crate) fn sum_days(days: &[Value]) -> Result<Vec<Section>, String> {
                         Value::Number(n) => (1, n.as_i64().unwrap_or(0), n.to_string()),
                         other => (2, 0, layout::text(other)),
                     };
-                    groups.entry(sort).or_default().add(&t).ok_or_else(overflow)?;
+                    groups
+                        .entry(sort)
+                        .or_default()
+                        .add(&t)
+                        .ok_or_else(overflow)?;
                     total.add(&t).ok_or_else(overflow)?;
                 }
             }
             Ok(Section {
                 title,
-                lines: groups.into_iter().map(|((_, _, name), t)| (name, t)).collect(),
+                lines: groups
+                    .into_iter()
+                    .map(|((_, _, name), t)| (name, t))
+                    .collect(),
                 total,
             })
         })
@@ -159,7 +166,12 @@ fn range(c: &Console, q: &RangeQuery) -> Result<(NaiveDate, NaiveDate), Response
 }
 
 /// The daily reports of the range from the API (its permission check: `report-read`).
-async fn days(c: &Console, who: &Op, from: NaiveDate, to: NaiveDate) -> Result<Vec<Value>, Response> {
+async fn days(
+    c: &Console,
+    who: &Op,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Value>, Response> {
     let mut out = Vec::new();
     let mut d = from;
     while d <= to {
@@ -209,18 +221,28 @@ pub(crate) async fn page(
 ) -> Result<Response, Response> {
     let (from, to) = range(&c, &q)?;
     let days = days(&c, &who, from, to).await?;
-    let sections = sum_days(&days).map_err(|e| layout::failure(StatusCode::INTERNAL_SERVER_ERROR, &e))?;
+    let sections =
+        sum_days(&days).map_err(|e| layout::failure(StatusCode::INTERNAL_SERVER_ERROR, &e))?;
     let operator = q.operator.clone().filter(|o| !o.is_empty());
     let cash = match &operator {
         Some(o) if who.can(P::ReportRead) => Some(
-            who.get(&c, &format!("/reports/cash?operator={}&date={from}", enc(o)))
-                .await
-                .ok()?,
+            who.get(
+                &c,
+                &format!("/reports/cash?operator={}&date={from}", enc(o)),
+            )
+            .await
+            .ok()?,
         ),
-        _ if who.can(P::ShiftOwn) => Some(who.get(&c, &format!("/me/shift?date={from}")).await.ok()?),
+        _ if who.can(P::ShiftOwn) => {
+            Some(who.get(&c, &format!("/me/shift?date={from}")).await.ok()?)
+        }
         _ => None,
     };
-    let span = if from == to { from.to_string() } else { format!("{from} 至 {to}") };
+    let span = if from == to {
+        from.to_string()
+    } else {
+        format!("{from} 至 {to}")
+    };
     let link = |kind: &str| format!("/reports/daily.{kind}?from={from}&to={to}");
     if q.view.as_deref() == Some("print") {
         let body = html! {
@@ -269,19 +291,24 @@ pub(crate) fn workbook(sections: &[Section]) -> Result<Vec<u8>, rust_xlsxwriter:
         }
         ws.set_freeze_panes(1, 0)?;
         let mut row = 1u32;
-        let put = |ws: &mut rust_xlsxwriter::Worksheet, row: u32, name: &str, t: &Totals, total: bool| {
-            let (m, plain) = if total { (&total_money, &bold) } else { (&money, &Format::new()) };
-            ws.write_string_with_format(row, 0, name, plain)?;
-            for (i, (v, is_money)) in t.cells().iter().enumerate() {
-                let col = i as u16 + 1;
-                if *is_money {
-                    ws.write_number_with_format(row, col, *v as f64 / 100.0, m)?;
+        let put =
+            |ws: &mut rust_xlsxwriter::Worksheet, row: u32, name: &str, t: &Totals, total: bool| {
+                let (m, plain) = if total {
+                    (&total_money, &bold)
                 } else {
-                    ws.write_number_with_format(row, col, *v as f64, plain)?;
+                    (&money, &Format::new())
+                };
+                ws.write_string_with_format(row, 0, name, plain)?;
+                for (i, (v, is_money)) in t.cells().iter().enumerate() {
+                    let col = i as u16 + 1;
+                    if *is_money {
+                        ws.write_number_with_format(row, col, *v as f64 / 100.0, m)?;
+                    } else {
+                        ws.write_number_with_format(row, col, *v as f64, plain)?;
+                    }
                 }
-            }
-            Ok::<(), rust_xlsxwriter::XlsxError>(())
-        };
+                Ok::<(), rust_xlsxwriter::XlsxError>(())
+            };
         for (name, t) in &s.lines {
             put(ws, row, name, t, false)?;
             row += 1;
@@ -314,7 +341,11 @@ pub(crate) fn csv_text(sections: &[Section]) -> String {
             out.push_str(&field(name));
             for (v, money) in t.cells() {
                 out.push(',');
-                out.push_str(&if money { layout::yuan(v) } else { v.to_string() });
+                out.push_str(&if money {
+                    layout::yuan(v)
+                } else {
+                    v.to_string()
+                });
             }
             out.push_str("\r\n");
         }

@@ -113,7 +113,10 @@ impl Answer {
     }
 
     pub fn error_text(&self) -> String {
-        self.json()["error"].as_str().unwrap_or("请求失败").to_owned()
+        self.json()["error"]
+            .as_str()
+            .unwrap_or("请求失败")
+            .to_owned()
     }
 }
 

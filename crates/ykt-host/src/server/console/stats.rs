@@ -53,7 +53,12 @@ pub(crate) fn today(tx: &mut Tx<'_>, now: NaiveDateTime) -> Result<Today> {
     Ok(Today {
         today: by_hour(tx, day)?,
         yesterday: by_hour(tx, yesterday)?,
-        last_minute: debits(tx, now - TimeDelta::seconds(60), now + TimeDelta::seconds(1))?.count,
+        last_minute: debits(
+            tx,
+            now - TimeDelta::seconds(60),
+            now + TimeDelta::seconds(1),
+        )?
+        .count,
     })
 }
 
