@@ -43,7 +43,13 @@ fn draw(
             .x_labels(12)
             .y_labels(6)
             .x_label_formatter(&|h| format!("{h}时"))
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_label_formatter(&|y| {
+                if top < 20.0 {
+                    format!("{y:.2}")
+                } else {
+                    format!("{y:.0}")
+                }
+            })
             .draw()?;
         let series = |hours: &[Debits; 24]| -> Vec<(u32, f64)> {
             hours
