@@ -4,7 +4,6 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::NaiveDateTime;
 use maud::{PreEscaped, html};
 use serde::Deserialize;
 
@@ -43,57 +42,6 @@ pub(crate) fn done_text(what: &str) -> Option<&'static str> {
     })
 }
 
-struct Terminals {
-    enabled: usize,
-    connected: usize,
-    pending: Vec<(String, i64)>,
-    behind: Vec<(String, i64)>,
-    drift: Vec<(String, i64)>,
-}
-
-fn terminals(devices: &serde_json::Value, version: Option<u32>) -> Terminals {
-    let mut t = Terminals {
-        enabled: 0,
-        connected: 0,
-        pending: Vec::new(),
-        behind: Vec::new(),
-        drift: Vec::new(),
-    };
-    for d in devices.as_array().into_iter().flatten() {
-        let id = d["id"].as_str().unwrap_or("?").to_owned();
-        if d["status"] == "enabled" {
-            t.enabled += 1;
-        }
-        if d["connected"] == true {
-            t.connected += 1;
-        }
-        let r = &d["last_report"];
-        if r.is_null() {
-            continue;
-        }
-        let pending = r["pending_records"].as_i64().unwrap_or(0);
-        if pending > 0 {
-            t.pending.push((id.clone(), pending));
-        }
-        if let (Some(v), Some(theirs)) = (version, r["blacklist_version"].as_i64())
-            && theirs < i64::from(v)
-        {
-            t.behind.push((id.clone(), theirs));
-        }
-        let parse = |k: &str| {
-            r[k].as_str()
-                .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok())
-        };
-        if let (Some(at), Some(clock)) = (parse("at"), parse("terminal_clock")) {
-            let off = (clock - at).num_seconds();
-            if off.abs() > DRIFT_LISTED_SECS {
-                t.drift.push((id, off));
-            }
-        }
-    }
-    t
-}
-
 pub(crate) async fn page(
     State(c): State<Console>,
     who: Op,
@@ -122,10 +70,24 @@ pub(crate) async fn page(
         None
     };
     let devices = if who.can(P::DeviceRead) {
-        Some(terminals(&who.get(&c, "/devices").await.ok()?, version))
+        let v = match version {
+            Some(v) => v,
+            None => jobs::read(&c.shared.store, blacklist::version)
+                .await
+                .map_err(fail)?,
+        };
+        Some(
+            jobs::read(&c.shared.store, move |tx| {
+                stats::terminal_health(tx, v, DRIFT_LISTED_SECS)
+            })
+            .await
+            .map_err(fail)?,
+        )
     } else {
         None
     };
+    // Connected to this process (each FEP process shows its own terminals).
+    let connected = i64::try_from(c.shared.registry.connected()).unwrap_or(i64::MAX);
     let open = if who.can(P::ExceptionRead) {
         who.get(&c, "/exceptions?limit=1").await.ok()?["open"].as_i64()
     } else {
@@ -146,11 +108,11 @@ pub(crate) async fn page(
                 div.tile { div.label { "黑名单版本" } div.value #blacklist-version { (v) } }
             }
             @if let Some(t) = &devices {
-                div.tile { div.label { "在线终端" } div.value #connected { (t.connected) } }
-                div.tile.warn[t.enabled > t.connected] { div.label { "离线终端（已启用）" } div.value #offline { (t.enabled.saturating_sub(t.connected)) } }
-                div.tile.warn[!t.pending.is_empty()] { div.label { "有未上传流水的终端" } div.value #pending { (t.pending.len()) } }
-                div.tile.warn[!t.behind.is_empty()] { div.label { "黑名单落后的终端" } div.value #behind { (t.behind.len()) } }
-                div.tile.warn[!t.drift.is_empty()] { div.label { "时钟偏差超过 1 分钟" } div.value #drift { (t.drift.len()) } }
+                div.tile { div.label { "在线终端" } div.value #connected { (connected) } }
+                div.tile.warn[t.enabled > connected] { div.label { "离线终端（已启用）" } div.value #offline { ((t.enabled - connected).max(0)) } }
+                div.tile.warn[t.pending.0 > 0] { div.label { "有未上传流水的终端" } div.value #pending { (t.pending.0) } }
+                div.tile.warn[t.behind.0 > 0] { div.label { "黑名单落后的终端" } div.value #behind { (t.behind.0) } }
+                div.tile.warn[t.drift.0 > 0] { div.label { "时钟偏差超过 1 分钟" } div.value #drift { (t.drift.0) } }
             }
             @if let Some(n) = open {
                 div.tile.warn[n > 0] { div.label { "未处理异常流水" } div.value #open-exceptions { (n) } }
@@ -161,14 +123,14 @@ pub(crate) async fn page(
             div.chart { (PreEscaped(chart::hourly(&f.today, &f.yesterday))) }
         }
         @if let Some(t) = &devices {
-            @if !t.pending.is_empty() || !t.behind.is_empty() || !t.drift.is_empty() {
-                h2 { "需要关注的终端" }
+            @if t.pending.0 + t.behind.0 + t.drift.0 > 0 {
+                h2 { "需要关注的终端（每项最多列 " (stats::LISTED) " 台）" }
                 table {
                     thead { tr { th { "终端" } th { "情况" } } }
                     tbody {
-                        @for (id, n) in &t.pending { tr { td { a href={"/devices/" (id)} { (id) } } td { "未上传流水 " (n) " 笔" } } }
-                        @for (id, v) in &t.behind { tr { td { a href={"/devices/" (id)} { (id) } } td { "黑名单版本 " (v) "，落后" } } }
-                        @for (id, s) in &t.drift { tr { td { a href={"/devices/" (id)} { (id) } } td { "时钟偏差 " (s) " 秒" } } }
+                        @for (id, n) in &t.pending.1 { tr { td { a href={"/devices/" (id)} { (id) } } td { "未上传流水 " (n) " 笔" } } }
+                        @for (id, v) in &t.behind.1 { tr { td { a href={"/devices/" (id)} { (id) } } td { "黑名单版本 " (v) "，落后" } } }
+                        @for (id, s) in &t.drift.1 { tr { td { a href={"/devices/" (id)} { (id) } } td { "时钟偏差 " (s) " 秒" } } }
                     }
                 }
             }

@@ -71,3 +71,74 @@ pub(crate) fn total(hours: &[Debits; 24]) -> Option<Debits> {
         })
     })
 }
+
+/// Terminals listed per concern on the dashboard at most (counts are of all).
+pub(crate) const LISTED: i64 = 20;
+
+/// The enabled terminals' health, by SQL over the `devices` table (3,000 terminals are
+/// counted in the database, not shipped to the page).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TerminalHealth {
+    pub enabled: i64,
+    pub pending: (i64, Vec<(String, i64)>),
+    pub behind: (i64, Vec<(String, i64)>),
+    pub drift: (i64, Vec<(String, i64)>),
+}
+
+fn device_text(key: i64) -> String {
+    u32::try_from(key).map_or_else(|_| key.to_string(), |k| format!("{k:08X}"))
+}
+
+fn concern(
+    tx: &mut Tx<'_>,
+    condition: &str,
+    value: &str,
+    arg: i64,
+) -> Result<(i64, Vec<(String, i64)>)> {
+    let count = tx
+        .conn
+        .query_one(
+            &format!("SELECT COUNT(*) FROM devices WHERE status = 'enabled' AND {condition}"),
+            &[arg.into()],
+        )?
+        .int(0)?;
+    let rows = tx.conn.query(
+        &format!(
+            "SELECT id, {value} FROM devices WHERE status = 'enabled' AND {condition} \
+             ORDER BY id LIMIT {LISTED}"
+        ),
+        &[arg.into()],
+    )?;
+    let list = rows
+        .iter()
+        .map(|r| Ok((device_text(r.int(0)?), r.int(1)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((count, list))
+}
+
+pub(crate) fn terminal_health(
+    tx: &mut Tx<'_>,
+    blacklist_version: u32,
+    drift_secs: i64,
+) -> Result<TerminalHealth> {
+    let enabled = tx
+        .conn
+        .query_one("SELECT COUNT(*) FROM devices WHERE status = 'enabled'", &[])?
+        .int(0)?;
+    Ok(TerminalHealth {
+        enabled,
+        pending: concern(tx, "report_pending > $1", "report_pending", 0)?,
+        behind: concern(
+            tx,
+            "report_blacklist_version < $1",
+            "report_blacklist_version",
+            i64::from(blacklist_version),
+        )?,
+        drift: concern(
+            tx,
+            "ABS(report_clock - report_at) > $1",
+            "report_clock - report_at",
+            drift_secs,
+        )?,
+    })
+}
