@@ -157,3 +157,20 @@ mod tests {
         assert_eq!(yuan(i64::MIN), "-92233720368547758.08");
     }
 }
+
+/// A refusal page, boxed (a `Response` is large for an `Err`); `?` turns it back into the
+/// handler's response.
+#[derive(Debug)]
+pub(crate) struct Refusal(Box<Response>);
+
+impl From<Response> for Refusal {
+    fn from(r: Response) -> Refusal {
+        Refusal(Box::new(r))
+    }
+}
+
+impl From<Refusal> for Response {
+    fn from(r: Refusal) -> Response {
+        *r.0
+    }
+}

@@ -129,7 +129,7 @@ pub(crate) async fn logout(
     Form(f): Form<CsrfOnly>,
 ) -> Response {
     if let Err(r) = who.check_csrf(&f.csrf) {
-        return r;
+        return r.into();
     }
     let a = who.api(&c, Method::POST, "/logout", None).await;
     let mut r = Redirect::to("/login").into_response();
@@ -175,7 +175,7 @@ pub(crate) async fn password_submit(
     Form(f): Form<PasswordForm>,
 ) -> Response {
     if let Err(r) = who.check_csrf(&f.csrf) {
-        return r;
+        return r.into();
     }
     if f.new_password != f.again {
         let mut r = password_page(&who, Some("两次输入的新密码不一致"));

@@ -144,12 +144,13 @@ pub(crate) struct RangeQuery {
     view: Option<String>,
 }
 
-fn range(c: &Console, q: &RangeQuery) -> Result<(NaiveDate, NaiveDate), Response> {
+fn range(c: &Console, q: &RangeQuery) -> Result<(NaiveDate, NaiveDate), layout::Refusal> {
     let today = c.shared.config.clock.now().date();
     let parse = |s: &Option<String>| match s.as_deref().filter(|s| !s.is_empty()) {
-        None => Ok(today),
-        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map_err(|_| layout::failure(StatusCode::BAD_REQUEST, "日期格式应为 YYYY-MM-DD")),
+        None => Ok::<NaiveDate, layout::Refusal>(today),
+        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+            layout::failure(StatusCode::BAD_REQUEST, "日期格式应为 YYYY-MM-DD").into()
+        }),
     };
     let from = parse(&q.from)?;
     let to = match &q.to {
@@ -160,7 +161,8 @@ fn range(c: &Console, q: &RangeQuery) -> Result<(NaiveDate, NaiveDate), Response
         return Err(layout::failure(
             StatusCode::BAD_REQUEST,
             &format!("日期范围应从早到晚，最多 {MAX_DAYS} 天"),
-        ));
+        )
+        .into());
     }
     Ok((from, to))
 }

@@ -99,11 +99,11 @@ impl Answer {
 
     /// The body of a success, or the page that says why not (the API's own status and
     /// message: a 403 stays a 403).
-    pub fn ok(self) -> Result<Value, Response> {
+    pub fn ok(self) -> Result<Value, layout::Refusal> {
         if self.status.is_success() {
             return Ok(self.json());
         }
-        Err(self.refusal())
+        Err(self.refusal().into())
     }
 
     pub fn refusal(&self) -> Response {
@@ -126,14 +126,15 @@ impl SignedIn {
     }
 
     /// A form's token against the session's; `Err` is the 403 page.
-    pub fn check_csrf(&self, given: &str) -> Result<(), Response> {
+    pub fn check_csrf(&self, given: &str) -> Result<(), layout::Refusal> {
         if secrets::same(given.as_bytes(), self.csrf.as_bytes()) {
             Ok(())
         } else {
             Err(layout::failure(
                 StatusCode::FORBIDDEN,
                 "表单已过期（CSRF 令牌错误），请返回重试",
-            ))
+            )
+            .into())
         }
     }
 
