@@ -272,6 +272,28 @@ fn clerk_cannot_see_or_force_finance_actions() {
     let (status, _) = b.force_post("/cards/7/action", &[("csrf", "0000"), ("action", "freeze")]);
     assert_eq!(status, 403, "a wrong CSRF token");
     assert_eq!(s.cli_json(&["card", "info", "7"])["status"], "normal");
+    // R-B2: the registrar's file, uploaded; a bad line is named and nothing is imported.
+    let csv = s.dir.path().join("registrar.csv");
+    std::fs::write(
+        &csv,
+        "学工号,姓名,类别,部门\n2026001,李明,student,计算机学院\n2026002,,student,数学学院\n",
+    )
+    .unwrap();
+    b.open("/cards");
+    b.click("#to-import");
+    b.attach("#file", &csv);
+    b.click_refused("#do-import", 400);
+    assert!(b.text("#import-lines").contains('3'), "line 3 refused");
+    std::fs::write(
+        &csv,
+        "学工号,姓名,类别,部门\n2026001,李明,student,计算机学院\n2026002,赵芳,student,数学学院\n",
+    )
+    .unwrap();
+    b.attach("#file", &csv);
+    b.click("#do-import");
+    assert!(b.text("#done").contains("新增 2"), "{}", b.text("#done"));
+    b.open("/cards?q=李明");
+    assert!(b.text("#holders").contains("2026001"));
     // What a clerk may do works: a deposit waits for the card.
     b.open("/cards/7");
     b.fill("#amount", "12.50");

@@ -214,6 +214,16 @@ impl Browser {
         );
     }
 
+    /// Puts a local file into an `<input type=file>`.
+    pub fn attach(&self, css: &str, file: &Path) {
+        let e = self.find(css);
+        self.ok(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({"text": file.to_str().unwrap()})),
+        );
+    }
+
     /// Chooses `<option value=value>` of the `<select>` found by `css`.
     pub fn choose(&self, css: &str, value: &str) {
         let e = self.find(&format!("{css} option[value=\"{value}\"]"));
@@ -228,14 +238,26 @@ impl Browser {
         self.wait_new_page(before);
     }
 
+    /// Clicks and waits for the page, which the server is expected to answer with `status`.
+    pub fn click_refused(&mut self, css: &str, status: u16) {
+        let before = self.page_id();
+        let e = self.find(css);
+        self.ok("POST", &format!("/element/{e}/click"), None);
+        self.wait_new_page_refused(before, Some(status));
+    }
+
     /// Until the document is another than `before` (a click's navigation has happened).
     fn wait_new_page(&mut self, before: Option<String>) {
+        self.wait_new_page_refused(before, None);
+    }
+
+    fn wait_new_page_refused(&mut self, before: Option<String>, refused: Option<u16>) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.page_id() == before {
             assert!(Instant::now() < deadline, "the click led nowhere");
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.after_load(None);
+        self.after_load(refused);
     }
 
     /// Clicks something that opens no new page (a download link).

@@ -90,6 +90,7 @@ pub(crate) async fn search(
             input #q name="q" value=(term) maxlength="64" placeholder="卡号、显示卡号、学工号或姓名";
             " "
             button #search type="submit" { "查询" }
+            @if who.can(P::CardholderWrite) { " " a #to-import href="/cardholders/import" { "导入持卡人" } }
         }
         @if !term.is_empty() {
             h2 { "卡" }

@@ -11,6 +11,7 @@ mod cards;
 mod chart;
 mod dashboard;
 mod devices;
+mod import;
 mod layout;
 mod lists;
 mod login;
@@ -59,6 +60,12 @@ pub(crate) fn router(shared: Arc<Shared>, api: Router) -> Router {
         .route("/cards/{no}", get(cards::page))
         .route("/cards/{no}/action", post(cards::action))
         .route("/cards/{no}/deposit", post(cards::deposit))
+        .route(
+            "/cardholders/import",
+            get(import::page)
+                .post(import::submit)
+                .layer(axum::extract::DefaultBodyLimit::max(import::MAX_FORM)),
+        )
         .route("/devices", get(devices::list))
         .route("/devices/{id}", get(devices::page))
         .route("/devices/{id}/params", post(devices::set_params))
