@@ -139,7 +139,7 @@ async fn add_merchant(State(s): S, caller: Caller, ApiJson(m): ApiJson<NewMercha
     Ok(Json(merchant_json(&made, 0)))
 }
 
-fn device_json(d: &Device, connected: bool) -> Value {
+pub(crate) fn device_json(d: &Device, connected: bool) -> Value {
     let p = &d.params;
     json!({
         "id": d.id.to_string(),

@@ -1,5 +1,6 @@
 //! The HTTP listener: `GET /healthz`, `GET /metrics` (Prometheus text) and the admin API
-//! under `/api/v1` (bearer token; see `docs/admin-api.md`).
+//! under `/api/v1` (bearer token; see `docs/admin-api.md`), and the web console at `/`
+//! (`console/`, `docs/console.md`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,11 +46,17 @@ pub(crate) async fn serve(
         .fallback(api::no_route)
         .layer(DefaultBodyLimit::max(api::MAX_BODY));
     let tls = shared.config.tls.clone();
+    let api: Router = Router::new()
+        .nest(PREFIX, api)
+        .with_state(Arc::clone(&shared));
+    // The web console (issue 14) at `/`: it calls the API router above in process.
+    let console = super::console::router(Arc::clone(&shared), api.clone());
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
-        .nest(PREFIX, api)
-        .with_state(shared);
+        .with_state(shared)
+        .merge(api)
+        .merge(console);
     if let Some(tls) = tls {
         return super::tls::serve(listener, tls, app, stop).await;
     }
