@@ -201,6 +201,9 @@ pub struct AuditReport {
     /// Subsidy lines and batches that disagree with their waiting loads (R-B5,
     /// `domain::subsidies::audit`).
     pub subsidy_mismatches: Vec<String>,
+    /// Replacements and closures whose books disagree with their rows (R-B6, R-B7): card
+    /// fee income, moves and corrections, refund accounts, cash payouts, paid-out cards.
+    pub lifecycle_mismatches: Vec<String>,
 }
 
 impl AuditReport {
@@ -216,6 +219,7 @@ impl AuditReport {
             && self.journal_mismatches.is_empty()
             && self.load_mismatches.is_empty()
             && self.subsidy_mismatches.is_empty()
+            && self.lifecycle_mismatches.is_empty()
     }
 }
 
@@ -406,5 +410,9 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
     }
     report.load_mismatches = crate::domain::topup::audit(conn, AUDIT_LIMIT)?;
     report.subsidy_mismatches = crate::domain::subsidies::audit(conn, AUDIT_LIMIT)?;
+    report.lifecycle_mismatches = crate::domain::replacements::audit(conn, AUDIT_LIMIT)?;
+    report
+        .lifecycle_mismatches
+        .extend(crate::domain::closures::audit(conn, AUDIT_LIMIT)?);
     Ok(report)
 }

@@ -9,6 +9,7 @@ use ykt_proto::{
 use super::checks::{self, Origin};
 use super::counter;
 use super::exceptions;
+use super::replacements;
 use super::info::{self, CardFacts, CardView, Notices};
 use super::topup;
 use crate::error::{HostError, Result, refuse};
@@ -259,7 +260,15 @@ pub(crate) fn book_held(
         HeldBooking::Suspense => stored.merchant_no = 0,
     }
     let subject = maker_subject(tx, r)?;
-    let Some(mut card) = repo::card_get(tx.conn, r.card_no, true)? else {
+    // A closed, paid-out card's account is gone (R-B7): its money came from funding.
+    let card = repo::card_get(tx.conn, r.card_no, true)?;
+    if let Some(c) = &card
+        && c.status == crate::model::CardStatus::Cancelled
+        && super::closures::paid_out(tx, c.no)?
+    {
+        return post_debit(tx, FUNDING_ACCOUNT.to_owned(), &stored);
+    }
+    let Some(mut card) = card else {
         return match to {
             HeldBooking::Suspense => post_debit(tx, FUNDING_ACCOUNT.to_owned(), &stored),
             HeldBooking::Merchant => Err(HostError::Invalid(format!(
@@ -553,8 +562,11 @@ fn upload_debit(
         return refuse(ReturnCode::MERCHANT_NOT_FOUND);
     }
     verify_tac(r, tac)?;
+    checks::card_closed(tx, card)?;
     topup::settle_by_record(tx, card, r, now)?;
     counter::check(tx, card, r)?;
+    // R-B6: a replaced card's late record brings back what it needs from the moved money.
+    replacements::cover_late_record(tx, card, checks::total(r)?, now)?;
     checks::account_covers(card, r)?;
     let mirror_before = card.balance;
     book_debit(tx, card, r, subject, now)?;
