@@ -9,6 +9,8 @@ mod admin;
 mod exceptions;
 #[path = "conformance/holders.rs"]
 mod holders;
+#[path = "conformance/lifecycle.rs"]
+mod lifecycle;
 #[path = "conformance/loads.rs"]
 mod loads;
 #[path = "conformance/people.rs"]
@@ -104,6 +106,12 @@ conformance!(
     subsidy_audit_finds_tampering,
     subsidy_picked_up_then_revoked,
     subsidy_batch_state_machine,
+    replacement_waits_then_moves,
+    late_record_after_move_is_corrected,
+    replacement_fee_cash_or_balance,
+    closure_refund_in_cash,
+    closure_refund_to_bank,
+    closed_card_late_record_held,
 );
 
 /// Every test of the suite, wherever it is written.
@@ -111,6 +119,7 @@ mod tests {
     pub use super::admin::*;
     pub use super::exceptions::*;
     pub use super::holders::*;
+    pub use super::lifecycle::*;
     pub use super::loads::*;
     pub use super::people::*;
     pub use super::subsidies::*;
