@@ -50,7 +50,7 @@ CREATE INDEX cash_payouts_shift ON cash_payouts (shift_id);
 INSERT INTO accounts (id, kind, balance) VALUES
     ('income:card_fee', 'income', 0), ('refund:cash', 'refund', 0), ('refund:bank', 'refund', 0);
 INSERT INTO meta (name, value) VALUES
-    ('replacement_wait_days', 2), ('closure_batch_approval', 1000000);
+    ('replacement_wait_days', 2), ('closure_batch_approval', 1000000), ('closure_batch_seq', 0);
 ";
 
 pub fn sqlite_v10() -> String {
