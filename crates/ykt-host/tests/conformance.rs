@@ -112,6 +112,8 @@ conformance!(
     closure_refund_in_cash,
     closure_refund_to_bank,
     closed_card_late_record_held,
+    bad_card_repair,
+    graduation_batch_with_approval,
 );
 
 /// Every test of the suite, wherever it is written.

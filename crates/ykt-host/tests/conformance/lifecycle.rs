@@ -297,3 +297,169 @@ pub fn closed_card_late_record_held(f: &Fixture) {
     assert_eq!(card_now(s, c.no).balance, 0);
     audit_clean(s);
 }
+
+// R-B6, code 53: a bad card is refused with 53 until the card office repairs it; the image
+// to write carries the account's balance, the difference to the card's last record
+// explained, and the card is normal again.
+pub fn bad_card_repair(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let clerk = clerk(s);
+    let c = card(s, 3_000);
+    upload(s, offline(c.no, 1, 0, 3_000, 500)).unwrap();
+    let no = c.no;
+    // Only a bad card is repaired.
+    let repair = |s: &Store| {
+        let a = clerk.clone();
+        s.execute(move |tx| domain::repair::repair(tx, &a, no, now()))
+    };
+    assert!(matches!(repair(s), Err(HostError::Invalid(_))));
+    s.execute(move |tx| admin::report_bad(tx, no)).unwrap();
+    let bad = card_now(s, c.no);
+    // code 53
+    assert_eq!(refused(debit(s, &bad, purchase(c.no, 2, 1, 2_500, 100))), 53);
+    // The host knows more than the broken card: a deposit posted straight to the account.
+    s.execute(move |tx| {
+        let actor = Actor::system("test");
+        admin::post_opening_balance(tx, no, 700, "adj-1", now())?;
+        domain::journal::append(
+            tx,
+            &actor,
+            now(),
+            &domain::journal::Change::new("card.deposit", "card").transfer("dep:adj-1"),
+        )
+    })
+    .unwrap();
+    let r = repair(s).unwrap();
+    assert_eq!((r.balance, r.counter, r.difference), (3_200, 1, 700));
+    assert_eq!(r.last_record.as_ref().map(|l| l.balance_after), Some(2_500));
+    assert!(r.explanation.contains("700"), "{}", r.explanation);
+    let now_card = card_now(s, c.no);
+    assert_eq!(now_card.status, CardStatus::Normal);
+    debit(s, &now_card, purchase(c.no, 3, 1, 3_200, 100)).unwrap();
+    assert!(repair(s).is_err());
+    audit_clean(s);
+}
+
+fn holder_with_card(s: &Store, number: &str, balance: i64) -> Card {
+    let c = card(s, balance);
+    let (n, no) = (number.to_owned(), c.no);
+    s.execute(move |tx| {
+        let actor = Actor::system("test");
+        let fields = ykt_host::repo_holders::HolderFields {
+            name: "毕业生".into(),
+            kind: ykt_host::repo_holders::HolderKind::Student,
+            department: "计算机学院".into(),
+            id_number: None,
+            phone: None,
+        };
+        domain::cardholders::add(tx, &actor, &n, &fields, now())?;
+        domain::cardholders::attach_card(tx, &actor, &n, no, now())
+    })
+    .unwrap();
+    c
+}
+
+// R-B7, R-B1: a graduation list closes its cards as one batch; every line's error is
+// reported and nothing closed; above the threshold the batch waits for a second operator.
+pub fn graduation_batch_with_approval(f: &Fixture) {
+    use ykt_host::domain::closure_batches::{self, Imported};
+    use ykt_host::import::Format;
+    let s = &f.store;
+    world(s);
+    let clerk = clerk(s);
+    let a = holder_with_card(s, "2022001", 1_000);
+    let b = holder_with_card(s, "2022002", 2_000);
+    let parse = |text: &str| closure_batches::parse(Format::Csv, text.as_bytes());
+    // Per-line errors of the file itself.
+    let errors = parse("学工号,退款方式,银行账号\n2022001,cash,6222\n2022002,支票,\n").unwrap_err();
+    assert_eq!(
+        errors.iter().map(|e| e.line).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    let import = |s: &Store, text: &str| {
+        let lines = parse(text).unwrap();
+        let actor = clerk.clone();
+        s.execute(move |tx| closure_batches::import(tx, &actor, &lines, now()))
+            .unwrap()
+    };
+    // Per-line errors against the state: nothing is closed.
+    let Imported::Refused(errors) = import(s, "学工号\n2022001\n2022009\n2022001\n") else {
+        panic!("unknown and repeated numbers are refused")
+    };
+    assert_eq!(
+        errors.iter().map(|e| e.line).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    assert_eq!(card_now(s, a.no).status, CardStatus::Normal);
+    // At or above the threshold: a request for a second operator.
+    s.execute(|tx| repo::set_meta(tx.conn, closures::BATCH_APPROVAL, 3_000))
+        .unwrap();
+    let text = "学工号,银行账号\n2022001,\n2022002,6222020200112233\n";
+    let Imported::Waiting {
+        approval, total, ..
+    } = import(s, text)
+    else {
+        panic!("3,000 fen needs approval")
+    };
+    assert_eq!(total, 3_000);
+    assert_eq!(card_now(s, a.no).status, CardStatus::Normal);
+    let requester = clerk.clone();
+    let id = approval.id;
+    // Never one's own request.
+    let own = s.execute(move |tx| {
+        domain::approvals::decide(
+            tx,
+            &requester,
+            id,
+            domain::approvals::Decision::Approve,
+            now(),
+            |tx, a| closure_batches::approved(tx, a, &requester, now()),
+        )
+    });
+    assert!(own.is_err());
+    let checker = s
+        .execute(|tx| {
+            let n = domain::operators::NewOperator {
+                login: "finance".into(),
+                name: "财务".into(),
+                roles: ykt_host::access::Roles::of(&[ykt_host::access::Role::Finance]),
+                password_hash: "x".into(),
+            };
+            let op = domain::operators::add(tx, &Actor::system("test"), &n, now())?;
+            Ok(Actor::operator(op.id, "finance", None, "test"))
+        })
+        .unwrap();
+    let requester = clerk.clone();
+    s.execute(move |tx| {
+        domain::approvals::decide(
+            tx,
+            &checker,
+            id,
+            domain::approvals::Decision::Approve,
+            now(),
+            |tx, a| closure_batches::approved(tx, a, &requester, now()),
+        )
+    })
+    .unwrap();
+    let (ca, cb) = (card_now(s, a.no), card_now(s, b.no));
+    assert_eq!((ca.status, cb.status), (CardStatus::Cancelled, CardStatus::Cancelled));
+    let list = s.read(|tx| closures::list(tx, Some(1), 100)).unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[1].payout, Payout::bank("6222020200112233").unwrap());
+    // Below the threshold a batch closes at once.
+    let _c = holder_with_card(s, "2022003", 100);
+    assert!(matches!(
+        import(s, "学工号\n2022003\n"),
+        Imported::Closed { batch: 2, .. }
+    ));
+    // The bank refund is paid by the sweep when due; the cash one by the finance office.
+    let paid = s
+        .execute(|tx| closures::run_due(tx, &Actor::system("sweep"), now() + Duration::days(2)))
+        .unwrap();
+    assert_eq!(paid.len(), 1);
+    pay(s, &clerk, a.no, now() + Duration::days(2)).unwrap();
+    assert_eq!(balance_of(s, "refund:bank"), 2_000);
+    assert_eq!(balance_of(s, "refund:cash"), 1_000);
+    audit_clean(s);
+}
