@@ -6,6 +6,7 @@ pub mod backup;
 pub mod blacklist;
 pub mod card;
 pub mod card_admin;
+pub mod card_lifecycle;
 pub mod cardholder;
 pub mod client;
 pub mod config;
