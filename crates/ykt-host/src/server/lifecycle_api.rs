@@ -265,9 +265,14 @@ async fn import_list(State(s): S, caller: Caller, headers: HeaderMap, body: Byte
     })
 }
 
-async fn pay(State(s): S, caller: Caller, ApiPath(no): ApiPath<u32>) -> ApiResult {
+async fn pay(
+    State(s): S,
+    caller: Caller,
+    ApiPath(no): ApiPath<u32>,
+    ApiJson(r): ApiJson<RunReq>,
+) -> ApiResult {
     let no = parse_card(no)?;
-    let (now, actor) = (s.config.clock.now(), caller.actor.clone());
+    let (now, actor) = (run_time(&s, &r)?, caller.actor.clone());
     // `pay` journals itself, naming its transfers; cash is a payout in the caller's shift.
     let c = jobs::execute(&s.store, move |tx| closures::pay(tx, &actor, no, now)).await?;
     Ok(Json(json!(c)))

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use ykt_card::app::issue::{IssueParams, issue_at_counter};
 use ykt_proto::types::{CardNo, DisplayNo, Fen};
 
+use super::card::CardType;
 use super::client::{Api, ApiArgs, cell, items, read_sheet, table, yuan};
 
 #[derive(clap::Subcommand)]
@@ -30,6 +31,8 @@ pub enum Args {
         /// How the fee is paid: cash (in your shift) or balance (from the old card).
         #[arg(long)]
         fee_method: Option<String>,
+        #[command(flatten)]
+        image: NewImage,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -66,7 +69,11 @@ pub enum Args {
     /// A card's closure and what it would refund now.
     Closure(Target),
     /// 退款: pay a due refund out (finance; cash is a payout in your shift).
-    Refund(Target),
+    Refund {
+        card_no: u32,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Replacement moves: `run` the due ones now, or `list` them.
     Moves {
         #[command(subcommand)]
@@ -119,6 +126,23 @@ pub enum Closures {
     Run(RunArgs),
 }
 
+/// The new card's image, written as `ykt card issue` does (new UID and keys, balance 0:
+/// the old card's balance reaches it as a pick-up once the replacement is due).
+#[derive(clap::Args)]
+pub struct NewImage {
+    #[arg(long = "type", value_enum, default_value = "mf1")]
+    card_type: CardType,
+    /// The card's PIN (the cardholder's), 4–12 digits.
+    #[arg(long)]
+    pin: String,
+    /// The system master key file [default: DATA/keys].
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Where to write the new card's image; an existing file is never overwritten.
+    #[arg(long)]
+    out: PathBuf,
+}
+
 #[derive(clap::Args)]
 pub struct Target {
     card_no: u32,
@@ -142,11 +166,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             display_no,
             fee,
             fee_method,
+            image,
             api,
         } => {
-            let api = Api::new(&api)?;
+            let keys = super::keys::load(&image.keys.clone().unwrap_or_else(|| api.data.join("keys")))?;
+            if image.out.exists() {
+                bail!("{} exists; not overwritten", image.out.display());
+            }
+            check_pin(&image.pin)?;
+            let client = Api::new(&api)?;
             let body = json!({"display_no": display_no, "fee": fee, "fee_method": fee_method});
-            let r = api.post(&format!("/cards/{card_no}/replace"), Some(&body))?;
+            let r = client.post(&format!("/cards/{card_no}/replace"), Some(&body))?;
+            if let Err(e) = write_new_card(&keys, &image, &r["new_card"]) {
+                bail!(
+                    "card {card_no} is replaced in the system by card {}, but its image could not \
+                     be written: {e:#}. Write it with `ykt card new` (balance 0)",
+                    cell(&r["new_card"], "card_no")
+                );
+            }
+            let api = client;
             api.print(&r, |r| {
                 let rep = &r["replacement"];
                 println!(
@@ -158,6 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     cell(rep, "fee_method")
                 );
                 println!("余额于 {} 转入新卡（待领取，新卡下次刷卡时写入）", cell(rep, "due_at"));
+                println!("card image: {}", image.out.display());
             })
         }
         Args::Bad(t) => {
@@ -210,9 +249,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             })
         }
-        Args::Refund(t) => {
-            let api = Api::new(&t.api)?;
-            let c = api.post(&format!("/closures/{}/pay", t.card_no), None)?;
+        Args::Refund { card_no, run } => {
+            let api = Api::new(&run.api)?;
+            let body = json!({"at": run.at});
+            let c = api.post(&format!("/closures/{card_no}/pay"), Some(&body))?;
             api.print(&c, |c| {
                 println!(
                     "卡 {} 退款 {} 元（{}）",
@@ -331,6 +371,65 @@ fn closures(what: Closures) -> anyhow::Result<()> {
     }
 }
 
+fn check_pin(pin: &str) -> anyhow::Result<()> {
+    if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("the PIN is 4 to 12 digits");
+    }
+    Ok(())
+}
+
+/// The replacement card's image, from the card the API issued (balance 0).
+fn write_new_card(
+    keys: &ykt_card::keys::SystemKeys,
+    image: &NewImage,
+    c: &Value,
+) -> anyhow::Result<()> {
+    let no = c["card_no"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .and_then(CardNo::new)
+        .context("the API answered without a card number")?;
+    let display = c["display_no"]
+        .as_u64()
+        .and_then(DisplayNo::new)
+        .context("display number")?;
+    let class = c["class"]
+        .as_u64()
+        .and_then(|n| u8::try_from(n).ok())
+        .context("class")?;
+    let expiry = NaiveDate::parse_from_str(&cell(c, "expiry"), "%Y-%m-%d").context("expiry")?;
+    let mut uid = [0u8; 4];
+    rand::rng().fill_bytes(&mut uid);
+    let bytes = match image.card_type {
+        CardType::Mf1 => {
+            let p = IssueParams {
+                card_no: no,
+                display_no: display,
+                class,
+                expiry,
+                balances: vec![0],
+                pin: image.pin.clone(),
+            };
+            issue_at_counter(keys, uid, &p, 0)?.to_dump()
+        }
+        CardType::Cpu => ykt_card::cpu::app::issue_cpu(
+            keys,
+            uid,
+            no,
+            display,
+            class,
+            expiry,
+            0,
+            &image.pin,
+            rand::rng().next_u64(),
+        )
+        .context("CPU card issue")?
+        .to_image()
+        .into_bytes(),
+    };
+    super::keys::write_secret(&image.out, &bytes)
+}
+
 /// Asks the host what to write, then writes the MF1 image: the account's balance and the
 /// next counter. The card is normal in the system from the answer on: a failed write is
 /// reported with what to write by hand.
@@ -346,9 +445,7 @@ fn repair(
     if out.exists() {
         bail!("{} exists; not overwritten", out.display());
     }
-    if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
-        bail!("the PIN is 4 to 12 digits");
-    }
+    check_pin(pin)?;
     let client = Api::new(api)?;
     let r = client.post(&format!("/cards/{card_no}/repair"), None)?;
     let field = |k: &str| r[k].as_u64().with_context(|| format!("the answer has no {k}"));
