@@ -134,7 +134,9 @@ fn lost_card_replaced_balance_moved_after_the_wait_with_late_records() {
     // keyed): it picks up what waits for it.
     let mut w = pos(&s, TOP_UP, "jw");
     w.place(&new_image);
-    w.wait_event(json!({"event":"record","kind":"subsidy","status":"success","amount":start - 500}));
+    w.wait_event(
+        json!({"event":"record","kind":"subsidy","status":"success","amount":start - 500}),
+    );
     w.wait_screen("领取成功");
     w.remove();
     w.advance(3_000);
@@ -194,14 +196,33 @@ fn closure_with_refund() {
     let shown = s.cli_json(&["card", "closure", &cash_card.to_string()]);
     assert_eq!(shown["refundable"], c_before);
     // The finance office pays the cash refund at the counter once due.
-    let r = s.cli_json(&["card", "refund", &cash_card.to_string(), "--at", &after_wait()]);
-    assert_eq!((r["state"].as_str(), r["amount"].as_i64()), (Some("paid"), Some(c_before)));
+    let r = s.cli_json(&[
+        "card",
+        "refund",
+        &cash_card.to_string(),
+        "--at",
+        &after_wait(),
+    ]);
+    assert_eq!(
+        (r["state"].as_str(), r["amount"].as_i64()),
+        (Some("paid"), Some(c_before))
+    );
     assert_eq!(balance(&s, cash_card), 0);
     let day = after_wait()[..10].to_owned();
     let cash = s.cli_json(&["report", "cash", "--operator", "admin", "--date", &day]);
     assert_eq!(cash["paid_out"]["amount"], c_before);
     // Paid twice: never.
-    assert!(!s.cli_output(&["card", "refund", &cash_card.to_string(), "--at", &after_wait()]).status.success());
+    assert!(
+        !s.cli_output(&[
+            "card",
+            "refund",
+            &cash_card.to_string(),
+            "--at",
+            &after_wait()
+        ])
+        .status
+        .success()
+    );
     p.quit();
     stop_and_audit(s);
 }

@@ -100,11 +100,18 @@ pub enum Imported {
     /// Closed at once (below the threshold).
     Closed { batch: i64, lines: Vec<Planned> },
     /// Waiting for a second operator.
-    Waiting { batch: i64, approval: Approval, total: Fen },
+    Waiting {
+        batch: i64,
+        approval: Approval,
+        total: Fen,
+    },
 }
 
 /// Resolves every line on the locked cards; the errors of all lines, or the plan.
-fn plan(tx: &mut Tx<'_>, lines: &[Line]) -> Result<std::result::Result<Vec<Planned>, Vec<LineError>>> {
+fn plan(
+    tx: &mut Tx<'_>,
+    lines: &[Line],
+) -> Result<std::result::Result<Vec<Planned>, Vec<LineError>>> {
     let mut planned = Vec::with_capacity(lines.len());
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -152,7 +159,12 @@ fn plan(tx: &mut Tx<'_>, lines: &[Line]) -> Result<std::result::Result<Vec<Plann
 
 /// Imports a graduation list as batch N (the next of its sequence): closes its cards now,
 /// or files it for approval when its refunds reach the threshold. Journalled here.
-pub fn import(tx: &mut Tx<'_>, actor: &Actor, lines: &[Line], now: NaiveDateTime) -> Result<Imported> {
+pub fn import(
+    tx: &mut Tx<'_>,
+    actor: &Actor,
+    lines: &[Line],
+    now: NaiveDateTime,
+) -> Result<Imported> {
     if lines.is_empty() {
         return Err(HostError::Invalid("名单为空".into()));
     }
@@ -201,14 +213,20 @@ fn close_all(
             .ok_or_else(|| HostError::Corrupt(format!("card {}", p.card_no)))?;
         closures::request(tx, actor, no, p.payout.clone(), Some(batch), now)?;
     }
-    let change = Change::new("card.close_batch", format!("closure-batch:{batch}"))
-        .after(json!({"batch": batch, "cards": planned.iter().map(|p| p.card_no).collect::<Vec<_>>()}));
+    let change = Change::new("card.close_batch", format!("closure-batch:{batch}")).after(
+        json!({"batch": batch, "cards": planned.iter().map(|p| p.card_no).collect::<Vec<_>>()}),
+    );
     super::journal::append(tx, actor, now, &change).map(drop)
 }
 
 /// An approved batch is closed as its requester asked: each card checked again (a card
 /// closed or cancelled since refuses the whole batch).
-pub fn approved(tx: &mut Tx<'_>, a: &Approval, requester: &Actor, now: NaiveDateTime) -> Result<Change> {
+pub fn approved(
+    tx: &mut Tx<'_>,
+    a: &Approval,
+    requester: &Actor,
+    now: NaiveDateTime,
+) -> Result<Change> {
     let bad = || HostError::Corrupt(format!("approval {} payload", a.id));
     let batch = a.payload["batch"].as_i64().ok_or_else(bad)?;
     let lines = a.payload["lines"].as_array().ok_or_else(bad)?;

@@ -93,8 +93,7 @@ pub struct Closure {
     pub state: State,
 }
 
-const COLUMNS: &str =
-    "card_no, method, bank_account, batch_no, requested_at, due_at, state, paid_at, amount, \
+const COLUMNS: &str = "card_no, method, bank_account, batch_no, requested_at, due_at, state, paid_at, amount, \
      transfer_id";
 
 fn row(r: &crate::sql::Row) -> Result<Closure> {
@@ -289,7 +288,8 @@ pub fn pay(tx: &mut Tx<'_>, actor: &Actor, no: CardNo, now: NaiveDateTime) -> Re
             transfer.into(),
         ],
     )?;
-    let after = of_card(tx, no, false)?.ok_or_else(|| HostError::Invariant("closure vanished".into()))?;
+    let after =
+        of_card(tx, no, false)?.ok_or_else(|| HostError::Invariant("closure vanished".into()))?;
     let mut change = Change::new("card.refund", format!("card:{}", no.get())).after(json!(after));
     for t in transfers {
         change = change.transfer(t);
@@ -335,7 +335,9 @@ pub fn audit(conn: &mut dyn crate::sql::Conn, limit: u32) -> Result<Vec<String>>
             .int(0)?;
         let balance = repo::account_balance(conn, account)?.unwrap_or(0);
         if paid != balance {
-            out.push(format!("{account} is {balance}, the {method} refunds {paid}"));
+            out.push(format!(
+                "{account} is {balance}, the {method} refunds {paid}"
+            ));
         }
     }
     for r in conn.query(

@@ -9,8 +9,8 @@ use ykt_proto::{
 use super::checks::{self, Origin};
 use super::counter;
 use super::exceptions;
-use super::replacements;
 use super::info::{self, CardFacts, CardView, Notices};
+use super::replacements;
 use super::topup;
 use crate::error::{HostError, Result, refuse};
 use crate::ledger::{

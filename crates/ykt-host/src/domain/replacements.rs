@@ -38,7 +38,10 @@ pub const SWEEP_LIMIT: u32 = 500;
 pub const MAX_FEE: Fen = 100_000;
 
 /// Times in views as the journal writes them (`2026-03-02 12:00:00`).
-pub(crate) fn time_text<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> std::result::Result<S::Ok, S::Error> {
+pub(crate) fn time_text<S: serde::Serializer>(
+    t: &NaiveDateTime,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
     s.collect_str(t)
 }
 
@@ -283,7 +286,14 @@ pub fn replace(
     match req.fee_method {
         FeePayment::None => {}
         FeePayment::Cash => {
-            post(tx, &fee_transfer, FUNDING_ACCOUNT, CARD_FEE_ACCOUNT, req.fee, now)?;
+            post(
+                tx,
+                &fee_transfer,
+                FUNDING_ACCOUNT,
+                CARD_FEE_ACCOUNT,
+                req.fee,
+                now,
+            )?;
             match actor.operator {
                 Some(op) => shifts::tally(tx, op, &fee_transfer, Method::Cash, req.fee, now)?,
                 None => return Err(HostError::Invalid("cash is taken by an operator".into())),
@@ -375,7 +385,12 @@ pub fn run_due(tx: &mut Tx<'_>, actor: &Actor, now: NaiveDateTime) -> Result<Vec
     Ok(moved)
 }
 
-fn move_one(tx: &mut Tx<'_>, actor: &Actor, old: CardNo, now: NaiveDateTime) -> Result<Replacement> {
+fn move_one(
+    tx: &mut Tx<'_>,
+    actor: &Actor,
+    old: CardNo,
+    now: NaiveDateTime,
+) -> Result<Replacement> {
     let mut card = locked_card(tx, old)?;
     let r = of_old(tx, old, true)?
         .ok_or_else(|| HostError::Invariant(format!("replacement of {} vanished", old.get())))?;
@@ -527,11 +542,16 @@ pub fn cover_late_record(
             new_load.into(),
         ],
     )?;
-    let mut change = Change::new("card.replacement_correction", format!("card:{}", card.no.get()))
-        .after(json!({"deficit": deficit, "new_card": new.get(), "from": match covered {
+    let mut change = Change::new(
+        "card.replacement_correction",
+        format!("card:{}", card.no.get()),
+    )
+    .after(
+        json!({"deficit": deficit, "new_card": new.get(), "from": match covered {
             Covered::FromWaiting(_) => "waiting",
             _ => "new_card",
-        }}));
+        }}),
+    );
     for t in transfers {
         change = change.transfer(t);
     }

@@ -80,13 +80,14 @@ async fn replace(
     ApiJson(r): ApiJson<ReplaceReq>,
 ) -> ApiResult {
     let old = parse_card(no)?;
-    let display_no = DisplayNo::new(r.display_no)
-        .ok_or_else(|| invalid("display_no has at most 10 digits"))?;
+    let display_no =
+        DisplayNo::new(r.display_no).ok_or_else(|| invalid("display_no has at most 10 digits"))?;
     let fee_method = match r.fee_method.as_deref() {
         None if r.fee == 0 => FeePayment::None,
         None => FeePayment::Cash,
-        Some(m) => FeePayment::parse(m)
-            .ok_or_else(|| invalid("fee_method is none, cash or balance"))?,
+        Some(m) => {
+            FeePayment::parse(m).ok_or_else(|| invalid("fee_method is none, cash or balance"))?
+        }
     };
     let req = Request {
         old_card: old,
@@ -96,9 +97,13 @@ async fn replace(
     };
     let (now, actor) = (s.config.clock.now(), caller.actor.clone());
     // `replace` journals itself (naming the fee's transfer).
-    let (rep, new) =
-        jobs::execute(&s.store, move |tx| replacements::replace(tx, &actor, &req, now)).await?;
-    Ok(Json(json!({"replacement": rep, "new_card": card_json(&new)})))
+    let (rep, new) = jobs::execute(&s.store, move |tx| {
+        replacements::replace(tx, &actor, &req, now)
+    })
+    .await?;
+    Ok(Json(
+        json!({"replacement": rep, "new_card": card_json(&new)}),
+    ))
 }
 
 async fn replacement(State(s): S, ApiPath(no): ApiPath<u32>) -> ApiResult {
@@ -155,8 +160,7 @@ fn run_time(s: &Shared, r: &RunReq) -> Result<NaiveDateTime, ApiError> {
 async fn run_moves(State(s): S, caller: Caller, ApiJson(r): ApiJson<RunReq>) -> ApiResult {
     let at = run_time(&s, &r)?;
     let actor = caller.actor.clone();
-    let moved =
-        jobs::execute(&s.store, move |tx| replacements::run_due(tx, &actor, at)).await?;
+    let moved = jobs::execute(&s.store, move |tx| replacements::run_due(tx, &actor, at)).await?;
     Ok(Json(json!({"moved": moved})))
 }
 
@@ -227,7 +231,12 @@ async fn closures_list(State(s): S, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResu
 
 /// A graduation list (CSV or XLSX): closed at once, or 202 waiting for approval above the
 /// threshold; 400 with every line's error when any line cannot be closed.
-async fn import_list(State(s): S, caller: Caller, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn import_list(
+    State(s): S,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let format = format_of(&headers)?;
     let parsed = tokio::task::spawn_blocking(move || closure_batches::parse(format, &body))
         .await
@@ -235,7 +244,9 @@ async fn import_list(State(s): S, caller: Caller, headers: HeaderMap, body: Byte
     let refused = |lines: Vec<import::LineError>| {
         (
             StatusCode::BAD_REQUEST,
-            Json(json!({"error": format!("名单有 {} 处错误，未销户", lines.len()), "lines": lines})),
+            Json(
+                json!({"error": format!("名单有 {} 处错误，未销户", lines.len()), "lines": lines}),
+            ),
         )
             .into_response()
     };
@@ -244,8 +255,10 @@ async fn import_list(State(s): S, caller: Caller, headers: HeaderMap, body: Byte
         Err(errors) => return Ok(refused(errors)),
     };
     let (now, actor) = (s.config.clock.now(), caller.actor.clone());
-    let done =
-        jobs::execute(&s.store, move |tx| closure_batches::import(tx, &actor, &lines, now)).await?;
+    let done = jobs::execute(&s.store, move |tx| {
+        closure_batches::import(tx, &actor, &lines, now)
+    })
+    .await?;
     Ok(match done {
         Imported::Refused(errors) => refused(errors),
         Imported::Closed { batch, lines } => {

@@ -210,7 +210,10 @@ impl Listeners {
             stop_rx.clone(),
         ));
         tasks.spawn(admin_ops::fep_watch(Arc::clone(&shared), stop_rx.clone()));
-        tasks.spawn(lifecycle_api::sweep_loop(Arc::clone(&shared), stop_rx.clone()));
+        tasks.spawn(lifecycle_api::sweep_loop(
+            Arc::clone(&shared),
+            stop_rx.clone(),
+        ));
         tasks.spawn(http::serve(Arc::clone(&shared), self.http, stop_rx));
         tracing::info!(%terminal_addr, %http_addr, fep = shared.config.fep_id, "serving");
         Ok(Server {

@@ -83,7 +83,10 @@ pub fn replacement_waits_then_moves(f: &Fixture) {
     let o = card_now(s, old.no);
     assert_eq!((o.status, o.balance), (CardStatus::Cancelled, 5_000));
     // code 57: the old card online.
-    assert_eq!(refused(debit(s, &o, purchase(old.no, 1, 0, 5_000, 100))), 57);
+    assert_eq!(
+        refused(debit(s, &o, purchase(old.no, 1, 0, 5_000, 100))),
+        57
+    );
     // A second replacement of the same card is refused.
     assert!(replace(s, &clerk, old.no, 3_100_000_002, 0, FeePayment::None).is_err());
     // Not due yet: nothing moves.
@@ -202,7 +205,12 @@ fn close(s: &Store, actor: &Actor, no: CardNo, payout: Payout) -> Result<closure
     s.execute(move |tx| closures::request(tx, &actor, no, payout.clone(), None, now()))
 }
 
-fn pay(s: &Store, actor: &Actor, no: CardNo, at: chrono::NaiveDateTime) -> Result<closures::Closure> {
+fn pay(
+    s: &Store,
+    actor: &Actor,
+    no: CardNo,
+    at: chrono::NaiveDateTime,
+) -> Result<closures::Closure> {
     let actor = actor.clone();
     s.execute(move |tx| closures::pay(tx, &actor, no, at))
 }
@@ -288,10 +296,8 @@ pub fn closed_card_late_record_held(f: &Fixture) {
         note: "已退款后的脱机消费".into(),
         by: "admin".into(),
     };
-    s.execute(move |tx| {
-        domain::exceptions::resolve(tx, late.device, late.serial, &req, now())
-    })
-    .unwrap();
+    s.execute(move |tx| domain::exceptions::resolve(tx, late.device, late.serial, &req, now()))
+        .unwrap();
     assert_eq!(balance_of(s, "merchant:100"), 600);
     assert_eq!(balance_of(s, "funding"), funding - 600);
     assert_eq!(card_now(s, c.no).balance, 0);
@@ -317,7 +323,10 @@ pub fn bad_card_repair(f: &Fixture) {
     s.execute(move |tx| admin::report_bad(tx, no)).unwrap();
     let bad = card_now(s, c.no);
     // code 53
-    assert_eq!(refused(debit(s, &bad, purchase(c.no, 2, 1, 2_500, 100))), 53);
+    assert_eq!(
+        refused(debit(s, &bad, purchase(c.no, 2, 1, 2_500, 100))),
+        53
+    );
     // The host knows more than the broken card: a deposit posted straight to the account.
     s.execute(move |tx| {
         let actor = Actor::system("test");
@@ -443,7 +452,10 @@ pub fn graduation_batch_with_approval(f: &Fixture) {
     })
     .unwrap();
     let (ca, cb) = (card_now(s, a.no), card_now(s, b.no));
-    assert_eq!((ca.status, cb.status), (CardStatus::Cancelled, CardStatus::Cancelled));
+    assert_eq!(
+        (ca.status, cb.status),
+        (CardStatus::Cancelled, CardStatus::Cancelled)
+    );
     let list = s.read(|tx| closures::list(tx, Some(1), 100)).unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[1].payout, Payout::bank("6222020200112233").unwrap());

@@ -169,7 +169,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             image,
             api,
         } => {
-            let keys = super::keys::load(&image.keys.clone().unwrap_or_else(|| api.data.join("keys")))?;
+            let keys =
+                super::keys::load(&image.keys.clone().unwrap_or_else(|| api.data.join("keys")))?;
             if image.out.exists() {
                 bail!("{} exists; not overwritten", image.out.display());
             }
@@ -195,7 +196,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     yuan(rep, "fee"),
                     cell(rep, "fee_method")
                 );
-                println!("余额于 {} 转入新卡（待领取，新卡下次刷卡时写入）", cell(rep, "due_at"));
+                println!(
+                    "余额于 {} 转入新卡（待领取，新卡下次刷卡时写入）",
+                    cell(rep, "due_at")
+                );
                 println!("card image: {}", image.out.display());
             })
         }
@@ -203,7 +207,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let api = Api::new(&t.api)?;
             let c = api.post(&format!("/cards/{}/bad", t.card_no), None)?;
             api.print(&c, |c| {
-                println!("卡 {} 已登记为坏卡（{}）", cell(c, "card_no"), cell(c, "status"))
+                println!(
+                    "卡 {} 已登记为坏卡（{}）",
+                    cell(c, "card_no"),
+                    cell(c, "status")
+                )
             })
         }
         Args::Repair {
@@ -305,7 +313,14 @@ fn replacements_table(r: &Value) -> String {
         })
         .collect();
     let h = [
-        "old", "new", "reason", "fee (元)", "state", "due", "moved (元)", "corrected (元)",
+        "old",
+        "new",
+        "reason",
+        "fee (元)",
+        "state",
+        "due",
+        "moved (元)",
+        "corrected (元)",
     ];
     table(&h, &rows)
 }
@@ -360,13 +375,20 @@ fn closures(what: Closures) -> anyhow::Result<()> {
             let api = Api::new(&api)?;
             let r = api.post(&format!("/approvals/{approval_id}/approve"), None)?;
             api.print(&r, |r| {
-                println!("审批 {}：{}（{}）", cell(r, "id"), cell(r, "status"), cell(r, "target"))
+                println!(
+                    "审批 {}：{}（{}）",
+                    cell(r, "id"),
+                    cell(r, "status"),
+                    cell(r, "target")
+                )
             })
         }
         Closures::Run(a) => {
             let api = Api::new(&a.api)?;
             let r = api.post("/closures/run", Some(&json!({"at": a.at})))?;
-            api.print(&r, |r| println!("{} 笔银行退款已支付", items(&r["paid"]).len()))
+            api.print(&r, |r| {
+                println!("{} 笔银行退款已支付", items(&r["paid"]).len())
+            })
         }
     }
 }
@@ -448,7 +470,10 @@ fn repair(
     check_pin(pin)?;
     let client = Api::new(api)?;
     let r = client.post(&format!("/cards/{card_no}/repair"), None)?;
-    let field = |k: &str| r[k].as_u64().with_context(|| format!("the answer has no {k}"));
+    let field = |k: &str| {
+        r[k].as_u64()
+            .with_context(|| format!("the answer has no {k}"))
+    };
     let no = u32::try_from(field("card_no")?)
         .ok()
         .and_then(CardNo::new)
@@ -485,7 +510,11 @@ fn repair(
             yuan(r, "balance"),
             cell(r, "counter")
         );
-        println!("差额 {} 元：{}", yuan(r, "difference"), cell(r, "explanation"));
+        println!(
+            "差额 {} 元：{}",
+            yuan(r, "difference"),
+            cell(r, "explanation")
+        );
         println!("card image: {}", out.display());
     })
 }

@@ -159,7 +159,9 @@ async fn start(a: &Settings, listeners: Listeners, tls: Option<Tls>) -> anyhow::
     // passes the replacement / closure waiting period without waiting (docs/operators.md).
     config.sweep_at_future = std::env::var("YKT_TEST_SWEEP_CLOCK").as_deref() == Ok("1");
     if config.sweep_at_future {
-        tracing::warn!("YKT_TEST_SWEEP_CLOCK=1: the waiting period can be cut short; never in production");
+        tracing::warn!(
+            "YKT_TEST_SWEEP_CLOCK=1: the waiting period can be cut short; never in production"
+        );
     }
     config.idle_timeout = Duration::from_secs(180);
     config.tls = tls;
