@@ -402,6 +402,21 @@ fn move_one(
     };
     let new = CardNo::new(r.new_card)
         .ok_or_else(|| HostError::Corrupt(format!("new card {}", r.new_card)))?;
+    // Deposits still waiting for the old card are the holder's: they move with the balance
+    // (into the old account first). Subsidies stay with their batch (R-B5).
+    let mut revoked = Vec::new();
+    for w in loads::waiting_for_card(tx, old)? {
+        if w.source != WaitingSource::Deposit {
+            continue;
+        }
+        let id = format!("rpl:{}:w{}", old.get(), w.id);
+        loads::revoke_waiting(tx, w.id, &repo::card_account(old), &id, now)?;
+        card.balance += w.amount;
+        revoked.push(id);
+    }
+    if !revoked.is_empty() {
+        repo::card_update(tx.conn, &card)?;
+    }
     let amount = card.balance.max(0);
     let transfer = format!("rpl:{}:move", old.get());
     let load = if amount > 0 {
@@ -435,6 +450,9 @@ fn move_one(
     let mut change = Change::new("card.replacement_move", format!("card:{}", old.get()))
         .before(json!({"balance": amount}))
         .after(json!(after));
+    for id in revoked {
+        change = change.transfer(id);
+    }
     if load.is_some() {
         change = change.transfer(transfer);
     }

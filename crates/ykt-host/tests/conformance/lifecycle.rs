@@ -76,6 +76,8 @@ pub fn replacement_waits_then_moves(f: &Fixture) {
         replace(s, &clerk, old.no, 3_100_000_001, 0, FeePayment::None),
         Err(HostError::Invalid(_))
     ));
+    // A deposit waiting for the old card moves with its balance.
+    deposit(s, old.no, 400, "w-old");
     lose(s, old.no);
     let (r, new) = replace(s, &clerk, old.no, 3_100_000_001, 0, FeePayment::None).unwrap();
     assert_ne!(new.no, old.no);
@@ -99,17 +101,20 @@ pub fn replacement_waits_then_moves(f: &Fixture) {
     assert_eq!(sweep(s, now() + Duration::days(2)), 1);
     assert_eq!(sweep(s, now() + Duration::days(3)), 0);
     let (o, n) = (card_now(s, old.no), card_now(s, new.no));
-    assert_eq!((o.balance, n.balance, n.waiting), (0, 0, 4_700));
+    assert_eq!(
+        (o.balance, o.waiting, n.balance, n.waiting),
+        (0, 0, 0, 5_100)
+    );
     assert!(matches!(
         replacement(s, old.no).state,
-        replacements::State::Moved { amount: 4_700, .. }
+        replacements::State::Moved { amount: 5_100, .. }
     ));
     audit_clean(s);
     // The new card picks the moved money up at its next tap.
-    let l = request(LoadPurpose::Pickup, new.no, 10, 0, 0, 4_700);
+    let l = request(LoadPurpose::Pickup, new.no, 10, 0, 0, 5_100);
     authorize(s, origin(), l.clone()).unwrap();
     upload(s, load_record(DEVICE, &l, RecordStatus::Success)).unwrap();
-    assert_eq!(card_now(s, new.no).balance, 4_700);
+    assert_eq!(card_now(s, new.no).balance, 5_100);
     audit_clean(s);
 }
 
