@@ -410,9 +410,6 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
     }
     report.load_mismatches = crate::domain::topup::audit(conn, AUDIT_LIMIT)?;
     report.subsidy_mismatches = crate::domain::subsidies::audit(conn, AUDIT_LIMIT)?;
-    report.lifecycle_mismatches = crate::domain::replacements::audit(conn, AUDIT_LIMIT)?;
-    report
-        .lifecycle_mismatches
-        .extend(crate::domain::closures::audit(conn, AUDIT_LIMIT)?);
+    report.lifecycle_mismatches = crate::domain::lifecycle_audit::audit(conn, AUDIT_LIMIT)?;
     Ok(report)
 }

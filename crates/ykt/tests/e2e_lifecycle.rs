@@ -112,8 +112,7 @@ fn lost_card_replaced_balance_moved_after_the_wait_with_late_records() {
     // Inside the waiting period: the first late record books to the old card.
     upload(&mut a);
     assert_eq!(balance(&s, old), start - 300);
-    // Not due: a sweep now moves nothing, and the route refuses to cut the wait short
-    // without the test clock (here it is allowed, so run it as of now first).
+    // Not due: a sweep as of now moves nothing.
     let now = campus_now().format("%Y-%m-%d %H:%M:%S").to_string();
     let none = s.cli_json(&["card", "moves", "run", "--at", &now]);
     assert_eq!(none["moved"].as_array().unwrap().len(), 0);
