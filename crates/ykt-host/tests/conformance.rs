@@ -11,6 +11,8 @@ mod exceptions;
 mod holders;
 #[path = "conformance/lifecycle.rs"]
 mod lifecycle;
+#[path = "conformance/lifecycle_late.rs"]
+mod lifecycle_late;
 #[path = "conformance/loads.rs"]
 mod loads;
 #[path = "conformance/people.rs"]
@@ -114,6 +116,8 @@ conformance!(
     closed_card_late_record_held,
     bad_card_repair,
     graduation_batch_with_approval,
+    late_credit_of_replaced_card_follows_to_new_card,
+    late_credit_of_paid_out_card_is_owed,
 );
 
 /// Every test of the suite, wherever it is written.
@@ -122,6 +126,7 @@ mod tests {
     pub use super::exceptions::*;
     pub use super::holders::*;
     pub use super::lifecycle::*;
+    pub use super::lifecycle_late::*;
     pub use super::loads::*;
     pub use super::people::*;
     pub use super::subsidies::*;

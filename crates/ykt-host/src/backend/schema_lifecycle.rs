@@ -1,10 +1,13 @@
 //! V10: the card office's lifecycle of a card's money (R-B6, R-B7). A replacement (补卡)
 //! links the lost or bad old card to its new card; the old card's balance moves to money
-//! waiting for the new card once the replacement is due, and late records of the old card
-//! are covered by corrections (`domain::replacements`). A closure (销户) blocks a card at
-//! once and pays its balance out when due, in cash (tallied as a payout in the clerk's
-//! shift, `cash_payouts`) or to a bank account (`domain::closures`). The waiting period and
-//! the batch approval threshold are system parameters in `meta`.
+//! waiting for the new card once the replacement is due, late records of the old card are
+//! covered by corrections (`domain::replacements`) and its late credits (reversal,
+//! cancellation) are forwarded to the new card (`forwarded`, `domain::late_credits`). A
+//! closure (销户) blocks a card at once and pays its balance out when due, in cash (tallied
+//! as a payout in the clerk's shift, `cash_payouts`) or to a bank account
+//! (`domain::closures`); a credit arriving after the payout is owed to the holder (`owed`,
+//! account `refund:owed`). The waiting period and the batch approval threshold are system
+//! parameters in `meta`.
 
 const V10: &str = "
 CREATE TABLE card_replacements (
@@ -21,7 +24,8 @@ CREATE TABLE card_replacements (
     moved {INT} NOT NULL DEFAULT 0,
     load_id {INT},
     corrected {INT} NOT NULL DEFAULT 0,
-    corrections {INT} NOT NULL DEFAULT 0
+    corrections {INT} NOT NULL DEFAULT 0,
+    forwarded {INT} NOT NULL DEFAULT 0
 );
 CREATE INDEX card_replacements_due ON card_replacements (state, due_at);
 CREATE TABLE card_closures (
@@ -36,7 +40,8 @@ CREATE TABLE card_closures (
     paid_at {INT},
     paid_by {INT},
     amount {INT} NOT NULL DEFAULT 0,
-    transfer_id TEXT
+    transfer_id TEXT,
+    owed {INT} NOT NULL DEFAULT 0
 );
 CREATE INDEX card_closures_due ON card_closures (state, due_at);
 CREATE TABLE cash_payouts (
@@ -48,7 +53,8 @@ CREATE TABLE cash_payouts (
 );
 CREATE INDEX cash_payouts_shift ON cash_payouts (shift_id);
 INSERT INTO accounts (id, kind, balance) VALUES
-    ('income:card_fee', 'income', 0), ('refund:cash', 'refund', 0), ('refund:bank', 'refund', 0);
+    ('income:card_fee', 'income', 0), ('refund:cash', 'refund', 0), ('refund:bank', 'refund', 0),
+    ('refund:owed', 'refund', 0);
 INSERT INTO meta (name, value) VALUES
     ('replacement_wait_days', 2), ('closure_batch_approval', 1000000), ('closure_batch_seq', 0);
 ";

@@ -26,6 +26,8 @@ use crate::repo::{self, time_from, time_key};
 
 pub const REFUND_CASH_ACCOUNT: &str = "refund:cash";
 pub const REFUND_BANK_ACCOUNT: &str = "refund:bank";
+/// Refunds owed to holders for credits after their payout (a payable of the card office).
+pub const REFUND_OWED_ACCOUNT: &str = "refund:owed";
 /// `meta` row: a closure batch whose payouts sum to at least this waits for approval.
 pub const BATCH_APPROVAL: &str = "closure_batch_approval";
 /// At most this many closures per sweep.
@@ -91,10 +93,13 @@ pub struct Closure {
     pub due_at: NaiveDateTime,
     #[serde(flatten)]
     pub state: State,
+    /// Credits (reversals, cancellations) that reached the card after its payout: owed to
+    /// the holder, in `refund:owed` (`domain::late_credits`).
+    pub owed: Fen,
 }
 
 const COLUMNS: &str = "card_no, method, bank_account, batch_no, requested_at, due_at, state, paid_at, amount, \
-     transfer_id";
+     transfer_id, owed";
 
 fn row(r: &crate::sql::Row) -> Result<Closure> {
     let payout = match (r.text(1)?, r.opt_text(2)?) {
@@ -120,6 +125,7 @@ fn row(r: &crate::sql::Row) -> Result<Closure> {
         requested_at: time_from(r.int(4)?)?,
         due_at: time_from(r.int(5)?)?,
         state,
+        owed: r.int(10)?,
     })
 }
 

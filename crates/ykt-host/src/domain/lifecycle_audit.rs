@@ -1,7 +1,8 @@
 //! The audit of the card office's lifecycle of a card's money (R-B6, R-B7, schema V10), part
 //! of `ledger::audit`: the card fee income against the replacements' fees, each move and
 //! correction against its transfers, the refund accounts against the paid closures, the
-//! shifts' cash payouts against the cash refunds, and that a paid-out card holds nothing.
+//! shifts' cash payouts against the cash refunds, that a paid-out card holds nothing, and
+//! the late credits forwarded to a new card or owed after a payout (`late_credits`).
 
 use super::{closures, replacements};
 use crate::error::Result;
@@ -12,6 +13,7 @@ use crate::sql::Conn;
 pub fn audit(conn: &mut dyn Conn, limit: u32) -> Result<Vec<String>> {
     let mut out = replacements(conn, limit)?;
     out.extend(refunds(conn, limit)?);
+    out.extend(owed(conn, limit)?);
     Ok(out)
 }
 
@@ -60,6 +62,60 @@ fn replacements(conn: &mut dyn Conn, limit: u32) -> Result<Vec<String>> {
     )? {
         out.push(format!(
             "replacement of card {} corrected {} but its transfers say {}",
+            r.int(0)?,
+            r.int(1)?,
+            r.int(2)?
+        ));
+    }
+    for r in conn.query(
+        "SELECT r.old_card, r.forwarded, CAST(COALESCE(SUM(CASE \
+             WHEN t.id LIKE '%:merge' THEN -t.amount ELSE t.amount END), 0) AS BIGINT) \
+         FROM card_replacements r LEFT JOIN transfers t \
+             ON t.id LIKE 'rpl:' || CAST(r.old_card AS TEXT) || ':f:%' \
+         GROUP BY r.old_card, r.forwarded \
+         HAVING r.forwarded <> CAST(COALESCE(SUM(CASE \
+             WHEN t.id LIKE '%:merge' THEN -t.amount ELSE t.amount END), 0) AS BIGINT) \
+         ORDER BY r.old_card LIMIT $1",
+        &[limit.into()],
+    )? {
+        out.push(format!(
+            "replacement of card {} forwarded {} but its transfers say {}",
+            r.int(0)?,
+            r.int(1)?,
+            r.int(2)?
+        ));
+    }
+    Ok(out)
+}
+
+/// The audit of refunds owed after a payout: `refund:owed` equals the closures' `owed`, and
+/// each closure's `owed` its transfers.
+fn owed(conn: &mut dyn Conn, limit: u32) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let owed = conn
+        .query_one(
+            "SELECT CAST(COALESCE(SUM(owed), 0) AS BIGINT) FROM card_closures",
+            &[],
+        )?
+        .int(0)?;
+    let balance = repo::account_balance(conn, closures::REFUND_OWED_ACCOUNT)?.unwrap_or(0);
+    if owed != balance {
+        out.push(format!(
+            "{} is {balance}, the closures owe {owed}",
+            closures::REFUND_OWED_ACCOUNT
+        ));
+    }
+    for r in conn.query(
+        "SELECT c.card_no, c.owed, CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) \
+         FROM card_closures c LEFT JOIN transfers t \
+             ON t.id LIKE 'cls:' || CAST(c.card_no AS TEXT) || ':owed:%' \
+         GROUP BY c.card_no, c.owed \
+         HAVING c.owed <> CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) \
+         ORDER BY c.card_no LIMIT $1",
+        &[limit.into()],
+    )? {
+        out.push(format!(
+            "closure of card {} owes {} but its transfers say {}",
             r.int(0)?,
             r.int(1)?,
             r.int(2)?

@@ -13,6 +13,7 @@ pub mod counter;
 pub mod exceptions;
 pub mod info;
 pub mod journal;
+pub mod late_credits;
 pub mod lifecycle_audit;
 pub mod loads;
 pub mod operators;

@@ -10,6 +10,7 @@ use super::checks::{self, Origin};
 use super::counter;
 use super::exceptions;
 use super::info::{self, CardFacts, CardView, Notices};
+use super::late_credits;
 use super::replacements;
 use super::topup;
 use crate::error::{HostError, Result, refuse};
@@ -504,7 +505,7 @@ fn store_upload(
     let mut card = checks::card_exists(tx, r)?;
     if let Some(existing) = repo::record_get(tx.conn, r.device, r.serial, true)? {
         // Known already: its subject stays as resolved when it was stored (R-F4.14).
-        return reconcile(tx, &mut card, existing, r, tac);
+        return reconcile(tx, &mut card, existing, r, tac, now);
     }
     // R-F4.14: the uploader is the maker (same_device); its price list as it is now.
     let subject = device.subject_of(r.item_code);
@@ -587,6 +588,7 @@ fn reconcile(
     existing: StoredRecord,
     r: &Record,
     tac: Option<&dyn TacVerifier>,
+    now: NaiveDateTime,
 ) -> Result<Outcome> {
     let e = &existing.record;
     let mut dup = Outcome::plain(card.balance, true);
@@ -620,6 +622,8 @@ fn reconcile(
         counter::release(tx, card, e)?;
         repo::card_update(tx.conn, card)?;
         repo::record_set_status(tx.conn, r.device, r.serial, r.status, r.tac)?;
+        // R-B6, R-B7: a replaced or paid-out card's credit follows its money.
+        late_credits::follow(tx, card, checks::total(e)?, r, now)?;
         dup.balance = card.balance;
     }
     Ok(dup)
@@ -664,6 +668,8 @@ fn cancel(
     counter::release(tx, card, o)?;
     repo::card_update(tx.conn, card)?;
     store_unbooked(tx, r, subject, now)?;
+    // R-B6, R-B7: a replaced or paid-out card's credit follows its money.
+    late_credits::follow(tx, card, checks::total(o)?, r, now)?;
     Ok(Outcome::plain(card.balance, false))
 }
 
@@ -711,6 +717,8 @@ fn reverse(
     counter::consume(tx, card, r)?;
     repo::card_update(tx.conn, card)?;
     store_unbooked(tx, r, subject, now)?;
+    // R-B6, R-B7: a replaced or paid-out card's credit follows its money.
+    late_credits::follow(tx, card, checks::total(o)?, r, now)?;
     // The card shows balance_before ahead of the credit; compare like for a debit.
     notices(tx, card, r, mirror_before, None, Notices::default())
 }
@@ -756,7 +764,7 @@ fn upload_collected(
             // is booked twice here.
             tracing::warn!(device = %r.device, serial = r.serial, "collected record known unbooked");
         }
-        return reconcile(tx, &mut card, existing, r, tac);
+        return reconcile(tx, &mut card, existing, r, tac, now);
     }
     let mut stored = r.clone();
     stored.merchant_no = collected_merchant(tx, origin, r)?;

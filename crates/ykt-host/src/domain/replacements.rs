@@ -134,6 +134,9 @@ pub struct Replacement {
     /// What corrections brought back to the old card for its late records, in sum.
     pub corrected: Fen,
     pub corrections: i64,
+    /// What late credits of the old card (reversals, cancellations) forwarded to the new
+    /// card's waiting money after the move, in sum (`domain::late_credits`).
+    pub forwarded: Fen,
 }
 
 /// What the card office asks for.
@@ -147,7 +150,7 @@ pub struct Request {
 }
 
 const COLUMNS: &str = "old_card, new_card, reason, fee, fee_method, requested_at, due_at, state, \
-     moved_at, moved, load_id, corrected, corrections";
+     moved_at, moved, load_id, corrected, corrections, forwarded";
 
 fn row(r: &crate::sql::Row) -> Result<Replacement> {
     let due_at = time_from(r.int(6)?)?;
@@ -172,6 +175,7 @@ fn row(r: &crate::sql::Row) -> Result<Replacement> {
         state,
         corrected: r.int(11)?,
         corrections: r.int(12)?,
+        forwarded: r.int(13)?,
     })
 }
 
@@ -492,8 +496,9 @@ pub fn cover_late_record(
         return Ok(Covered::Nothing);
     };
     let deficit = total - card.balance;
-    // Never more back than was moved, minus what earlier corrections brought back.
-    if deficit > amount - r.corrected {
+    // Never more back than was moved (and forwarded after), minus what earlier corrections
+    // brought back.
+    if deficit > amount + r.forwarded - r.corrected {
         return Ok(Covered::Uncovered);
     }
     let new = CardNo::new(r.new_card)
@@ -577,7 +582,10 @@ pub fn cover_late_record(
     Ok(covered)
 }
 
-fn waiting_load(tx: &mut Tx<'_>, load: Option<LoadId>) -> Result<Option<loads::WaitingLoad>> {
+pub(crate) fn waiting_load(
+    tx: &mut Tx<'_>,
+    load: Option<LoadId>,
+) -> Result<Option<loads::WaitingLoad>> {
     let Some(id) = load else { return Ok(None) };
     let w = loads::waiting_get(tx, id)?;
     Ok((w.state == WaitingState::Waiting).then_some(w))
