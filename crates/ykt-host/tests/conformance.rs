@@ -118,6 +118,7 @@ conformance!(
     graduation_batch_with_approval,
     late_credit_of_replaced_card_follows_to_new_card,
     late_credit_of_paid_out_card_is_owed,
+    collected_record_of_replaced_or_closed_card,
 );
 
 /// Every test of the suite, wherever it is written.

@@ -784,8 +784,12 @@ fn upload_collected(
         repo::record_set_collected_by(tx.conn, r.device, r.serial, origin.device)?;
         return Ok(Outcome::plain(card.balance, true));
     }
+    // The same lifecycle checks as an upload (`upload_debit`): a paid-out card's record is
+    // held with 57 (R-B7), a replaced card's is covered from its moved money (R-B6).
+    checks::card_closed(tx, &card)?;
     topup::settle_by_record(tx, &mut card, r, now)?;
     counter::check(tx, &card, r)?;
+    replacements::cover_late_record(tx, &mut card, checks::total(r)?, now)?;
     checks::account_covers(&card, r)?;
     let mirror_before = card.balance;
     book_debit(tx, &mut card, &stored, subject, now)?;

@@ -1,5 +1,6 @@
 //! Late records of a card whose money has moved on (R-B6, R-B7): credits (reversal,
-//! cancellation) follow the money to the new card or are owed after a payout.
+//! cancellation) follow the money to the new card or are owed after a payout; records
+//! collected from terminals (R-F4.17) get the same checks as uploads.
 
 use chrono::Duration;
 use ykt_host::domain::closures::{self, Payout};
@@ -9,6 +10,7 @@ use ykt_host::*;
 use ykt_proto::{CardNo, DisplayNo, Record, RecordKind};
 
 use super::loads::balance_of;
+use super::suite::as_collected;
 use super::support::*;
 
 fn replaced_and_moved(s: &Store, old: CardNo, display: u64) -> Card {
@@ -118,5 +120,29 @@ pub fn late_credit_of_paid_out_card_is_owed(f: &Fixture) {
     assert_eq!(balance_of(s, "merchant:100"), 0);
     assert_eq!(balance_of(s, "refund:owed"), 500);
     assert_eq!(closure(s, c.no).owed, 500);
+    audit_clean(s);
+}
+
+// R-F4.17, R-B6, R-B7: a record collected from a terminal's ring gets the checks an upload
+// gets: a replaced card's late collected record is covered by a correction from the moved
+// money; a paid-out card's is held in the exception queue (code 57).
+pub fn collected_record_of_replaced_or_closed_card(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let old = card(s, 5_000);
+    let new = replaced_and_moved(s, old.no, 3_100_000_111);
+    upload(s, as_collected(&offline(old.no, 1, 0, 5_000, 800))).unwrap();
+    let (o, n) = (card_now(s, old.no), card_now(s, new.no));
+    assert_eq!((o.balance, n.waiting), (0, 4_200));
+    assert_eq!(replacement(s, old.no).corrected, 800);
+    assert_eq!(balance_of(s, "merchant:100"), 800);
+    audit_clean(s);
+    let c = card(s, 2_000);
+    closed_and_paid(s, c.no);
+    // code 57
+    let late = as_collected(&offline(c.no, 5, 0, 2_000, 600));
+    assert_eq!(refused(upload(s, late.clone())), 57);
+    assert_eq!(refused(upload(s, late)), 57);
+    assert_eq!(card_now(s, c.no).balance, 0);
     audit_clean(s);
 }
