@@ -108,6 +108,7 @@ conformance!(
     subsidy_audit_finds_tampering,
     subsidy_picked_up_then_revoked,
     subsidy_batch_state_machine,
+    subsidy_follows_replaced_or_closed_card,
     replacement_waits_then_moves,
     late_record_after_move_is_corrected,
     replacement_fee_cash_or_balance,

@@ -3,8 +3,8 @@
 //! period as a replacement, `replacement_wait_days`), so late offline records still book to
 //! the card first. The payout is the card's account plus the card-office deposits still
 //! waiting for it (the holder paid them in: revoked into the account and paid with it);
-//! subsidies still waiting are the school's and stay with their batch, whose revoke or
-//! expiry returns them to its funding (R-B5). Paid in cash (card → `refund:cash`, a payout
+//! subsidies still waiting are the school's: the payout revokes them back to their batch's
+//! funding (R-B5, `subsidy_follow`). Paid in cash (card → `refund:cash`, a payout
 //! in the clerk's shift) or to the holder's bank account (card → `refund:bank`, the list the
 //! finance office sends its bank). After the payout, a late record of the card is held in
 //! the exception queue with 57 (`checks::card_closed`): its money is never lost.
@@ -261,6 +261,9 @@ pub fn pay(tx: &mut Tx<'_>, actor: &Actor, no: CardNo, now: NaiveDateTime) -> Re
         card.balance += w.amount;
         transfers.push(id);
     }
+    // Subsidies still waiting are the school's: back to their batch's funding (R-B5).
+    let subsidies = super::subsidy_follow::revoke_for_closure(tx, no, now)?;
+    transfers.extend(subsidies.transfers);
     let amount = card.balance.max(0);
     let transfer = (amount > 0).then(|| format!("cls:{}:refund", no.get()));
     if let Some(id) = &transfer {
@@ -296,7 +299,8 @@ pub fn pay(tx: &mut Tx<'_>, actor: &Actor, no: CardNo, now: NaiveDateTime) -> Re
     )?;
     let after =
         of_card(tx, no, false)?.ok_or_else(|| HostError::Invariant("closure vanished".into()))?;
-    let mut change = Change::new("card.refund", format!("card:{}", no.get())).after(json!(after));
+    let mut change = Change::new("card.refund", format!("card:{}", no.get()))
+        .after(json!({"closure": after, "subsidies_revoked": subsidies.details}));
     for t in transfers {
         change = change.transfer(t);
     }

@@ -24,4 +24,5 @@ pub mod report;
 pub mod shifts;
 pub mod signin;
 pub mod subsidies;
+pub mod subsidy_follow;
 pub mod topup;

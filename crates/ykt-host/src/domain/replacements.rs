@@ -20,6 +20,7 @@ use super::admin;
 use super::journal::{self, Actor, Change};
 use super::loads::{self, LoadId, WaitingSource, WaitingState};
 use super::shifts::{self, Method};
+use super::subsidy_follow;
 use crate::error::{HostError, Result};
 use crate::ledger::{FUNDING_ACCOUNT, Transfer, Tx};
 use crate::model::{Card, CardStatus, NewCard};
@@ -407,7 +408,8 @@ fn move_one(
     let new = CardNo::new(r.new_card)
         .ok_or_else(|| HostError::Corrupt(format!("new card {}", r.new_card)))?;
     // Deposits still waiting for the old card are the holder's: they move with the balance
-    // (into the old account first). Subsidies stay with their batch (R-B5).
+    // (into the old account first). Subsidies go to the new card as they are, keeping their
+    // batch (R-B5, `subsidy_follow`).
     let mut revoked = Vec::new();
     for w in loads::waiting_for_card(tx, old)? {
         if w.source != WaitingSource::Deposit {
@@ -421,6 +423,7 @@ fn move_one(
     if !revoked.is_empty() {
         repo::card_update(tx.conn, &card)?;
     }
+    let subsidies = subsidy_follow::to_new_card(tx, old, new, now)?;
     let amount = card.balance.max(0);
     let transfer = format!("rpl:{}:move", old.get());
     let load = if amount > 0 {
@@ -453,8 +456,8 @@ fn move_one(
         .ok_or_else(|| HostError::Invariant("replacement vanished".into()))?;
     let mut change = Change::new("card.replacement_move", format!("card:{}", old.get()))
         .before(json!({"balance": amount}))
-        .after(json!(after));
-    for id in revoked {
+        .after(json!({"replacement": after, "subsidies": subsidies.details}));
+    for id in revoked.into_iter().chain(subsidies.transfers) {
         change = change.transfer(id);
     }
     if load.is_some() {

@@ -250,8 +250,8 @@ pub fn closure_refund_in_cash(f: &Fixture) {
     assert!(pay(s, &clerk, c.no, now() + Duration::days(3)).is_err());
     assert_eq!(card_now(s, c.no).balance, 0);
     assert_eq!(balance_of(s, "refund:cash"), 3_500);
-    // The subsidy still waits with its batch (the school's money).
-    assert_eq!(card_now(s, c.no).waiting, 300);
+    // The subsidy still waiting is the school's money: revoked back to funding (R-B5).
+    assert_eq!(card_now(s, c.no).waiting, 0);
     let op = clerk.operator.unwrap();
     let day = (now() + Duration::days(2)).date();
     let report = s
