@@ -120,6 +120,7 @@ conformance!(
     late_credit_of_replaced_card_follows_to_new_card,
     late_credit_of_paid_out_card_is_owed,
     collected_record_of_replaced_or_closed_card,
+    late_credit_follows_a_chain_of_replacements,
 );
 
 /// Every test of the suite, wherever it is written.

@@ -11,6 +11,9 @@
 //!   the holder that the finance office pays (docs/operators.md);
 //! - otherwise (not cancelled, or still inside the waiting period) it stays on the card and
 //!   the move or payout takes it along.
+//!
+//! A new card cancelled in turn (replaced again, closed) gets the credit on its account and
+//! it follows that card's money the same way.
 
 use chrono::NaiveDateTime;
 use serde_json::json;
@@ -57,6 +60,13 @@ pub fn follow(
             .ok_or_else(|| HostError::Corrupt(format!("new card {}", r.new_card)))?;
         let id = format!("rpl:{}:f:{key}", card.no.get());
         let old_account = repo::card_account(card.no);
+        let mut target = repo::card_get(tx.conn, new, true)?
+            .ok_or_else(|| HostError::Invariant(format!("new card {} vanished", new.get())))?;
+        if target.status == CardStatus::Cancelled {
+            // The new card was replaced or closed in turn: the credit goes to its account and
+            // follows its money from there.
+            return via_cancelled_new_card(tx, card, &mut target, credited, &id, by, now);
+        }
         let mut transfers = Vec::new();
         // The moved money still waiting joins the credit in one load, so a later record's
         // correction (`cover_late_record`) finds all of it in one place.
@@ -125,4 +135,48 @@ pub fn follow(
         .transfer(id);
     journal::append(tx, &Actor::system("upload"), now, &change)?;
     Ok(Followed::Owed)
+}
+
+/// A forward whose new card is cancelled too: old account → the new card's account
+/// (`rpl:<old>:f:…`, counted in `forwarded`), then [`follow`] from the new card.
+fn via_cancelled_new_card(
+    tx: &mut Tx<'_>,
+    card: &mut Card,
+    target: &mut Card,
+    credited: Fen,
+    id: &str,
+    by: &Record,
+    now: NaiveDateTime,
+) -> Result<Followed> {
+    tx.post(Transfer {
+        id: id.to_owned(),
+        from: repo::card_account(card.no),
+        to: repo::card_account(target.no),
+        amount: credited,
+        kind: "replacement_forward",
+        record: None,
+        time: now,
+    })?;
+    card.balance -= credited;
+    repo::card_update(tx.conn, card)?;
+    target.balance = target
+        .balance
+        .checked_add(credited)
+        .ok_or_else(|| HostError::Invariant(format!("card {} overflows", target.no.get())))?;
+    repo::card_update(tx.conn, target)?;
+    tx.conn.exec(
+        "UPDATE card_replacements SET forwarded = forwarded + $2 WHERE old_card = $1",
+        &[card.no.get().into(), credited.into()],
+    )?;
+    let change = Change::new(
+        "card.replacement_forward",
+        format!("card:{}", card.no.get()),
+    )
+    .after(
+        json!({"credited": credited, "record": format!("{}:{}", by.device, by.serial),
+        "to_account_of": target.no.get()}),
+    )
+    .transfer(id);
+    journal::append(tx, &Actor::system("upload"), now, &change)?;
+    follow(tx, target, credited, by, now)
 }

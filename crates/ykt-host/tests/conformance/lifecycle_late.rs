@@ -146,3 +146,23 @@ pub fn collected_record_of_replaced_or_closed_card(f: &Fixture) {
     assert_eq!(card_now(s, c.no).balance, 0);
     audit_clean(s);
 }
+
+// R-B6, R-B7: a late credit of a card replaced twice follows the money along the chain: to
+// the second card's account, and on to money waiting for the third card.
+pub fn late_credit_follows_a_chain_of_replacements(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let first = card(s, 3_000);
+    let spent = offline(first.no, 1, 0, 3_000, 700);
+    upload(s, spent.clone()).unwrap();
+    let second = replaced_and_moved(s, first.no, 3_100_000_121);
+    let third = replaced_and_moved(s, second.no, 3_100_000_122);
+    assert_eq!(card_now(s, third.no).waiting, 2_300);
+    upload(s, reversal(&spent, 2, 1, 2_300)).unwrap();
+    assert_eq!(card_now(s, first.no).balance, 0);
+    assert_eq!(card_now(s, second.no).balance, 0);
+    assert_eq!(card_now(s, third.no).waiting, 3_000);
+    assert_eq!(replacement(s, first.no).forwarded, 700);
+    assert_eq!(replacement(s, second.no).forwarded, 700);
+    audit_clean(s);
+}
