@@ -26,6 +26,23 @@ fn issued_card_reads_back() {
     assert!(!c.expired(at(1, 8).date()));
 }
 
+// R-B6, R-H5: a bad card rewritten by the card office continues the lifetime counter the
+// host expects; a debit on it counts on from there.
+#[test]
+fn reissued_card_continues_its_counter() {
+    let keys = keys();
+    let card = ykt_card::app::issue::issue_at_counter(&keys, UID, &params(3_200), 41).unwrap();
+    let app = Mf1App::new(&keys);
+    let mut r = reader_with(card, 1);
+    let c = app.read(&mut r, 0).unwrap();
+    assert_eq!((c.wallet.balance, c.wallet.counter), (3_200, 41));
+    assert_eq!(c.repair, WalletRepair::Intact);
+    app.transact(&mut r, &c, &purchase(200, 0, 1, at(1, 8)))
+        .unwrap();
+    let after = app.read(&mut r, 0).unwrap();
+    assert_eq!((after.wallet.balance, after.wallet.counter), (3_000, 42));
+}
+
 // R-F4.4: several wallets, each read and written independently.
 #[test]
 fn wallets_are_independent() {

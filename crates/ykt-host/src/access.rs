@@ -50,10 +50,12 @@ pub enum Permission {
     /// Check (审核) a batch, approve one someone else imported and checked, revoke a batch,
     /// expire what waits past its date.
     SubsidyApprove,
+    /// Pay closed cards' refunds out (cash at the counter, bank payouts now) (R-B7).
+    Refund,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 27] = [
+    pub const ALL: [Permission; 28] = [
         Permission::CardRead,
         Permission::CardWrite,
         Permission::Deposit,
@@ -81,6 +83,7 @@ impl Permission {
         Permission::SubsidyRead,
         Permission::SubsidyImport,
         Permission::SubsidyApprove,
+        Permission::Refund,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +115,7 @@ impl Permission {
             Permission::SubsidyRead => "subsidy-read",
             Permission::SubsidyImport => "subsidy-import",
             Permission::SubsidyApprove => "subsidy-approve",
+            Permission::Refund => "refund",
         }
     }
 
@@ -133,6 +137,7 @@ impl Permission {
                 | Permission::Settings
                 | Permission::SubsidyImport
                 | Permission::SubsidyApprove
+                | Permission::Refund
         )
     }
 }
@@ -246,6 +251,7 @@ impl Role {
                             | P::ExceptionResolve
                             | P::MerchantWrite
                             | P::SubsidyApprove
+                            | P::Refund
                     )
             }
             Role::Technician => matches!(
@@ -353,6 +359,16 @@ mod tests {
         assert!(!Role::Finance.grants(Permission::SubsidyImport));
         assert!(Role::Auditor.grants(Permission::SubsidyRead));
         assert!(!Role::Technician.grants(Permission::SubsidyRead));
+    }
+
+    // R-B7, R-B1: the card office closes cards, the finance office pays refunds out.
+    #[test]
+    fn refunds_are_finance() {
+        assert!(Role::Clerk.grants(Permission::CardWrite));
+        assert!(!Role::Clerk.grants(Permission::Refund));
+        assert!(Role::Finance.grants(Permission::Refund));
+        assert!(!Role::Finance.grants(Permission::CardWrite));
+        assert!(!Role::Auditor.grants(Permission::Refund));
     }
 
     #[test]

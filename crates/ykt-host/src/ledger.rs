@@ -204,6 +204,9 @@ pub struct AuditReport {
     /// Reconciliation states and PIN rows that disagree with themselves or name no card
     /// (R-B10, `domain::reconcile::audit`).
     pub reconcile_mismatches: Vec<String>,
+    /// Replacements and closures whose books disagree with their rows (R-B6, R-B7): card
+    /// fee income, moves and corrections, refund accounts, cash payouts, paid-out cards.
+    pub lifecycle_mismatches: Vec<String>,
 }
 
 impl AuditReport {
@@ -220,6 +223,7 @@ impl AuditReport {
             && self.load_mismatches.is_empty()
             && self.subsidy_mismatches.is_empty()
             && self.reconcile_mismatches.is_empty()
+            && self.lifecycle_mismatches.is_empty()
     }
 }
 
@@ -411,5 +415,6 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
     report.load_mismatches = crate::domain::topup::audit(conn, AUDIT_LIMIT)?;
     report.subsidy_mismatches = crate::domain::subsidies::audit(conn, AUDIT_LIMIT)?;
     report.reconcile_mismatches = crate::domain::reconcile::audit(conn, AUDIT_LIMIT)?;
+    report.lifecycle_mismatches = crate::domain::lifecycle_audit::audit(conn, AUDIT_LIMIT)?;
     Ok(report)
 }

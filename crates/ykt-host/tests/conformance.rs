@@ -9,6 +9,10 @@ mod admin;
 mod exceptions;
 #[path = "conformance/holders.rs"]
 mod holders;
+#[path = "conformance/lifecycle.rs"]
+mod lifecycle;
+#[path = "conformance/lifecycle_late.rs"]
+mod lifecycle_late;
 #[path = "conformance/loads.rs"]
 mod loads;
 #[path = "conformance/people.rs"]
@@ -109,6 +113,19 @@ conformance!(
     subsidy_audit_finds_tampering,
     subsidy_picked_up_then_revoked,
     subsidy_batch_state_machine,
+    subsidy_follows_replaced_or_closed_card,
+    replacement_waits_then_moves,
+    late_record_after_move_is_corrected,
+    replacement_fee_cash_or_balance,
+    closure_refund_in_cash,
+    closure_refund_to_bank,
+    closed_card_late_record_held,
+    bad_card_repair,
+    graduation_batch_with_approval,
+    late_credit_of_replaced_card_follows_to_new_card,
+    late_credit_of_paid_out_card_is_owed,
+    collected_record_of_replaced_or_closed_card,
+    late_credit_follows_a_chain_of_replacements,
 );
 
 /// Every test of the suite, wherever it is written.
@@ -116,6 +133,8 @@ mod tests {
     pub use super::admin::*;
     pub use super::exceptions::*;
     pub use super::holders::*;
+    pub use super::lifecycle::*;
+    pub use super::lifecycle_late::*;
     pub use super::loads::*;
     pub use super::people::*;
     pub use super::reconcile::*;

@@ -49,6 +49,18 @@ pub const ACCESS: AccessBits = AccessBits([
 /// Writes our application onto a blank card with `uid` and locks every sector with its
 /// diversified keys.
 pub fn issue(keys: &SystemKeys, uid: [u8; 4], p: &IssueParams) -> Result<Mf1Card, IssueError> {
+    issue_at_counter(keys, uid, p, 0)
+}
+
+/// [`issue`] with every wallet's lifetime counter at `counter`: the card office rewriting a
+/// bad card (坏卡修复, R-B6) continues the counter the host expects, since a lifetime counter
+/// never restarts (R-H5).
+pub fn issue_at_counter(
+    keys: &SystemKeys,
+    uid: [u8; 4],
+    p: &IssueParams,
+    counter: u32,
+) -> Result<Mf1Card, IssueError> {
     let dir = Directory::standard();
     if p.balances.len() > dir.wallets.len() {
         return Err(IssueError::TooManyWallets);
@@ -102,14 +114,17 @@ pub fn issue(keys: &SystemKeys, uid: [u8; 4], p: &IssueParams) -> Result<Mf1Card
     put(blocks::SUBSIDY, SubsidySeq(0).encode());
     for (no, w) in dir.wallets.iter().enumerate() {
         let no = no as u8;
-        let wallet = Wallet::new(p.balances.get(usize::from(no)).copied().unwrap_or(0));
+        let wallet = Wallet {
+            counter,
+            ..Wallet::new(p.balances.get(usize::from(no)).copied().unwrap_or(0))
+        };
         let base = w.sector * 4;
         put(base + blocks::MAIN, wallet.encode(no));
         put(base + blocks::BACKUP, wallet.encode(no));
         let idle = TxState {
             pending: false,
             kind: TxKind::TopUp,
-            counter_before: 0,
+            counter_before: counter,
             balance_before: 0,
             balance_after: wallet.balance,
             subsidy_seq_after: None,

@@ -46,6 +46,7 @@ impl PgConn {
                 (7, super::schema_people::postgres_v7()),
                 (8, super::schema_loads::postgres_v8()),
                 (9, super::schema_subsidies::postgres_v9()),
+                (10, super::schema_lifecycle::postgres_v10()),
                 (12, super::schema_reconcile::postgres_v12()),
             ],
         );

@@ -71,6 +71,7 @@ impl SqliteConn {
                 (7, super::schema_people::sqlite_v7()),
                 (8, super::schema_loads::sqlite_v8()),
                 (9, super::schema_subsidies::sqlite_v9()),
+                (10, super::schema_lifecycle::sqlite_v10()),
                 (12, super::schema_reconcile::sqlite_v12()),
             ],
         )?;

@@ -538,6 +538,23 @@ pub fn report_found(tx: &mut Tx<'_>, no: CardNo) -> Result<(Card, u32)> {
     change_card_status(tx, no, from, CardStatus::Normal)
 }
 
+/// 登记坏卡 (R-B6): a normal or lost card that no longer reads is registered bad (53 at
+/// every terminal, blacklisted) until it is repaired or replaced.
+pub fn report_bad(tx: &mut Tx<'_>, no: CardNo) -> Result<(Card, u32)> {
+    let c = card(tx, no)?;
+    if !matches!(c.status, CardStatus::Normal | CardStatus::Lost) {
+        return invalid("only a normal or lost card can be registered bad");
+    }
+    let from = Source::Only(c.status, "the card changed meanwhile: try again");
+    change_card_status(tx, no, from, CardStatus::Bad)
+}
+
+/// A bad card rewritten by the card office (`domain::repair`) is normal again.
+pub fn report_repaired(tx: &mut Tx<'_>, no: CardNo) -> Result<(Card, u32)> {
+    let from = Source::Only(CardStatus::Bad, "the card is not registered bad");
+    change_card_status(tx, no, from, CardStatus::Normal)
+}
+
 /// A frozen card becomes normal again; it leaves the blacklist (version + 1).
 pub fn unfreeze(tx: &mut Tx<'_>, no: CardNo) -> Result<(Card, u32)> {
     let from = Source::Only(CardStatus::Frozen, "the card is not frozen");

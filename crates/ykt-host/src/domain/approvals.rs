@@ -19,6 +19,9 @@ pub enum Operation {
     Deposit,
     /// A checked subsidy batch (`domain::subsidies`): approving it lets it be issued.
     SubsidyBatch,
+    /// A graduation closure batch whose refunds reach `closure_batch_approval`
+    /// (`domain::closure_batches`): approving it closes its cards.
+    ClosureBatch,
 }
 
 impl Operation {
@@ -26,6 +29,7 @@ impl Operation {
         match self {
             Operation::Deposit => "card.deposit",
             Operation::SubsidyBatch => "subsidy.batch",
+            Operation::ClosureBatch => "card.close_batch",
         }
     }
 
@@ -33,6 +37,7 @@ impl Operation {
         match s {
             "card.deposit" => Ok(Operation::Deposit),
             "subsidy.batch" => Ok(Operation::SubsidyBatch),
+            "card.close_batch" => Ok(Operation::ClosureBatch),
             other => Err(HostError::Corrupt(format!("approval operation {other:?}"))),
         }
     }

@@ -6,7 +6,7 @@ use ykt_proto::{Fen, MerchantNo, PhysicalId, Record, ReturnCode, WorkingHours};
 
 use crate::error::{Result, refuse};
 use crate::ledger::Tx;
-use crate::model::{Card, Device, Fep, Functions, Merchant};
+use crate::model::{Card, CardStatus, Device, Fep, Functions, Merchant};
 use crate::repo;
 
 /// Where a request comes from: the front-end processor serving it and the terminal.
@@ -139,6 +139,17 @@ pub fn card_usable(card: &Card, device: &Device, time: NaiveDateTime) -> Result<
     }
     if !device.params.allowed_classes.contains(card.class) {
         return refuse(ReturnCode::CARD_NO_PERMISSION);
+    }
+    Ok(())
+}
+
+/// R-B7: a card closed and paid out (销户, `domain::closures`) takes no more money: a late
+/// offline record of it is refused with 57 and so held in the exception queue, whose
+/// resolution books it to funding (the refund already paid the account out). Only a
+/// cancelled card is looked up, so other records cost no query.
+pub fn card_closed(tx: &mut Tx<'_>, card: &Card) -> Result<()> {
+    if card.status == CardStatus::Cancelled && super::closures::paid_out(tx, card.no)? {
+        return refuse(ReturnCode::CARD_CANCELLED);
     }
     Ok(())
 }

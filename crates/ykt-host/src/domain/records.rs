@@ -10,6 +10,8 @@ use super::checks::{self, Origin};
 use super::counter;
 use super::exceptions;
 use super::info::{self, CardFacts, CardView, Notices};
+use super::late_credits;
+use super::replacements;
 use super::topup;
 use crate::error::{HostError, Result, refuse};
 use crate::ledger::{
@@ -261,7 +263,15 @@ pub(crate) fn book_held(
         HeldBooking::Suspense => stored.merchant_no = 0,
     }
     let subject = maker_subject(tx, r)?;
-    let Some(mut card) = repo::card_get(tx.conn, r.card_no, true)? else {
+    // A closed, paid-out card's account is gone (R-B7): its money came from funding.
+    let card = repo::card_get(tx.conn, r.card_no, true)?;
+    if let Some(c) = &card
+        && c.status == crate::model::CardStatus::Cancelled
+        && super::closures::paid_out(tx, c.no)?
+    {
+        return post_debit(tx, FUNDING_ACCOUNT.to_owned(), &stored);
+    }
+    let Some(mut card) = card else {
         return match to {
             HeldBooking::Suspense => post_debit(tx, FUNDING_ACCOUNT.to_owned(), &stored),
             HeldBooking::Merchant => Err(HostError::Invalid(format!(
@@ -497,7 +507,7 @@ fn store_upload(
     let mut card = checks::card_exists(tx, r)?;
     if let Some(existing) = repo::record_get(tx.conn, r.device, r.serial, true)? {
         // Known already: its subject stays as resolved when it was stored (R-F4.14).
-        return reconcile(tx, &mut card, existing, r, tac);
+        return reconcile(tx, &mut card, existing, r, tac, now);
     }
     // R-F4.14: the uploader is the maker (same_device); its price list as it is now.
     let subject = device.subject_of(r.item_code);
@@ -555,8 +565,11 @@ fn upload_debit(
         return refuse(ReturnCode::MERCHANT_NOT_FOUND);
     }
     verify_tac(r, tac)?;
+    checks::card_closed(tx, card)?;
     topup::settle_by_record(tx, card, r, now)?;
     counter::check(tx, card, r)?;
+    // R-B6: a replaced card's late record brings back what it needs from the moved money.
+    replacements::cover_late_record(tx, card, checks::total(r)?, now)?;
     checks::account_covers(card, r)?;
     let mirror_before = card.balance;
     book_debit(tx, card, r, subject, now)?;
@@ -577,6 +590,7 @@ fn reconcile(
     existing: StoredRecord,
     r: &Record,
     tac: Option<&dyn TacVerifier>,
+    now: NaiveDateTime,
 ) -> Result<Outcome> {
     let e = &existing.record;
     let mut dup = Outcome::plain(card.balance, true);
@@ -610,6 +624,8 @@ fn reconcile(
         counter::release(tx, card, e)?;
         repo::card_update(tx.conn, card)?;
         repo::record_set_status(tx.conn, r.device, r.serial, r.status, r.tac)?;
+        // R-B6, R-B7: a replaced or paid-out card's credit follows its money.
+        late_credits::follow(tx, card, checks::total(e)?, r, now)?;
         dup.balance = card.balance;
     }
     Ok(dup)
@@ -654,6 +670,8 @@ fn cancel(
     counter::release(tx, card, o)?;
     repo::card_update(tx.conn, card)?;
     store_unbooked(tx, r, subject, now)?;
+    // R-B6, R-B7: a replaced or paid-out card's credit follows its money.
+    late_credits::follow(tx, card, checks::total(o)?, r, now)?;
     Ok(Outcome::plain(card.balance, false))
 }
 
@@ -701,6 +719,8 @@ fn reverse(
     counter::consume(tx, card, r)?;
     repo::card_update(tx.conn, card)?;
     store_unbooked(tx, r, subject, now)?;
+    // R-B6, R-B7: a replaced or paid-out card's credit follows its money.
+    late_credits::follow(tx, card, checks::total(o)?, r, now)?;
     // The card shows balance_before ahead of the credit; compare like for a debit.
     notices(tx, card, r, mirror_before, None, Notices::default())
 }
@@ -746,7 +766,7 @@ fn upload_collected(
             // is booked twice here.
             tracing::warn!(device = %r.device, serial = r.serial, "collected record known unbooked");
         }
-        return reconcile(tx, &mut card, existing, r, tac);
+        return reconcile(tx, &mut card, existing, r, tac, now);
     }
     let mut stored = r.clone();
     stored.merchant_no = collected_merchant(tx, origin, r)?;
@@ -766,8 +786,12 @@ fn upload_collected(
         repo::record_set_collected_by(tx.conn, r.device, r.serial, origin.device)?;
         return Ok(Outcome::plain(card.balance, true));
     }
+    // The same lifecycle checks as an upload (`upload_debit`): a paid-out card's record is
+    // held with 57 (R-B7), a replaced card's is covered from its moved money (R-B6).
+    checks::card_closed(tx, &card)?;
     topup::settle_by_record(tx, &mut card, r, now)?;
     counter::check(tx, &card, r)?;
+    replacements::cover_late_record(tx, &mut card, checks::total(r)?, now)?;
     checks::account_covers(&card, r)?;
     let mirror_before = card.balance;
     book_debit(tx, &mut card, &stored, subject, now)?;

@@ -84,6 +84,46 @@ pub fn tally(
     Ok(())
 }
 
+/// Cash paid out of the operator's drawer (a refund at closure, R-B7): in their open shift,
+/// apart from what was taken in (`cash_payouts`, schema V10).
+pub fn pay_out(
+    tx: &mut Tx<'_>,
+    operator: i64,
+    transfer_id: &str,
+    amount: Fen,
+    now: NaiveDateTime,
+) -> Result<()> {
+    if amount <= 0 {
+        return Err(HostError::Invariant(format!("payout of {amount} fen")));
+    }
+    let shift = open_shift(tx, operator, now)?;
+    tx.conn.exec(
+        "INSERT INTO cash_payouts (transfer_id, shift_id, operator_id, amount, at) \
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            transfer_id.into(),
+            shift.into(),
+            operator.into(),
+            amount.into(),
+            time_key(now).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn paid_out(tx: &mut Tx<'_>, shift: i64, day: Option<(i64, i64)>) -> Result<Sum> {
+    let (from, to) = day.unwrap_or((i64::MIN, i64::MAX));
+    let r = tx.conn.query_one(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM cash_payouts \
+         WHERE shift_id = $1 AND at >= $2 AND at < $3",
+        &[shift.into(), from.into(), to.into()],
+    )?;
+    Ok(Sum {
+        count: r.int(0)?,
+        amount: r.int(1)?,
+    })
+}
+
 /// One method's count and amount in a shift.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Sum {
@@ -101,6 +141,8 @@ pub struct Shift {
     pub cash: Sum,
     pub bank_card: Sum,
     pub transfer: Sum,
+    /// Cash paid out (refunds): the drawer holds `cash` − `paid_out`.
+    pub paid_out: Sum,
 }
 
 fn sums(tx: &mut Tx<'_>, shift: i64, day: Option<(i64, i64)>) -> Result<[Sum; 3]> {
@@ -133,7 +175,9 @@ fn shift_of(tx: &mut Tx<'_>, id: i64, login: &str, day: Option<(i64, i64)>) -> R
         r.opt_int(1)?.map(time_from).transpose()?,
     );
     let [cash, bank_card, transfer] = sums(tx, id, day)?;
+    let paid_out = paid_out(tx, id, day)?;
     Ok(Shift {
+        paid_out,
         id,
         operator: login.to_owned(),
         opened_at: opened.to_string(),
@@ -182,6 +226,8 @@ pub struct CashReport {
     pub cash: Sum,
     pub bank_card: Sum,
     pub transfer: Sum,
+    /// Cash paid out (refunds at closure).
+    pub paid_out: Sum,
     /// Of `cash`: the top-ups posted at the operator's top-up devices (docs/loads.md).
     pub top_ups: Sum,
 }
@@ -190,7 +236,8 @@ pub fn report(tx: &mut Tx<'_>, operator: i64, login: &str, date: NaiveDate) -> R
     let from = time_key(date.and_time(NaiveTime::MIN));
     let to = from + 86_400;
     let ids = tx.conn.query(
-        "SELECT DISTINCT shift_id FROM cash_entries WHERE operator_id = $1 AND at >= $2 \
+        "SELECT shift_id FROM cash_entries WHERE operator_id = $1 AND at >= $2 AND at < $3 \
+         UNION SELECT shift_id FROM cash_payouts WHERE operator_id = $1 AND at >= $2 \
          AND at < $3 ORDER BY shift_id LIMIT 1000",
         &[operator.into(), from.into(), to.into()],
     )?;
@@ -227,6 +274,7 @@ pub fn report(tx: &mut Tx<'_>, operator: i64, login: &str, date: NaiveDate) -> R
         cash: total(|s| &s.cash)?,
         bank_card: total(|s| &s.bank_card)?,
         transfer: total(|s| &s.transfer)?,
+        paid_out: total(|s| &s.paid_out)?,
         shifts,
     })
 }

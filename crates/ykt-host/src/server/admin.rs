@@ -77,6 +77,7 @@ pub(crate) fn routes() -> Api {
         .merge(super::exceptions::routes())
         .merge(super::cash_api::routes())
         .merge(super::loads_api::routes())
+        .merge(super::lifecycle_api::routes())
 }
 
 fn parse_device(s: &str) -> Result<PhysicalId, ApiError> {
@@ -436,9 +437,10 @@ async fn card_action(
         "freeze" => "card.freeze",
         "unfreeze" => "card.unfreeze",
         "cancel" => "card.cancel",
+        "bad" => "card.bad",
         other => {
             return Err(invalid(format!(
-                "unknown card action {other:?}: lose, found, freeze, unfreeze, cancel"
+                "unknown card action {other:?}: lose, found, freeze, unfreeze, bad, cancel"
             )));
         }
     };
@@ -450,6 +452,7 @@ async fn card_action(
             "card.found" => admin::report_found(tx, no),
             "card.freeze" => admin::set_card_status(tx, no, CardStatus::Frozen),
             "card.unfreeze" => admin::unfreeze(tx, no),
+            "card.bad" => admin::report_bad(tx, no),
             _ => admin::set_card_status(tx, no, CardStatus::Cancelled),
         }?;
         let change = Change::new(operation, format!("card:{}", no.get()))

@@ -162,6 +162,10 @@ fn run(
                 .ok_or_else(|| HostError::Invalid("only an operator approves".into()))?;
             crate::domain::subsidies::approved(tx, a, by, now)
         }
+        Operation::ClosureBatch => {
+            let requester = requester_actor(tx, a, client)?;
+            crate::domain::closure_batches::approved(tx, a, &requester, now)
+        }
         Operation::Deposit => {
             let p = &a.payload;
             let bad = || HostError::Corrupt(format!("approval {} payload {p}", a.id));
@@ -176,13 +180,7 @@ fn run(
                 .as_str()
                 .and_then(Method::parse)
                 .ok_or_else(bad)?;
-            let requester = operators::by_id(tx, a.requested_by)?;
-            let actor = Actor {
-                operator: Some(requester.id),
-                login: requester.login.clone(),
-                role: "requester".into(),
-                client: client.to_owned(),
-            };
+            let actor = requester_actor(tx, a, client)?;
             let c = admin::deposit(
                 tx,
                 Payer {
@@ -197,6 +195,17 @@ fn run(
             Ok(Change::new("approval.approve", a.target.clone()).after(card_json(&c)))
         }
     }
+}
+
+/// The requester of an approved request, who the performed operation names (R-B1).
+fn requester_actor(tx: &mut Tx<'_>, a: &Approval, client: &str) -> crate::Result<Actor> {
+    let requester = operators::by_id(tx, a.requested_by)?;
+    Ok(Actor {
+        operator: Some(requester.id),
+        login: requester.login.clone(),
+        role: "requester".into(),
+        client: client.to_owned(),
+    })
 }
 
 async fn approve(State(s): S, caller: Caller, ApiPath(id): ApiPath<i64>) -> ApiResult {
@@ -290,33 +299,74 @@ async fn cash_report(State(s): S, ApiQuery(q): ApiQuery<DayQuery>) -> ApiResult 
     Ok(Json(json!(r)))
 }
 
-async fn settings(State(s): S) -> ApiResult {
-    let t = jobs::read(&s.store, |tx| repo::meta(tx.conn, DEPOSIT_APPROVAL)).await?;
-    Ok(Json(json!({ DEPOSIT_APPROVAL: t })))
+/// The system settings of the card office, each a `meta` row: (name, lowest, highest).
+const SETTINGS: [(&str, i64, i64); 3] = [
+    (DEPOSIT_APPROVAL, 0, crate::domain::checks::MAX_CARD_BALANCE),
+    // R-B6, R-B7: days between a replacement or closure and its money moving.
+    (
+        crate::domain::replacements::WAIT_DAYS,
+        0,
+        crate::domain::replacements::MAX_WAIT_DAYS,
+    ),
+    // R-B7: a closure batch refunding at least this waits for approval (0 = never).
+    (crate::domain::closures::BATCH_APPROVAL, 0, 10_000_000_000),
+];
+
+fn settings_json(tx: &mut Tx<'_>) -> crate::Result<Value> {
+    let mut v = serde_json::Map::new();
+    for (name, _, _) in SETTINGS {
+        v.insert(name.to_owned(), json!(repo::meta(tx.conn, name)?));
+    }
+    Ok(Value::Object(v))
 }
 
+async fn settings(State(s): S) -> ApiResult {
+    let v = jobs::read(&s.store, settings_json).await?;
+    Ok(Json(v))
+}
+
+/// Any of the settings; those left out keep their value.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingsReq {
-    deposit_approval_threshold: Fen,
+    deposit_approval_threshold: Option<Fen>,
+    replacement_wait_days: Option<i64>,
+    closure_batch_approval: Option<Fen>,
 }
 
 async fn set_settings(State(s): S, caller: Caller, ApiJson(r): ApiJson<SettingsReq>) -> ApiResult {
-    let t = r.deposit_approval_threshold;
-    if !(0..=crate::domain::checks::MAX_CARD_BALANCE).contains(&t) {
-        return Err(invalid(
-            "deposit_approval_threshold is 0 (never) to 16777215 fen",
-        ));
+    let given = [
+        r.deposit_approval_threshold,
+        r.replacement_wait_days,
+        r.closure_batch_approval,
+    ];
+    if given.iter().all(Option::is_none) {
+        return Err(invalid(format!(
+            "give at least one of {}",
+            SETTINGS.map(|(n, _, _)| n).join(", ")
+        )));
+    }
+    let mut changes = Vec::new();
+    for ((name, low, high), v) in SETTINGS.into_iter().zip(given) {
+        if let Some(v) = v {
+            if !(low..=high).contains(&v) {
+                return Err(invalid(format!("{name} is {low} to {high}")));
+            }
+            changes.push((name, v));
+        }
     }
     let now = s.config.clock.now();
-    jobs::change(&s.store, &caller.actor, now, move |tx| {
-        let before = repo::meta(tx.conn, DEPOSIT_APPROVAL)?;
-        repo::set_meta(tx.conn, DEPOSIT_APPROVAL, t)?;
+    let v = jobs::change(&s.store, &caller.actor, now, move |tx| {
+        let before = settings_json(tx)?;
+        for (name, v) in &changes {
+            repo::set_meta(tx.conn, name, *v)?;
+        }
+        let after = settings_json(tx)?;
         let change = Change::new("settings.set", "settings")
-            .before(json!({ DEPOSIT_APPROVAL: before }))
-            .after(json!({ DEPOSIT_APPROVAL: t }));
-        Ok(((), change))
+            .before(before)
+            .after(after.clone());
+        Ok((after, change))
     })
     .await?;
-    Ok(Json(json!({ DEPOSIT_APPROVAL: t })))
+    Ok(Json(v))
 }

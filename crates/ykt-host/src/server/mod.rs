@@ -21,6 +21,7 @@ mod exceptions;
 mod handlers;
 mod http;
 mod jobs;
+mod lifecycle_api;
 mod loads;
 mod loads_api;
 pub(crate) mod metrics;
@@ -88,6 +89,11 @@ pub struct ServerConfig {
     pub clock_interval: Duration,
     /// The campus clock: terminals keep local time.
     pub clock: Clock,
+    /// How often due replacement moves and bank refunds are run (R-B6, R-B7).
+    pub sweep_interval: Duration,
+    /// Tests only: the sweep routes accept a time later than now (`at`), so a test can
+    /// pass the waiting period without waiting. Never set in production.
+    pub sweep_at_future: bool,
     /// Operators' login lockout and browser-session lifetime (R-B1).
     pub login: crate::domain::operators::LoginPolicy,
     /// Mark the session cookie `Secure`; always so when `tls` is set.
@@ -111,6 +117,8 @@ impl ServerConfig {
             status_interval: Duration::from_secs(300),
             clock_interval: Duration::from_secs(24 * 3600),
             clock: Clock::china(),
+            sweep_interval: Duration::from_secs(300),
+            sweep_at_future: false,
             login: crate::domain::operators::LoginPolicy::default(),
             secure_cookies: false,
             tls: None,
@@ -205,6 +213,10 @@ impl Listeners {
             stop_rx.clone(),
         ));
         tasks.spawn(admin_ops::fep_watch(Arc::clone(&shared), stop_rx.clone()));
+        tasks.spawn(lifecycle_api::sweep_loop(
+            Arc::clone(&shared),
+            stop_rx.clone(),
+        ));
         tasks.spawn(http::serve(Arc::clone(&shared), self.http, stop_rx));
         tracing::info!(%terminal_addr, %http_addr, fep = shared.config.fep_id, "serving");
         Ok(Server {

@@ -651,3 +651,75 @@ pub fn subsidy_batch_state_machine(f: &Fixture) {
         .unwrap();
     audit_clean(s);
 }
+
+// R-B5, R-B6, R-B7: a subsidy still waiting for a card the card office replaces goes, when
+// the balance moves, to the new card as the same load of the same batch line (the new card
+// picks it up; the batch's report and audit still account for it); one waiting for a closed
+// card is revoked back to the batch's funding at the payout, counted as the batch's revoke.
+pub fn subsidy_follows_replaced_or_closed_card(f: &Fixture) {
+    use ykt_host::domain::closures::{self, Payout};
+    use ykt_host::domain::replacements::{self, FeePayment};
+    let s = &f.store;
+    world(s);
+    let o = office(s);
+    let (a, b) = (
+        holder_with_card(s, "2026101"),
+        holder_with_card(s, "2026102"),
+    );
+    let csv = "学工号,金额,备注\n2026101,10,一月\n2026102,20,一月\n";
+    approved(s, &o, batch(9), csv);
+    step(s, &o.clerk, 9, sub::issue).unwrap();
+    let funded = balance(s, "funding");
+    // Replacement: the subsidy goes with the balance, when it moves.
+    let old = a.no;
+    let new = s
+        .execute(move |tx| {
+            admin::report_loss(tx, old)?;
+            let req = replacements::Request {
+                old_card: old,
+                display_no: ykt_proto::DisplayNo::new(3_100_000_201).unwrap(),
+                fee: 0,
+                fee_method: FeePayment::None,
+            };
+            let a = Actor::system("test");
+            let (_, new) = replacements::replace(tx, &a, &req, now())?;
+            replacements::run_due(tx, &a, now() + chrono::Duration::days(2))?;
+            Ok(new)
+        })
+        .unwrap();
+    assert_eq!(card_now(s, old).waiting, 0);
+    assert_eq!(card_now(s, new.no).waiting, 1_000);
+    let waits = s
+        .execute(move |tx| loads::waiting_for_card(tx, new.no))
+        .unwrap();
+    assert_eq!(waits.len(), 1);
+    assert!(matches!(
+        waits[0].source,
+        loads::WaitingSource::Subsidy { batch: 9, .. }
+    ));
+    audit_clean(s);
+    // The new card picks it up at its next tap.
+    pick_up(s, &card_now(s, new.no), 1, 1_000);
+    assert_eq!(card_now(s, new.no).balance, 1_000);
+    audit_clean(s);
+    // Closure: the subsidy goes back to the batch's funding at the payout.
+    let closed = b.no;
+    s.execute(move |tx| {
+        let a = Actor::system("test");
+        closures::request(
+            tx,
+            &a,
+            closed,
+            Payout::bank("6222020200112233")?,
+            None,
+            now(),
+        )?;
+        closures::run_due(tx, &a, now() + chrono::Duration::days(2))
+    })
+    .unwrap();
+    assert_eq!(card_now(s, b.no).waiting, 0);
+    assert_eq!(balance(s, "funding"), funded + 2_000);
+    let batch = s.read(|tx| sub::get(tx, 9)).unwrap().unwrap();
+    assert_eq!(batch.revoked, 1);
+    audit_clean(s);
+}

@@ -63,6 +63,10 @@ pub fn print(r: &AuditReport) -> bool {
             "reconciliation states or card PINs inconsistent or without their card",
             r.reconcile_mismatches.len(),
         ),
+        (
+            "replacements or closures differing from their books",
+            r.lifecycle_mismatches.len(),
+        ),
     ];
     for (what, n) in problems {
         if n > 0 {

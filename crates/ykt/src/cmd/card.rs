@@ -50,6 +50,9 @@ pub enum Args {
     /// cancel, info, list (`card_admin.rs`).
     #[command(flatten)]
     Admin(super::card_admin::Args),
+    /// Replacement, repair, closure and refunds (`card_lifecycle.rs`, R-B6, R-B7).
+    #[command(flatten)]
+    Lifecycle(super::card_lifecycle::Args),
 }
 
 #[derive(clap::Args)]
@@ -90,6 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args {
         Args::New(a) => new(a),
         Args::Admin(a) => super::client::exit_on_error(super::card_admin::run(a)),
+        Args::Lifecycle(a) => super::client::exit_on_error(super::card_lifecycle::run(a)),
         Args::Show { file, keys } => {
             let keys = super::keys::load(&keys)?;
             match load(&file)? {

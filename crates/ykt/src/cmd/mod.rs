@@ -7,6 +7,7 @@ pub mod blacklist;
 pub mod card;
 pub mod card_admin;
 pub mod card_pin;
+pub mod card_lifecycle;
 pub mod cardholder;
 pub mod client;
 pub mod config;

@@ -155,6 +155,14 @@ async fn start(a: &Settings, listeners: Listeners, tls: Option<Tls>) -> anyhow::
     config.fep_id = a.fep_id;
     config.max_connections = a.max_connections;
     config.clock = clock(a);
+    // Tests only (not a setting): lets the sweep routes run as of a later time, so a test
+    // passes the replacement / closure waiting period without waiting (docs/operators.md).
+    config.sweep_at_future = std::env::var("YKT_TEST_SWEEP_CLOCK").as_deref() == Ok("1");
+    if config.sweep_at_future {
+        tracing::warn!(
+            "YKT_TEST_SWEEP_CLOCK=1: the waiting period can be cut short; never in production"
+        );
+    }
     config.idle_timeout = Duration::from_secs(180);
     config.tls = tls;
     let server = listeners.serve(config, store.clone()).await?;

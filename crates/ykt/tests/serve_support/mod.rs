@@ -94,6 +94,11 @@ impl Serve {
 
     /// `start` with more flags of `ykt serve`.
     pub fn start_with(database: Option<String>, flags: &[&str]) -> Serve {
+        Serve::start_with_env(database, flags, &[])
+    }
+
+    /// `start_with` and environment variables for the server (`YKT_TEST_SWEEP_CLOCK`).
+    pub fn start_with_env(database: Option<String>, flags: &[&str], env: &[(&str, &str)]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
@@ -107,6 +112,7 @@ impl Serve {
                 "127.0.0.1:0",
             ])
             .args(flags)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log);
         if let Some(db) = &database {
