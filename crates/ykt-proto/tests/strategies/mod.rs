@@ -519,7 +519,45 @@ fn loads() -> impl Strategy<Value = Message> {
     ]
 }
 
+fn auth_function() -> impl Strategy<Value = AuthFunction> {
+    proptest::sample::select(AuthFunction::ALL.to_vec())
+}
+
+/// The operator authorisation check (0x0A, R-B11).
+fn auth_checks() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (
+            1u32..,
+            auth_function(),
+            datetime(),
+            any::<u32>(),
+            any::<[u8; 16]>()
+        )
+            .prop_map(|(card_no, function, time, nonce, pin_block)| {
+                Message::AuthCheckRequest(AuthCheckRequest {
+                    card_no,
+                    function,
+                    time,
+                    nonce,
+                    pin_block,
+                })
+            }),
+        (codes(), 1u32.., auth_function(), any::<u32>(), any::<u8>()).prop_map(
+            |((code, info), card_no, function, operator, tries_left)| {
+                Message::AuthCheckResponse(AuthCheckResponse {
+                    code,
+                    info,
+                    card_no,
+                    function,
+                    operator,
+                    tries_left,
+                })
+            }
+        ),
+    ]
+}
+
 /// Any message of the protocol.
 pub fn message() -> impl Strategy<Value = Message> {
-    prop_oneof![requests(), responses(), loads()]
+    prop_oneof![requests(), responses(), loads(), auth_checks()]
 }
