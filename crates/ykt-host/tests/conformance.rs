@@ -5,6 +5,8 @@
 
 #[path = "conformance/admin.rs"]
 mod admin;
+#[path = "conformance/authcards.rs"]
+mod authcards;
 #[path = "conformance/exceptions.rs"]
 mod exceptions;
 #[path = "conformance/holders.rs"]
@@ -104,11 +106,15 @@ conformance!(
     subsidy_audit_finds_tampering,
     subsidy_picked_up_then_revoked,
     subsidy_batch_state_machine,
+    auth_card_codes,
+    auth_card_lifecycle,
+    auth_card_stale_pin_verdict,
 );
 
 /// Every test of the suite, wherever it is written.
 mod tests {
     pub use super::admin::*;
+    pub use super::authcards::*;
     pub use super::exceptions::*;
     pub use super::holders::*;
     pub use super::loads::*;

@@ -2,6 +2,7 @@
 
 pub mod postgres;
 mod schema;
+mod schema_authcards;
 mod schema_loads;
 mod schema_people;
 mod schema_subsidies;

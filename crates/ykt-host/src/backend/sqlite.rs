@@ -71,6 +71,7 @@ impl SqliteConn {
                 (7, super::schema_people::sqlite_v7()),
                 (8, super::schema_loads::sqlite_v8()),
                 (9, super::schema_subsidies::sqlite_v9()),
+                (13, super::schema_authcards::sqlite_v13()),
             ],
         )?;
         Ok(c)

@@ -11,6 +11,7 @@ mod admin;
 mod admin_ops;
 mod api;
 mod auth;
+mod authcards;
 mod bulk;
 mod cardholders_api;
 mod cash_api;
