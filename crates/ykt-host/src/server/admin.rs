@@ -77,6 +77,7 @@ pub(crate) fn routes() -> Api {
         .merge(super::exceptions::routes())
         .merge(super::cash_api::routes())
         .merge(super::loads_api::routes())
+        .merge(super::authcards_api::routes())
 }
 
 fn parse_device(s: &str) -> Result<PhysicalId, ApiError> {

@@ -12,6 +12,7 @@ mod admin_ops;
 mod api;
 mod auth;
 mod authcards;
+mod authcards_api;
 mod bulk;
 mod cardholders_api;
 mod cash_api;
