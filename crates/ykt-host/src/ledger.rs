@@ -201,6 +201,9 @@ pub struct AuditReport {
     /// Subsidy lines and batches that disagree with their waiting loads (R-B5,
     /// `domain::subsidies::audit`).
     pub subsidy_mismatches: Vec<String>,
+    /// Operator authorisation cards whose lock disagrees with their wrong-PIN count, or that
+    /// no `authcard.issue` journal entry names (R-B11, `domain::authcards::audit`).
+    pub auth_card_mismatches: Vec<String>,
 }
 
 impl AuditReport {
@@ -216,6 +219,7 @@ impl AuditReport {
             && self.journal_mismatches.is_empty()
             && self.load_mismatches.is_empty()
             && self.subsidy_mismatches.is_empty()
+            && self.auth_card_mismatches.is_empty()
     }
 }
 
@@ -406,5 +410,6 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
     }
     report.load_mismatches = crate::domain::topup::audit(conn, AUDIT_LIMIT)?;
     report.subsidy_mismatches = crate::domain::subsidies::audit(conn, AUDIT_LIMIT)?;
+    report.auth_card_mismatches = crate::domain::authcards::audit(conn, AUDIT_LIMIT)?;
     Ok(report)
 }

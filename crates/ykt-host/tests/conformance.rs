@@ -109,6 +109,7 @@ conformance!(
     auth_card_codes,
     auth_card_lifecycle,
     auth_card_stale_pin_verdict,
+    auth_card_audit_finds_tampering,
 );
 
 /// Every test of the suite, wherever it is written.

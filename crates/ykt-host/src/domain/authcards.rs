@@ -326,3 +326,37 @@ pub fn check(
     )?;
     Ok(outcome)
 }
+
+/// The audit's findings on authorisation cards (R-B11): a normal card at or past the wrong-PIN
+/// limit, a locked card below it (each lock is the limit's doing and only a PIN reset clears
+/// the count), and a card no `authcard.issue` journal entry names (every card is issued by a
+/// person, R-B1).
+pub fn audit(conn: &mut dyn crate::sql::Conn, limit: u32) -> Result<Vec<String>> {
+    let max = i64::from(MAX_PIN_FAILURES);
+    let mut out = Vec::new();
+    for r in conn.query(
+        "SELECT no, state, pin_failures FROM auth_cards \
+         WHERE (state = 'normal' AND pin_failures >= $1) \
+            OR (state = 'locked' AND pin_failures < $1) ORDER BY no LIMIT $2",
+        &[max.into(), i64::from(limit).into()],
+    )? {
+        out.push(format!(
+            "authcard:{} is {} with {} wrong PINs",
+            r.int(0)?,
+            r.text(1)?,
+            r.int(2)?
+        ));
+    }
+    for r in conn.query(
+        "SELECT a.no FROM auth_cards a WHERE NOT EXISTS (SELECT 1 FROM journal j \
+         WHERE j.operation = 'authcard.issue' AND j.target = 'authcard:' || CAST(a.no AS TEXT)) \
+         ORDER BY a.no LIMIT $1",
+        &[i64::from(limit).into()],
+    )? {
+        out.push(format!(
+            "authcard:{} has no issue in the journal",
+            r.int(0)?
+        ));
+    }
+    Ok(out)
+}

@@ -287,3 +287,43 @@ pub fn auth_card_stale_pin_verdict(f: &Fixture) {
     assert_eq!(c.pin_failures, 0);
     audit_clean(s);
 }
+
+// R-B11, R-B1: the audit finds a lock that disagrees with its wrong-PIN count and a card
+// issued past the journal.
+pub fn auth_card_audit_finds_tampering(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let no = issue(s, "sun").no;
+    audit_clean(s);
+    let findings = |s: &Store| {
+        s.read(|tx| ledger::audit(tx.conn))
+            .unwrap()
+            .auth_card_mismatches
+    };
+    s.execute(move |tx| {
+        tx.conn.exec(
+            "UPDATE auth_cards SET state = 'locked' WHERE no = $1",
+            &[i64::from(no).into()],
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        findings(s),
+        vec![format!("authcard:{no} is locked with 0 wrong PINs")]
+    );
+    // A card put in by SQL: no person issued it.
+    s.execute(move |tx| {
+        tx.conn.exec(
+            "UPDATE auth_cards SET state = 'normal' WHERE no = $1",
+            &[i64::from(no).into()],
+        )?;
+        let mut copy = ra::get(tx.conn, no, false)?.unwrap();
+        copy.no = 77;
+        ra::insert(tx.conn, &copy)
+    })
+    .unwrap();
+    assert_eq!(
+        findings(s),
+        vec!["authcard:77 has no issue in the journal".to_owned()]
+    );
+}

@@ -59,6 +59,10 @@ pub fn print(r: &AuditReport) -> bool {
             "subsidy lines or batches differing from their waiting loads",
             r.subsidy_mismatches.len(),
         ),
+        (
+            "authorisation cards whose lock or issue record disagrees",
+            r.auth_card_mismatches.len(),
+        ),
     ];
     for (what, n) in problems {
         if n > 0 {
