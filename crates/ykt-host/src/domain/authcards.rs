@@ -360,3 +360,71 @@ pub fn audit(conn: &mut dyn crate::sql::Conn, limit: u32) -> Result<Vec<String>>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use ykt_proto::AuthFunction;
+
+    fn card(state: AuthCardState) -> AuthCard {
+        let t = |d| {
+            chrono::NaiveDate::from_ymd_opt(2026, 3, d)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .unwrap_or_default()
+        };
+        AuthCard {
+            no: 900_001,
+            operator_id: 1,
+            state,
+            valid_from: t(1),
+            valid_until: t(31),
+            functions: AuthFunctions::NONE.with(AuthFunction::Reversal),
+            pin_hash: String::new(),
+            pin_failures: 0,
+            issued_by: 1,
+            issued_at: t(1),
+            changed_at: t(1),
+        }
+    }
+
+    fn code_of(state: AuthCardState) -> Option<u8> {
+        let c = card(state);
+        match checks::auth_card(Some(&c), AuthFunction::Reversal, c.valid_from) {
+            Ok(()) => None,
+            Err(HostError::Refused(code)) => Some(code.0),
+            Err(_) => Some(0),
+        }
+    }
+
+    proptest! {
+        // R-B11: any sequence of card-office actions keeps the lifecycle's rules: cancelled is
+        // final, only unfreeze returns to normal and only from frozen, no action locks a card
+        // (only wrong PINs do), and each state answers its own code (81, 82, 84, 87; normal 0).
+        #[test]
+        fn lifecycle_state_machine(actions in proptest::collection::vec(0usize..5, 0..40)) {
+            let mut state = AuthCardState::Normal;
+            for i in actions {
+                let action = Action::ALL[i];
+                let before = state;
+                if let Some(next) = action.next(state) {
+                    prop_assert_ne!(before, AuthCardState::Cancelled);
+                    prop_assert_ne!(next, AuthCardState::Locked);
+                    if next == AuthCardState::Normal {
+                        prop_assert_eq!((action, before), (Action::Unfreeze, AuthCardState::Frozen));
+                    }
+                    state = next;
+                }
+                let expected = match state {
+                    AuthCardState::Normal => None,
+                    AuthCardState::Lost => Some(81),
+                    AuthCardState::Frozen => Some(82),
+                    AuthCardState::Locked => Some(83),
+                    AuthCardState::Disabled => Some(84),
+                    AuthCardState::Cancelled => Some(87),
+                };
+                prop_assert_eq!(code_of(state), expected);
+            }
+        }
+    }
+}
