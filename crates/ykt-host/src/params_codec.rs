@@ -81,6 +81,7 @@ pub fn default_params() -> TerminalParams {
         wallet_no: 0,
         max_offline_hours: 24,
         working_hours: Vec::new(),
+        operator_card: ykt_proto::AuthFunctions::NONE,
     }
 }
 
@@ -169,6 +170,7 @@ mod tests {
             end: NaiveTime::from_hms_opt(9, 0, 59).unwrap(),
         }];
         p
+        operator_card: ykt_proto::AuthFunctions::NONE,
     }
 
     proptest! {

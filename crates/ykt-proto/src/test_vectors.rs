@@ -78,6 +78,7 @@ pub fn params() -> TerminalParams {
             start: hm(6, 30),
             end: hm(21, 0),
         }],
+        operator_card: AuthFunctions::NONE.with(AuthFunction::Reversal),
     }
 }
 

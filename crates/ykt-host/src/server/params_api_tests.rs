@@ -126,6 +126,7 @@ fn every_field_round_trips() {
             start: NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
             end: NaiveTime::from_hms_opt(6, 30, 15).unwrap(),
         }],
+        operator_card: ykt_proto::AuthFunctions::NONE,
     };
     let mut shown = params_json(&set);
     assert_eq!(shown["allowed_classes"], json!([0, 3, 200, 255]));

@@ -79,7 +79,7 @@ pub fn params() -> impl Strategy<Value = TerminalParams> {
         any::<u16>(),
         vec((time(), time()), 0..4),
     );
-    (modes, limits).prop_map(|((version, wm, cm, fixed, items, classes, rates), l)| {
+    (modes, limits, 0u8..=0x1F).prop_map(|((version, wm, cm, fixed, items, classes, rates), l, op)| {
         TerminalParams {
             version,
             work_mode: wm,
@@ -107,6 +107,8 @@ pub fn params() -> impl Strategy<Value = TerminalParams> {
                 .into_iter()
                 .map(|(start, end)| WorkingHours { start, end })
                 .collect(),
+            // R-B11: any set of operator-card functions.
+            operator_card: ykt_proto::AuthFunctions::from_bits(op).unwrap(),
         }
     })
 }

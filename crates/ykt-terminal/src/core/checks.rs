@@ -205,6 +205,7 @@ mod tests {
             wallet_no: 0,
             max_offline_hours: 0,
             working_hours: vec![],
+            operator_card: ykt_proto::AuthFunctions::NONE,
         }
     }
 
