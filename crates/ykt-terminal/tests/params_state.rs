@@ -173,13 +173,13 @@ fn old_format_1_flash_image_still_loads() {
     expected.params.as_mut().unwrap().working_hours[1].start =
         NaiveTime::from_hms_opt(11, 30, 15).unwrap();
     assert_eq!(store.get(), &expected);
-    // The next save is format 2 (the wire's block).
+    // The next save is format 3 (the wire's block, with its operator-card byte).
     store.update(&mut flash, |s| s.merchant_no = 1002).unwrap();
     let reopened = ParamsStore::open(&mut flash.power_cycle(7)).unwrap();
     assert_eq!(reopened.get(), store.get());
     assert_eq!(reopened.get().merchant_no, 1002);
-    // Generation 2 lives in slot 0; its payload begins with format 2.
-    assert_eq!(flash.image(Region::Params)[20], 2);
+    // Generation 2 lives in slot 0; its payload begins with format 3.
+    assert_eq!(flash.image(Region::Params)[20], 3);
 }
 
 // issue 18.3a, R-P5.1: parameters read from format 1 can always be saved again: the next

@@ -415,6 +415,11 @@ impl Rig {
             .unwrap_or_default()
     }
 
+    /// How many of the core's pending deadlines are `t` (0 or 1).
+    pub fn timers_named(&self, t: Timer) -> usize {
+        self.term().timers().iter().filter(|(n, _)| *n == t).count()
+    }
+
     pub fn saw_screen(&self, text: &str) -> bool {
         self.screens
             .iter()
