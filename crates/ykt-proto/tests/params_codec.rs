@@ -169,7 +169,13 @@ fn format_2_reads_as_no_operator_card() {
     old.pop();
     let back = stored_params::decode(&old).unwrap();
     assert_eq!(back.operator_card, AuthFunctions::NONE);
-    assert_eq!(TerminalParams { operator_card: p.operator_card, ..back }, p);
+    assert_eq!(
+        TerminalParams {
+            operator_card: p.operator_card,
+            ..back
+        },
+        p
+    );
     let mut bad = stored;
     *bad.last_mut().unwrap() = 0x20;
     assert!(stored_params::decode(&bad).is_err());

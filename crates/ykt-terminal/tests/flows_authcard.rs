@@ -37,9 +37,17 @@ fn operator_card() -> ykt_card::mf1::Mf1Card {
 fn authorise(rig: &mut Rig, pin: &str) {
     assert_eq!(rig.screen(), "请刷授权卡");
     rig.place(operator_card());
-    assert!(rig.screen().starts_with("请输入授权卡密码"), "{}", rig.screen());
+    assert!(
+        rig.screen().starts_with("请输入授权卡密码"),
+        "{}",
+        rig.screen()
+    );
     rig.type_digits(pin);
-    assert!(rig.screen().ends_with(&"*".repeat(pin.len())), "{}", rig.screen());
+    assert!(
+        rig.screen().ends_with(&"*".repeat(pin.len())),
+        "{}",
+        rig.screen()
+    );
     rig.key(K::Enter);
 }
 
@@ -109,11 +117,7 @@ fn protected_reversal_refused_without_an_operator_card() {
     rig.place(customer);
     rig.type_digits("1234");
     rig.key(K::Enter);
-    assert!(
-        rig.saw_screen("错误：授权卡号不存在"),
-        "{}",
-        rig.screen()
-    );
+    assert!(rig.saw_screen("错误：授权卡号不存在"), "{}", rig.screen());
     assert_eq!(
         rig.refused_codes().last(),
         Some(&Some(ReturnCode::AUTH_CARD_NOT_FOUND))
@@ -146,7 +150,11 @@ fn every_refusal_code_is_shown_and_stops_the_function() {
         }
         rig.key(K::Reversal);
         authorise(&mut rig, pin);
-        assert!(rig.saw_screen(&code.screen_text()), "{code:?}: {}", rig.screen());
+        assert!(
+            rig.saw_screen(&code.screen_text()),
+            "{code:?}: {}",
+            rig.screen()
+        );
         assert!(rig.events.contains(&Event::Refused {
             code: Some(code),
             text: code.screen_text(),
@@ -174,7 +182,11 @@ fn each_protected_function_waits_for_its_card() {
     assert_eq!(rig.term().storage().params.get().work_mode(), mode);
     authorise(&mut rig, OPERATOR_PIN);
     assert_ne!(rig.term().storage().params.get().work_mode(), mode);
-    assert!(rig.events.iter().any(|e| matches!(e, Event::ModeChanged(_))));
+    assert!(
+        rig.events
+            .iter()
+            .any(|e| matches!(e, Event::ModeChanged(_)))
+    );
     rig.advance(2_000);
 
     rig.key(K::ResetOffline);
@@ -271,7 +283,11 @@ fn authorisation_deadlines_and_cancel() {
     rig.place(operator_card());
     rig.type_digits("12");
     rig.key(K::Enter);
-    assert!(rig.screen().starts_with("请输入授权卡密码"), "{}", rig.screen());
+    assert!(
+        rig.screen().starts_with("请输入授权卡密码"),
+        "{}",
+        rig.screen()
+    );
     assert!(checks_sent(&rig).len() == 1, "only the silent one was sent");
     rig.type_digits(OPERATOR_PIN);
     rig.key(K::Enter);

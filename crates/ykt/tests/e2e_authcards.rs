@@ -1,15 +1,145 @@
 //! End to end, operator authorisation cards (R-B11): a real `ykt serve --demo`; the card
 //! office issues a card with `ykt authcard issue`; a terminal's 0x0A check is answered 0 with
 //! the PIN and 89 without it; after `ykt authcard lost` it is 81; `ykt authcard show` lists
-//! the checks; the books are clean.
+//! the checks; the books are clean. And on a real POS (`ykt pos --headless`) whose device
+//! parameters protect the reversal: refused without the operator card, run with it.
 #![allow(clippy::unwrap_used)]
 
 mod serve_support;
 mod support;
 
-use serve_support::{Serve, Terminal, campus_now};
-use support::audit;
+use std::path::PathBuf;
+
+use serde_json::json;
+use serve_support::{Serve, Terminal, campus_now, ykt};
+use support::{Pos, audit};
 use ykt_proto::*;
+
+const DEVICE: &str = "10000001";
+const OPERATOR_PIN: &str = "246810";
+
+fn host_balance(s: &Serve, no: u32) -> i64 {
+    s.cli_json(&["card", "info", &no.to_string()])["balance"]
+        .as_i64()
+        .unwrap()
+}
+
+/// The operator card's image: a card of our MF1 application whose card number is the
+/// authorisation card's (`docs/terminal.md`, "Operator cards").
+fn operator_card_image(s: &Serve, no: u32) -> PathBuf {
+    let out = s.dir.path().join("operator.mf1");
+    let o = ykt()
+        .args(["card", "new", "--type", "mf1", "--card-no", &no.to_string()])
+        .args(["--display-no", &no.to_string(), "--class", "0"])
+        .args([
+            "--expiry",
+            "2030-01-01",
+            "--balance",
+            "0",
+            "--pin",
+            OPERATOR_PIN,
+        ])
+        .arg("--keys")
+        .arg(s.data().join("keys"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn uses(s: &Serve, no: u32) -> Vec<u64> {
+    s.cli_json(&["authcard", "show", &no.to_string()])["uses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["code"].as_u64().unwrap())
+        .collect()
+}
+
+// R-B11 (code 80, code 89, code 0): a reversal on a POS whose device parameters protect it is
+// refused without an operator card (the customer's own card at 请刷授权卡 is unknown, 80; the
+// operator card with a wrong PIN, 89) and runs with the operator card and its PIN; the money
+// comes back to the card and the host, the books are clean.
+#[test]
+fn reversal_on_a_pos_refused_without_an_operator_card_and_accepted_with_one() {
+    let s = Serve::start(None);
+    let admin = s.cli_json(&["operator", "list"])[0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let card = s.cli_json(&[
+        "authcard",
+        "issue",
+        "--operator",
+        &admin,
+        "--from",
+        "2026-01-01",
+        "--until",
+        "2030-01-01",
+        "--function",
+        "reversal",
+        "--pin",
+        OPERATOR_PIN,
+    ]);
+    let no = u32::try_from(card["no"].as_u64().unwrap()).unwrap();
+    let operator_card = operator_card_image(&s, no);
+    let shown = s.cli(&[
+        "device",
+        "set-params",
+        DEVICE,
+        "--operator-card",
+        "reversal",
+    ]);
+    assert!(shown.contains("operator_card: [\"reversal\"]"), "{shown}");
+
+    let customer = s.data().join("cards").join("8.mf1");
+    let before = host_balance(&s, 8);
+    let mut pos = Pos::start(&s.data(), DEVICE, &s.dir.path().join("j1"));
+    pos.signed_in();
+    pos.amount(200);
+    pos.place(&customer);
+    pos.wait_event(json!({"event":"record","kind":"purchase","status":"success","amount":200}));
+    pos.remove();
+    pos.advance(3_000);
+
+    // Without the operator card: the customer's card is not one (80) …
+    pos.key("reversal");
+    pos.wait_screen("请刷授权卡");
+    pos.ok(json!({"cmd":"authorise","file":customer,"pin":"1234"}));
+    pos.wait_event(json!({"event":"refused","code":80,"text":"错误：授权卡号不存在"}));
+    pos.advance(3_000);
+    // … and the customer's card tapped now reverses nothing.
+    pos.place(&customer);
+    pos.remove();
+    // The operator card with a wrong PIN: 89.
+    pos.key("reversal");
+    pos.wait_screen("请刷授权卡");
+    pos.ok(json!({"cmd":"authorise","file":operator_card,"pin":"000000"}));
+    pos.wait_event(json!({"event":"refused","code":89,"text":"错误：授权卡密码错误"}));
+    pos.advance(3_000);
+    assert!(!pos.saw(&json!({"event":"record","kind":"reversal"})));
+    pos.ok(json!({"cmd":"wait","for":"pending","count":0,"timeout_ms":10000}));
+    assert_eq!(host_balance(&s, 8), before - 200);
+
+    // With the operator card and its PIN: the reversal runs.
+    pos.key("reversal");
+    pos.wait_screen("请刷授权卡");
+    pos.ok(json!({"cmd":"authorise","file":operator_card,"pin":OPERATOR_PIN}));
+    pos.wait_screen("请刷卡冲正");
+    pos.place(&customer);
+    pos.wait_event(json!({"event":"record","kind":"reversal","status":"written","amount":200}));
+    pos.wait_screen("冲正成功");
+    pos.remove();
+    pos.ok(json!({"cmd":"wait","for":"pending","count":0,"timeout_ms":10000}));
+    assert_eq!(host_balance(&s, 8), before);
+    assert_eq!(uses(&s, no), vec![0, 89]);
+    pos.quit();
+    let db = s.database.clone();
+    let dir = s.stop();
+    audit(&dir.path().join("data"), db.as_deref());
+}
 
 fn check(t: &mut Terminal, no: u32, pin: &str, nonce: u32) -> AuthCheckResponse {
     let req = AuthCheckRequest {

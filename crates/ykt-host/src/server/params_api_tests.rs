@@ -168,7 +168,10 @@ fn operator_card_functions_are_named() {
             ykt_proto::AuthFunction::Statistics
         ]
     );
-    assert!(patch(json!({"operator_card": []})).unwrap().operator_card == ykt_proto::AuthFunctions::NONE);
+    assert!(
+        patch(json!({"operator_card": []})).unwrap().operator_card
+            == ykt_proto::AuthFunctions::NONE
+    );
     assert!(patch(json!({"operator_card": ["refund"]})).is_err());
     assert!(patch(json!({"operator_card": ["reversal", "reversal"]})).is_err());
 }

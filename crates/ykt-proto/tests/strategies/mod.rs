@@ -79,38 +79,40 @@ pub fn params() -> impl Strategy<Value = TerminalParams> {
         any::<u16>(),
         vec((time(), time()), 0..4),
     );
-    (modes, limits, 0u8..=0x1F).prop_map(|((version, wm, cm, fixed, items, classes, rates), l, op)| {
-        TerminalParams {
-            version,
-            work_mode: wm,
-            consumption_mode: cm,
-            fixed_amount: fixed,
-            price_list: items
-                .into_iter()
-                .map(|(code, price, subject)| PriceItem {
-                    code,
-                    price,
-                    subject,
-                })
-                .collect(),
-            allowed_classes: ClassSet(classes),
-            fee_rates: rates.try_into().unwrap(),
-            max_balance: l.0,
-            min_balance: l.1,
-            max_daily_uses: l.2,
-            single_password_threshold: l.3,
-            daily_password_threshold: l.4,
-            wallet_no: l.5,
-            max_offline_hours: l.6,
-            working_hours: l
-                .7
-                .into_iter()
-                .map(|(start, end)| WorkingHours { start, end })
-                .collect(),
-            // R-B11: any set of operator-card functions.
-            operator_card: ykt_proto::AuthFunctions::from_bits(op).unwrap(),
-        }
-    })
+    (modes, limits, 0u8..=0x1F).prop_map(
+        |((version, wm, cm, fixed, items, classes, rates), l, op)| {
+            TerminalParams {
+                version,
+                work_mode: wm,
+                consumption_mode: cm,
+                fixed_amount: fixed,
+                price_list: items
+                    .into_iter()
+                    .map(|(code, price, subject)| PriceItem {
+                        code,
+                        price,
+                        subject,
+                    })
+                    .collect(),
+                allowed_classes: ClassSet(classes),
+                fee_rates: rates.try_into().unwrap(),
+                max_balance: l.0,
+                min_balance: l.1,
+                max_daily_uses: l.2,
+                single_password_threshold: l.3,
+                daily_password_threshold: l.4,
+                wallet_no: l.5,
+                max_offline_hours: l.6,
+                working_hours: l
+                    .7
+                    .into_iter()
+                    .map(|(start, end)| WorkingHours { start, end })
+                    .collect(),
+                // R-B11: any set of operator-card functions.
+                operator_card: ykt_proto::AuthFunctions::from_bits(op).unwrap(),
+            }
+        },
+    )
 }
 
 pub fn record() -> impl Strategy<Value = Record> {

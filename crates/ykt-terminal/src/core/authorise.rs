@@ -90,10 +90,9 @@ impl<F: Flash> Terminal<F> {
         match &self.auth {
             Authorising::Inactive => None,
             Authorising::AwaitCard { .. } => Some(vec![texts::TAP_AUTH_CARD.into()]),
-            Authorising::Pin { digits, .. } => Some(vec![
-                texts::ENTER_AUTH_PIN.into(),
-                "*".repeat(digits.len()),
-            ]),
+            Authorising::Pin { digits, .. } => {
+                Some(vec![texts::ENTER_AUTH_PIN.into(), "*".repeat(digits.len())])
+            }
             Authorising::AwaitHost { .. } => Some(vec![texts::WAITING_HOST.into()]),
         }
     }
