@@ -4,7 +4,11 @@
 //! runs only on 0; the host's 80–89 are shown as the spec's texts.
 
 mod sim;
+use chrono::NaiveDate;
 use sim::*;
+use ykt_card::app::issue::IssueParams;
+use ykt_card::app::operator::{OperatorData, issue_operator};
+use ykt_card::mf1::Mf1Card;
 use ykt_proto::messages::*;
 use ykt_proto::*;
 use ykt_terminal::{AUTH_REPLY_MS, AUTH_STEP_MS, Event, Key as K, Timer};
@@ -29,8 +33,33 @@ fn rig_with(protected: &[AuthFunction], allowed: &[AuthFunction]) -> Rig {
     rig
 }
 
-fn operator_card() -> ykt_card::mf1::Mf1Card {
-    card_with(OPERATOR_CARD, OPERATOR_UID, 0, 1)
+/// An operator card (block 8, `ykt_card::app::operator`) valid 2026-01-01 until 2030-01-01
+/// for `functions`, with the PIN `OPERATOR_PIN`.
+fn operator_card_for(functions: &[AuthFunction], from: NaiveDate, until: NaiveDate) -> Mf1Card {
+    let p = IssueParams {
+        card_no: CardNo::new(OPERATOR_CARD).unwrap(),
+        display_no: DisplayNo::new(u64::from(OPERATOR_CARD)).unwrap(),
+        class: 0,
+        expiry: NaiveDate::from_ymd_opt(2030, 6, 30).unwrap(),
+        balances: vec![0],
+        pin: OPERATOR_PIN.into(),
+    };
+    let op = OperatorData {
+        auth_card_no: OPERATOR_CARD,
+        operator: 3,
+        valid_from: from,
+        valid_until: until,
+        functions: functions.iter().copied().collect::<AuthFunctions>().bits(),
+    };
+    issue_operator(&keys(), OPERATOR_UID, &p, &op).unwrap()
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn operator_card() -> Mf1Card {
+    operator_card_for(&AuthFunction::ALL, day(2026, 1, 1), day(2030, 1, 1))
 }
 
 /// Taps the operator card and keys `pin`.
@@ -229,16 +258,75 @@ fn each_protected_function_waits_for_its_card() {
     assert!(checks_sent(&rig).is_empty());
 }
 
-// R-B11: no session, no check (the offline check from the card is not built): refused with
-// 授权卡需联机校验; a check in flight when the link drops is given up.
+// R-B11 (code 0 offline): without a session the operator card decides from what it carries:
+// valid today, the function among its own, the PIN its verification data's.
 #[test]
-fn without_the_host_a_protected_function_is_refused() {
-    let mut rig = rig_with(&[AuthFunction::Statistics], &[AuthFunction::Statistics]);
+fn offline_the_card_authorises() {
+    let mut rig = rig_with(&[AuthFunction::Statistics], &[]);
     rig.link_down();
     rig.key(K::Stats);
-    assert!(rig.saw_screen("授权卡需联机校验"), "{}", rig.screen());
-    assert!(!rig.saw_screen("今日"));
+    authorise(&mut rig, OPERATOR_PIN);
+    assert!(rig.screen().starts_with("今日"), "{}", rig.screen());
+    assert!(checks_sent(&rig).is_empty());
+}
 
+// R-B11 (codes 80, 85, 86, 88, 89 offline): every refusal the card itself can tell, with the
+// spec's text; the function does not run.
+#[test]
+fn offline_refusals_from_the_card() {
+    let stats = [AuthFunction::Statistics];
+    let cases: [(ReturnCode, Mf1Card, &str); 5] = [
+        // A cardholder's card carries no operator data.
+        (
+            ReturnCode::AUTH_CARD_NOT_FOUND,
+            card_with(CARD, UID, 10_000, 1),
+            PIN,
+        ),
+        (
+            ReturnCode::AUTH_CARD_NOT_EFFECTIVE,
+            operator_card_for(&stats, day(2026, 3, 3), day(2030, 1, 1)),
+            OPERATOR_PIN,
+        ),
+        // Until is exclusive: the rig's day is 2026-03-02.
+        (
+            ReturnCode::AUTH_CARD_EXPIRED,
+            operator_card_for(&stats, day(2026, 1, 1), day(2026, 3, 2)),
+            OPERATOR_PIN,
+        ),
+        (
+            ReturnCode::AUTH_CARD_NO_PERMISSION,
+            operator_card_for(&[AuthFunction::Reversal], day(2026, 1, 1), day(2030, 1, 1)),
+            OPERATOR_PIN,
+        ),
+        (
+            ReturnCode::AUTH_CARD_PASSWORD_WRONG,
+            operator_card_for(&stats, day(2026, 1, 1), day(2030, 1, 1)),
+            "999999",
+        ),
+    ];
+    for (code, card, pin) in cases {
+        let mut rig = rig_with(&stats, &stats);
+        rig.link_down();
+        assert_eq!(rig.term().wall().date(), day(2026, 3, 2));
+        rig.key(K::Stats);
+        rig.place(card);
+        rig.type_digits(pin);
+        rig.key(K::Enter);
+        assert!(
+            rig.events.contains(&Event::Refused {
+                code: Some(code),
+                text: code.screen_text(),
+            }),
+            "{code:?}: {}",
+            rig.screen()
+        );
+        assert!(!rig.saw_screen("今日"), "{code:?}");
+    }
+}
+
+// R-B11: a check in flight when the link drops is given up.
+#[test]
+fn a_check_in_flight_is_lost_with_the_link() {
     let mut rig = rig_with(&[AuthFunction::Statistics], &[AuthFunction::Statistics]);
     rig.host.auth_silent = true;
     rig.key(K::Stats);

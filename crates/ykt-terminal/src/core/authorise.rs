@@ -6,14 +6,18 @@
 //! transition asserts the state it leaves. Its deadlines are `Timer::AuthStep` (the operator
 //! takes too long) and `Timer::AuthReply` (the host does not answer).
 //!
-//! The card: any card of our MF1 application; its card number is the authorisation card's
-//! number the host knows (`ykt authcard issue`). The terminal does not check the card
-//! offline (the on-card operator data is not written yet): without a session it refuses.
+//! The card: a card of our MF1 application; the operator data in its block 8
+//! (`ykt_card::app::operator`) name the authorisation card's number, else its card number is
+//! taken as that number. With a session the host decides (0x0A); without one the card does,
+//! from what it carries (`checks::check_operator_card`: 80, 85, 86, 88, 89).
 
 use ykt_card::Reader;
+use ykt_card::app::CardRead;
+use ykt_card::app::operator::OperatorData;
 use ykt_proto::messages::{AuthCheckRequest, AuthCheckResponse, AuthFunction, Message};
 use ykt_proto::{Pin, ReturnCode};
 
+use super::checks::check_operator_card;
 use super::io::Key;
 use super::{Beep, Event, INFO_HOLD_MS, Output, Res, Terminal, Timer, texts};
 use crate::storage::flash::Flash;
@@ -36,6 +40,7 @@ pub(super) enum Authorising {
         function: AuthFunction,
         card_no: u32,
         digits: String,
+        card: Box<OperatorTap>,
     },
     /// The check 0x0A is sent; `seq` is its sequence number.
     AwaitHost {
@@ -43,6 +48,13 @@ pub(super) enum Authorising {
         card_no: u32,
         seq: u32,
     },
+}
+
+/// The operator card as read: for the offline check (its dates, functions, PIN data).
+#[derive(Debug)]
+pub(super) struct OperatorTap {
+    read: CardRead,
+    data: Option<OperatorData>,
 }
 
 impl Authorising {
@@ -73,11 +85,6 @@ impl<F: Flash> Terminal<F> {
     /// Inactive → AwaitCard: the protected `function` was asked for.
     pub(super) fn start_authorising(&mut self, function: AuthFunction) {
         assert!(!self.auth.is_active(), "authorisation already under way");
-        if !self.link.has_session() {
-            // No offline check from the card yet: a protected function needs the host.
-            self.refuse(None, texts::AUTH_NEEDS_HOST.into());
-            return;
-        }
         self.auth = Authorising::AwaitCard { function };
         self.timers
             .set(Timer::AuthStep, self.now.saturating_add(AUTH_STEP_MS));
@@ -98,7 +105,7 @@ impl<F: Flash> Terminal<F> {
     }
 
     /// A key while authorising: digits and 确认 for the PIN, 取消 ends the step.
-    pub(super) fn auth_key(&mut self, key: Key) -> Res {
+    pub(super) fn auth_key(&mut self, key: Key, reader: &mut dyn Reader) -> Res {
         match (&mut self.auth, key) {
             (_, Key::Cancel) => {
                 self.end_authorising();
@@ -110,7 +117,7 @@ impl<F: Flash> Terminal<F> {
                 }
                 self.refresh_screen();
             }
-            (Authorising::Pin { .. }, Key::Enter) => self.send_auth_check(),
+            (Authorising::Pin { .. }, Key::Enter) => return self.send_auth_check(reader),
             _ => {}
         }
         Ok(())
@@ -121,45 +128,71 @@ impl<F: Flash> Terminal<F> {
         let Authorising::AwaitCard { function } = self.auth else {
             return Ok(());
         };
-        let card_no = match self.app().read(reader, self.wallet_no()) {
-            Ok(c) => c.info.card_no.get(),
+        let read = self
+            .app()
+            .read(reader, self.wallet_no())
+            .and_then(|c| Ok((self.app().read_operator(reader)?, c)));
+        let (data, read) = match read {
+            Ok(r) => r,
             Err(_) => {
                 self.push(Output::Beep(Beep::Error));
                 self.flash_text(vec![texts::CARD_READ_FAILED.into()], INFO_HOLD_MS);
                 return Ok(());
             }
         };
+        let card_no = data.map_or(read.info.card_no.get(), |d| d.auth_card_no);
         self.auth = Authorising::Pin {
             function,
             card_no,
             digits: String::new(),
+            card: Box::new(OperatorTap { read, data }),
         };
         self.refresh_screen();
         Ok(())
     }
 
+    /// Pin → Inactive without a session: the card decides from what it carries (R-B11).
+    fn check_offline(&mut self, function: AuthFunction, reader: &mut dyn Reader, pin: &Pin) -> Res {
+        let Authorising::Pin { card, .. } = std::mem::take(&mut self.auth) else {
+            unreachable!("check_offline outside Pin");
+        };
+        self.end_authorising();
+        let today = self.wall().date();
+        let app = self.app();
+        let verdict = check_operator_card(card.data.as_ref(), today, function, || {
+            app.verify_pin(&card.read, pin.as_str())
+        });
+        match verdict {
+            Ok(()) => self.run_protected(function, reader),
+            Err(code) => {
+                self.refuse(Some(code), code.screen_text());
+                Ok(())
+            }
+        }
+    }
+
     /// Pin → AwaitHost: the check 0x0A goes out with the PIN under the session's PIN key.
-    fn send_auth_check(&mut self) {
+    fn send_auth_check(&mut self, reader: &mut dyn Reader) -> Res {
         let Authorising::Pin {
             function,
             card_no,
             digits,
-        } = &self.auth
+            ..
+        } = &mut self.auth
         else {
             unreachable!("send_auth_check outside Pin");
         };
         let (function, card_no) = (*function, *card_no);
         let Some(pin) = Pin::new(digits) else {
             // Not 4–12 digits: keyed again.
-            self.auth = Authorising::Pin {
-                function,
-                card_no,
-                digits: String::new(),
-            };
+            digits.clear();
             self.push(Output::Beep(Beep::Error));
             self.refresh_screen();
-            return;
+            return Ok(());
         };
+        if self.link.conn.session().is_none() {
+            return self.check_offline(function, reader, &pin);
+        }
         self.auth_nonce = self.auth_nonce.wrapping_add(1);
         let nonce = self.auth_nonce;
         let Some(pin_block) = self
@@ -169,8 +202,8 @@ impl<F: Flash> Terminal<F> {
             .map(|s| s.seal_pin(card_no, nonce, &pin))
         else {
             self.end_authorising();
-            self.refuse(None, texts::AUTH_NEEDS_HOST.into());
-            return;
+            self.refuse(None, texts::NOT_ONLINE.into());
+            return Ok(());
         };
         let msg = Message::AuthCheckRequest(AuthCheckRequest {
             card_no,
@@ -181,8 +214,8 @@ impl<F: Flash> Terminal<F> {
         });
         let Some(seq) = self.send(&msg, 0) else {
             self.end_authorising();
-            self.refuse(None, texts::AUTH_NEEDS_HOST.into());
-            return;
+            self.refuse(None, texts::NOT_ONLINE.into());
+            return Ok(());
         };
         self.auth = Authorising::AwaitHost {
             function,
@@ -192,6 +225,7 @@ impl<F: Flash> Terminal<F> {
         self.timers
             .set(Timer::AuthReply, self.now.saturating_add(AUTH_REPLY_MS));
         self.refresh_screen();
+        Ok(())
     }
 
     /// Whether the host's message answers the check in flight.

@@ -289,7 +289,7 @@ impl<F: Flash> Terminal<F> {
 
     fn on_key(&mut self, key: Key, reader: &mut dyn Reader) -> Res {
         if self.auth.is_active() {
-            return self.auth_key(key);
+            return self.auth_key(key, reader);
         }
         if let Some(function) = authorise::function_of(key)
             && self.needs_operator_card(function)

@@ -32,7 +32,6 @@ pub const NO_CPU_REVERSAL: &str = "CPU卡不支持冲正";
 pub const OFFLINE_RESET: &str = "脱机时间已清零";
 pub const TAP_AUTH_CARD: &str = "请刷授权卡";
 pub const ENTER_AUTH_PIN: &str = "请输入授权卡密码";
-pub const AUTH_NEEDS_HOST: &str = "授权卡需联机校验";
 pub const TOP_UP: &str = "充值";
 pub const ENTER_TOP_UP: &str = "请输入充值金额";
 pub const TOPPED_UP: &str = "充值成功";

@@ -64,7 +64,7 @@ pub enum Args {
         api: ApiArgs,
     },
     /// Change parameters (a new version; pushed at once to a connected terminal).
-    SetParams(ParamsArgs),
+    SetParams(Box<ParamsArgs>),
     /// Let the device take top-ups (R-B4, function bit 8) with the operator whose cash it
     /// takes (`--operator`; none: bank top-ups only), or stop them (`--off`).
     Topup {
@@ -330,7 +330,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let d = api.get(&format!("/devices/{id}"))?;
             api.print(&d, show_device)
         }
-        Args::SetParams(p) => set_params(p),
+        Args::SetParams(p) => set_params(*p),
         Args::Topup {
             id,
             operator,
