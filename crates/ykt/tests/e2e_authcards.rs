@@ -24,9 +24,9 @@ fn host_balance(s: &Serve, no: u32) -> i64 {
         .unwrap()
 }
 
-/// The operator card's image: a card of our MF1 application whose card number is the
-/// authorisation card's (`docs/terminal.md`, "Operator cards").
-fn operator_card_image(s: &Serve, no: u32) -> PathBuf {
+/// The operator card's image (`ykt card new --operator`, `docs/card-layout.md`): its card
+/// number is the authorisation card's; the operator data let a POS check it offline.
+fn operator_card_image(s: &Serve, no: u32, operator: &str) -> PathBuf {
     let out = s.dir.path().join("operator.mf1");
     let o = ykt()
         .args(["card", "new", "--type", "mf1", "--card-no", &no.to_string()])
@@ -39,6 +39,8 @@ fn operator_card_image(s: &Serve, no: u32) -> PathBuf {
             "--pin",
             OPERATOR_PIN,
         ])
+        .args(["--operator", operator, "--valid-from", "2026-01-01"])
+        .args(["--valid-until", "2030-01-01", "--functions", "reversal"])
         .arg("--keys")
         .arg(s.data().join("keys"))
         .arg("--out")
@@ -61,7 +63,8 @@ fn uses(s: &Serve, no: u32) -> Vec<u64> {
 // R-B11 (code 80, code 89, code 0): a reversal on a POS whose device parameters protect it is
 // refused without an operator card (the customer's own card at 请刷授权卡 is unknown, 80; the
 // operator card with a wrong PIN, 89) and runs with the operator card and its PIN; the money
-// comes back to the card and the host, the books are clean.
+// comes back to the card and the host; offline the card itself refuses a wrong PIN (89); the
+// books are clean.
 #[test]
 fn reversal_on_a_pos_refused_without_an_operator_card_and_accepted_with_one() {
     let s = Serve::start(None);
@@ -84,7 +87,7 @@ fn reversal_on_a_pos_refused_without_an_operator_card_and_accepted_with_one() {
         OPERATOR_PIN,
     ]);
     let no = u32::try_from(card["no"].as_u64().unwrap()).unwrap();
-    let operator_card = operator_card_image(&s, no);
+    let operator_card = operator_card_image(&s, no, &admin);
     let shown = s.cli(&[
         "device",
         "set-params",
@@ -135,6 +138,22 @@ fn reversal_on_a_pos_refused_without_an_operator_card_and_accepted_with_one() {
     pos.ok(json!({"cmd":"wait","for":"pending","count":0,"timeout_ms":10000}));
     assert_eq!(host_balance(&s, 8), before);
     assert_eq!(uses(&s, no), vec![0, 89]);
+
+    // Offline the card decides from what it carries: a wrong PIN is 89 without the host.
+    pos.advance(3_000);
+    pos.ok(json!({"cmd":"net","up":false}));
+    pos.ok(json!({"cmd":"wait","for":"link","up":false,"timeout_ms":10000}));
+    pos.key("reversal");
+    pos.wait_screen("请刷授权卡");
+    pos.ok(json!({"cmd":"authorise","file":operator_card,"pin":"000000"}));
+    pos.wait_event(json!({"event":"refused","code":89,"text":"错误：授权卡密码错误"}));
+    assert_eq!(
+        uses(&s, no),
+        vec![0, 89],
+        "the host never saw the offline check"
+    );
+    pos.ok(json!({"cmd":"net","up":true}));
+    pos.wait_event(json!({"event":"signed_in"}));
     pos.quit();
     let db = s.database.clone();
     let dir = s.stop();
