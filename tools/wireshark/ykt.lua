@@ -321,17 +321,19 @@ local params_head = layout("params", {
 })
 local window = layout("params.window", { { "start", "tod", "start" }, { "end", "tod", "end" } })
 decl("params", "items", "u16", "price-list items")
+decl("params", "operator_card", "u8", "functions that need an operator card (R-B11): bit 0 manual sign-in, 1 work mode, 2 reversal, 3 statistics, 4 clear offline time")
 local item = layout("params.item", {
   { "code", "u16", "code" }, { "price", "money", "price" }, { "subject", "u16", "accounting subject 科目" },
 })
 
 -- §6.15.
 local function params_block(rd, tree)
-  local t = tree:add(ykt, rd.tvb(rd.off, math.max(0, math.min(342, rd:left()))), "Parameter block")
+  local t = tree:add(ykt, rd.tvb(rd.off, math.max(0, math.min(343, rd:left()))), "Parameter block")
   local v = params_head(rd, t)
   for i = 1, (v.windows or 0) do window(rd, t:add(ykt, rd.tvb(rd.off, 0), "window " .. i)) end
   local k = add(rd, t, "params.items", "u16") or 0
   for i = 1, k do item(rd, t:add(ykt, rd.tvb(rd.off, 0), "item " .. i)) end
+  add(rd, t, "params.operator_card", "u8")
 end
 
 local function present_params(prefix)
