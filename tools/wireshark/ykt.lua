@@ -4,7 +4,7 @@
 --   tshark -X lua_script:tools/wireshark/ykt.lua -r capture.pcap -V
 --
 -- TCP port 9000 by default (preference "ykt.port"; or "Decode As… → YKT"). Frames are
--- reassembled from TCP (§2); every message of §6 and of docs/loads.md (0x08, 0x09) is
+-- reassembled from TCP (§2); every message of §6 (0x0A: §6.18) and of docs/loads.md (0x08, 0x09) is
 -- decoded, field names as in the documents; return and information codes are shown with
 -- their Chinese texts; the MAC is shown, and verified when the keys are given as
 -- preferences (ykt.suite, ykt.master_key, ykt.session_key: -o ykt.session_key:<32 hex>).
@@ -103,6 +103,7 @@ local MESSAGE_TYPES = {
   [0x01] = "sign-in", [0x02] = "heartbeat", [0x03] = "online debit", [0x04] = "record upload",
   [0x05] = "blacklist changes", [0x06] = "bulk blacklist", [0x07] = "parameter download",
   [0x08] = "load authorisation 圈存授权", [0x09] = "what waits 查询待领",
+  [0x0A] = "authorisation card check 授权卡校验",
   [0x41] = "clock set", [0x42] = "status query", [0x43] = "record collection",
   [0x44] = "parameter push", [0x7F] = "error response",
 }
@@ -120,6 +121,10 @@ local RECORD_STATUSES = {
 local CONSUMPTION_MODES = { [0] = "unit price 单价", [1] = "fixed amount 定额", [2] = "keyboard-coded 键盘编码" }
 local LOAD_PURPOSES = { [1] = "top-up with cash", [2] = "top-up from the bank", [3] = "pick-up of what waits" }
 local BL_OPS = { [1] = "add", [2] = "remove" }
+local AUTH_FUNCTIONS = {
+  [1] = "manual sign-in 手工签到", [2] = "work-mode change 切换工作模式", [3] = "reversal 冲正",
+  [4] = "statistics 统计", [5] = "clearing the offline time 清除脱机时间",
+}
 
 local ykt = Proto("ykt", "YKT campus one-card terminal protocol")
 ykt.prefs.port = Pref.uint("TCP port", 9000, "The port terminals connect to (ykt serve --terminal-listen)")
@@ -316,17 +321,19 @@ local params_head = layout("params", {
 })
 local window = layout("params.window", { { "start", "tod", "start" }, { "end", "tod", "end" } })
 decl("params", "items", "u16", "price-list items")
+decl("params", "operator_card", "u8", "functions that need an operator card (R-B11): bit 0 manual sign-in, 1 work mode, 2 reversal, 3 statistics, 4 clear offline time")
 local item = layout("params.item", {
   { "code", "u16", "code" }, { "price", "money", "price" }, { "subject", "u16", "accounting subject 科目" },
 })
 
 -- §6.15.
 local function params_block(rd, tree)
-  local t = tree:add(ykt, rd.tvb(rd.off, math.max(0, math.min(342, rd:left()))), "Parameter block")
+  local t = tree:add(ykt, rd.tvb(rd.off, math.max(0, math.min(343, rd:left()))), "Parameter block")
   local v = params_head(rd, t)
   for i = 1, (v.windows or 0) do window(rd, t:add(ykt, rd.tvb(rd.off, 0), "window " .. i)) end
   local k = add(rd, t, "params.items", "u16") or 0
   for i = 1, k do item(rd, t:add(ykt, rd.tvb(rd.off, 0), "item " .. i)) end
+  add(rd, t, "params.operator_card", "u8")
 end
 
 local function present_params(prefix)
@@ -487,6 +494,19 @@ resp(0x09, layout("waits_resp", {
   { "amount", "money", "amount waiting" },
   { "loads", "u16", "number of loads" },
   { "subsidy_seq", "u16", "subsidy sequence after a pick-up" },
+}))
+req(0x0A, layout("auth_req", {
+  { "card_no", "u32", "authorisation card number" },
+  { "function", "u8", "function", AUTH_FUNCTIONS },
+  { "time", "datetime", "terminal clock" },
+  { "nonce", "u32", "nonce bound into the PIN block" },
+  { "pin_block", 16, "PIN block under the session's PIN key" },
+}))
+resp(0x0A, layout("auth_resp", {
+  { "card_no", "u32", "authorisation card number, echoed" },
+  { "function", "u8", "function, echoed", AUTH_FUNCTIONS },
+  { "operator", "u32", "operator id (0 when refused)" },
+  { "tries_left", "u8", "PIN attempts left" },
 }))
 req(0x41, layout("clock_set_req", { { "clock", "datetime", "new clock" } }))
 resp(0x41, layout("clock_set_resp", { { "clock", "datetime", "the terminal's clock after setting" } }))

@@ -207,6 +207,9 @@ pub struct AuditReport {
     /// Replacements and closures whose books disagree with their rows (R-B6, R-B7): card
     /// fee income, moves and corrections, refund accounts, cash payouts, paid-out cards.
     pub lifecycle_mismatches: Vec<String>,
+    /// Operator authorisation cards whose lock disagrees with their wrong-PIN count, or that
+    /// no `authcard.issue` journal entry names (R-B11, `domain::authcards::audit`).
+    pub auth_card_mismatches: Vec<String>,
 }
 
 impl AuditReport {
@@ -224,6 +227,7 @@ impl AuditReport {
             && self.subsidy_mismatches.is_empty()
             && self.reconcile_mismatches.is_empty()
             && self.lifecycle_mismatches.is_empty()
+            && self.auth_card_mismatches.is_empty()
     }
 }
 
@@ -416,5 +420,6 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
     report.subsidy_mismatches = crate::domain::subsidies::audit(conn, AUDIT_LIMIT)?;
     report.reconcile_mismatches = crate::domain::reconcile::audit(conn, AUDIT_LIMIT)?;
     report.lifecycle_mismatches = crate::domain::lifecycle_audit::audit(conn, AUDIT_LIMIT)?;
+    report.auth_card_mismatches = crate::domain::authcards::audit(conn, AUDIT_LIMIT)?;
     Ok(report)
 }

@@ -45,6 +45,7 @@ pub mod ledger;
 pub mod model;
 pub mod params_codec;
 pub mod repo;
+pub mod repo_authcards;
 pub mod repo_holders;
 pub mod repo_loads;
 pub mod repo_people;

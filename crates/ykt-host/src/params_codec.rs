@@ -2,8 +2,9 @@
 //! as a whole (their version increases), so one column beats thirty.
 //!
 //! A thin wrapper over the one binary encoding of the parameters, `ykt_proto::stored_params`:
-//! a format byte (2) and the parameter block of the wire (`docs/protocol.md` §6.15). BLOBs of
-//! the host's older format 1 (its own layout) are still read; every write is format 2.
+//! a format byte (3) and the parameter block of the wire (`docs/protocol.md` §6.15). BLOBs of
+//! format 2 (the block before its operator-card byte, R-B11: read as none) and of the host's
+//! older format 1 (its own layout) are still read; every write is format 3.
 
 use ykt_proto::{ClassSet, ConsumptionMode, TerminalParams, WorkMode, stored_params};
 
@@ -57,7 +58,7 @@ pub fn encode(p: &TerminalParams) -> Result<Vec<u8>> {
     Ok(b)
 }
 
-/// Reads a BLOB of format 2 or 1; anything else is `HostError::Corrupt`.
+/// Reads a BLOB of format 3, 2 (no operator-card byte: none) or 1; anything else is `HostError::Corrupt`.
 pub fn decode(bytes: &[u8]) -> Result<TerminalParams> {
     stored_params::decode(bytes)
         .map_err(|e| HostError::Corrupt(format!("terminal parameters: {e}")))
@@ -81,6 +82,7 @@ pub fn default_params() -> TerminalParams {
         wallet_no: 0,
         max_offline_hours: 24,
         working_hours: Vec::new(),
+        operator_card: ykt_proto::AuthFunctions::NONE,
     }
 }
 
@@ -99,9 +101,12 @@ mod tests {
             proptest::collection::vec((0..86_400u32, 0..86_400u32), 0..5),
             any::<[u8; 32]>(),
             0..=100u8,
+            0..=0x1Fu8,
         )
-            .prop_map(|(version, mode, items, hours, classes, rate)| {
+            .prop_map(|(version, mode, items, hours, classes, rate, op)| {
                 let mut p = default_params();
+                // R-B11: the operator-card functions are stored too.
+                p.operator_card = ykt_proto::AuthFunctions::from_bits(op).unwrap();
                 p.version = version;
                 p.work_mode =
                     [WorkMode::FullOnline, WorkMode::Auto, WorkMode::Offline][usize::from(mode)];

@@ -5,6 +5,8 @@
 
 #[path = "conformance/admin.rs"]
 mod admin;
+#[path = "conformance/authcards.rs"]
+mod authcards;
 #[path = "conformance/exceptions.rs"]
 mod exceptions;
 #[path = "conformance/holders.rs"]
@@ -126,11 +128,16 @@ conformance!(
     late_credit_of_paid_out_card_is_owed,
     collected_record_of_replaced_or_closed_card,
     late_credit_follows_a_chain_of_replacements,
+    auth_card_codes,
+    auth_card_lifecycle,
+    auth_card_stale_pin_verdict,
+    auth_card_audit_finds_tampering,
 );
 
 /// Every test of the suite, wherever it is written.
 mod tests {
     pub use super::admin::*;
+    pub use super::authcards::*;
     pub use super::exceptions::*;
     pub use super::holders::*;
     pub use super::lifecycle::*;

@@ -527,6 +527,8 @@ async fn every_param_set_and_shown() {
         "allowed_classes": [0, 3, 200, 255],
         "working_hours": [{"start": "22:00:00", "end": "06:30:15"}],
         "price_list": [{"code": 4, "price": 600, "subject": 2}],
+        // R-B11: the functions that need an operator card, by name.
+        "operator_card": ["manual-sign-in", "clear-offline-time"],
     });
     let path = format!("/api/v1/devices/{DEVICE}");
     let (s, b) = api(&w, "PUT", &format!("{path}/params"), &set).await;

@@ -179,6 +179,97 @@ pub fn key_check_value(suite: Suite, key: &Key) -> [u8; KCV_LEN] {
     kcv
 }
 
+/// A PIN as typed: 4–12 decimal digits. Never logged (its `Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pin(String);
+
+impl std::fmt::Debug for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pin(..)")
+    }
+}
+
+impl Pin {
+    pub const MIN_DIGITS: usize = 4;
+    pub const MAX_DIGITS: usize = 12;
+
+    pub fn new(digits: &str) -> Option<Pin> {
+        ((Pin::MIN_DIGITS..=Pin::MAX_DIGITS).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| Pin(digits.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the PIN key of a session is derived with: E(session key, label). A separate key, so
+/// that the MAC key never encrypts.
+const PIN_KEY_LABEL: [u8; 16] = *b"ykt pin block k1";
+
+/// The session's PIN key (`docs/protocol.md` §6.18).
+pub fn pin_key(suite: Suite, session: &Key) -> Key {
+    Key(encrypt_block(suite, session, PIN_KEY_LABEL))
+}
+
+/// The plain PIN block: length, BCD digits padded with F, `FF`, the card number and the
+/// request's nonce (both u32 BE), so a block opens only for the request it was made for.
+fn pin_plain(card_no: u32, nonce: u32, pin: &Pin) -> [u8; 16] {
+    let mut b = [0xFFu8; 16];
+    let digits = pin.0.as_bytes();
+    b[0] = digits.len() as u8; // ≤ 12
+    for (i, d) in digits.iter().enumerate() {
+        let nibble = d - b'0';
+        let byte = &mut b[1 + i / 2];
+        *byte = if i % 2 == 0 {
+            (nibble << 4) | 0x0F
+        } else {
+            (*byte & 0xF0) | nibble
+        };
+    }
+    b[8..12].copy_from_slice(&card_no.to_be_bytes());
+    b[12..16].copy_from_slice(&nonce.to_be_bytes());
+    b
+}
+
+/// The PIN block of an authorisation check: E(PIN key, plain block).
+pub fn seal_pin_block(
+    suite: Suite,
+    pin_key: &Key,
+    card_no: u32,
+    nonce: u32,
+    pin: &Pin,
+) -> [u8; 16] {
+    encrypt_block(suite, pin_key, pin_plain(card_no, nonce, pin))
+}
+
+/// The PIN in a block, or `None` when the block does not open to a well-formed block for this
+/// card and nonce (a wrong key, a replayed or damaged block).
+pub fn open_pin_block(
+    suite: Suite,
+    pin_key: &Key,
+    card_no: u32,
+    nonce: u32,
+    block: &[u8; 16],
+) -> Option<Pin> {
+    let b = decrypt_block(suite, pin_key, *block);
+    let len = usize::from(b[0]);
+    if !(Pin::MIN_DIGITS..=Pin::MAX_DIGITS).contains(&len) {
+        return None;
+    }
+    let digits: String = (0..len)
+        .map(|i| {
+            let byte = b[1 + i / 2];
+            if i % 2 == 0 { byte >> 4 } else { byte & 0x0F }
+        })
+        .map(|n| char::from(b'0' + n))
+        .collect();
+    let pin = Pin::new(&digits)?;
+    // Canonical: re-encoding gives the same bytes (padding, card number, nonce).
+    (pin_plain(card_no, nonce, &pin) == b).then_some(pin)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +342,36 @@ mod tests {
                 key_check_value(suite, &master)
             );
         }
+    }
+
+    // R-B11: a PIN block opens to its PIN only with its key, card number and nonce.
+    #[test]
+    fn pin_block_round_trip_and_binding() {
+        let key = pin_key(Suite::Aes128, &Key([7; 16]));
+        for digits in ["1234", "000000", "987654321012"] {
+            let pin = Pin::new(digits).unwrap();
+            let block = seal_pin_block(Suite::Aes128, &key, 900_001, 5, &pin);
+            assert_eq!(
+                open_pin_block(Suite::Aes128, &key, 900_001, 5, &block),
+                Some(pin)
+            );
+            assert_eq!(
+                open_pin_block(Suite::Aes128, &key, 900_002, 5, &block),
+                None
+            );
+            assert_eq!(
+                open_pin_block(Suite::Aes128, &key, 900_001, 6, &block),
+                None
+            );
+            let other = pin_key(Suite::Aes128, &Key([8; 16]));
+            assert_eq!(
+                open_pin_block(Suite::Aes128, &other, 900_001, 5, &block),
+                None
+            );
+        }
+        assert!(Pin::new("123").is_none());
+        assert!(Pin::new("1234567890123").is_none());
+        assert!(Pin::new("12a4").is_none());
+        assert_eq!(format!("{:?}", Pin::new("1234")), "Some(Pin(..))");
     }
 }

@@ -46,7 +46,14 @@ fn check_one(frame: &[u8], host: &mut Session, terminal: &mut Session, master: &
     if let Ok(raw) = RawFrame::parse(frame) {
         let _ = raw.message();
     }
-    let _ = host.open(frame);
+    // The host opens an authorisation check's PIN block too (R-B11): any 16 bytes.
+    if let Ok(crate::session::Opened {
+        message: crate::Message::AuthCheckRequest(r),
+        ..
+    }) = host.open(frame)
+    {
+        let _ = host.open_pin(r.card_no, r.nonce, &r.pin_block);
+    }
     let _ = terminal.open(frame);
     let _ = open_sign_in(master, frame);
     let _ = open_sign_in_response(PhysicalId([0x12, 0x34, 0x56, 0x78]), master, &[0; 8], frame);

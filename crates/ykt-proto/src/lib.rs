@@ -63,7 +63,7 @@ pub mod types;
 mod wire;
 
 pub use codes::{CodeClass, InfoCode, ReturnCode};
-pub use crypto::{Key, MacKey, Suite};
+pub use crypto::{Key, MacKey, Pin, Suite};
 pub use error::{DecodeError, EncodeError, ProtoError};
 pub use frame::{FrameDecoder, FrameError, Header, MAX_FRAME_LEN, RawFrame, VERSION, encode_frame};
 pub use messages::*;

@@ -51,6 +51,8 @@ pub struct Session {
     device: PhysicalId,
     suite: Suite,
     mac: MacKey,
+    /// Encrypts PIN blocks (0x0A); derived from the session key, never the MAC key.
+    pin: Key,
     /// Sequence number of the next frame we send; starts at 1 (0 is sign-in's).
     next_seq: u32,
     /// Highest sequence number accepted from the peer.
@@ -76,6 +78,7 @@ impl Session {
             device,
             suite,
             mac: MacKey::new(suite, session_key),
+            pin: crate::crypto::pin_key(suite, session_key),
             next_seq: 1,
             last_rx: 0,
         }
@@ -90,6 +93,21 @@ impl Session {
     pub fn suite(&self) -> Suite {
         self.suite
     }
+    /// The PIN block of an authorisation check (0x0A) for this session.
+    pub fn seal_pin(&self, card_no: u32, nonce: u32, pin: &crate::crypto::Pin) -> [u8; 16] {
+        crate::crypto::seal_pin_block(self.suite, &self.pin, card_no, nonce, pin)
+    }
+
+    /// The PIN in an authorisation check's block, if it opens for this card and nonce.
+    pub fn open_pin(
+        &self,
+        card_no: u32,
+        nonce: u32,
+        block: &[u8; 16],
+    ) -> Option<crate::crypto::Pin> {
+        crate::crypto::open_pin_block(self.suite, &self.pin, card_no, nonce, block)
+    }
+
     /// The highest sequence number accepted from the peer so far.
     pub fn last_received(&self) -> u32 {
         self.last_rx

@@ -2,10 +2,11 @@
 //! copy store the same parameter block the wire carries (`docs/protocol.md` §6.15), so one
 //! codec ([`crate::encode_params`] / [`crate::decode_params`]) serves all three.
 //!
-//! - [`encode`] / [`decode`]: the stored form, `FORMAT (0x02) | parameter block`. The block
+//! - [`encode`] / [`decode`]: the stored form, `FORMAT (0x03) | parameter block`. The block
 //!   is checked for layout only (counts, enum values, whole-second times): a store gives back
 //!   exactly what it was given, and value rules (money never negative, fee rates 0–100) stay
-//!   the writer's policy. [`decode`] also reads the host's older format 1.
+//!   the writer's policy. [`decode`] also reads format 2 (the block before its operator-card
+//!   byte, R-B11: read as "none") and the host's older format 1.
 //! - [`decode_flash_v1`]: the parameters inside the terminal's older flash payload (its
 //!   format 1), for images written before the codecs were unified.
 //!
@@ -27,13 +28,17 @@ use chrono::NaiveTime;
 
 use crate::error::{DecodeError, EncodeError};
 use crate::messages::{
-    MAX_PARAMS_LEN, MAX_PRICE_ITEMS, Rules, read_block, work_mode_from_wire, write_block,
+    AuthFunctions, BlockLayout, MAX_PARAMS_LEN, MAX_PRICE_ITEMS, Rules, read_block,
+    work_mode_from_wire, write_block,
 };
 use crate::types::{ClassSet, ConsumptionMode, PriceItem, TerminalParams, WorkingHours};
 use crate::wire::{Reader, Writer};
 
-/// The leading byte of the stored form written now: the parameter block follows.
-pub const FORMAT: u8 = 2;
+/// The leading byte of the stored form written now: the parameter block follows, ending
+/// with the operator-card byte (R-B11).
+pub const FORMAT: u8 = 3;
+/// The stored form before the operator-card byte: read as "no function needs a card".
+pub const FORMAT_V2: u8 = 2;
 /// The host's `devices.params` format before the codecs were unified (read only).
 pub const HOST_FORMAT_V1: u8 = 1;
 /// Largest stored form.
@@ -63,7 +68,8 @@ pub fn encode(p: &TerminalParams, out: &mut Vec<u8>) -> Result<(), EncodeError> 
 pub fn decode(bytes: &[u8]) -> Result<TerminalParams, DecodeError> {
     let mut r = Reader::new(bytes);
     let p = match r.u8()? {
-        FORMAT => read_block(&mut r, Rules::Layout)?,
+        FORMAT => read_block(&mut r, Rules::Layout, BlockLayout::Current)?,
+        FORMAT_V2 => read_block(&mut r, Rules::Layout, BlockLayout::BeforeOperatorCard)?,
         HOST_FORMAT_V1 => {
             let mut legacy = Legacy {
                 r,
@@ -220,6 +226,7 @@ impl Legacy<'_> {
             wallet_no,
             max_offline_hours,
             working_hours,
+            operator_card: AuthFunctions::NONE,
         })
     }
 }

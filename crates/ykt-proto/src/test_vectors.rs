@@ -78,6 +78,7 @@ pub fn params() -> TerminalParams {
             start: hm(6, 30),
             end: hm(21, 0),
         }],
+        operator_card: AuthFunctions::NONE.with(AuthFunction::Reversal),
     }
 }
 
@@ -216,6 +217,42 @@ pub fn waiting_response() -> WaitingResponse {
     }
 }
 
+/// The operator card of the vectors, its PIN and the request's nonce.
+pub const AUTH_CARD: u32 = 900_001;
+pub const AUTH_PIN: &str = "246810";
+pub const AUTH_NONCE: u32 = 1;
+
+/// A reversal authorised by operator card 900001 with PIN 246810, its block sealed under the
+/// vectors' session key in `suite`.
+pub fn auth_check_request_in(suite: Suite) -> AuthCheckRequest {
+    let session = Session::new(Role::Terminal, DEVICE, suite, &SESSION_KEY);
+    let pin = crate::crypto::Pin::new(AUTH_PIN).unwrap_or_else(|| unreachable!());
+    AuthCheckRequest {
+        card_no: AUTH_CARD,
+        function: AuthFunction::Reversal,
+        time: clock(),
+        nonce: AUTH_NONCE,
+        pin_block: session.seal_pin(AUTH_CARD, AUTH_NONCE, &pin),
+    }
+}
+
+/// [`auth_check_request_in`] for AES-128.
+pub fn auth_check_request() -> AuthCheckRequest {
+    auth_check_request_in(Suite::Aes128)
+}
+
+/// Operator 3 may; five PIN attempts are left.
+pub fn auth_check_response() -> AuthCheckResponse {
+    AuthCheckResponse {
+        code: ReturnCode::SUCCESS,
+        info: InfoCode::NONE,
+        card_no: AUTH_CARD,
+        function: AuthFunction::Reversal,
+        operator: 3,
+        tries_left: 5,
+    }
+}
+
 fn ok() -> (ReturnCode, InfoCode) {
     (ReturnCode::SUCCESS, InfoCode::NONE)
 }
@@ -348,6 +385,12 @@ pub fn all(suite: Suite) -> Result<Vec<(&'static str, Vec<u8>)>, EncodeError> {
             Message::WaitingRequest(waiting_request()),
             "waiting-response",
             Message::WaitingResponse(waiting_response()),
+        ),
+        (
+            "auth-check-request",
+            Message::AuthCheckRequest(auth_check_request_in(suite)),
+            "auth-check-response",
+            Message::AuthCheckResponse(auth_check_response()),
         ),
     ];
     for (qn, q, rn, r) in exchanges {

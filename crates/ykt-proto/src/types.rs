@@ -285,6 +285,9 @@ pub struct TerminalParams {
     pub max_offline_hours: u16,
     /// Empty = always working.
     pub working_hours: Vec<WorkingHours>,
+    /// The functions that run only after an operator card (授权卡) and its PIN were checked
+    /// (R-B11); the block's last byte, absent (= none) in blocks stored before it existed.
+    pub operator_card: crate::messages::AuthFunctions,
 }
 
 #[cfg(test)]

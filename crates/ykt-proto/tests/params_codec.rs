@@ -148,8 +148,35 @@ fn counts_are_bounded() {
 fn unknown_stored_formats_are_errors() {
     let mut stored = Vec::new();
     stored_params::encode(&test_vectors::params(), &mut stored).unwrap();
-    for format in [0u8, 3, 0xFF] {
+    for format in [0u8, 4, 0xFF] {
         stored[0] = format;
         assert!(stored_params::decode(&stored).is_err(), "{format}");
     }
+}
+
+// R-B11: a block stored before the operator-card byte (format 2) reads as "no function needs
+// an operator card"; format 3 keeps the set; a bit that names no function is malformed.
+#[test]
+fn format_2_reads_as_no_operator_card() {
+    let p = test_vectors::params();
+    assert_ne!(p.operator_card, AuthFunctions::NONE);
+    let mut stored = Vec::new();
+    stored_params::encode(&p, &mut stored).unwrap();
+    assert_eq!(stored[0], stored_params::FORMAT);
+    assert_eq!(stored_params::decode(&stored).unwrap(), p);
+    let mut old = stored.clone();
+    old[0] = stored_params::FORMAT_V2;
+    old.pop();
+    let back = stored_params::decode(&old).unwrap();
+    assert_eq!(back.operator_card, AuthFunctions::NONE);
+    assert_eq!(
+        TerminalParams {
+            operator_card: p.operator_card,
+            ..back
+        },
+        p
+    );
+    let mut bad = stored;
+    *bad.last_mut().unwrap() = 0x20;
+    assert!(stored_params::decode(&bad).is_err());
 }

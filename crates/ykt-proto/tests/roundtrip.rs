@@ -25,6 +25,27 @@ fn suite() -> impl Strategy<Value = Suite> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
+    // R-B11: a PIN block sealed by the terminal's session opens to the same PIN at the host's,
+    // for the same card and nonce only; any 16 bytes open to a valid PIN or to nothing.
+    #[test]
+    fn pin_block_round_trip(
+        suite in suite(),
+        digits in "[0-9]{4,12}",
+        card in 1u32..,
+        nonce in any::<u32>(),
+        junk in any::<[u8; 16]>(),
+    ) {
+        let (term, host) = pair(suite);
+        let pin = Pin::new(&digits).unwrap();
+        let block = term.seal_pin(card, nonce, &pin);
+        prop_assert_eq!(host.open_pin(card, nonce, &block), Some(pin));
+        prop_assert_eq!(host.open_pin(card, nonce.wrapping_add(1), &block), None);
+        prop_assert_eq!(host.open_pin(card ^ 1, nonce, &block), None);
+        if let Some(p) = host.open_pin(card, nonce, &junk) {
+            prop_assert!(Pin::new(p.as_str()).is_some());
+        }
+    }
+
     // R-C6.3: every message survives encode → decode unchanged (body codec).
     #[test]
     fn body_round_trip(msg in message()) {

@@ -119,6 +119,13 @@ fn document_conversation_opens_on_the_receiving_side() {
                 "load-response" => Some(Message::LoadResponse(tv::load_response())),
                 "waiting-request" => Some(Message::WaitingRequest(tv::waiting_request())),
                 "waiting-response" => Some(Message::WaitingResponse(tv::waiting_response())),
+                // R-B11: the authorisation check of §6.18; its PIN block opens to the PIN.
+                "auth-check-request" => {
+                    Some(Message::AuthCheckRequest(tv::auth_check_request_in(suite)))
+                }
+                "auth-check-response" => {
+                    Some(Message::AuthCheckResponse(tv::auth_check_response()))
+                }
                 _ => None,
             };
             if let Some(expected) = expected {

@@ -35,6 +35,7 @@ fn params() -> TerminalParams {
         wallet_no: 0,
         max_offline_hours: 0,
         working_hours: vec![],
+        operator_card: ykt_proto::AuthFunctions::NONE,
     }
 }
 

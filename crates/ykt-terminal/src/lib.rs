@@ -17,7 +17,9 @@ pub use core::checks::{
     within_hours,
 };
 pub use core::io::{Beep, Event, Input, Key, Output, Screen};
-pub use core::{CoreError, Terminal, TerminalConfig, TerminalRole, Timer};
+pub use core::{
+    AUTH_REPLY_MS, AUTH_STEP_MS, CoreError, Terminal, TerminalConfig, TerminalRole, Timer,
+};
 pub use storage::blacklist::{BlacklistChange, BlacklistError, BlacklistStore};
 pub use storage::flash::{Flash, FlashError, Region};
 pub use storage::fuzzing::flash_stores as fuzz_flash_stores;

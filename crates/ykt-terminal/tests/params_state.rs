@@ -37,6 +37,7 @@ fn params() -> TerminalParams {
             start: NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
             end: NaiveTime::from_hms_opt(2, 0, 0).unwrap(),
         }],
+        operator_card: ykt_proto::AuthFunctions::NONE,
     }
 }
 
@@ -58,6 +59,7 @@ prop_compose! {
         wallet_no: u8,
         max_offline_hours: u16,
         hours in prop::collection::vec((time_strategy(), time_strategy()).prop_map(|(start, end)| WorkingHours { start, end }), 0..4),
+        operator_bits in 0u8..=0x1F,
     ) -> TerminalParams {
         TerminalParams {
             version, work_mode, consumption_mode,
@@ -66,6 +68,8 @@ prop_compose! {
             max_balance: money[1], min_balance: money[2], max_daily_uses,
             single_password_threshold: money[3], daily_password_threshold: money[4],
             wallet_no, max_offline_hours, working_hours: hours,
+            // R-B11: the operator-card functions survive a power cycle.
+            operator_card: ykt_proto::AuthFunctions::from_bits(operator_bits).unwrap(),
         }
     }
 }
@@ -149,6 +153,7 @@ fn flash_v1_saved() -> SavedParams {
                     end: at(13, 0, 0),
                 },
             ],
+            operator_card: ykt_proto::AuthFunctions::NONE,
         }),
         merchant_no: 1001,
         merchant_name: "一食堂".into(),
@@ -168,13 +173,13 @@ fn old_format_1_flash_image_still_loads() {
     expected.params.as_mut().unwrap().working_hours[1].start =
         NaiveTime::from_hms_opt(11, 30, 15).unwrap();
     assert_eq!(store.get(), &expected);
-    // The next save is format 2 (the wire's block).
+    // The next save is format 3 (the wire's block, with its operator-card byte).
     store.update(&mut flash, |s| s.merchant_no = 1002).unwrap();
     let reopened = ParamsStore::open(&mut flash.power_cycle(7)).unwrap();
     assert_eq!(reopened.get(), store.get());
     assert_eq!(reopened.get().merchant_no, 1002);
-    // Generation 2 lives in slot 0; its payload begins with format 2.
-    assert_eq!(flash.image(Region::Params)[20], 2);
+    // Generation 2 lives in slot 0; its payload begins with format 3.
+    assert_eq!(flash.image(Region::Params)[20], 3);
 }
 
 // issue 18.3a, R-P5.1: parameters read from format 1 can always be saved again: the next

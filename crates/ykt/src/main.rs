@@ -39,6 +39,10 @@ enum Command {
     /// Top-up limits (admin API client; docs/loads.md).
     #[command(subcommand)]
     Topup(cmd::topup::Args),
+    /// Operator authorisation cards 授权卡: issue, lost, freeze, disable, cancel, PIN reset
+    /// (admin API client; docs/operators.md).
+    #[command(subcommand)]
+    Authcard(cmd::authcard::Args),
     /// Merchants (admin API client).
     #[command(subcommand)]
     Merchant(merchant::Args),
@@ -95,6 +99,7 @@ fn main() -> anyhow::Result<()> {
         Command::Cardholder(args) => cmd::client::exit_on_error(cardholder::run(args)),
         Command::Subsidy(args) => cmd::client::exit_on_error(cmd::subsidy::run(args)),
         Command::Topup(args) => cmd::client::exit_on_error(cmd::topup::run(args)),
+        Command::Authcard(args) => cmd::client::exit_on_error(cmd::authcard::run(args)),
         Command::Merchant(args) => cmd::client::exit_on_error(merchant::run(args)),
         Command::Device(args) => cmd::client::exit_on_error(device::run(args)),
         Command::Blacklist(args) => cmd::client::exit_on_error(blacklist::run(args)),

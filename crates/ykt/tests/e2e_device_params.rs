@@ -56,6 +56,8 @@ fn set_params_sets_every_field() {
         "22:00-06:30",
         "--price",
         "4=600:2",
+        "--operator-card",
+        "reversal,statistics",
     ]);
     let mut p = params(&s);
     p.as_object_mut().unwrap().remove("version");
@@ -76,6 +78,8 @@ fn set_params_sets_every_field() {
             "allowed_classes": [0, 3, 200, 201, 202],
             "working_hours": [{"start": "22:00:00", "end": "06:30:00"}],
             "price_list": [{"code": 4, "price": 600, "subject": 2}],
+            // R-B11: the functions that need an operator card.
+            "operator_card": ["reversal", "statistics"],
         })
     );
     let shown = s.cli(&["device", "show", DEVICE]);

@@ -5,6 +5,7 @@
 pub mod diagnose;
 pub mod format;
 pub mod issue;
+pub mod operator;
 mod session;
 
 use chrono::{NaiveDate, NaiveDateTime};

@@ -3,6 +3,7 @@
 pub mod postgres;
 mod schema;
 mod schema_lifecycle;
+mod schema_authcards;
 mod schema_loads;
 mod schema_people;
 mod schema_reconcile;

@@ -48,6 +48,7 @@ impl PgConn {
                 (9, super::schema_subsidies::postgres_v9()),
                 (10, super::schema_lifecycle::postgres_v10()),
                 (12, super::schema_reconcile::postgres_v12()),
+                (13, super::schema_authcards::postgres_v13()),
             ],
         );
         c.client

@@ -73,6 +73,7 @@ impl SqliteConn {
                 (9, super::schema_subsidies::sqlite_v9()),
                 (10, super::schema_lifecycle::sqlite_v10()),
                 (12, super::schema_reconcile::sqlite_v12()),
+                (13, super::schema_authcards::sqlite_v13()),
             ],
         )?;
         Ok(c)

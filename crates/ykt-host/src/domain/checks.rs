@@ -1,13 +1,14 @@
 //! Every return code the host produces from state, in one place (R-C6.1, R-H1, R-H3, R-H4,
-//! R-H7). Each check reads state and refuses with the code the state calls for.
+//! R-H7, R-B11). Each check reads state and refuses with the code the state calls for.
 
 use chrono::{NaiveDateTime, NaiveTime};
-use ykt_proto::{Fen, MerchantNo, PhysicalId, Record, ReturnCode, WorkingHours};
+use ykt_proto::{AuthFunction, Fen, MerchantNo, PhysicalId, Record, ReturnCode, WorkingHours};
 
 use crate::error::{Result, refuse};
 use crate::ledger::Tx;
 use crate::model::{Card, CardStatus, Device, Fep, Functions, Merchant};
 use crate::repo;
+use crate::repo_authcards::{AuthCard, AuthCardState};
 
 /// Where a request comes from: the front-end processor serving it and the terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,6 +252,47 @@ pub fn online_limits(record: &Record, device: &Device, card: &Card) -> Result<()
         return refuse(ReturnCode::CARD_ACCOUNT_INSUFFICIENT);
     }
     Ok(())
+}
+
+/// R-B11: an operator authorisation card may authorise `function` at the terminal's `time`:
+/// known (80), not cancelled (87), lost (81), disabled (84), frozen (82) or locked (83), valid
+/// from (85) and until (86, exclusive), and granted the function (88). The PIN is checked
+/// after these ([`auth_card_pin`]), so a refused card never counts a wrong PIN.
+pub fn auth_card(
+    card: Option<&AuthCard>,
+    function: AuthFunction,
+    time: NaiveDateTime,
+) -> Result<()> {
+    let Some(card) = card else {
+        return refuse(ReturnCode::AUTH_CARD_NOT_FOUND);
+    };
+    match card.state {
+        AuthCardState::Cancelled => return refuse(ReturnCode::AUTH_CARD_CANCELLED),
+        AuthCardState::Lost => return refuse(ReturnCode::AUTH_CARD_LOST),
+        AuthCardState::Disabled => return refuse(ReturnCode::AUTH_CARD_DISABLED),
+        AuthCardState::Frozen => return refuse(ReturnCode::AUTH_CARD_FROZEN),
+        AuthCardState::Locked => return refuse(ReturnCode::AUTH_CARD_LOCKED),
+        AuthCardState::Normal => {}
+    }
+    if time < card.valid_from {
+        return refuse(ReturnCode::AUTH_CARD_NOT_EFFECTIVE);
+    }
+    if time >= card.valid_until {
+        return refuse(ReturnCode::AUTH_CARD_EXPIRED);
+    }
+    if !card.functions.contains(function) {
+        return refuse(ReturnCode::AUTH_CARD_NO_PERMISSION);
+    }
+    Ok(())
+}
+
+/// R-B11: the PIN typed for an authorisation card matches its hash (89 when not).
+pub fn auth_card_pin(matches: bool) -> Result<()> {
+    if matches {
+        Ok(())
+    } else {
+        refuse(ReturnCode::AUTH_CARD_PASSWORD_WRONG)
+    }
 }
 
 #[cfg(test)]

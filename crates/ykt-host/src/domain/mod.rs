@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod authcards;
 pub mod blacklist;
 pub mod cardholders;
 pub mod checks;

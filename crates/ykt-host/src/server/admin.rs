@@ -78,6 +78,7 @@ pub(crate) fn routes() -> Api {
         .merge(super::cash_api::routes())
         .merge(super::loads_api::routes())
         .merge(super::lifecycle_api::routes())
+        .merge(super::authcards_api::routes())
 }
 
 fn parse_device(s: &str) -> Result<PhysicalId, ApiError> {

@@ -75,6 +75,7 @@ fn msg_name(t: u8) -> &'static str {
         Some(MsgType::Params) => "params",
         Some(MsgType::LoadAuth) => "load",
         Some(MsgType::Waiting) => "waiting",
+        Some(MsgType::AuthCheck) => "auth_check",
         Some(_) => "host_request",
         None => "unknown",
     }
@@ -293,8 +294,13 @@ impl Conn {
         let shared = Arc::clone(&self.shared);
         let device = header.device;
         let kind = msg_name(header.msg_type);
+        // The PIN block opens only under this connection's session (R-B11).
+        let pin = match (&message, self.session.as_ref()) {
+            (Message::AuthCheckRequest(r), Some(s)) => s.open_pin(r.card_no, r.nonce, &r.pin_block),
+            _ => None,
+        };
         self.in_flight.spawn(async move {
-            let message = handlers::handle(shared, device, message).await;
+            let message = handlers::handle(shared, device, message, pin).await;
             Reply {
                 corr: header.seq,
                 kind,

@@ -12,7 +12,7 @@ use ykt_proto::{
     ReturnCode, Segment, TerminalSerial, UploadRequest, UploadResponse,
 };
 
-use super::{Shared, jobs, loads, metrics};
+use super::{Shared, authcards, jobs, loads, metrics};
 use crate::domain::checks::{self, Origin};
 use crate::domain::{blacklist, records};
 use crate::error::{HostError, Result};
@@ -24,6 +24,7 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
     device: PhysicalId,
     msg: Message,
+    pin: Option<ykt_proto::Pin>,
 ) -> Option<Message> {
     Some(match msg {
         Message::HeartbeatRequest(r) => {
@@ -41,6 +42,9 @@ pub(crate) async fn handle(
         Message::LoadRequest(r) => Message::LoadResponse(loads::load(&shared, device, r).await),
         Message::WaitingRequest(r) => {
             Message::WaitingResponse(loads::waiting(&shared, device, r).await)
+        }
+        Message::AuthCheckRequest(r) => {
+            Message::AuthCheckResponse(authcards::check(&shared, device, r, pin).await)
         }
         _ => return None,
     })

@@ -11,6 +11,8 @@ mod admin;
 mod admin_ops;
 mod api;
 mod auth;
+mod authcards;
+mod authcards_api;
 mod bulk;
 mod cardholders_api;
 mod cash_api;

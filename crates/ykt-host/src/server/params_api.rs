@@ -9,7 +9,8 @@ use chrono::NaiveTime;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use ykt_proto::{
-    ClassSet, ConsumptionMode, Fen, PriceItem, TerminalParams, WorkMode, WorkingHours,
+    AuthFunction, AuthFunctions, ClassSet, ConsumptionMode, Fen, PriceItem, TerminalParams,
+    WorkMode, WorkingHours,
 };
 
 use crate::error::{HostError, Result};
@@ -37,6 +38,35 @@ pub(crate) struct ParamsPatch {
     working_hours: Option<Vec<HoursReq>>,
     /// The whole price list of keyboard-coded mode (R-F4.10), replacing the old one.
     price_list: Option<Vec<PriceItemReq>>,
+    /// The whole set of functions that need an operator card (R-B11), by name
+    /// (`manual-sign-in`, `work-mode`, `reversal`, `statistics`, `clear-offline-time`),
+    /// replacing the old one; empty = none.
+    operator_card: Option<Vec<String>>,
+}
+
+/// At most this many names in `operator_card` (each function once; a repeat is refused).
+const MAX_OPERATOR_CARD_NAMES: usize = AuthFunction::ALL.len();
+
+fn operator_card(names: &[String]) -> Result<AuthFunctions> {
+    if names.len() > MAX_OPERATOR_CARD_NAMES {
+        return invalid(format!(
+            "operator_card names {} functions; there are {MAX_OPERATOR_CARD_NAMES}",
+            names.len()
+        ));
+    }
+    let mut set = AuthFunctions::NONE;
+    for n in names {
+        let Some(f) = AuthFunction::parse(n) else {
+            return invalid(format!(
+                "operator_card: {n:?} is not manual-sign-in, work-mode, reversal, statistics or clear-offline-time"
+            ));
+        };
+        if set.contains(f) {
+            return invalid(format!("operator_card: {n} appears twice"));
+        }
+        set = set.with(f);
+    }
+    Ok(set)
 }
 
 /// One item of the price list as the API takes it.
@@ -187,6 +217,9 @@ pub(crate) fn apply(p: &mut TerminalParams, patch: &ParamsPatch) -> Result<()> {
     if let Some(items) = &patch.price_list {
         p.price_list = price_list(items)?;
     }
+    if let Some(names) = &patch.operator_card {
+        p.operator_card = operator_card(names)?;
+    }
     // A coded terminal with no list could sell nothing: every code would be refused.
     if p.consumption_mode == ConsumptionMode::Coded && p.price_list.is_empty() {
         return invalid("consumption_mode coded needs a price_list with at least one item");
@@ -220,6 +253,7 @@ pub(crate) fn params_json(p: &TerminalParams) -> Value {
         "allowed_classes": classes,
         "working_hours": p.working_hours.iter().map(|w| json!({"start": fmt(&w.start), "end": fmt(&w.end)})).collect::<Vec<_>>(),
         "price_list": p.price_list.iter().map(|i| json!({"code": i.code, "price": i.price, "subject": i.subject})).collect::<Vec<_>>(),
+        "operator_card": p.operator_card.iter().map(AuthFunction::as_str).collect::<Vec<_>>(),
     })
 }
 

@@ -126,9 +126,20 @@ fn every_field_round_trips() {
             start: NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
             end: NaiveTime::from_hms_opt(6, 30, 15).unwrap(),
         }],
+        operator_card: [
+            ykt_proto::AuthFunction::Reversal,
+            ykt_proto::AuthFunction::ClearOfflineTime,
+        ]
+        .into_iter()
+        .collect(),
     };
     let mut shown = params_json(&set);
     assert_eq!(shown["allowed_classes"], json!([0, 3, 200, 255]));
+    // R-B11: the operator-card functions by name.
+    assert_eq!(
+        shown["operator_card"],
+        json!(["reversal", "clear-offline-time"])
+    );
     assert_eq!(shown["fee_rates"], json!({"3": 5, "255": 100}));
     shown.as_object_mut().unwrap().remove("version");
     let back = patch(shown).unwrap();
@@ -144,4 +155,23 @@ fn class_set_and_rates_checked() {
     assert!(e.contains("0 to 100"), "{e}");
     let e = patch(json!({"working_hours": [{"start": "25:00", "end": "06:00"}]})).unwrap_err();
     assert!(e.contains("HH:MM"), "{e}");
+}
+
+// R-B11: the operator-card set replaces the old one; unknown names and repeats are refused.
+#[test]
+fn operator_card_functions_are_named() {
+    let p = patch(json!({"operator_card": ["manual-sign-in", "statistics"]})).unwrap();
+    assert_eq!(
+        p.operator_card.iter().collect::<Vec<_>>(),
+        [
+            ykt_proto::AuthFunction::ManualSignIn,
+            ykt_proto::AuthFunction::Statistics
+        ]
+    );
+    assert!(
+        patch(json!({"operator_card": []})).unwrap().operator_card
+            == ykt_proto::AuthFunctions::NONE
+    );
+    assert!(patch(json!({"operator_card": ["refund"]})).is_err());
+    assert!(patch(json!({"operator_card": ["reversal", "reversal"]})).is_err());
 }

@@ -1,6 +1,7 @@
 //! Every message of the protocol: the type byte, the Rust value and its body layout.
 //! Layout tables are in `docs/protocol.md` §5; each module here follows them field by field.
 
+mod authcard;
 mod blacklist;
 mod debit;
 mod host;
@@ -9,6 +10,7 @@ mod params;
 mod records;
 mod sign_in;
 
+pub use authcard::*;
 pub use blacklist::*;
 pub use debit::*;
 pub use host::*;
@@ -37,6 +39,8 @@ pub enum MsgType {
     LoadAuth = 0x08,
     /// What waits for a card (查询待领).
     Waiting = 0x09,
+    /// Operator authorisation card check (授权卡校验, R-B11).
+    AuthCheck = 0x0A,
     ClockSet = 0x41,
     StatusQuery = 0x42,
     Collect = 0x43,
@@ -46,7 +50,7 @@ pub enum MsgType {
 }
 
 impl MsgType {
-    pub const ALL: [MsgType; 14] = [
+    pub const ALL: [MsgType; 15] = [
         MsgType::SignIn,
         MsgType::Heartbeat,
         MsgType::Debit,
@@ -56,6 +60,7 @@ impl MsgType {
         MsgType::Params,
         MsgType::LoadAuth,
         MsgType::Waiting,
+        MsgType::AuthCheck,
         MsgType::ClockSet,
         MsgType::StatusQuery,
         MsgType::Collect,
@@ -98,6 +103,8 @@ pub enum Message {
     LoadResponse(LoadResponse),
     WaitingRequest(WaitingRequest),
     WaitingResponse(WaitingResponse),
+    AuthCheckRequest(AuthCheckRequest),
+    AuthCheckResponse(AuthCheckResponse),
     ClockSetRequest(ClockSetRequest),
     ClockSetResponse(ClockSetResponse),
     StatusQuery(StatusQuery),
@@ -164,6 +171,7 @@ dispatch! {
     ParamsRequest / ParamsResponse => Params,
     LoadRequest / LoadResponse => LoadAuth,
     WaitingRequest / WaitingResponse => Waiting,
+    AuthCheckRequest / AuthCheckResponse => AuthCheck,
     ClockSetRequest / ClockSetResponse => ClockSet,
     StatusQuery / StatusReport => StatusQuery,
     CollectRequest / CollectResponse => Collect,

@@ -5,7 +5,7 @@
 //! host's `devices.params` column and the terminal's flash store it ([`crate::stored_params`]).
 //! [`encode_params`] / [`decode_params`] are its public entry points.
 
-use super::{check_count, read_codes, read_count, write_codes};
+use super::{AuthFunctions, check_count, read_codes, read_count, write_codes};
 use crate::codes::{InfoCode, ReturnCode};
 use crate::error::{DecodeError, EncodeError};
 use crate::types::{ClassSet, ConsumptionMode, PriceItem, TerminalParams, WorkMode, WorkingHours};
@@ -15,8 +15,16 @@ use crate::wire::{Reader, Writer};
 pub const MAX_PRICE_ITEMS: usize = 1024;
 /// At most this many working-hours windows.
 pub const MAX_WORKING_HOURS: usize = 16;
-/// Largest encoded parameter block: 342 bytes + 6 per window + 12 per price item.
-pub const MAX_PARAMS_LEN: usize = 342 + 6 * MAX_WORKING_HOURS + 12 * MAX_PRICE_ITEMS;
+/// Largest encoded parameter block: 343 bytes + 6 per window + 12 per price item.
+pub const MAX_PARAMS_LEN: usize = 343 + 6 * MAX_WORKING_HOURS + 12 * MAX_PRICE_ITEMS;
+
+/// Which layout a stored block has: the current one ends with the operator-card byte
+/// (R-B11); blocks stored before it existed end with the price list and read as "none".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BlockLayout {
+    Current,
+    BeforeOperatorCard,
+}
 
 /// Which checks a block codec applies. The layout (counts within their limits, enum values,
 /// times of day in whole seconds, no truncation) is always checked.
@@ -123,6 +131,7 @@ pub(crate) fn write_block(
         w.fen(item.price);
         w.u16(item.subject);
     }
+    w.u8(p.operator_card.bits());
     Ok(())
 }
 
@@ -150,10 +159,14 @@ pub(crate) fn check_values(p: &TerminalParams) -> Result<(), EncodeError> {
 }
 
 pub(crate) fn read_params(r: &mut Reader<'_>) -> Result<TerminalParams, DecodeError> {
-    read_block(r, Rules::Wire)
+    read_block(r, Rules::Wire, BlockLayout::Current)
 }
 
-pub(crate) fn read_block(r: &mut Reader<'_>, rules: Rules) -> Result<TerminalParams, DecodeError> {
+pub(crate) fn read_block(
+    r: &mut Reader<'_>,
+    rules: Rules,
+    layout: BlockLayout,
+) -> Result<TerminalParams, DecodeError> {
     let read_money = |r: &mut Reader<'_>, field| match rules {
         Rules::Wire => read_non_negative(r, field),
         Rules::Layout => r.fen(),
@@ -206,6 +219,16 @@ pub(crate) fn read_block(r: &mut Reader<'_>, rules: Rules) -> Result<TerminalPar
             subject: r.u16()?,
         });
     }
+    let operator_card = match layout {
+        BlockLayout::Current => {
+            let bits = r.u8()?;
+            AuthFunctions::from_bits(bits).ok_or(DecodeError::BadValue {
+                field: "operator_card",
+                value: i64::from(bits),
+            })?
+        }
+        BlockLayout::BeforeOperatorCard => AuthFunctions::NONE,
+    };
     Ok(TerminalParams {
         version,
         work_mode,
@@ -222,6 +245,7 @@ pub(crate) fn read_block(r: &mut Reader<'_>, rules: Rules) -> Result<TerminalPar
         wallet_no,
         max_offline_hours,
         working_hours,
+        operator_card,
     })
 }
 
@@ -242,7 +266,16 @@ pub fn encode_params(p: &TerminalParams, out: &mut Vec<u8>) -> Result<(), Encode
 /// at most [`MAX_PRICE_ITEMS`] items and [`MAX_WORKING_HOURS`] windows.
 pub fn decode_params(bytes: &[u8]) -> Result<TerminalParams, DecodeError> {
     let mut r = Reader::new(bytes);
-    let p = read_block(&mut r, Rules::Wire)?;
+    let p = read_block(&mut r, Rules::Wire, BlockLayout::Current)?;
+    r.finish()?;
+    Ok(p)
+}
+
+/// Decodes a parameter block stored before the operator-card byte existed (the terminal's
+/// flash format 2): the same checks as [`decode_params`]; no function needs an operator card.
+pub fn decode_params_before_operator_card(bytes: &[u8]) -> Result<TerminalParams, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let p = read_block(&mut r, Rules::Wire, BlockLayout::BeforeOperatorCard)?;
     r.finish()?;
     Ok(p)
 }

@@ -79,36 +79,40 @@ pub fn params() -> impl Strategy<Value = TerminalParams> {
         any::<u16>(),
         vec((time(), time()), 0..4),
     );
-    (modes, limits).prop_map(|((version, wm, cm, fixed, items, classes, rates), l)| {
-        TerminalParams {
-            version,
-            work_mode: wm,
-            consumption_mode: cm,
-            fixed_amount: fixed,
-            price_list: items
-                .into_iter()
-                .map(|(code, price, subject)| PriceItem {
-                    code,
-                    price,
-                    subject,
-                })
-                .collect(),
-            allowed_classes: ClassSet(classes),
-            fee_rates: rates.try_into().unwrap(),
-            max_balance: l.0,
-            min_balance: l.1,
-            max_daily_uses: l.2,
-            single_password_threshold: l.3,
-            daily_password_threshold: l.4,
-            wallet_no: l.5,
-            max_offline_hours: l.6,
-            working_hours: l
-                .7
-                .into_iter()
-                .map(|(start, end)| WorkingHours { start, end })
-                .collect(),
-        }
-    })
+    (modes, limits, 0u8..=0x1F).prop_map(
+        |((version, wm, cm, fixed, items, classes, rates), l, op)| {
+            TerminalParams {
+                version,
+                work_mode: wm,
+                consumption_mode: cm,
+                fixed_amount: fixed,
+                price_list: items
+                    .into_iter()
+                    .map(|(code, price, subject)| PriceItem {
+                        code,
+                        price,
+                        subject,
+                    })
+                    .collect(),
+                allowed_classes: ClassSet(classes),
+                fee_rates: rates.try_into().unwrap(),
+                max_balance: l.0,
+                min_balance: l.1,
+                max_daily_uses: l.2,
+                single_password_threshold: l.3,
+                daily_password_threshold: l.4,
+                wallet_no: l.5,
+                max_offline_hours: l.6,
+                working_hours: l
+                    .7
+                    .into_iter()
+                    .map(|(start, end)| WorkingHours { start, end })
+                    .collect(),
+                // R-B11: any set of operator-card functions.
+                operator_card: ykt_proto::AuthFunctions::from_bits(op).unwrap(),
+            }
+        },
+    )
 }
 
 pub fn record() -> impl Strategy<Value = Record> {
@@ -519,7 +523,45 @@ fn loads() -> impl Strategy<Value = Message> {
     ]
 }
 
+fn auth_function() -> impl Strategy<Value = AuthFunction> {
+    proptest::sample::select(AuthFunction::ALL.to_vec())
+}
+
+/// The operator authorisation check (0x0A, R-B11).
+fn auth_checks() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (
+            1u32..,
+            auth_function(),
+            datetime(),
+            any::<u32>(),
+            any::<[u8; 16]>()
+        )
+            .prop_map(|(card_no, function, time, nonce, pin_block)| {
+                Message::AuthCheckRequest(AuthCheckRequest {
+                    card_no,
+                    function,
+                    time,
+                    nonce,
+                    pin_block,
+                })
+            }),
+        (codes(), 1u32.., auth_function(), any::<u32>(), any::<u8>()).prop_map(
+            |((code, info), card_no, function, operator, tries_left)| {
+                Message::AuthCheckResponse(AuthCheckResponse {
+                    code,
+                    info,
+                    card_no,
+                    function,
+                    operator,
+                    tries_left,
+                })
+            }
+        ),
+    ]
+}
+
 /// Any message of the protocol.
 pub fn message() -> impl Strategy<Value = Message> {
-    prop_oneof![requests(), responses(), loads()]
+    prop_oneof![requests(), responses(), loads(), auth_checks()]
 }

@@ -2,8 +2,9 @@
 //! terminal clock and the amount (no reader, no storage): the card's identity, R-F4.5–R-F4.13.
 
 use chrono::{NaiveDate, NaiveTime};
+use ykt_card::app::operator::OperatorData;
 use ykt_card::cpu::app::serial_for;
-use ykt_proto::{CardNo, Fen, ReturnCode, TerminalParams};
+use ykt_proto::{AuthFunction, AuthFunctions, CardNo, Fen, ReturnCode, TerminalParams};
 
 use super::texts;
 
@@ -182,6 +183,35 @@ pub fn check_debit(
     })
 }
 
+/// R-B11: an operator card checked offline from what it carries, in the host's order where
+/// the card can tell (80 not an operator card, 85, 86, 88, then the PIN, 89). `pin_right` is
+/// asked last, so a refused card's PIN is never tried. Lost, frozen, locked, disabled and
+/// cancelled (81–84, 87) only the host knows.
+pub fn check_operator_card(
+    data: Option<&OperatorData>,
+    today: NaiveDate,
+    function: AuthFunction,
+    pin_right: impl FnOnce() -> bool,
+) -> Result<(), ReturnCode> {
+    let Some(d) = data else {
+        return Err(ReturnCode::AUTH_CARD_NOT_FOUND);
+    };
+    if today < d.valid_from {
+        return Err(ReturnCode::AUTH_CARD_NOT_EFFECTIVE);
+    }
+    if today >= d.valid_until {
+        return Err(ReturnCode::AUTH_CARD_EXPIRED);
+    }
+    let functions = AuthFunctions::from_bits(d.functions).unwrap_or(AuthFunctions::NONE);
+    if !functions.contains(function) {
+        return Err(ReturnCode::AUTH_CARD_NO_PERMISSION);
+    }
+    if !pin_right() {
+        return Err(ReturnCode::AUTH_CARD_PASSWORD_WRONG);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +235,7 @@ mod tests {
             wallet_no: 0,
             max_offline_hours: 0,
             working_hours: vec![],
+            operator_card: ykt_proto::AuthFunctions::NONE,
         }
     }
 

@@ -45,7 +45,7 @@ struct Bulk {
 pub(super) struct Link {
     /// Down, signing in, waiting to retry, or up with the session (changed by
     /// `Terminal::enter` only).
-    conn: Conn,
+    pub(super) conn: Conn,
     decoder: FrameDecoder,
     /// The first sign-in after power-up finished (answered or timed out).
     settled: bool,
@@ -129,6 +129,7 @@ impl<F: Flash> Terminal<F> {
 
     pub(super) fn on_link_down(&mut self, reader: &mut dyn Reader) -> Res {
         self.enter(Next::Down);
+        self.auth_link_lost();
         if self.link.bulk.take().is_some() {
             self.st.blacklist.abort_bulk();
         }
@@ -402,6 +403,9 @@ impl<F: Flash> Terminal<F> {
             Message::DebitResponse(r) => self.sale_debit_response(r, corr, reader),
             Message::LoadResponse(r) => self.load_response(r, corr, reader),
             Message::WaitingResponse(r) => self.waiting_response(r, corr, reader),
+            Message::AuthCheckResponse(r) if self.auth_awaits(corr) => {
+                self.auth_response(r, reader)
+            }
             Message::Error(e) => {
                 if self.sale_awaits(corr) {
                     self.sale_debit_error(e.code, reader)

@@ -4,6 +4,7 @@
 //! clock is the RTC reading at power-up plus elapsed monotonic time plus the offset the host
 //! set (R-F4.19), persisted in the state store.
 
+mod authorise;
 pub mod checks;
 mod conn;
 mod cpu;
@@ -26,6 +27,8 @@ use crate::storage::journal::{JournalConfig, JournalError};
 use crate::storage::params::ParamsError;
 use crate::storage::state::StateError;
 use crate::storage::terminal::{StorageError, TerminalStorage};
+use authorise::Authorising;
+pub use authorise::{AUTH_REPLY_MS, AUTH_STEP_MS};
 pub use io::{Beep, Event, Input, Key, Output, Screen};
 use link::Link;
 use sale::Flow;
@@ -117,6 +120,10 @@ pub struct Terminal<F> {
     last_timer: Option<u64>,
     /// Host requests to collect a card's last records (R-F4.17), served on its next tap.
     collect: Vec<(CardNo, u8)>,
+    /// The operator card step of a protected function (R-B11).
+    auth: Authorising,
+    /// Counts the operator card checks sent, bound into each PIN block.
+    auth_nonce: u32,
 }
 
 impl<F: Flash> Terminal<F> {
@@ -144,6 +151,8 @@ impl<F: Flash> Terminal<F> {
             timers: Timers::default(),
             last_timer: None,
             collect: Vec::new(),
+            auth: Authorising::default(),
+            auth_nonce: 0,
         };
         t.timers.set(
             Timer::SignInSettle,
@@ -230,6 +239,14 @@ impl<F: Flash> Terminal<F> {
             }
             // Their work is done after every input: background requests, the checkpoint.
             Timer::ExchangeRetry | Timer::OfflineCheckpoint => Ok(()),
+            Timer::AuthStep => {
+                self.auth_step_timed_out();
+                Ok(())
+            }
+            Timer::AuthReply => {
+                self.auth_reply_timed_out();
+                Ok(())
+            }
         }
     }
 
@@ -244,6 +261,7 @@ impl<F: Flash> Terminal<F> {
             // Its work, firing the deadlines due, is done before every input.
             Input::Tick => Ok(()),
             Input::Key(k) => self.on_key(k, reader),
+            Input::CardPresent if self.auth.is_active() => self.auth_card(reader),
             Input::CardPresent => self.on_card(reader),
             Input::CardRemoved => Ok(()),
             Input::FromHost(bytes) => self.on_bytes(&bytes, reader),
@@ -270,6 +288,34 @@ impl<F: Flash> Terminal<F> {
     }
 
     fn on_key(&mut self, key: Key, reader: &mut dyn Reader) -> Res {
+        if self.auth.is_active() {
+            return self.auth_key(key, reader);
+        }
+        if let Some(function) = authorise::function_of(key)
+            && self.needs_operator_card(function)
+            && self.flow.is_idle()
+            && self.flow.in_flight().is_none()
+        {
+            // R-B11: the operator card and its PIN first, then the function.
+            self.start_authorising(function);
+            return Ok(());
+        }
+        self.run_key(key, reader)
+    }
+
+    /// A protected function the host authorised (R-B11): runs as its key would.
+    fn run_protected(&mut self, function: ykt_proto::AuthFunction, reader: &mut dyn Reader) -> Res {
+        let key = match function {
+            ykt_proto::AuthFunction::ManualSignIn => Key::SignIn,
+            ykt_proto::AuthFunction::WorkModeChange => Key::Mode,
+            ykt_proto::AuthFunction::Reversal => Key::Reversal,
+            ykt_proto::AuthFunction::Statistics => Key::Stats,
+            ykt_proto::AuthFunction::ClearOfflineTime => Key::ResetOffline,
+        };
+        self.run_key(key, reader)
+    }
+
+    fn run_key(&mut self, key: Key, reader: &mut dyn Reader) -> Res {
         match key {
             Key::SignIn => self.manual_sign_in(),
             Key::Stats => {
@@ -458,6 +504,9 @@ impl<F: Flash> Terminal<F> {
     }
 
     fn state_lines(&self) -> Vec<String> {
+        if let Some(lines) = self.auth_lines() {
+            return lines;
+        }
         if let Some(lines) = self.flow_lines() {
             return lines;
         }

@@ -30,9 +30,13 @@ pub enum Timer {
     CancelLock,
     /// The offline-time counter is checkpointed to flash (R-F4.18).
     OfflineCheckpoint,
+    /// The operator did not tap the operator card or key its PIN in time (R-B11).
+    AuthStep,
+    /// The host did not answer the operator card check 0x0A in time (R-B11).
+    AuthReply,
 }
 
-const COUNT: usize = 11;
+const COUNT: usize = 13;
 
 impl Timer {
     const ALL: [Timer; COUNT] = [
@@ -47,6 +51,8 @@ impl Timer {
         Timer::LoadReply,
         Timer::CancelLock,
         Timer::OfflineCheckpoint,
+        Timer::AuthStep,
+        Timer::AuthReply,
     ];
 
     fn index(self) -> usize {

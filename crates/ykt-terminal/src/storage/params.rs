@@ -23,8 +23,11 @@ pub(super) const SLOTS: SlotStore = SlotStore {
     base: 0,
     slot_size: 16 * 1024,
 };
-/// Payload format written now: the parameters as the wire's block.
-const FORMAT: u8 = 2;
+/// Payload format written now: the parameters as the wire's block (with its operator-card
+/// byte, R-B11).
+const FORMAT: u8 = 3;
+/// The block before its operator-card byte: read as "no function needs a card".
+const FORMAT_V2: u8 = 2;
 /// The older payload format: the parameters in our own layout (read only).
 const FORMAT_V1: u8 = 1;
 
@@ -128,7 +131,7 @@ fn work_mode_from(code: u8) -> Result<WorkMode, DecodeError> {
     })
 }
 
-/// Payload (format 2, integers little-endian): `FORMAT | merchant_no u32 | name length u8 |
+/// Payload (format 3, integers little-endian): `FORMAT | merchant_no u32 | name length u8 |
 /// name | hand-set work mode u8 (0xFF none) | parameters present u8 | parameter block`.
 /// Refuses what the wire could not have carried: the block's own checks (counts, whole-second
 /// times, money never negative, fee rates 0–100) and a merchant name over 64 bytes.
@@ -170,11 +173,11 @@ fn carried_forward(mut p: TerminalParams) -> Option<TerminalParams> {
         .then_some(p)
 }
 
-/// Reads a payload of format 2 or 1.
+/// Reads a payload of format 3, 2 or 1.
 pub(crate) fn decode(bytes: &[u8]) -> Result<SavedParams, ParamsError> {
     let mut r = Reader::new(bytes);
     let format = r.u8()?;
-    if format != FORMAT && format != FORMAT_V1 {
+    if ![FORMAT, FORMAT_V2, FORMAT_V1].contains(&format) {
         return Err(DecodeError::Invalid("parameters format").into());
     }
     let merchant_no = r.u32()?;
@@ -195,6 +198,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<SavedParams, ParamsError> {
             let rest = r.take(r.remaining())?;
             if format == FORMAT {
                 Some(ykt_proto::decode_params(rest)?)
+            } else if format == FORMAT_V2 {
+                Some(ykt_proto::decode_params_before_operator_card(rest)?)
             } else {
                 carried_forward(stored_params::decode_flash_v1(rest)?)
             }

@@ -58,6 +58,12 @@ pub struct FakeHost {
     pub loads: LoadBooks,
     /// The system keys, for a CPU card's load MAC2.
     pub keys: ykt_card::keys::SystemKeys,
+    /// Operator cards the host knows (R-B11): card number → (PIN, functions it authorises).
+    pub auth_cards: BTreeMap<u32, (String, AuthFunctions)>,
+    /// Answer every operator card check with this code instead (81–87).
+    pub auth_code: Option<ReturnCode>,
+    /// Leave operator card checks unanswered.
+    pub auth_silent: bool,
 }
 
 impl FakeHost {
@@ -97,6 +103,9 @@ impl FakeHost {
             reports: Vec::new(),
             loads: LoadBooks::default(),
             keys: super::keys(),
+            auth_cards: BTreeMap::new(),
+            auth_code: None,
+            auth_silent: false,
         }
     }
 
@@ -199,6 +208,35 @@ impl FakeHost {
                 Message::LoadResponse(self.loads.authorize(&self.keys, &q))
             }
             Message::WaitingRequest(q) => Message::WaitingResponse(self.loads.what_waits(&q)),
+            Message::AuthCheckRequest(q) => {
+                if self.auth_silent {
+                    return None;
+                }
+                let pin = self
+                    .session
+                    .as_ref()?
+                    .open_pin(q.card_no, q.nonce, &q.pin_block);
+                let code = match (self.auth_code, self.auth_cards.get(&q.card_no)) {
+                    (Some(c), _) => c,
+                    (None, None) => ReturnCode::AUTH_CARD_NOT_FOUND,
+                    (None, Some((_, f))) if !f.contains(q.function) => {
+                        ReturnCode::AUTH_CARD_NO_PERMISSION
+                    }
+                    (None, Some((p, _))) if pin.as_ref().map(|x| x.as_str()) != Some(p) => {
+                        ReturnCode::AUTH_CARD_PASSWORD_WRONG
+                    }
+                    (None, Some(_)) => ReturnCode::SUCCESS,
+                };
+                let ok = code == ReturnCode::SUCCESS;
+                Message::AuthCheckResponse(AuthCheckResponse {
+                    code,
+                    info: InfoCode::NONE,
+                    card_no: q.card_no,
+                    function: q.function,
+                    operator: if ok { 3 } else { 0 },
+                    tries_left: if ok { 5 } else { 0 },
+                })
+            }
             Message::UploadRequest(u) => {
                 let results = u
                     .records

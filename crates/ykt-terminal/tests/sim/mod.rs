@@ -64,6 +64,7 @@ pub fn params() -> TerminalParams {
         wallet_no: 0,
         max_offline_hours: 0,
         working_hours: vec![],
+        operator_card: ykt_proto::AuthFunctions::NONE,
     }
 }
 
@@ -412,6 +413,11 @@ impl Rig {
             .last()
             .map(|s| s.lines.join("|"))
             .unwrap_or_default()
+    }
+
+    /// How many of the core's pending deadlines are `t` (0 or 1).
+    pub fn timers_named(&self, t: Timer) -> usize {
+        self.term().timers().iter().filter(|(n, _)| *n == t).count()
     }
 
     pub fn saw_screen(&self, text: &str) -> bool {

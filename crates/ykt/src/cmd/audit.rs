@@ -67,6 +67,10 @@ pub fn print(r: &AuditReport) -> bool {
             "replacements or closures differing from their books",
             r.lifecycle_mismatches.len(),
         ),
+        (
+            "authorisation cards whose lock or issue record disagrees",
+            r.auth_card_mismatches.len(),
+        ),
     ];
     for (what, n) in problems {
         if n > 0 {

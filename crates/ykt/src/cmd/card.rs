@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use rand::RngCore;
 use ykt_card::app::diagnose::{Diagnosis, WalletAction, WalletDiagnosis, diagnose};
 use ykt_card::app::issue::{IssueParams, issue};
+use ykt_card::app::operator::{OperatorData, issue_operator};
 use ykt_card::app::{CardRecord, TxKind};
 use ykt_card::cpu::CpuCard;
 use ykt_card::cpu::app::{CpuApp, CpuRead, issue_cpu};
@@ -87,6 +88,48 @@ pub struct NewArgs {
     /// The card's 4-byte UID in hex (default: random, as a blank card would have).
     #[arg(long)]
     uid: Option<String>,
+    /// An operator card (授权卡, R-B11, MF1 only) of this operator id: `--card-no` is the
+    /// authorisation card's number (`ykt authcard issue`), `--pin` its PIN.
+    #[arg(long, requires_all = ["valid_from", "valid_until", "functions"])]
+    operator: Option<u32>,
+    /// First day the operator card is valid, YYYY-MM-DD.
+    #[arg(long, requires = "operator")]
+    valid_from: Option<NaiveDate>,
+    /// First day it is no longer valid, YYYY-MM-DD.
+    #[arg(long, requires = "operator")]
+    valid_until: Option<NaiveDate>,
+    /// The functions it authorises: manual-sign-in, work-mode, reversal, statistics,
+    /// clear-offline-time, comma-separated.
+    #[arg(long, requires = "operator")]
+    functions: Option<String>,
+}
+
+/// The operator block of `--operator …`, if asked for.
+fn operator_data(a: &NewArgs, card_no: CardNo) -> anyhow::Result<Option<OperatorData>> {
+    let (Some(operator), Some(from), Some(until), Some(names)) = (
+        a.operator,
+        a.valid_from,
+        a.valid_until,
+        a.functions.as_deref(),
+    ) else {
+        return Ok(None);
+    };
+    let mut set = ykt_proto::AuthFunctions::NONE;
+    for n in names.split(',').map(str::trim) {
+        let f = ykt_proto::AuthFunction::parse(n).with_context(|| {
+            format!(
+                "{n:?} is not manual-sign-in, work-mode, reversal, statistics or clear-offline-time"
+            )
+        })?;
+        set = set.with(f);
+    }
+    Ok(Some(OperatorData {
+        auth_card_no: card_no.get(),
+        operator,
+        valid_from: from,
+        valid_until: until,
+        functions: set.bits(),
+    }))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -151,9 +194,18 @@ fn new(a: NewArgs) -> anyhow::Result<()> {
                 class: a.class,
                 expiry: a.expiry,
                 balances: vec![a.balance],
-                pin: a.pin,
+                pin: a.pin.clone(),
             };
-            (issue(&keys, uid, &p)?.to_dump(), "MF1 1K dump")
+            match operator_data(&a, card_no)? {
+                Some(op) => (
+                    issue_operator(&keys, uid, &p, &op)?.to_dump(),
+                    "MF1 1K dump (operator card)",
+                ),
+                None => (issue(&keys, uid, &p)?.to_dump(), "MF1 1K dump"),
+            }
+        }
+        CardType::Cpu if a.operator.is_some() => {
+            bail!("an operator card is MF1 for now (--type mf1)")
         }
         CardType::Cpu => {
             let seed = rand::rng().next_u64();

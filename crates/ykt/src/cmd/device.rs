@@ -64,7 +64,7 @@ pub enum Args {
         api: ApiArgs,
     },
     /// Change parameters (a new version; pushed at once to a connected terminal).
-    SetParams(ParamsArgs),
+    SetParams(Box<ParamsArgs>),
     /// Let the device take top-ups (R-B4, function bit 8) with the operator whose cash it
     /// takes (`--operator`; none: bank top-ups only), or stop them (`--off`).
     Topup {
@@ -126,6 +126,11 @@ pub struct ParamsArgs {
     /// Remove every working-hours window (always working).
     #[arg(long, conflicts_with = "hours")]
     clear_hours: bool,
+    /// The functions that need an operator card (授权卡, R-B11), replacing the old set:
+    /// `none` or names such as `reversal,statistics` (manual-sign-in, work-mode, reversal,
+    /// statistics, clear-offline-time).
+    #[arg(long)]
+    operator_card: Option<String>,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -325,7 +330,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let d = api.get(&format!("/devices/{id}"))?;
             api.print(&d, show_device)
         }
-        Args::SetParams(p) => set_params(p),
+        Args::SetParams(p) => set_params(*p),
         Args::Topup {
             id,
             operator,
@@ -403,6 +408,13 @@ fn set_params(p: ParamsArgs) -> anyhow::Result<()> {
             .map(|(start, end)| json!({"start": start, "end": end}))
             .collect();
         put("working_hours", Some(Value::Array(windows)));
+    }
+    if let Some(names) = &p.operator_card {
+        let names: Vec<&str> = match names.as_str() {
+            "none" => Vec::new(),
+            s => s.split(',').map(str::trim).collect(),
+        };
+        put("operator_card", Some(json!(names)));
     }
     if patch.is_empty() {
         anyhow::bail!("nothing to change: give at least one parameter (see --help)");

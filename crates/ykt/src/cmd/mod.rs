@@ -2,6 +2,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod authcard;
 pub mod backup;
 pub mod blacklist;
 pub mod card;

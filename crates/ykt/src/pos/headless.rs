@@ -294,6 +294,22 @@ impl Headless {
                 keys.push(Key::Enter);
                 self.keys(keys)?;
             }
+            Command::Pin { digits } => {
+                let mut keys = json::digits(&digits).map_err(anyhow::Error::msg)?;
+                keys.push(Key::Enter);
+                self.keys(keys)?;
+            }
+            Command::Authorise { file, pin } => {
+                let mut keys = json::digits(&pin).map_err(anyhow::Error::msg)?;
+                keys.push(Key::Enter);
+                let out = self.driver.place(&PathBuf::from(&file), None)?;
+                self.emit(json!({"card": "placed", "file": file}));
+                self.route(out);
+                self.keys(keys)?;
+                let out = self.driver.remove()?;
+                self.emit(json!({"card": "removed"}));
+                self.route(out);
+            }
             Command::Place { file, fault } => {
                 let fault = fault
                     .as_ref()

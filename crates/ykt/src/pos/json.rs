@@ -27,6 +27,16 @@ pub enum Command {
     Amount {
         fen: u64,
     },
+    /// A PIN (the card's or the operator card's) keyed as digits, then 确认.
+    Pin {
+        digits: String,
+    },
+    /// The operator card (授权卡, R-B11) at 请刷授权卡: its image placed, its PIN keyed and
+    /// confirmed, the card taken off again.
+    Authorise {
+        file: String,
+        pin: String,
+    },
     Place {
         file: String,
         #[serde(default)]
@@ -84,6 +94,8 @@ impl Command {
             Command::Key { .. } => "key",
             Command::Type { .. } => "type",
             Command::Amount { .. } => "amount",
+            Command::Pin { .. } => "pin",
+            Command::Authorise { .. } => "authorise",
             Command::Place { .. } => "place",
             Command::Remove => "remove",
             Command::Advance { .. } => "advance",

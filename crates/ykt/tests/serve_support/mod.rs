@@ -327,6 +327,15 @@ impl Terminal {
         )
     }
 
+    /// The PIN block of an authorisation-card check (0x0A) under this session.
+    pub fn pin_block(&self, card_no: u32, nonce: u32, pin: &str) -> [u8; 16] {
+        let pin = Pin::new(pin).expect("a PIN of 4 to 12 digits");
+        self.session
+            .as_ref()
+            .expect("signed in")
+            .seal_pin(card_no, nonce, &pin)
+    }
+
     /// Sends a request and returns its response, answering host requests meanwhile.
     pub fn request(&mut self, msg: Message) -> Message {
         let mut out = Vec::new();
