@@ -127,6 +127,11 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// The change this transaction has posted to `account` and not yet applied.
+    pub fn pending(&self, account: &str) -> i128 {
+        self.deltas.get(account).copied().unwrap_or(0)
+    }
+
     /// Hands over the pending balance changes (the writer merges those of committed jobs).
     pub fn take_deltas(&mut self) -> Deltas {
         std::mem::take(&mut self.deltas)
@@ -201,6 +206,10 @@ pub struct AuditReport {
     /// Subsidy lines and batches that disagree with their waiting loads (R-B5,
     /// `domain::subsidies::audit`).
     pub subsidy_mismatches: Vec<String>,
+    /// Payouts whose transfers disagree with their rows, commission income or the payout
+    /// bank differing from the payouts' sums, negative merchant accounts (R-B8,
+    /// `domain::merchants::audit`).
+    pub merchant_mismatches: Vec<String>,
 }
 
 impl AuditReport {
@@ -216,6 +225,7 @@ impl AuditReport {
             && self.journal_mismatches.is_empty()
             && self.load_mismatches.is_empty()
             && self.subsidy_mismatches.is_empty()
+            && self.merchant_mismatches.is_empty()
     }
 }
 
@@ -406,5 +416,6 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
     }
     report.load_mismatches = crate::domain::topup::audit(conn, AUDIT_LIMIT)?;
     report.subsidy_mismatches = crate::domain::subsidies::audit(conn, AUDIT_LIMIT)?;
+    report.merchant_mismatches = crate::domain::merchants::audit(conn, AUDIT_LIMIT)?;
     Ok(report)
 }

@@ -11,6 +11,8 @@ mod exceptions;
 mod holders;
 #[path = "conformance/loads.rs"]
 mod loads;
+#[path = "conformance/merchants.rs"]
+mod merchants;
 #[path = "conformance/people.rs"]
 mod people;
 #[path = "conformance/subsidies.rs"]
@@ -104,6 +106,11 @@ conformance!(
     subsidy_audit_finds_tampering,
     subsidy_picked_up_then_revoked,
     subsidy_batch_state_machine,
+    merchant_type_codes,
+    payout_with_commission,
+    merchant_balance_codes,
+    merchant_account_check,
+    maintenance_mode,
 );
 
 /// Every test of the suite, wherever it is written.
@@ -112,6 +119,7 @@ mod tests {
     pub use super::exceptions::*;
     pub use super::holders::*;
     pub use super::loads::*;
+    pub use super::merchants::*;
     pub use super::people::*;
     pub use super::subsidies::*;
     pub use super::suite::*;

@@ -3,6 +3,7 @@
 pub mod postgres;
 mod schema;
 mod schema_loads;
+mod schema_merchants;
 mod schema_people;
 mod schema_subsidies;
 pub mod sqlite;

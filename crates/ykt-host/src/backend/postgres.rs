@@ -46,6 +46,7 @@ impl PgConn {
                 (7, super::schema_people::postgres_v7()),
                 (8, super::schema_loads::postgres_v8()),
                 (9, super::schema_subsidies::postgres_v9()),
+                (11, super::schema_merchants::postgres_v11()),
             ],
         );
         c.client

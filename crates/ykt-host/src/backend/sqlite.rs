@@ -71,6 +71,7 @@ impl SqliteConn {
                 (7, super::schema_people::sqlite_v7()),
                 (8, super::schema_loads::sqlite_v8()),
                 (9, super::schema_subsidies::sqlite_v9()),
+                (11, super::schema_merchants::sqlite_v11()),
             ],
         )?;
         Ok(c)

@@ -12,6 +12,7 @@ pub mod exceptions;
 pub mod info;
 pub mod journal;
 pub mod loads;
+pub mod merchants;
 pub mod operators;
 pub mod records;
 pub mod report;

@@ -59,6 +59,10 @@ pub fn print(r: &AuditReport) -> bool {
             "subsidy lines or batches differing from their waiting loads",
             r.subsidy_mismatches.len(),
         ),
+        (
+            "payouts, commission or merchant accounts out of order",
+            r.merchant_mismatches.len(),
+        ),
     ];
     for (what, n) in problems {
         if n > 0 {

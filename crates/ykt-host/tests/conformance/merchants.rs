@@ -1,0 +1,244 @@
+//! Merchants (R-B8): types (42), abnormal accounts (44), payouts with commission, the
+//! merchant's balance behind reversals (45); maintenance mode (8, R-B9).
+
+use ykt_host::domain::journal::Actor;
+use ykt_host::domain::merchants::{self, Maintenance, SimulatedPayoutBank};
+use ykt_host::domain::{admin, exceptions, report};
+use ykt_host::*;
+use ykt_proto::{LoadPurpose, RecordKind, RecordStatus};
+
+use super::loads::{TOPUP_DEVICE, authorize, request, topup_origin, topup_world};
+use super::support::*;
+
+fn set_kind(s: &Store, no: u32, kind: MerchantKind) {
+    s.execute(move |tx| merchants::set_terms(tx, no, Some(kind), None))
+        .unwrap();
+}
+
+fn pay_out(s: &Store, no: u32) -> Result<merchants::Payout> {
+    s.execute(move |tx| {
+        merchants::payout(tx, &Actor::system("test"), no, &SimulatedPayoutBank, now())
+    })
+}
+
+fn balance(s: &Store, account: &'static str) -> i64 {
+    s.read(move |tx| repo::account_balance(tx.conn, account))
+        .unwrap()
+        .unwrap()
+}
+
+// R-B8, code 42: a sale at a top-up agent and a top-up at a canteen are refused; a pick-up
+// fits every type; `general` (the type of merchants from before types) takes both.
+pub fn merchant_type_codes(f: &Fixture) {
+    let s = &f.store;
+    topup_world(s);
+    let c = card(s, 10_000);
+    set_kind(s, MERCHANT, MerchantKind::TopUpAgent);
+    assert_eq!(
+        refused(debit(s, &c, purchase(c.no, 1, 0, 10_000, 100))),
+        42 // code 42
+    );
+    authorize(
+        s,
+        topup_origin(),
+        request(LoadPurpose::TopUpCash, c.no, 1, 0, 10_000, 500),
+    )
+    .unwrap();
+    set_kind(s, MERCHANT, MerchantKind::Canteen);
+    assert_eq!(
+        refused(authorize(
+            s,
+            topup_origin(),
+            request(LoadPurpose::TopUpCash, c.no, 2, 0, 10_000, 500)
+        )),
+        42 // code 42
+    );
+    set_kind(s, MERCHANT, MerchantKind::General);
+    assert_eq!(
+        s.read(|tx| admin::merchant(tx, MERCHANT)).unwrap().kind,
+        MerchantKind::General
+    );
+    // An unknown type and a rate above 100 % are refused before anything is written.
+    assert!(MerchantKind::parse("bakery").is_err());
+    assert!(matches!(
+        s.execute(|tx| merchants::set_terms(tx, MERCHANT, None, Some(10_001))),
+        Err(HostError::Invalid(_))
+    ));
+    let _ = TOPUP_DEVICE;
+    audit_clean(s);
+}
+
+// R-B8: a payout pays the balance minus the commission (rounded half up) to the bank; the
+// commission is income; the period starts where the last one ended; the daily report's
+// sales do not change because of it; the audit checks the new accounts.
+pub fn payout_with_commission(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let c = card(s, 100_000);
+    s.execute(|tx| merchants::set_terms(tx, MERCHANT, None, Some(250)))
+        .unwrap();
+    upload(s, offline(c.no, 1, 0, 100_000, 1_001)).unwrap();
+    upload(s, offline(c.no, 2, 1, 98_999, 999)).unwrap();
+    let before = s.read(|tx| report::daily(tx, now().date())).unwrap();
+    let p = pay_out(s, MERCHANT).unwrap();
+    // 2 000 × 2.5 % = 50.
+    assert_eq!((p.gross, p.commission, p.net, p.seq), (2_000, 50, 1_950, 1));
+    assert_eq!(p.period_from, None);
+    assert_eq!(balance(s, "merchant:100"), 0);
+    assert_eq!(balance(s, merchants::COMMISSION_ACCOUNT), 50);
+    assert_eq!(balance(s, merchants::PAYOUT_BANK_ACCOUNT), 1_950);
+    let after = s.read(|tx| report::daily(tx, now().date())).unwrap();
+    assert_eq!(before, after, "a payout does not change the sales report");
+    // Nothing left: refused, nothing written.
+    assert!(matches!(pay_out(s, MERCHANT), Err(HostError::Invalid(_))));
+    upload(s, offline(c.no, 3, 2, 98_000, 333)).unwrap();
+    let p2 = pay_out(s, MERCHANT).unwrap();
+    // 333 × 2.5 % = 8.325 → 8.
+    assert_eq!((p2.gross, p2.commission, p2.net, p2.seq), (333, 8, 325, 2));
+    assert_eq!(p2.period_from, Some(p.period_to));
+    let list = s.read(|tx| merchants::payouts(tx, MERCHANT, 10)).unwrap();
+    assert_eq!(list, vec![p2, p]);
+    audit_clean(s);
+    // Tampering with a payout row is found.
+    s.execute(|tx| {
+        tx.conn
+            .exec(
+                "UPDATE payouts SET net = net - 1, commission = commission + 1 WHERE seq = 1",
+                &[],
+            )
+            .map(drop)
+    })
+    .unwrap();
+    let r = s.read(|tx| ledger::audit(tx.conn)).unwrap();
+    assert!(!r.merchant_mismatches.is_empty(), "{r:?}");
+}
+
+// R-B8, code 45: after a payout, a reversal that would take the merchant below zero is
+// refused with 45 and held (the card was credited already: never dropped); a cancellation
+// is booked (the card was never debited) and flags the merchant abnormal, 44 for its sales.
+pub fn merchant_balance_codes(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let c = card(s, 10_000);
+    upload(s, offline(c.no, 1, 0, 10_000, 800)).unwrap();
+    pay_out(s, MERCHANT).unwrap();
+    let mut rev = offline(c.no, 2, 1, 9_200, 800);
+    rev.kind = RecordKind::Reversal;
+    rev.original_serial = Some(1);
+    rev.balance_after = 10_000;
+    assert_eq!(refused(upload(s, rev.clone())), 45); // code 45
+    let held = s
+        .read(move |tx| exceptions::get(tx, DEVICE, 2))
+        .unwrap()
+        .expect("held");
+    assert_eq!(held.code.0, 45);
+    // Again: the same answer; nothing booked.
+    assert_eq!(refused(upload(s, rev)), 45);
+    assert_eq!(card_now(s, c.no).balance, 9_200);
+    assert_eq!(balance(s, "merchant:100"), 0);
+    audit_clean(s);
+    // An online debit whose card write failed, then its cancellation after a payout.
+    debit(s, &c, purchase(c.no, 10, 1, 9_200, 300)).unwrap();
+    pay_out(s, MERCHANT).unwrap();
+    let mut cancel = purchase(c.no, 11, 1, 9_200, 300);
+    cancel.kind = RecordKind::Cancellation;
+    cancel.status = RecordStatus::Written;
+    cancel.online = false;
+    cancel.original_serial = Some(10);
+    cancel.balance_after = 9_200;
+    upload(s, cancel).unwrap();
+    assert_eq!(card_now(s, c.no).balance, 9_200);
+    assert_eq!(balance(s, "merchant:100"), -300);
+    let m = s.read(|tx| admin::merchant(tx, MERCHANT)).unwrap();
+    assert_eq!(m.status, MerchantStatus::Abnormal);
+    assert_eq!(
+        refused(debit(s, &c, purchase(c.no, 12, 2, 9_200, 100))),
+        44 // code 44
+    );
+    // No payout from an abnormal account; the audit lists the negative merchant account.
+    assert!(matches!(pay_out(s, MERCHANT), Err(HostError::Invalid(_))));
+    let r = s.read(|tx| ledger::audit(tx.conn)).unwrap();
+    assert_eq!(
+        r.merchant_mismatches,
+        vec!["merchant:100 negative: -300".to_owned()]
+    );
+}
+
+// R-B8, code 44: the check of the merchant accounts flags an account whose balance is not
+// the sum of its transfers; finance clears the flag by setting the merchant normal.
+pub fn merchant_account_check(f: &Fixture) {
+    let s = &f.store;
+    world(s);
+    let c = card(s, 10_000);
+    upload(s, offline(c.no, 1, 0, 10_000, 800)).unwrap();
+    assert_eq!(
+        s.execute(merchants::check_accounts).unwrap(),
+        Vec::<u32>::new()
+    );
+    s.execute(|tx| {
+        tx.conn
+            .exec(
+                "UPDATE accounts SET balance = balance + 5 WHERE id = 'merchant:100'",
+                &[],
+            )
+            .map(drop)
+    })
+    .unwrap();
+    assert_eq!(
+        s.execute(merchants::check_accounts).unwrap(),
+        vec![MERCHANT]
+    );
+    assert_eq!(
+        refused(debit(s, &c, purchase(c.no, 2, 1, 9_200, 100))),
+        44 // code 44
+    );
+    s.execute(|tx| {
+        tx.conn
+            .exec(
+                "UPDATE accounts SET balance = balance - 5 WHERE id = 'merchant:100'",
+                &[],
+            )
+            .map(drop)
+    })
+    .unwrap();
+    s.execute(|tx| admin::set_merchant_status(tx, MERCHANT, MerchantStatus::Normal))
+        .unwrap();
+    debit(s, &c, purchase(c.no, 2, 1, 9_200, 100)).unwrap();
+    audit_clean(s);
+}
+
+// R-B9, code 8: maintenance mode refuses online debits and loads with 8 (on every writer,
+// at its next batch); uploads of records that left a card are still booked.
+pub fn maintenance_mode(f: &Fixture) {
+    let s = &f.store;
+    topup_world(s);
+    let c = card(s, 10_000);
+    // A warm cache first: the mode must reach a writer that has the rows cached.
+    debit(s, &c, purchase(c.no, 1, 0, 10_000, 100)).unwrap();
+    let other = (f.reopen)();
+    let was = s
+        .execute(|tx| merchants::set_maintenance(tx, Maintenance::On))
+        .unwrap();
+    assert_eq!(was, Maintenance::Off);
+    for store in [s, &other] {
+        assert_eq!(
+            refused(debit(store, &c, purchase(c.no, 2, 1, 9_900, 100))),
+            8 // code 8
+        );
+    }
+    assert_eq!(
+        refused(authorize(
+            s,
+            topup_origin(),
+            request(LoadPurpose::TopUpCash, c.no, 3, 1, 9_900, 500)
+        )),
+        8 // code 8
+    );
+    // The terminal falls back offline; its record is booked while maintenance lasts.
+    upload(s, offline(c.no, 2, 1, 9_900, 100)).unwrap();
+    assert_eq!(card_now(s, c.no).balance, 9_800);
+    s.execute(|tx| merchants::set_maintenance(tx, Maintenance::Off))
+        .unwrap();
+    debit(&other, &c, purchase(c.no, 4, 2, 9_800, 100)).unwrap();
+    audit_clean(s);
+}
