@@ -19,6 +19,8 @@ pub enum Operation {
     Deposit,
     /// A checked subsidy batch (`domain::subsidies`): approving it lets it be issued.
     SubsidyBatch,
+    /// A merchant payout (解款) above `merchants::PAYOUT_APPROVAL`.
+    Payout,
 }
 
 impl Operation {
@@ -26,6 +28,7 @@ impl Operation {
         match self {
             Operation::Deposit => "card.deposit",
             Operation::SubsidyBatch => "subsidy.batch",
+            Operation::Payout => "merchant.payout",
         }
     }
 
@@ -33,6 +36,7 @@ impl Operation {
         match s {
             "card.deposit" => Ok(Operation::Deposit),
             "subsidy.batch" => Ok(Operation::SubsidyBatch),
+            "merchant.payout" => Ok(Operation::Payout),
             other => Err(HostError::Corrupt(format!("approval operation {other:?}"))),
         }
     }

@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 use ykt_proto::{Fen, MerchantNo};
 
-use super::journal::{self, Actor, Change};
+use super::journal::Change;
 use crate::error::{HostError, Result};
 use crate::ledger::{Transfer, Tx};
 use crate::model::{MAX_COMMISSION_BP, Merchant, MerchantKind, MerchantStatus};
@@ -155,6 +155,17 @@ impl PayoutBank for SimulatedPayoutBank {
     }
 }
 
+/// What a payout pays: the whole balance, or exactly the gross a second operator approved
+/// (the two-person rule: what was approved is what is paid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayoutAmount {
+    All,
+    Exactly(Fen),
+}
+
+/// The system parameter (meta) above which a payout's gross waits for a second operator.
+pub const PAYOUT_APPROVAL: &str = "payout_approval_threshold";
+
 /// What a payout would pay now (for the two-person rule's threshold and a preview).
 pub fn payout_gross(tx: &mut Tx<'_>, no: MerchantNo) -> Result<Fen> {
     let balance = repo::account_balance(tx.conn, &repo::merchant_account(no))?
@@ -165,14 +176,16 @@ pub fn payout_gross(tx: &mut Tx<'_>, no: MerchantNo) -> Result<Fen> {
 /// Pays the merchant's whole balance, minus its commission, to its bank: one period from the
 /// previous payout to `now`. Refused (400) when the balance is not positive, or the merchant
 /// is abnormal (44: its account must be explained first). The journal entry names both
-/// transfers (the audit pairs them).
+/// transfers (the audit pairs them): the caller appends it (`jobs::change`, or the
+/// approval's decision).
 pub fn payout(
     tx: &mut Tx<'_>,
-    actor: &Actor,
+    paid_by: &str,
     no: MerchantNo,
+    amount: PayoutAmount,
     bank: &dyn PayoutBank,
     now: NaiveDateTime,
-) -> Result<Payout> {
+) -> Result<(Payout, Change)> {
     let m = repo::merchant_lock(tx.conn, no)?
         .ok_or_else(|| HostError::Invalid(format!("no merchant {no}")))?;
     if m.status == MerchantStatus::Abnormal {
@@ -180,7 +193,16 @@ pub fn payout(
             "merchant {no}'s account is abnormal (44): explain it and set the merchant normal first"
         )));
     }
-    let gross = payout_gross(tx, no)?;
+    let balance = payout_gross(tx, no)?;
+    let gross = match amount {
+        PayoutAmount::All => balance,
+        PayoutAmount::Exactly(g) if g > 0 && g <= balance => g,
+        PayoutAmount::Exactly(g) => {
+            return Err(HostError::Invalid(format!(
+                "merchant {no}'s balance {balance} fen does not cover the approved {g} fen"
+            )));
+        }
+    };
     if gross <= 0 {
         return Err(HostError::Invalid(format!(
             "merchant {no} has nothing to pay out (balance {gross} fen)"
@@ -239,7 +261,7 @@ pub fn payout(
             net_transfer.as_str().into(),
             commission_transfer.clone().into(),
             bank_ref.as_str().into(),
-            actor.login.as_str().into(),
+            paid_by.into(),
             time_key(now).into(),
         ],
     )?;
@@ -255,15 +277,34 @@ pub fn payout(
         net_transfer,
         commission_transfer,
         bank_ref,
-        paid_by: actor.login.clone(),
+        paid_by: paid_by.to_owned(),
     };
     let mut change = Change::new("merchant.payout", format!("merchant:{no}")).after(p.view());
     change = change.transfer(p.net_transfer.clone());
     if let Some(id) = &p.commission_transfer {
         change = change.transfer(id.clone());
     }
-    journal::append(tx, actor, now, &change)?;
-    Ok(p)
+    Ok((p, change))
+}
+
+/// Runs a payout a second operator approved (`approvals::decide`): exactly the requested
+/// gross, paid by the approver; the returned change names its transfers.
+pub fn approved_payout(
+    tx: &mut Tx<'_>,
+    a: &super::approvals::Approval,
+    approver: &str,
+    bank: &dyn PayoutBank,
+    now: NaiveDateTime,
+) -> Result<Change> {
+    let p = &a.payload;
+    let bad = || HostError::Corrupt(format!("approval {} payload {p}", a.id));
+    let no = p["merchant_no"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(bad)?;
+    let gross = p["gross"].as_i64().ok_or_else(bad)?;
+    let (_, change) = payout(tx, approver, no, PayoutAmount::Exactly(gross), bank, now)?;
+    Ok(change)
 }
 
 /// A merchant's payouts, newest first (at most `limit`).

@@ -24,6 +24,7 @@ pub(crate) fn api() -> (Router<Arc<Shared>>, AccessTable) {
         .merge(super::operators_api::routes())
         .merge(super::cardholders_api::routes())
         .merge(super::subsidies_api::routes())
+        .merge(super::merchants_api::routes())
         .finish()
 }
 

@@ -22,6 +22,7 @@ mod http;
 mod jobs;
 mod loads;
 mod loads_api;
+mod merchants_api;
 pub(crate) mod metrics;
 mod monitoring;
 mod operators_api;

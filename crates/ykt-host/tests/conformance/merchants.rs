@@ -1,8 +1,8 @@
 //! Merchants (R-B8): types (42), abnormal accounts (44), payouts with commission, the
 //! merchant's balance behind reversals (45); maintenance mode (8, R-B9).
 
-use ykt_host::domain::journal::Actor;
-use ykt_host::domain::merchants::{self, Maintenance, SimulatedPayoutBank};
+use ykt_host::domain::journal::{self, Actor};
+use ykt_host::domain::merchants::{self, Maintenance, PayoutAmount, SimulatedPayoutBank};
 use ykt_host::domain::{admin, exceptions, report};
 use ykt_host::*;
 use ykt_proto::{LoadPurpose, RecordKind, RecordStatus};
@@ -17,7 +17,17 @@ fn set_kind(s: &Store, no: u32, kind: MerchantKind) {
 
 fn pay_out(s: &Store, no: u32) -> Result<merchants::Payout> {
     s.execute(move |tx| {
-        merchants::payout(tx, &Actor::system("test"), no, &SimulatedPayoutBank, now())
+        let actor = Actor::system("test");
+        let (p, change) = merchants::payout(
+            tx,
+            "test",
+            no,
+            PayoutAmount::All,
+            &SimulatedPayoutBank,
+            now(),
+        )?;
+        journal::append(tx, &actor, now(), &change)?;
+        Ok(p)
     })
 }
 
