@@ -39,9 +39,12 @@ enum Command {
     /// Top-up limits (admin API client; docs/loads.md).
     #[command(subcommand)]
     Topup(cmd::topup::Args),
-    /// Merchants (admin API client).
+    /// Merchants: type, commission, payouts (admin API client).
     #[command(subcommand)]
     Merchant(merchant::Args),
+    /// Maintenance mode: terminals get code 8 and go offline (admin API client).
+    #[command(subcommand)]
+    Maintenance(cmd::maintenance::Args),
     /// Terminals: register, enable, disable, list, parameters (admin API client).
     #[command(subcommand)]
     Device(device::Args),
@@ -96,6 +99,7 @@ fn main() -> anyhow::Result<()> {
         Command::Subsidy(args) => cmd::client::exit_on_error(cmd::subsidy::run(args)),
         Command::Topup(args) => cmd::client::exit_on_error(cmd::topup::run(args)),
         Command::Merchant(args) => cmd::client::exit_on_error(merchant::run(args)),
+        Command::Maintenance(args) => cmd::client::exit_on_error(cmd::maintenance::run(args)),
         Command::Device(args) => cmd::client::exit_on_error(device::run(args)),
         Command::Blacklist(args) => cmd::client::exit_on_error(blacklist::run(args)),
         Command::Report(args) => cmd::client::exit_on_error(report::run(args)),

@@ -15,6 +15,7 @@ pub mod fep;
 pub mod keys;
 pub mod loadgen;
 pub mod login;
+pub mod maintenance;
 pub mod merchant;
 pub mod operator;
 pub mod pos;
