@@ -190,6 +190,13 @@ async fn merchants_and_maintenance(w: World) {
     );
     let r = with_token(addr, "PUT", &terms, &zhang, r#"{"kind":"bakery"}"#).await;
     assert_eq!(r.status, 400, "{:?}", r.body);
+    let status = format!("/api/v1/merchants/{MERCHANT}/status");
+    let r = with_token(addr, "PUT", &status, &zhang, r#"{"status":"abnormal"}"#).await;
+    assert_eq!(r.body["status"], "abnormal", "{:?}", r.body);
+    let r = with_token(addr, "PUT", &status, &zhang, r#"{"status":"normal"}"#).await;
+    assert_eq!(r.body["status"], "normal", "{:?}", r.body);
+    let r = with_token(addr, "PUT", &status, &zhang, r#"{"status":"gone"}"#).await;
+    assert_eq!(r.status, 400);
     let r = with_token(addr, "PUT", &terms, &zhang, r#"{"colour":"red"}"#).await;
     assert_eq!(r.status, 400, "unknown fields are refused");
 

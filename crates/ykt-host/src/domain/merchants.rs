@@ -376,14 +376,14 @@ pub fn flag_if_overdrawn(tx: &mut Tx<'_>, no: MerchantNo) -> Result<()> {
     if i128::from(stored) + tx.pending(&account) >= 0 {
         return Ok(());
     }
-    if let Some(m) = repo::merchant_lock(tx.conn, no)? {
-        if m.status == MerchantStatus::Normal {
-            tracing::warn!(
-                merchant = no,
-                "merchant account below zero: marked abnormal (44)"
-            );
-            repo::merchant_set_status(tx.conn, no, MerchantStatus::Abnormal)?;
-        }
+    if let Some(m) = repo::merchant_lock(tx.conn, no)?
+        && m.status == MerchantStatus::Normal
+    {
+        tracing::warn!(
+            merchant = no,
+            "merchant account below zero: marked abnormal (44)"
+        );
+        repo::merchant_set_status(tx.conn, no, MerchantStatus::Abnormal)?;
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use crate::domain::journal::{self, Change};
 use crate::domain::merchants::{
     self, Maintenance, PAYOUT_APPROVAL, PayoutAmount, SimulatedPayoutBank,
 };
-use crate::model::MerchantKind;
+use crate::model::{MerchantKind, MerchantStatus};
 use crate::repo;
 
 type S = State<Arc<Shared>>;
@@ -32,6 +32,11 @@ pub(crate) fn routes() -> Api {
             "/merchants/{no}/terms",
             Access::Needs(P::MerchantWrite),
             set_terms,
+        )
+        .put(
+            "/merchants/{no}/status",
+            Access::Needs(P::MerchantWrite),
+            set_status,
         )
         .post(
             "/merchants/{no}/payout",
@@ -77,6 +82,41 @@ async fn set_terms(
     let after = jobs::change(&s.store, &caller.actor, now, move |tx| {
         let (before, after) = merchants::set_terms(tx, no, kind, r.commission_bp)?;
         let change = Change::new("merchant.terms", format!("merchant:{no}"))
+            .before(terms_json(&before))
+            .after(terms_json(&after));
+        Ok((after, change))
+    })
+    .await?;
+    Ok(Json(terms_json(&after)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusReq {
+    /// normal, stopped (43), abnormal (44) or deregistered (41, final).
+    status: String,
+}
+
+/// A merchant's status: finance sets an abnormal merchant normal once its account is
+/// explained; stopped (止付) and deregistered as R-H3 says.
+async fn set_status(
+    State(s): S,
+    caller: Caller,
+    ApiPath(no): ApiPath<u32>,
+    ApiJson(r): ApiJson<StatusReq>,
+) -> ApiResult {
+    let status = MerchantStatus::ALL
+        .iter()
+        .copied()
+        .find(|st| st.as_str() == r.status)
+        .ok_or_else(|| {
+            super::api::invalid("status is normal, stopped, abnormal or deregistered")
+        })?;
+    let now = s.config.clock.now();
+    let after = jobs::change(&s.store, &caller.actor, now, move |tx| {
+        let before = crate::domain::admin::merchant(tx, no)?;
+        let after = crate::domain::admin::set_merchant_status(tx, no, status)?;
+        let change = Change::new("merchant.status", format!("merchant:{no}"))
             .before(terms_json(&before))
             .after(terms_json(&after));
         Ok((after, change))

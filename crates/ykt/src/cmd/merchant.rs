@@ -36,6 +36,13 @@ pub enum Args {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Set a merchant's status: normal, stopped (止付, 43), abnormal (44), deregistered (41).
+    Status {
+        no: u32,
+        status: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Pay the merchant's balance minus its commission to its bank (解款); above the
     /// threshold it waits for a second operator (`ykt approval`).
     Payout {
@@ -142,6 +149,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     cell(m, "kind"),
                     cell(m, "commission_bp")
                 )
+            })
+        }
+        Args::Status { no, status, api } => {
+            let api = Api::new(&api)?;
+            let m = api.put(
+                &format!("/merchants/{no}/status"),
+                &json!({ "status": status }),
+            )?;
+            api.print(&m, |m| {
+                println!("merchant {}: {}", cell(m, "no"), cell(m, "status"))
             })
         }
         Args::Payout { no, api } => {
