@@ -111,6 +111,7 @@ conformance!(
     merchant_balance_codes,
     merchant_account_check,
     maintenance_mode,
+    day_end_freezes_the_report,
 );
 
 /// Every test of the suite, wherever it is written.

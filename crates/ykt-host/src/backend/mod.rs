@@ -2,6 +2,7 @@
 
 pub mod postgres;
 mod schema;
+mod schema_dayend;
 mod schema_loads;
 mod schema_merchants;
 mod schema_people;

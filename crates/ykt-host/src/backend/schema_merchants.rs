@@ -32,9 +32,13 @@ INSERT INTO meta (name, value) VALUES ('maintenance', 0), ('payout_approval_thre
 ";
 
 pub fn sqlite_v11() -> String {
-    V11.replace("{INT}", "INTEGER")
+    [V11, super::schema_dayend::V11_DAYEND]
+        .concat()
+        .replace("{INT}", "INTEGER")
 }
 
 pub fn postgres_v11() -> String {
-    V11.replace("{INT}", "BIGINT")
+    [V11, super::schema_dayend::V11_DAYEND]
+        .concat()
+        .replace("{INT}", "BIGINT")
 }

@@ -8,6 +8,7 @@ pub mod blacklist;
 pub mod cardholders;
 pub mod checks;
 pub mod counter;
+pub mod dayend;
 pub mod exceptions;
 pub mod info;
 pub mod journal;

@@ -252,3 +252,58 @@ pub fn maintenance_mode(f: &Fixture) {
     debit(&other, &c, purchase(c.no, 4, 2, 9_800, 100)).unwrap();
     audit_clean(s);
 }
+
+// R-B9 (partial: day-end): a day closes only after its close time and once; the close
+// snapshots the account balances, freezes the day's report and stores the meal-period
+// sales; a record of that day arriving later changes the live report, never the frozen one.
+pub fn day_end_freezes_the_report(f: &Fixture) {
+    use ykt_host::domain::dayend;
+    let s = &f.store;
+    world(s);
+    let c = card(s, 10_000);
+    upload(s, offline(c.no, 1, 0, 10_000, 700)).unwrap(); // 12:00: lunch
+    let day = now().date();
+    let early = at("2026-03-02 23:59:59");
+    assert!(matches!(
+        s.execute(move |tx| dayend::close(tx, day, "test", early)),
+        Err(HostError::Invalid(_))
+    ));
+    let closing = at("2026-03-03 00:00:00");
+    let d = s
+        .execute(move |tx| dayend::close(tx, day, "test", closing))
+        .unwrap();
+    assert!(d.audit_clean);
+    assert!(d.accounts > 3);
+    let live = s.read(move |tx| report::daily(tx, day)).unwrap();
+    assert_eq!(d.report, serde_json::to_value(&live).unwrap());
+    assert_eq!(
+        d.meals,
+        vec![dayend::MealLine {
+            meal: "lunch".into(),
+            merchant_no: MERCHANT,
+            debits: 1,
+            amount: 700,
+            fee: 0,
+        }]
+    );
+    let snap = s
+        .read(move |tx| dayend::balance_at(tx, day, "merchant:100"))
+        .unwrap();
+    assert_eq!(snap, Some(700));
+    assert!(matches!(
+        s.execute(move |tx| dayend::close(tx, day, "test", closing)),
+        Err(HostError::Invalid(_))
+    ));
+    // A late record of the closed day: booked, the live report moves, the frozen one not.
+    upload(s, offline(c.no, 2, 1, 9_300, 50)).unwrap();
+    let live = s.read(move |tx| report::daily(tx, day)).unwrap();
+    assert_eq!(live.total.debit_amount, 750);
+    let again = s.read(move |tx| dayend::get(tx, day)).unwrap().unwrap();
+    assert_eq!(again, d, "a frozen report never changes");
+    assert_eq!(
+        s.read(move |tx| dayend::balance_at(tx, day, "merchant:100"))
+            .unwrap(),
+        Some(700)
+    );
+    audit_clean(s);
+}

@@ -1,0 +1,176 @@
+//! Day-end (日终, R-B9), partial: closing an accounting day in ONE writer transaction —
+//! terminals keep trading, the host never needs code 9 for it (`docs/spec-notes.md`). The
+//! close snapshots every account's balance, freezes the day's report (stored as JSON and
+//! served as stored, never recomputed), runs the audit of the books and stores the day's
+//! sales per merchant and meal period (餐次). Schema V11 (`backend/schema_dayend.rs`).
+
+use chrono::{Days, NaiveDate, NaiveDateTime, NaiveTime};
+use serde::Serialize;
+use serde_json::Value as Json;
+use ykt_proto::{Fen, MerchantNo};
+
+use super::report;
+use crate::error::{HostError, Result};
+use crate::ledger::{self, Tx};
+use crate::repo::{self, time_key};
+
+/// One meal period's sales of one merchant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MealLine {
+    pub meal: String,
+    pub merchant_no: MerchantNo,
+    pub debits: i64,
+    pub amount: Fen,
+    pub fee: Fen,
+}
+
+/// A closed day as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DayEnd {
+    pub day: NaiveDate,
+    pub closed_at: NaiveDateTime,
+    pub closed_by: String,
+    /// The frozen daily report (`report::daily` at the close).
+    pub report: Json,
+    pub meals: Vec<MealLine>,
+    pub audit_clean: bool,
+    pub accounts: i64,
+}
+
+fn day_key(day: NaiveDate) -> i64 {
+    time_key(day.and_time(NaiveTime::MIN))
+}
+
+/// When `day` may close: the next midnight plus `meta.dayend_close_minute`.
+pub fn closes_at(tx: &mut Tx<'_>, day: NaiveDate) -> Result<NaiveDateTime> {
+    let minute = repo::meta(tx.conn, "dayend_close_minute")?;
+    let next = day
+        .checked_add_days(Days::new(1))
+        .ok_or_else(|| HostError::Invalid(format!("no day after {day}")))?;
+    Ok(next.and_time(NaiveTime::MIN) + chrono::Duration::minutes(minute.clamp(0, 1439)))
+}
+
+/// Closes `day`: refused (400) before its close time or when closed already. All in the
+/// caller's transaction; the caller journals it.
+pub fn close(tx: &mut Tx<'_>, day: NaiveDate, by: &str, now: NaiveDateTime) -> Result<DayEnd> {
+    let due = closes_at(tx, day)?;
+    if now < due {
+        return Err(HostError::Invalid(format!(
+            "day {day} closes at {due}, not before"
+        )));
+    }
+    if get(tx, day)?.is_some() {
+        return Err(HostError::Invalid(format!("day {day} is closed already")));
+    }
+    let frozen = serde_json::to_value(report::daily(tx, day)?)
+        .map_err(|e| HostError::Invariant(format!("report as JSON: {e}")))?;
+    let meals = meal_totals(tx, day)?;
+    let audit_clean = ledger::audit(tx.conn)?.is_clean();
+    let meals_json = serde_json::to_string(&meals)
+        .map_err(|e| HostError::Invariant(format!("meals as JSON: {e}")))?;
+    tx.conn.exec(
+        "INSERT INTO day_ends (day, closed_at, closed_by, report, meals, audit_clean, accounts) \
+         VALUES ($1, $2, $3, $4, $5, $6, 0)",
+        &[
+            day_key(day).into(),
+            time_key(now).into(),
+            by.into(),
+            frozen.to_string().into(),
+            meals_json.into(),
+            i64::from(audit_clean).into(),
+        ],
+    )?;
+    let accounts = tx.conn.exec(
+        "INSERT INTO day_end_balances (day, account, balance) SELECT $1, id, balance FROM accounts",
+        &[day_key(day).into()],
+    )?;
+    let accounts = i64::try_from(accounts).unwrap_or(i64::MAX);
+    tx.conn.exec(
+        "UPDATE day_ends SET accounts = $2 WHERE day = $1",
+        &[day_key(day).into(), accounts.into()],
+    )?;
+    get(tx, day)?.ok_or_else(|| HostError::Invariant(format!("day {day} not stored")))
+}
+
+/// A closed day as frozen at its close.
+pub fn get(tx: &mut Tx<'_>, day: NaiveDate) -> Result<Option<DayEnd>> {
+    let Some(r) = tx.conn.query_opt(
+        "SELECT closed_at, closed_by, report, meals, audit_clean, accounts FROM day_ends \
+         WHERE day = $1",
+        &[day_key(day).into()],
+    )?
+    else {
+        return Ok(None);
+    };
+    let json = |s: &str| {
+        serde_json::from_str::<Json>(s).map_err(|e| HostError::Corrupt(format!("day end: {e}")))
+    };
+    let meals = json(r.text(3)?)?
+        .as_array()
+        .ok_or_else(|| HostError::Corrupt("day end meals".into()))?
+        .iter()
+        .map(|m| {
+            let int = |k: &str| {
+                m[k].as_i64()
+                    .ok_or_else(|| HostError::Corrupt(format!("day end meal {k}")))
+            };
+            Ok(MealLine {
+                meal: m["meal"].as_str().unwrap_or_default().to_owned(),
+                merchant_no: MerchantNo::try_from(int("merchant_no")?)
+                    .map_err(|_| HostError::Corrupt("day end merchant".into()))?,
+                debits: int("debits")?,
+                amount: int("amount")?,
+                fee: int("fee")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(DayEnd {
+        day,
+        closed_at: repo::time_from(r.int(0)?)?,
+        closed_by: r.text(1)?.to_owned(),
+        report: json(r.text(2)?)?,
+        meals,
+        audit_clean: r.int(4)? != 0,
+        accounts: r.int(5)?,
+    }))
+}
+
+/// An account's balance in the snapshot of a closed day.
+pub fn balance_at(tx: &mut Tx<'_>, day: NaiveDate, account: &str) -> Result<Option<Fen>> {
+    tx.conn
+        .query_opt(
+            "SELECT balance FROM day_end_balances WHERE day = $1 AND account = $2",
+            &[day_key(day).into(), account.into()],
+        )?
+        .map(|r| r.int(0))
+        .transpose()
+}
+
+/// The day's booked sales per meal period and merchant (reversals are in the frozen report).
+fn meal_totals(tx: &mut Tx<'_>, day: NaiveDate) -> Result<Vec<MealLine>> {
+    let start = day_key(day);
+    let periods = tx.conn.query(
+        "SELECT name, start_minute, end_minute FROM meal_periods ORDER BY start_minute LIMIT 24",
+        &[],
+    )?;
+    let mut out = Vec::new();
+    for p in periods {
+        let (name, from, to) = (p.text(0)?.to_owned(), p.int(1)?, p.int(2)?);
+        for r in tx.conn.query(
+            "SELECT merchant_no, COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(fee), 0) AS BIGINT) FROM records \
+             WHERE booked = 1 AND kind IN ('purchase', 'collected') AND time >= $1 AND time < $2 \
+             GROUP BY merchant_no ORDER BY merchant_no LIMIT 10000",
+            &[(start + from * 60).into(), (start + to * 60).into()],
+        )? {
+            out.push(MealLine {
+                meal: name.clone(),
+                merchant_no: r.int_as(0)?,
+                debits: r.int(1)?,
+                amount: r.int(2)?,
+                fee: r.int(3)?,
+            });
+        }
+    }
+    Ok(out)
+}
