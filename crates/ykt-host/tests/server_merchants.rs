@@ -299,6 +299,34 @@ async fn merchants_and_maintenance(w: World) {
         "{:?}",
         j.body
     );
+    // R-B9: day-end of the records' day through the API; a late record of that day books,
+    // the frozen report stays as it was (the live one moves).
+    let day = time().date().to_string();
+    let path = format!("/api/v1/dayend/{day}");
+    let closed = with_token(addr, "POST", &path, &zhang, "").await;
+    assert_eq!(closed.status, 200, "{:?}", closed.body);
+    assert_eq!(closed.body["audit_clean"], true);
+    assert_eq!(closed.body["report"]["total"]["debit_amount"], 1_600);
+    assert_eq!(
+        with_token(addr, "POST", &path, &zhang, "").await.status,
+        400,
+        "once"
+    );
+    let codes = upload(&mut t, vec![offline_record(card, 3, 8_400, 10, 6)]).await;
+    assert_eq!(codes, vec![ReturnCode::SUCCESS]);
+    let frozen = with_token(addr, "GET", &path, &li, "").await;
+    assert_eq!(frozen.body, closed.body, "a frozen report never changes");
+    let live = with_token(
+        addr,
+        "GET",
+        &format!("/api/v1/reports/daily?date={day}"),
+        TOKEN,
+        "",
+    )
+    .await;
+    assert_eq!(live.body["total"]["debit_amount"], 1_610, "{:?}", live.body);
+    let list = with_token(addr, "GET", "/api/v1/dayend", &li, "").await;
+    assert_eq!(list.body[0]["day"], day.as_str());
     assert_audit_clean(&w.store).await;
 }
 

@@ -42,6 +42,9 @@ enum Command {
     /// Merchants: type, commission, payouts (admin API client).
     #[command(subcommand)]
     Merchant(merchant::Args),
+    /// Day-end (日终): close an accounting day, show it frozen (admin API client).
+    #[command(subcommand)]
+    Dayend(cmd::dayend::Args),
     /// Maintenance mode: terminals get code 8 and go offline (admin API client).
     #[command(subcommand)]
     Maintenance(cmd::maintenance::Args),
@@ -99,6 +102,7 @@ fn main() -> anyhow::Result<()> {
         Command::Subsidy(args) => cmd::client::exit_on_error(cmd::subsidy::run(args)),
         Command::Topup(args) => cmd::client::exit_on_error(cmd::topup::run(args)),
         Command::Merchant(args) => cmd::client::exit_on_error(merchant::run(args)),
+        Command::Dayend(args) => cmd::client::exit_on_error(cmd::dayend::run(args)),
         Command::Maintenance(args) => cmd::client::exit_on_error(cmd::maintenance::run(args)),
         Command::Device(args) => cmd::client::exit_on_error(device::run(args)),
         Command::Blacklist(args) => cmd::client::exit_on_error(blacklist::run(args)),

@@ -135,6 +135,35 @@ pub fn get(tx: &mut Tx<'_>, day: NaiveDate) -> Result<Option<DayEnd>> {
     }))
 }
 
+/// The closed days, newest first (at most `limit`).
+pub fn list(tx: &mut Tx<'_>, limit: u32) -> Result<Vec<DayEnd>> {
+    let days = tx.conn.query(
+        "SELECT day FROM day_ends ORDER BY day DESC LIMIT $1",
+        &[limit.into()],
+    )?;
+    let mut out = Vec::new();
+    for r in days {
+        let day = repo::time_from(r.int(0)?)?.date();
+        out.extend(get(tx, day)?);
+    }
+    Ok(out)
+}
+
+impl DayEnd {
+    /// As the admin API shows it.
+    pub fn view(&self) -> Json {
+        serde_json::json!({
+            "day": self.day.to_string(),
+            "closed_at": self.closed_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            "closed_by": self.closed_by,
+            "audit_clean": self.audit_clean,
+            "accounts": self.accounts,
+            "meals": self.meals,
+            "report": self.report,
+        })
+    }
+}
+
 /// An account's balance in the snapshot of a closed day.
 pub fn balance_at(tx: &mut Tx<'_>, day: NaiveDate, account: &str) -> Result<Option<Fen>> {
     tx.conn

@@ -25,6 +25,7 @@ pub(crate) fn api() -> (Router<Arc<Shared>>, AccessTable) {
         .merge(super::cardholders_api::routes())
         .merge(super::subsidies_api::routes())
         .merge(super::merchants_api::routes())
+        .merge(super::dayend_api::routes())
         .finish()
 }
 

@@ -16,6 +16,7 @@ mod cardholders_api;
 mod cash_api;
 mod clock;
 mod conn;
+mod dayend_api;
 mod exceptions;
 mod handlers;
 mod http;

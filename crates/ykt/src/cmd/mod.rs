@@ -9,6 +9,7 @@ pub mod card_admin;
 pub mod cardholder;
 pub mod client;
 pub mod config;
+pub mod dayend;
 pub mod device;
 pub mod exception;
 pub mod fep;
