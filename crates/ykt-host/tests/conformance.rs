@@ -112,6 +112,7 @@ conformance!(
     merchant_account_check,
     maintenance_mode,
     day_end_freezes_the_report,
+    day_end_books_late_records,
 );
 
 /// Every test of the suite, wherever it is written.

@@ -3,6 +3,7 @@
 //! whether the audit of the books was clean at the close, who closed it and when;
 //! `day_end_balances` the snapshot of every account's balance at the close. Meal periods
 //! (餐次) are rows of `meal_periods` (minutes after midnight, end exclusive).
+//! `records_received` lets the daily report find the late records that arrived on a day.
 
 pub const V11_DAYEND: &str = "
 CREATE TABLE day_ends (
@@ -28,4 +29,5 @@ CREATE TABLE meal_periods (
 INSERT INTO meal_periods (name, start_minute, end_minute) VALUES
     ('breakfast', 360, 600), ('lunch', 600, 840), ('dinner', 960, 1200);
 INSERT INTO meta (name, value) VALUES ('dayend_close_minute', 0);
+CREATE INDEX records_received ON records (received_at);
 ";

@@ -294,16 +294,72 @@ pub fn day_end_freezes_the_report(f: &Fixture) {
         s.execute(move |tx| dayend::close(tx, day, "test", closing)),
         Err(HostError::Invalid(_))
     ));
-    // A late record of the closed day: booked, the live report moves, the frozen one not.
-    upload(s, offline(c.no, 2, 1, 9_300, 50)).unwrap();
+    // A late record of the closed day: booked; the closed day's reports do not move.
+    upload_at(s, offline(c.no, 2, 1, 9_300, 50), at("2026-03-03 08:00:00")).unwrap();
     let live = s.read(move |tx| report::daily(tx, day)).unwrap();
-    assert_eq!(live.total.debit_amount, 750);
+    assert_eq!(live.total.debit_amount, 700);
     let again = s.read(move |tx| dayend::get(tx, day)).unwrap().unwrap();
     assert_eq!(again, d, "a frozen report never changes");
     assert_eq!(
         s.read(move |tx| dayend::balance_at(tx, day, "merchant:100"))
             .unwrap(),
         Some(700)
+    );
+    audit_clean(s);
+}
+
+fn upload_at(
+    s: &Store,
+    record: ykt_proto::Record,
+    received: chrono::NaiveDateTime,
+) -> Result<Outcome> {
+    let tac = s.tac_verifier();
+    s.execute(move |tx| domain::records::upload(tx, &origin(), &record, tac.as_deref(), received))
+        .and_then(wire_view)
+}
+
+// R-B9: a record that arrives after its day closed is booked on the day it arrives and
+// shown there as late (with its own day); a record of the day received before the close
+// stays on its day; the closed day's frozen report and its live report do not move.
+pub fn day_end_books_late_records(f: &Fixture) {
+    use ykt_host::domain::dayend;
+    let s = &f.store;
+    world(s);
+    let c = card(s, 10_000);
+    let day = now().date(); // 2026-03-02
+    let next = at("2026-03-03 00:00:00").date();
+    upload(s, offline(c.no, 1, 0, 10_000, 700)).unwrap();
+    let online = purchase(c.no, 2, 1, 9_300, 30);
+    debit(s, &c, online.clone()).unwrap();
+    let frozen = s
+        .execute(move |tx| dayend::close(tx, day, "test", at("2026-03-03 00:05:00")))
+        .unwrap();
+    assert_eq!(frozen.report["total"]["debit_amount"], 730);
+    assert_eq!(frozen.report["late"], serde_json::json!([]));
+    // Two records of 03-02 arrive on 03-03: the cancellation of the online debit and a sale.
+    let late = at("2026-03-03 09:00:00");
+    let mut cancel = online;
+    cancel.kind = RecordKind::Cancellation;
+    cancel.serial = 3;
+    cancel.original_serial = Some(2);
+    upload_at(s, cancel, late).unwrap();
+    upload_at(s, offline(c.no, 4, 2, 9_300, 40), late).unwrap();
+    let closed = s.read(move |tx| report::daily(tx, day)).unwrap();
+    assert_eq!(serde_json::to_value(&closed).unwrap(), frozen.report);
+    let today = s.read(move |tx| report::daily(tx, next)).unwrap();
+    assert_eq!(today.total.debits, 1);
+    assert_eq!(today.total.debit_amount, 40);
+    assert_eq!(today.total.reversals, 1);
+    assert_eq!(today.total.reversal_amount, 30);
+    assert_eq!(today.merchants.len(), 1);
+    assert_eq!(today.merchants[0].totals, today.total);
+    assert_eq!(today.late.len(), 1);
+    assert_eq!(today.late[0].day, day);
+    assert_eq!(today.late[0].totals, today.total);
+    assert_eq!(
+        s.read(move |tx| dayend::get(tx, day)).unwrap().unwrap(),
+        frozen,
+        "a frozen report never changes"
     );
     audit_clean(s);
 }
