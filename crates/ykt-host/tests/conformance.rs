@@ -113,6 +113,7 @@ conformance!(
     maintenance_mode,
     day_end_freezes_the_report,
     day_end_books_late_records,
+    day_end_schedule_and_meal_periods,
 );
 
 /// Every test of the suite, wherever it is written.

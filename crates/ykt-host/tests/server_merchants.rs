@@ -324,9 +324,69 @@ async fn merchants_and_maintenance(w: World) {
         "",
     )
     .await;
-    assert_eq!(live.body["total"]["debit_amount"], 1_610, "{:?}", live.body);
+    // The record arrived after the close: late, booked on the day it arrived (today), unless
+    // it came in the close's own second (R-B9); either way it is counted once.
+    let today = with_token(addr, "GET", "/api/v1/reports/daily", TOKEN, "").await;
+    let late = today.body["late"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["debit_amount"].as_i64().unwrap())
+        .sum::<i64>();
+    assert_eq!(
+        live.body["total"]["debit_amount"].as_i64().unwrap() + late,
+        1_610,
+        "{:?} {:?}",
+        live.body,
+        today.body
+    );
     let list = with_token(addr, "GET", "/api/v1/dayend", &li, "").await;
     assert_eq!(list.body[0]["day"], day.as_str());
+    // R-B9: the day-end settings and the meal periods (系统管理员), checked and journalled.
+    let r = with_token(addr, "GET", "/api/v1/settings/dayend", &li, "").await;
+    assert_eq!(r.body["dayend_close_minute"], 0, "{:?}", r.body);
+    for bad in [
+        r#"{"dayend_close_minute":1440}"#,
+        r#"{"payout_approval_threshold":-1}"#,
+    ] {
+        let r = with_token(addr, "PUT", "/api/v1/settings/dayend", TOKEN, bad).await;
+        assert_eq!(r.status, 400, "{bad}");
+    }
+    let set = r#"{"dayend_close_minute":30}"#;
+    assert_eq!(
+        with_token(addr, "PUT", "/api/v1/settings/dayend", &zhang, set)
+            .await
+            .status,
+        403
+    );
+    let r = with_token(addr, "PUT", "/api/v1/settings/dayend", TOKEN, set).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["dayend_close_minute"], 30);
+    assert_eq!(r.body["payout_approval_threshold"], 1_000, "unchanged");
+    let overlap = r#"{"periods":[{"name":"早餐","start_minute":360,"end_minute":600},
+        {"name":"午餐","start_minute":590,"end_minute":800}]}"#;
+    let r = with_token(addr, "PUT", "/api/v1/settings/meal-periods", TOKEN, overlap).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let ok = r#"{"periods":[{"name":"午餐","start_minute":600,"end_minute":800},
+        {"name":"早餐","start_minute":360,"end_minute":600}]}"#;
+    let r = with_token(addr, "PUT", "/api/v1/settings/meal-periods", TOKEN, ok).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = with_token(addr, "GET", "/api/v1/settings/meal-periods", &li, "").await;
+    assert_eq!(r.body["periods"][0]["name"], "早餐", "{:?}", r.body);
+    assert_eq!(r.body["periods"].as_array().unwrap().len(), 2);
+    let j = with_token(
+        addr,
+        "GET",
+        "/api/v1/journal?target=meal_periods",
+        TOKEN,
+        "",
+    )
+    .await;
+    assert!(
+        j.body.to_string().contains("meal_periods.set"),
+        "{:?}",
+        j.body
+    );
     assert_audit_clean(&w.store).await;
 }
 

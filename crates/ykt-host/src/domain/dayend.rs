@@ -203,3 +203,109 @@ fn meal_totals(tx: &mut Tx<'_>, day: NaiveDate) -> Result<Vec<MealLine>> {
     }
     Ok(out)
 }
+
+/// The system parameter (meta): minutes after midnight at which the previous day may close.
+pub const CLOSE_MINUTE: &str = "dayend_close_minute";
+
+/// The latest day whose close time has passed at `now`.
+pub fn due_day(tx: &mut Tx<'_>, now: NaiveDateTime) -> Result<NaiveDate> {
+    let minute = repo::meta(tx.conn, CLOSE_MINUTE)?.clamp(0, 1439);
+    (now - chrono::Duration::minutes(minute))
+        .date()
+        .pred_opt()
+        .ok_or_else(|| HostError::Invalid(format!("no day before {now}")))
+}
+
+/// The schedule's step (`ykt serve`): the latest due day when it is not closed yet. Days
+/// before it that were never closed (the host was down) are left to `ykt dayend run`.
+pub fn next_due(tx: &mut Tx<'_>, now: NaiveDateTime) -> Result<Option<NaiveDate>> {
+    let day = due_day(tx, now)?;
+    Ok(get(tx, day)?.is_none().then_some(day))
+}
+
+/// One meal period (餐次): minutes after midnight, end exclusive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MealPeriod {
+    pub name: String,
+    pub start_minute: u16,
+    pub end_minute: u16,
+}
+
+/// Meal periods at most, and the longest name.
+pub const MAX_MEAL_PERIODS: usize = 24;
+pub const MAX_MEAL_NAME: usize = 32;
+
+/// The meal periods, by start.
+pub fn meal_periods(tx: &mut Tx<'_>) -> Result<Vec<MealPeriod>> {
+    tx.conn
+        .query(
+            "SELECT name, start_minute, end_minute FROM meal_periods ORDER BY start_minute \
+             LIMIT 24",
+            &[],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(MealPeriod {
+                name: r.text(0)?.to_owned(),
+                start_minute: r.int_as(1)?,
+                end_minute: r.int_as(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Checks a new set of meal periods: within one day, none empty, no two overlapping, names
+/// unique and short. Returns them sorted by start.
+pub fn check_meal_periods(mut periods: Vec<MealPeriod>) -> Result<Vec<MealPeriod>> {
+    let bad = |m: String| Err(HostError::Invalid(m));
+    if periods.len() > MAX_MEAL_PERIODS {
+        return bad(format!("at most {MAX_MEAL_PERIODS} meal periods"));
+    }
+    periods.sort_by_key(|p| p.start_minute);
+    let mut names = std::collections::BTreeSet::new();
+    for p in &periods {
+        let n = p.name.trim();
+        if n.is_empty() || n.chars().count() > MAX_MEAL_NAME || n != p.name {
+            return bad(format!(
+                "a meal period's name is 1 to {MAX_MEAL_NAME} characters, no surrounding spaces"
+            ));
+        }
+        if !names.insert(n) {
+            return bad(format!("meal period {n} twice"));
+        }
+        if p.start_minute >= p.end_minute || p.end_minute > 1440 {
+            return bad(format!(
+                "meal period {n}: 0 <= start_minute < end_minute <= 1440"
+            ));
+        }
+    }
+    if let Some(w) = periods
+        .windows(2)
+        .find(|w| w[1].start_minute < w[0].end_minute)
+    {
+        return bad(format!(
+            "meal periods {} and {} overlap",
+            w[0].name, w[1].name
+        ));
+    }
+    Ok(periods)
+}
+
+/// Replaces the meal periods (checked first); later day-ends total by the new ones, closed
+/// days keep theirs. The caller journals it.
+pub fn set_meal_periods(tx: &mut Tx<'_>, periods: Vec<MealPeriod>) -> Result<Vec<MealPeriod>> {
+    let periods = check_meal_periods(periods)?;
+    tx.conn.exec("DELETE FROM meal_periods", &[])?;
+    for p in &periods {
+        tx.conn.exec(
+            "INSERT INTO meal_periods (name, start_minute, end_minute) VALUES ($1, $2, $3)",
+            &[
+                p.name.as_str().into(),
+                i64::from(p.start_minute).into(),
+                i64::from(p.end_minute).into(),
+            ],
+        )?;
+    }
+    Ok(periods)
+}

@@ -157,9 +157,10 @@ GROUP BY g
 ORDER BY g
 LIMIT $3";
 
-/// Record `r` is late: the day of its own time was closed before it was received.
+/// Record `r` is late: the day of its own time was closed before it was received (a record
+/// received in the close's own second stays on its day: the clock's resolution).
 const IS_LATE: &str = "EXISTS (SELECT 1 FROM day_ends d \
-    WHERE d.day = r.time - r.time % 86400 AND d.closed_at <= r.received_at)";
+    WHERE d.day = r.time - r.time % 86400 AND d.closed_at < r.received_at)";
 
 /// The records a day's report counts: its own records that were not late, and the late
 /// records of earlier days that arrived on it (by the `records_time` and

@@ -87,6 +87,8 @@ pub struct ServerConfig {
     pub clock_interval: Duration,
     /// The campus clock: terminals keep local time.
     pub clock: Clock,
+    /// How often the day-end schedule looks for a day to close (R-B9).
+    pub dayend_check: Duration,
     /// Operators' login lockout and browser-session lifetime (R-B1).
     pub login: crate::domain::operators::LoginPolicy,
     /// Mark the session cookie `Secure`; always so when `tls` is set.
@@ -110,6 +112,7 @@ impl ServerConfig {
             status_interval: Duration::from_secs(300),
             clock_interval: Duration::from_secs(24 * 3600),
             clock: Clock::china(),
+            dayend_check: Duration::from_secs(60),
             login: crate::domain::operators::LoginPolicy::default(),
             secure_cookies: false,
             tls: None,
@@ -204,6 +207,7 @@ impl Listeners {
             stop_rx.clone(),
         ));
         tasks.spawn(admin_ops::fep_watch(Arc::clone(&shared), stop_rx.clone()));
+        tasks.spawn(dayend_api::schedule(Arc::clone(&shared), stop_rx.clone()));
         tasks.spawn(http::serve(Arc::clone(&shared), self.http, stop_rx));
         tracing::info!(%terminal_addr, %http_addr, fep = shared.config.fep_id, "serving");
         Ok(Server {

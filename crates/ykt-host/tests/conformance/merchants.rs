@@ -363,3 +363,63 @@ pub fn day_end_books_late_records(f: &Fixture) {
     );
     audit_clean(s);
 }
+
+// R-B9: the schedule closes the latest day whose close time (the setting
+// `dayend_close_minute`) has passed, once; meal periods are replaced only when they fit in a
+// day without overlapping, and later day-ends total by them.
+pub fn day_end_schedule_and_meal_periods(f: &Fixture) {
+    use ykt_host::domain::dayend::{self, MealPeriod};
+    let s = &f.store;
+    world(s);
+    let c = card(s, 10_000);
+    upload(s, offline(c.no, 1, 0, 10_000, 700)).unwrap(); // 2026-03-02 12:00
+    s.execute(|tx| repo::set_meta(tx.conn, dayend::CLOSE_MINUTE, 90))
+        .unwrap();
+    let due = |t: &'static str| s.read(move |tx| dayend::next_due(tx, at(t))).unwrap();
+    assert_eq!(
+        due("2026-03-03 01:29:59"),
+        Some(at("2026-03-01 00:00:00").date())
+    );
+    assert_eq!(due("2026-03-03 01:30:00"), Some(now().date()));
+    fn period(name: &str, start_minute: u16, end_minute: u16) -> MealPeriod {
+        MealPeriod {
+            name: name.into(),
+            start_minute,
+            end_minute,
+        }
+    }
+    for bad in [
+        vec![period("a", 600, 700), period("b", 690, 800)],
+        vec![period("a", 700, 700)],
+        vec![period("a", 1000, 1441)],
+        vec![period("a", 100, 200), period("a", 300, 400)],
+        vec![period("", 100, 200)],
+    ] {
+        assert!(matches!(
+            s.execute(move |tx| dayend::set_meal_periods(tx, bad.clone())),
+            Err(HostError::Invalid(_))
+        ));
+    }
+    let set = s
+        .execute(|tx| {
+            dayend::set_meal_periods(tx, vec![period("午餐", 690, 780), period("早餐", 0, 690)])
+        })
+        .unwrap();
+    assert_eq!(set[0].name, "早餐");
+    assert_eq!(s.read(dayend::meal_periods).unwrap(), set);
+    let closing = at("2026-03-03 01:30:00");
+    let day = s
+        .read(move |tx| dayend::next_due(tx, closing))
+        .unwrap()
+        .unwrap();
+    let d = s
+        .execute(move |tx| dayend::close(tx, day, "system", closing))
+        .unwrap();
+    assert_eq!(d.meals.len(), 1);
+    assert_eq!(d.meals[0].meal, "午餐", "12:00 is in 11:30–13:00");
+    assert_eq!(
+        s.read(move |tx| dayend::next_due(tx, closing)).unwrap(),
+        None
+    );
+    audit_clean(s);
+}
