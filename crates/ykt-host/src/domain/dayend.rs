@@ -51,7 +51,9 @@ pub fn closes_at(tx: &mut Tx<'_>, day: NaiveDate) -> Result<NaiveDateTime> {
 }
 
 /// Closes `day`: refused (400) before its close time or when closed already. All in the
-/// caller's transaction; the caller journals it.
+/// caller's transaction, which must see settled balances (`Store::execute_settled`: in a
+/// writer's batch, the jobs before it have their balance changes pending); the caller
+/// journals it.
 pub fn close(tx: &mut Tx<'_>, day: NaiveDate, by: &str, now: NaiveDateTime) -> Result<DayEnd> {
     let due = closes_at(tx, day)?;
     if now < due {
@@ -65,7 +67,11 @@ pub fn close(tx: &mut Tx<'_>, day: NaiveDate, by: &str, now: NaiveDateTime) -> R
     let frozen = serde_json::to_value(report::daily(tx, day)?)
         .map_err(|e| HostError::Invariant(format!("report as JSON: {e}")))?;
     let meals = meal_totals(tx, day)?;
-    let audit_clean = ledger::audit(tx.conn)?.is_clean();
+    let audit = ledger::audit(tx.conn)?;
+    let audit_clean = audit.is_clean();
+    if !audit_clean {
+        tracing::warn!(%day, ?audit, "day-end: the audit of the books is not clean");
+    }
     let meals_json = serde_json::to_string(&meals)
         .map_err(|e| HostError::Invariant(format!("meals as JSON: {e}")))?;
     tx.conn.exec(

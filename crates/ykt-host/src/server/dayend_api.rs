@@ -48,7 +48,7 @@ async fn close_day(
 ) -> Result<dayend::DayEnd, crate::HostError> {
     let now = s.config.clock.now();
     let by = actor.login.clone();
-    jobs::change(&s.store, actor, now, move |tx| {
+    jobs::change_settled(&s.store, actor, now, move |tx| {
         let d = dayend::close(tx, day, &by, now)?;
         let change = Change::new("dayend.close", format!("day:{day}")).after(json!({
             "audit_clean": d.audit_clean, "accounts": d.accounts, "meals": d.meals,
