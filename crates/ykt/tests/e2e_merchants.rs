@@ -129,3 +129,87 @@ fn maintenance_makes_the_pos_go_offline() {
     pos.quit();
     stop_and_audit(s);
 }
+
+fn report_of(s: &Serve, day: Option<&str>) -> serde_json::Value {
+    match day {
+        Some(d) => s.cli_json(&["report", "daily", "--date", d]),
+        None => s.cli_json(&["report", "daily"]),
+    }
+}
+
+fn late_amount(report: &serde_json::Value, day: &str) -> i64 {
+    report["late"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["day"] == day)
+        .map(|l| l["debit_amount"].as_i64().unwrap())
+        .sum()
+}
+
+/// The date `hours` east of UTC now.
+fn date_at(hours: i64) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let t = i64::try_from(secs).unwrap() + hours * 3600;
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap()
+        .date_naive()
+        .to_string()
+}
+
+// R-B9: a day-end (日终) while `ykt loadgen` keeps selling on that day. The host keeps
+// campus time UTC+14, loadgen's terminals UTC−14: their day is one the host may close (and
+// `ykt serve`'s own schedule waits a minute before it looks). `ykt dayend run` closes it in
+// the middle of the load: the frozen report, read again after the load, is identical to the
+// one the close answered; the sales after the close are late, booked on the host's today
+// and listed there under `late` with their day; loadgen's books agree and the audit is clean.
+#[test]
+fn day_end_during_load_keeps_the_report_frozen() {
+    let s = Serve::start_with(None, &["--utc-offset-hours", "14"]);
+    let day = date_at(-14);
+    let load = serve_support::ykt()
+        .args(["loadgen", "--quiet", "--scenario", "online", "--server"])
+        .arg(format!("http://{}", s.http))
+        .arg("--terminal")
+        .arg(s.terminal.to_string())
+        .arg("--data")
+        .arg(s.data())
+        .args(["--terminals", "3", "--cards", "30", "--duration", "8s"])
+        .args(["--utc-offset-hours", "-14"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while report_of(&s, Some(&day))["total"]["debits"]
+        .as_u64()
+        .unwrap()
+        == 0
+    {
+        assert!(started.elapsed().as_secs() < 60, "no sales on {day}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let closed = s.cli_json(&["dayend", "run", &day]);
+    let o = load.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("verdict: books agree, audit clean"),
+        "loadgen: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(closed["audit_clean"], true, "{}", s.log());
+    assert!(closed["report"]["total"]["debits"].as_u64().unwrap() > 0);
+    let shown = s.cli_json(&["dayend", "show", &day]);
+    assert_eq!(shown, closed, "the frozen report never changes");
+    let live = report_of(&s, Some(&day));
+    let today = report_of(&s, Some(&date_at(14)));
+    assert_eq!(
+        live["total"], closed["report"]["total"],
+        "the closed day's report does not move: {today}"
+    );
+    assert!(late_amount(&today, &day) > 0, "late sales: {today}");
+    stop_and_audit(s);
+}

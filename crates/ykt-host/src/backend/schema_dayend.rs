@@ -3,7 +3,9 @@
 //! whether the audit of the books was clean at the close, who closed it and when;
 //! `day_end_balances` the snapshot of every account's balance at the close. Meal periods
 //! (餐次) are rows of `meal_periods` (minutes after midnight, end exclusive).
-//! `records_received` lets the daily report find the late records that arrived on a day.
+//! `records_received` lets the daily report find the late records that arrived on a day;
+//! `records.frozen` (1) marks the records a day-end counted in its frozen report, so a record
+//! of a closed day without it is late, whatever the clock's resolution.
 
 pub const V11_DAYEND: &str = "
 CREATE TABLE day_ends (
@@ -30,4 +32,5 @@ INSERT INTO meal_periods (name, start_minute, end_minute) VALUES
     ('breakfast', 360, 600), ('lunch', 600, 840), ('dinner', 960, 1200);
 INSERT INTO meta (name, value) VALUES ('dayend_close_minute', 0);
 CREATE INDEX records_received ON records (received_at);
+ALTER TABLE records ADD COLUMN frozen {INT} NOT NULL DEFAULT 0;
 ";

@@ -64,6 +64,19 @@ pub fn close(tx: &mut Tx<'_>, day: NaiveDate, by: &str, now: NaiveDateTime) -> R
     if get(tx, day)?.is_some() {
         return Err(HostError::Invalid(format!("day {day} is closed already")));
     }
+    // The day's records as of now are the frozen ones; the row goes in first, so the
+    // report reads exactly those (a record committed meanwhile by another writer is late).
+    let start = day_key(day);
+    let end = start + 86_400;
+    tx.conn.exec(
+        "UPDATE records SET frozen = 1 WHERE time >= $1 AND time < $2",
+        &[start.into(), end.into()],
+    )?;
+    tx.conn.exec(
+        "INSERT INTO day_ends (day, closed_at, closed_by, report, meals, audit_clean, accounts) \
+         VALUES ($1, $2, $3, '', '', 0, 0)",
+        &[day_key(day).into(), time_key(now).into(), by.into()],
+    )?;
     let frozen = serde_json::to_value(report::daily(tx, day)?)
         .map_err(|e| HostError::Invariant(format!("report as JSON: {e}")))?;
     let meals = meal_totals(tx, day)?;
@@ -75,12 +88,9 @@ pub fn close(tx: &mut Tx<'_>, day: NaiveDate, by: &str, now: NaiveDateTime) -> R
     let meals_json = serde_json::to_string(&meals)
         .map_err(|e| HostError::Invariant(format!("meals as JSON: {e}")))?;
     tx.conn.exec(
-        "INSERT INTO day_ends (day, closed_at, closed_by, report, meals, audit_clean, accounts) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0)",
+        "UPDATE day_ends SET report = $2, meals = $3, audit_clean = $4 WHERE day = $1",
         &[
             day_key(day).into(),
-            time_key(now).into(),
-            by.into(),
             frozen.to_string().into(),
             meals_json.into(),
             i64::from(audit_clean).into(),
@@ -194,8 +204,8 @@ fn meal_totals(tx: &mut Tx<'_>, day: NaiveDate) -> Result<Vec<MealLine>> {
         for r in tx.conn.query(
             "SELECT merchant_no, COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT), \
              CAST(COALESCE(SUM(fee), 0) AS BIGINT) FROM records \
-             WHERE booked = 1 AND kind IN ('purchase', 'collected') AND time >= $1 AND time < $2 \
-             GROUP BY merchant_no ORDER BY merchant_no LIMIT 10000",
+             WHERE booked = 1 AND frozen = 1 AND kind IN ('purchase', 'collected') \
+             AND time >= $1 AND time < $2 GROUP BY merchant_no ORDER BY merchant_no LIMIT 10000",
             &[(start + from * 60).into(), (start + to * 60).into()],
         )? {
             out.push(MealLine {

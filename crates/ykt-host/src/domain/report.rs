@@ -136,7 +136,7 @@ pub struct DailyReport {
 /// debit it undid (found by primary key: its original serial, or serial − 1 for a
 /// cancellation, R-P5.5), in the group `{undone}` names: the undoing record's merchant and
 /// device, the undone debit's subject and item code (what was given back is what was sold).
-/// A *late* record — its own day closed (day-end, R-B9) before the host received it — counts
+/// A *late* record — its own day closed (day-end, R-B9) without it — counts
 /// instead on the day it arrived (`received_at`), so a closed day's books never move.
 /// `{when}` picks the records of the day ([`ON_DAY`]) or only the late ones ([`LATE_ONLY`]).
 const QUERY: &str = "
@@ -157,10 +157,10 @@ GROUP BY g
 ORDER BY g
 LIMIT $3";
 
-/// Record `r` is late: the day of its own time was closed before it was received (a record
-/// received in the close's own second stays on its day: the clock's resolution).
-const IS_LATE: &str = "EXISTS (SELECT 1 FROM day_ends d \
-    WHERE d.day = r.time - r.time % 86400 AND d.closed_at < r.received_at)";
+/// Record `r` is late: its own day is closed and the close did not count it (`frozen`, set
+/// by the day-end in its transaction).
+const IS_LATE: &str = "(r.frozen = 0 AND EXISTS (SELECT 1 FROM day_ends d \
+    WHERE d.day = r.time - r.time % 86400))";
 
 /// The records a day's report counts: its own records that were not late, and the late
 /// records of earlier days that arrived on it (by the `records_time` and
