@@ -170,6 +170,11 @@ fn date_at(hours: i64) -> String {
 fn day_end_during_load_keeps_the_report_frozen() {
     let s = Serve::start_with(None, &["--utc-offset-hours", "14"]);
     let day = date_at(-14);
+    // One meal period over the whole day, so the close's meal totals hold every sale.
+    let meals = s.cli_json(&["dayend", "meals", "--set", "全天=00:00-24:00"]);
+    assert_eq!(meals["periods"][0]["end_minute"], 1440, "{meals}");
+    let set = s.cli_json(&["dayend", "settings"]);
+    assert_eq!(set["dayend_close_minute"], 0, "{set}");
     let load = serve_support::ykt()
         .args(["loadgen", "--quiet", "--scenario", "online", "--server"])
         .arg(format!("http://{}", s.http))
@@ -202,6 +207,17 @@ fn day_end_during_load_keeps_the_report_frozen() {
     );
     assert_eq!(closed["audit_clean"], true, "{}", s.log());
     assert!(closed["report"]["total"]["debits"].as_u64().unwrap() > 0);
+    let meal_debits: i64 = closed["meals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["debits"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        Some(meal_debits),
+        closed["report"]["total"]["debits"].as_i64(),
+        "{closed}"
+    );
     let shown = s.cli_json(&["dayend", "show", &day]);
     assert_eq!(shown, closed, "the frozen report never changes");
     let live = report_of(&s, Some(&day));
