@@ -401,3 +401,66 @@ async fn merchants_and_maintenance_postgres() {
         merchants_and_maintenance(w).await;
     }
 }
+
+// R-B9: `ykt serve`'s schedule closes the latest day whose close time has passed by itself,
+// once, journalled as `system` (here checking every 50 ms instead of every minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_closes_the_day() {
+    use ykt_host::domain::{dayend, journal};
+    let dir = tempfile::tempdir().unwrap();
+    let store = ykt_host::Store::open(ykt_host::StoreConfig::new(ykt_host::Backend::Sqlite(
+        dir.path().join("ykt.db"),
+    )))
+    .unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut config = ykt_host::server::ServerConfig::new(any, any, TOKEN.into());
+    config.dayend_check = std::time::Duration::from_millis(50);
+    let clock = config.clock;
+    let server = ykt_host::server::Server::start(config, store.clone())
+        .await
+        .unwrap();
+    let mut closed = None;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let now = clock.now();
+        let st = store.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            st.read(move |tx| {
+                let day = dayend::due_day(tx, now)?;
+                dayend::get(tx, day)
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        if found.is_some() {
+            closed = found;
+            break;
+        }
+    }
+    let d = closed.expect("the schedule closed yesterday");
+    assert_eq!(d.closed_by, "system");
+    assert!(d.audit_clean);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let st = store.clone();
+    let (days, entries) = tokio::task::spawn_blocking(move || {
+        st.read(|tx| {
+            let days = dayend::list(tx, 10)?.len();
+            let q = journal::Filter {
+                operator: None,
+                target: None,
+                operation: Some("dayend.close".into()),
+                from: None,
+                to: None,
+                before_seq: None,
+                limit: 100,
+            };
+            Ok((days, journal::list(tx, &q)?.len()))
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!((days, entries), (1, 1), "once, journalled");
+    server.shutdown().await;
+}
