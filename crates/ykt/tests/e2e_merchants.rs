@@ -1,7 +1,8 @@
 //! End to end, merchants and maintenance (R-B8, R-B9): real `ykt serve --demo`, real `ykt pos
 //! --headless` and the `ykt` CLI. A sale paid out (解款) and then reversed at the POS is
 //! refused with 45 and held; maintenance mode makes the POS fall back offline (R-P5.3) and
-//! its record is booked once. Every test ends with `ykt audit` passing.
+//! its record is booked once; a day-end (日终) during `ykt loadgen` leaves the frozen report
+//! unchanged and books the later sales as late. Every test ends with `ykt audit` passing.
 #![allow(clippy::unwrap_used)]
 
 mod serve_support;
