@@ -26,6 +26,8 @@ pub struct ConfigCache {
     feps: HashMap<u32, Option<Fep>>,
     merchants: HashMap<MerchantNo, Option<Merchant>>,
     devices: HashMap<PhysicalId, Option<Device>>,
+    /// Maintenance mode (code 8) as read under `version`: setting it moves the version.
+    maintenance: Option<bool>,
 }
 
 impl ConfigCache {
@@ -45,6 +47,7 @@ impl ConfigCache {
         self.feps.clear();
         self.merchants.clear();
         self.devices.clear();
+        self.maintenance = None;
     }
 }
 
@@ -76,6 +79,23 @@ where
 }
 
 impl Tx<'_> {
+    /// Whether maintenance mode is on (R-B9), from the writer's cache when it has one: an
+    /// online request costs no query for it.
+    pub fn maintenance(&mut self) -> Result<bool> {
+        let read = |conn: &mut dyn Conn| Ok(repo::meta(conn, "maintenance")? != 0);
+        let Some(cache) = self.cache.as_deref_mut() else {
+            return read(self.conn);
+        };
+        if let Some(on) = cache.maintenance {
+            return Ok(on);
+        }
+        let on = read(self.conn)?;
+        if cache.version.is_some() {
+            cache.maintenance = Some(on);
+        }
+        Ok(on)
+    }
+
     /// A FEP as `repo::fep_get` reads it, from the writer's cache when it has one.
     pub fn fep(&mut self, id: u32) -> Result<Option<Fep>> {
         cached(self, |c| &mut c.feps, id, |conn| repo::fep_get(conn, id))

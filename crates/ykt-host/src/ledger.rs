@@ -127,6 +127,11 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// The change this transaction has posted to `account` and not yet applied.
+    pub fn pending(&self, account: &str) -> i128 {
+        self.deltas.get(account).copied().unwrap_or(0)
+    }
+
     /// Hands over the pending balance changes (the writer merges those of committed jobs).
     pub fn take_deltas(&mut self) -> Deltas {
         std::mem::take(&mut self.deltas)
@@ -210,6 +215,10 @@ pub struct AuditReport {
     /// Operator authorisation cards whose lock disagrees with their wrong-PIN count, or that
     /// no `authcard.issue` journal entry names (R-B11, `domain::authcards::audit`).
     pub auth_card_mismatches: Vec<String>,
+    /// Payouts whose transfers disagree with their rows, commission income or the payout
+    /// bank differing from the payouts' sums, negative merchant accounts (R-B8,
+    /// `domain::merchants::audit`).
+    pub merchant_mismatches: Vec<String>,
 }
 
 impl AuditReport {
@@ -228,6 +237,7 @@ impl AuditReport {
             && self.reconcile_mismatches.is_empty()
             && self.lifecycle_mismatches.is_empty()
             && self.auth_card_mismatches.is_empty()
+            && self.merchant_mismatches.is_empty()
     }
 }
 
@@ -421,5 +431,6 @@ pub fn audit(conn: &mut dyn Conn) -> Result<AuditReport> {
     report.reconcile_mismatches = crate::domain::reconcile::audit(conn, AUDIT_LIMIT)?;
     report.lifecycle_mismatches = crate::domain::lifecycle_audit::audit(conn, AUDIT_LIMIT)?;
     report.auth_card_mismatches = crate::domain::authcards::audit(conn, AUDIT_LIMIT)?;
+    report.merchant_mismatches = crate::domain::merchants::audit(conn, AUDIT_LIMIT)?;
     Ok(report)
 }

@@ -60,8 +60,75 @@ status_enum! {
         // 止付: the account takes no more money.
         Stopped = "stopped" => Some(ReturnCode::MERCHANT_ACCOUNT_STOPPED),
         Deregistered = "deregistered" => Some(ReturnCode::MERCHANT_DEREGISTERED),
+        // 账户异常 (R-B8): its ledger account failed its own check (negative, or its balance
+        // is not the sum of its transfers), found by `merchants::check_accounts` or booked
+        // negative by a cancellation; finance clears it by setting it normal again.
+        Abnormal = "abnormal" => Some(ReturnCode::MERCHANT_ACCOUNT_ABNORMAL),
     }
 }
+
+/// What a merchant is (R-B8): it decides which trades fit it (code 42).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MerchantKind {
+    /// 食堂: sales.
+    Canteen,
+    /// 商店: sales.
+    Shop,
+    /// 充值点: top-ups only.
+    TopUpAgent,
+    /// 综合: sales and top-ups (merchants from before types existed, and the card office).
+    General,
+}
+
+/// A trade a terminal asks the host for, as its merchant's type sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trade {
+    /// A debit of a card (sale) or its reversal.
+    Sale,
+    /// Money onto a card for cash or a bank transfer.
+    TopUp,
+    /// Picking up money that waits for the card: any merchant's terminal may hand it out.
+    Pickup,
+}
+
+impl MerchantKind {
+    pub const ALL: [MerchantKind; 4] = [
+        MerchantKind::Canteen,
+        MerchantKind::Shop,
+        MerchantKind::TopUpAgent,
+        MerchantKind::General,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MerchantKind::Canteen => "canteen",
+            MerchantKind::Shop => "shop",
+            MerchantKind::TopUpAgent => "topup-agent",
+            MerchantKind::General => "general",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<MerchantKind> {
+        MerchantKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| HostError::Invalid(format!("unknown merchant type {s:?}")))
+    }
+
+    /// Whether this type of merchant takes `trade` (the one rule behind code 42).
+    pub const fn takes(self, trade: Trade) -> bool {
+        match (self, trade) {
+            (_, Trade::Pickup) | (MerchantKind::General, _) => true,
+            (MerchantKind::TopUpAgent, Trade::TopUp) => true,
+            (MerchantKind::TopUpAgent, Trade::Sale) => false,
+            (MerchantKind::Canteen | MerchantKind::Shop, Trade::Sale) => true,
+            (MerchantKind::Canteen | MerchantKind::Shop, Trade::TopUp) => false,
+        }
+    }
+}
+
+/// The largest commission rate: 100 % in basis points.
+pub const MAX_COMMISSION_BP: u16 = 10_000;
 
 status_enum! {
     /// A card's lifecycle (R-H4, codes 51–57; expiry is a date, code 56, checked apart).
@@ -126,6 +193,9 @@ pub struct Merchant {
     pub no: MerchantNo,
     pub name: String,
     pub status: MerchantStatus,
+    pub kind: MerchantKind,
+    /// Commission (管理费) on a payout's gross, in basis points (0..=10000).
+    pub commission_bp: u16,
 }
 
 /// The last status a terminal reported (R-F4.20), for monitoring.

@@ -182,7 +182,7 @@ pub fn merchant_lock(c: &mut dyn Conn, no: MerchantNo) -> Result<Option<Merchant
 fn merchant_select(c: &mut dyn Conn, no: MerchantNo, lock: Lock) -> Result<Option<Merchant>> {
     c.query_opt(
         &format!(
-            "SELECT no, name, status FROM merchants WHERE no = $1{}",
+            "SELECT no, name, status, kind, commission_bp FROM merchants WHERE no = $1{}",
             lock.sql()
         ),
         &[no.into()],
@@ -192,6 +192,9 @@ fn merchant_select(c: &mut dyn Conn, no: MerchantNo, lock: Lock) -> Result<Optio
             no: r.int_as(0)?,
             name: r.text(1)?.to_owned(),
             status: MerchantStatus::parse(r.text(2)?)?,
+            kind: MerchantKind::parse(r.text(3)?)
+                .map_err(|_| HostError::Corrupt(format!("merchant {no} type")))?,
+            commission_bp: r.int_as(4)?,
         })
     })
     .transpose()
@@ -199,11 +202,14 @@ fn merchant_select(c: &mut dyn Conn, no: MerchantNo, lock: Lock) -> Result<Optio
 
 pub fn merchant_insert(c: &mut dyn Conn, m: &Merchant) -> Result<bool> {
     let inserted = c.exec(
-        "INSERT INTO merchants (no, name, status) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        "INSERT INTO merchants (no, name, status, kind, commission_bp) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT DO NOTHING",
         &[
             m.no.into(),
             m.name.as_str().into(),
             m.status.as_str().into(),
+            m.kind.as_str().into(),
+            i64::from(m.commission_bp).into(),
         ],
     )? == 1;
     if inserted {
@@ -217,6 +223,24 @@ pub fn merchant_set_status(c: &mut dyn Conn, no: MerchantNo, s: MerchantStatus) 
     c.exec(
         "UPDATE merchants SET status = $2 WHERE no = $1",
         &[no.into(), s.as_str().into()],
+    )?;
+    config_written(c)
+}
+
+/// A merchant's type and commission rate (R-B8).
+pub fn merchant_set_terms(c: &mut dyn Conn, m: &Merchant) -> Result<()> {
+    c.exec(
+        "UPDATE merchants SET kind = $2, commission_bp = $3 WHERE no = $1",
+        &[
+            m.no.into(),
+            m.kind.as_str().into(),
+            i64::from(m.commission_bp).into(),
+        ],
+    )?;
+    // V4's triggers watch named columns; these came later (V11): move the version here.
+    c.exec(
+        "UPDATE meta SET value = value + 1 WHERE name = 'config_version'",
+        &[],
     )?;
     config_written(c)
 }

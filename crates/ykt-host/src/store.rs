@@ -127,14 +127,27 @@ trait Job: Send {
     fn weight(&self) -> usize {
         1
     }
+    /// Whether the job reads account balances as a whole (day-end's snapshot, the audit):
+    /// the balance changes of the jobs before it in its batch are applied first.
+    fn settles_first(&self) -> bool {
+        false
+    }
     /// Sends the outcome (after commit) or the commit's error.
     fn finish(self: Box<Self>, committed: Result<()>);
+}
+
+/// Whether a job needs the batch's balances settled before it runs ([`Job::settles_first`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Balances {
+    AsPending,
+    Settled,
 }
 
 struct TypedJob<T, F, R> {
     f: F,
     outcome: Option<Result<T>>,
     reply: R,
+    balances: Balances,
 }
 
 impl<T, F, R> Job for TypedJob<T, F, R>
@@ -165,6 +178,10 @@ where
                 state
             }
         }
+    }
+
+    fn settles_first(&self) -> bool {
+        self.balances == Balances::Settled
     }
 
     fn finish(self: Box<Self>, committed: Result<()>) {
@@ -468,6 +485,7 @@ impl Store {
             f,
             outcome: None,
             reply,
+            balances: Balances::AsPending,
         }))
     }
 
@@ -534,7 +552,19 @@ impl Store {
         F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
     {
         self.written.enqueued.fetch_add(1, Ordering::Relaxed);
-        Self::wait(&self.jobs, f)
+        Self::wait(&self.jobs, f, Balances::AsPending)
+    }
+
+    /// `execute` for a job that reads every account's balance (day-end): the balance
+    /// changes of the jobs before it in its batch are applied before it runs, so it sees
+    /// the balances that match the transfers.
+    pub fn execute_settled<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.written.enqueued.fetch_add(1, Ordering::Relaxed);
+        Self::wait(&self.jobs, f, Balances::Settled)
     }
 
     /// Runs `f` in a read-only transaction (one consistent snapshot) on a reader
@@ -544,10 +574,10 @@ impl Store {
         T: Send + 'static,
         F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
     {
-        Self::wait(&self.reads, f)
+        Self::wait(&self.reads, f, Balances::AsPending)
     }
 
-    fn wait<T, F>(queue: &SyncSender<BoxedJob>, f: F) -> Result<T>
+    fn wait<T, F>(queue: &SyncSender<BoxedJob>, f: F, balances: Balances) -> Result<T>
     where
         T: Send + 'static,
         F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
@@ -559,6 +589,7 @@ impl Store {
             reply: move |r| {
                 let _ = tx.send(r);
             },
+            balances,
         });
         // Blocking callers wait for queue space rather than fail.
         queue.send(job).map_err(|_| HostError::Closed)?;
@@ -740,6 +771,10 @@ fn try_batch(
         }
         let mut any_done = false;
         for job in jobs.iter_mut() {
+            if job.settles_first() && !deltas.is_empty() {
+                apply_deltas(conn, &deltas)?;
+                deltas.clear();
+            }
             if savepoints {
                 conn.batch("SAVEPOINT job")?;
             }

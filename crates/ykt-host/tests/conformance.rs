@@ -17,6 +17,8 @@ mod lifecycle;
 mod lifecycle_late;
 #[path = "conformance/loads.rs"]
 mod loads;
+#[path = "conformance/merchants.rs"]
+mod merchants;
 #[path = "conformance/people.rs"]
 mod people;
 #[path = "conformance/reconcile.rs"]
@@ -132,6 +134,14 @@ conformance!(
     auth_card_lifecycle,
     auth_card_stale_pin_verdict,
     auth_card_audit_finds_tampering,
+    merchant_type_codes,
+    payout_with_commission,
+    merchant_balance_codes,
+    merchant_account_check,
+    maintenance_mode,
+    day_end_freezes_the_report,
+    day_end_books_late_records,
+    day_end_schedule_and_meal_periods,
 );
 
 /// Every test of the suite, wherever it is written.
@@ -143,6 +153,7 @@ mod tests {
     pub use super::lifecycle::*;
     pub use super::lifecycle_late::*;
     pub use super::loads::*;
+    pub use super::merchants::*;
     pub use super::people::*;
     pub use super::reconcile::*;
     pub use super::subsidies::*;

@@ -129,6 +129,22 @@ fn system_error_codes_go_offline() {
     assert_eq!(rig.balance(), 9_700);
 }
 
+// R-P5.3, R-B9: code 8 (系统维护中, the host's maintenance mode) and code 9 (日终处理中)
+// are handled like a timeout: one retry, then the sale completes offline in auto mode.
+#[test]
+fn maintenance_and_day_end_codes_go_offline() {
+    for code in [ReturnCode::SYSTEM_MAINTENANCE, ReturnCode::END_OF_DAY] {
+        let mut rig = Rig::new(params());
+        rig.host.debit_code = Some(code);
+        rig.amount(300);
+        rig.place(card_with(CARD, UID, 10_000, 1));
+        assert_eq!(debit_requests(&rig), 2, "code {}", code.0);
+        // The record of the online attempt, completed by the terminal's own calculation.
+        assert_eq!(rig.last_record().status, RecordStatus::Debited);
+        assert_eq!(rig.balance(), 9_700);
+    }
+}
+
 // R-P5.2, R-C6.1: an error code is shown as 错误：<text>; nothing is debited.
 #[test]
 fn error_code_is_shown() {

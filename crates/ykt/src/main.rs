@@ -43,9 +43,15 @@ enum Command {
     /// (admin API client; docs/operators.md).
     #[command(subcommand)]
     Authcard(cmd::authcard::Args),
-    /// Merchants (admin API client).
+    /// Merchants: type, commission, payouts (admin API client).
     #[command(subcommand)]
     Merchant(merchant::Args),
+    /// Day-end (日终): close an accounting day, show it frozen (admin API client).
+    #[command(subcommand)]
+    Dayend(cmd::dayend::Args),
+    /// Maintenance mode: terminals get code 8 and go offline (admin API client).
+    #[command(subcommand)]
+    Maintenance(cmd::maintenance::Args),
     /// Terminals: register, enable, disable, list, parameters (admin API client).
     #[command(subcommand)]
     Device(device::Args),
@@ -101,6 +107,8 @@ fn main() -> anyhow::Result<()> {
         Command::Topup(args) => cmd::client::exit_on_error(cmd::topup::run(args)),
         Command::Authcard(args) => cmd::client::exit_on_error(cmd::authcard::run(args)),
         Command::Merchant(args) => cmd::client::exit_on_error(merchant::run(args)),
+        Command::Dayend(args) => cmd::client::exit_on_error(cmd::dayend::run(args)),
+        Command::Maintenance(args) => cmd::client::exit_on_error(cmd::maintenance::run(args)),
         Command::Device(args) => cmd::client::exit_on_error(device::run(args)),
         Command::Blacklist(args) => cmd::client::exit_on_error(blacklist::run(args)),
         Command::Report(args) => cmd::client::exit_on_error(report::run(args)),

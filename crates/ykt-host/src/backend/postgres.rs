@@ -47,6 +47,7 @@ impl PgConn {
                 (8, super::schema_loads::postgres_v8()),
                 (9, super::schema_subsidies::postgres_v9()),
                 (10, super::schema_lifecycle::postgres_v10()),
+                (11, super::schema_merchants::postgres_v11()),
                 (12, super::schema_reconcile::postgres_v12()),
                 (13, super::schema_authcards::postgres_v13()),
             ],

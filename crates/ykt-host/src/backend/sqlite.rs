@@ -72,6 +72,7 @@ impl SqliteConn {
                 (8, super::schema_loads::sqlite_v8()),
                 (9, super::schema_subsidies::sqlite_v9()),
                 (10, super::schema_lifecycle::sqlite_v10()),
+                (11, super::schema_merchants::sqlite_v11()),
                 (12, super::schema_reconcile::sqlite_v12()),
                 (13, super::schema_authcards::sqlite_v13()),
             ],

@@ -77,7 +77,18 @@ pub fn sign_in_fep(tx: &mut Tx<'_>, id: u32, now: NaiveDateTime) -> Result<Fep> 
 
 // ---- merchants (R-H3) -------------------------------------------------------------------------
 
+/// A merchant of type `general` (sales and top-ups), without commission.
 pub fn create_merchant(tx: &mut Tx<'_>, no: MerchantNo, name: &str) -> Result<Merchant> {
+    create_merchant_of(tx, no, name, MerchantKind::General)
+}
+
+/// A merchant of the given type (R-B8), without commission.
+pub fn create_merchant_of(
+    tx: &mut Tx<'_>,
+    no: MerchantNo,
+    name: &str,
+    kind: MerchantKind,
+) -> Result<Merchant> {
     if no == 0 {
         return invalid("merchant number 0 means no merchant");
     }
@@ -88,6 +99,8 @@ pub fn create_merchant(tx: &mut Tx<'_>, no: MerchantNo, name: &str) -> Result<Me
         no,
         name: name.to_owned(),
         status: MerchantStatus::Normal,
+        kind,
+        commission_bp: 0,
     };
     if !repo::merchant_insert(tx.conn, &m)? {
         return invalid(format!("merchant {no} exists"));

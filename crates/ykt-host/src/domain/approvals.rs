@@ -22,6 +22,8 @@ pub enum Operation {
     /// A graduation closure batch whose refunds reach `closure_batch_approval`
     /// (`domain::closure_batches`): approving it closes its cards.
     ClosureBatch,
+    /// A merchant payout (解款) above `merchants::PAYOUT_APPROVAL`.
+    Payout,
 }
 
 impl Operation {
@@ -30,6 +32,7 @@ impl Operation {
             Operation::Deposit => "card.deposit",
             Operation::SubsidyBatch => "subsidy.batch",
             Operation::ClosureBatch => "card.close_batch",
+            Operation::Payout => "merchant.payout",
         }
     }
 
@@ -38,6 +41,7 @@ impl Operation {
             "card.deposit" => Ok(Operation::Deposit),
             "subsidy.batch" => Ok(Operation::SubsidyBatch),
             "card.close_batch" => Ok(Operation::ClosureBatch),
+            "merchant.payout" => Ok(Operation::Payout),
             other => Err(HostError::Corrupt(format!("approval operation {other:?}"))),
         }
     }

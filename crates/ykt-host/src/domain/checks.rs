@@ -6,7 +6,7 @@ use ykt_proto::{AuthFunction, Fen, MerchantNo, PhysicalId, Record, ReturnCode, W
 
 use crate::error::{Result, refuse};
 use crate::ledger::Tx;
-use crate::model::{Card, CardStatus, Device, Fep, Functions, Merchant};
+use crate::model::{Card, CardStatus, Device, Fep, Functions, Merchant, Trade};
 use crate::repo;
 use crate::repo_authcards::{AuthCard, AuthCardState};
 
@@ -111,6 +111,51 @@ pub fn merchant(tx: &mut Tx<'_>, no: MerchantNo) -> Result<Merchant> {
         return refuse(code);
     }
     Ok(m)
+}
+
+/// R-B8, code 42: the merchant's type takes this trade (a top-up at a canteen, a sale at a
+/// top-up agent: refused).
+pub fn merchant_takes(m: &Merchant, trade: Trade) -> Result<()> {
+    if m.kind.takes(trade) {
+        Ok(())
+    } else {
+        refuse(ReturnCode::MERCHANT_TYPE_ERROR)
+    }
+}
+
+/// R-B8, code 42 for a device's own merchant (top-ups, pick-ups): a device without one is
+/// refused earlier (26); one pointing at no merchant row, 40.
+pub fn device_merchant_takes(tx: &mut Tx<'_>, device: &Device, trade: Trade) -> Result<()> {
+    let no = device.merchant_no.unwrap_or(0);
+    match tx.merchant(no)? {
+        Some(m) => merchant_takes(&m, trade),
+        None => refuse(ReturnCode::MERCHANT_NOT_FOUND),
+    }
+}
+
+/// R-B9, code 8: while an administrator has set maintenance mode, online requests (debits,
+/// loads) are refused; the terminal falls back offline (R-P5.3). Uploads are not asked.
+pub fn not_in_maintenance(tx: &mut Tx<'_>) -> Result<()> {
+    if tx.maintenance()? {
+        refuse(ReturnCode::SYSTEM_MAINTENANCE)
+    } else {
+        Ok(())
+    }
+}
+
+/// R-B8, code 45: money taken back from a merchant (a reversal, a refund) must be covered by
+/// its account: the balance as committed plus what this transaction has posted to it.
+/// Other accounts (suspense) are not merchants' and are not checked here.
+pub fn merchant_covers(tx: &mut Tx<'_>, account: &str, amount: Fen) -> Result<()> {
+    if !account.starts_with("merchant:") {
+        return Ok(());
+    }
+    let stored = repo::account_balance(tx.conn, account)?.unwrap_or(0);
+    let balance = i128::from(stored) + tx.pending(account);
+    if balance < i128::from(amount) {
+        return refuse(ReturnCode::MERCHANT_INSUFFICIENT_BALANCE);
+    }
+    Ok(())
 }
 
 /// The merchant named in an online request must be the device's (36).
@@ -318,7 +363,7 @@ mod tests {
             .iter()
             .map(|s| s.refusal().map(|c| c.0))
             .collect();
-        assert_eq!(m, [None, Some(43), Some(41)]);
+        assert_eq!(m, [None, Some(43), Some(41), Some(44)]);
         let card: Vec<_> = CardStatus::ALL
             .iter()
             .map(|s| s.refusal().map(|c| c.0))

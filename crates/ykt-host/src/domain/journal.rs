@@ -198,4 +198,4 @@ pub fn list(tx: &mut Tx<'_>, f: &Filter) -> Result<Vec<Entry>> {
 
 /// The transfer kinds only a person makes: each such transfer must be named by exactly one
 /// journal entry (`ledger::audit`).
-pub const PERSON_KINDS: [&str; 3] = ["deposit", "card_fee", "refund"];
+pub const PERSON_KINDS: [&str; 5] = ["deposit", "card_fee", "refund", "payout", "commission"];

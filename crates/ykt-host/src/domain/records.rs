@@ -12,12 +12,13 @@ use super::exceptions;
 use super::info::{self, CardFacts, CardView, Notices};
 use super::late_credits;
 use super::replacements;
+use super::merchants;
 use super::topup;
 use crate::error::{HostError, Result, refuse};
 use crate::ledger::{
     FEE_ACCOUNT, FUNDING_ACCOUNT, SUSPENSE_ACCOUNT, Transfer, Tx, record_transfer_id,
 };
-use crate::model::{Card, Device, Functions};
+use crate::model::{Card, Device, Functions, Trade};
 use crate::repo::{self, StoredRecord};
 
 /// Verifies the TAC of CPU card records (the host holds the TAC master key). The card
@@ -141,10 +142,12 @@ pub fn authorize_on(
     if r.kind != RecordKind::Purchase || r.status != RecordStatus::Initiated || !r.online {
         return refuse(ReturnCode::TRANSACTION_TYPE_ERROR);
     }
+    checks::not_in_maintenance(tx)?;
     checks::device_state(device, &req.origin, Functions::ONLINE_DEBIT)?;
     checks::working_hours(device, r.time)?;
     let merchant_no = checks::merchant_of_device(device, r.merchant_no)?;
-    checks::merchant(tx, merchant_no)?;
+    let merchant = checks::merchant(tx, merchant_no)?;
+    checks::merchant_takes(&merchant, Trade::Sale)?;
     checks::amount(r)?;
     let mut card = checks::card_exists(tx, r)?;
     // The card row is locked: a concurrent request for this (device, serial) waits here.
@@ -247,6 +250,13 @@ pub(crate) fn book_held(
         return Err(HostError::Invalid(
             "a load record without its authorisation moves no money by itself: reject it; \
              if the card shows the money, the card office deposits it"
+                .into(),
+        ));
+    }
+    if r.kind == RecordKind::Reversal {
+        return Err(HostError::Invalid(
+            "a reversal held for its merchant's balance (45) is not a debit: reject it and \
+             correct the card's account by a recorded deposit"
                 .into(),
         ));
     }
@@ -467,7 +477,17 @@ pub fn upload_on(
         return Ok(Uploaded::Held(code));
     }
     if !exceptions::moved_money(r) {
-        return store_upload(tx, origin, device, r, tac, now).map(Uploaded::Stored);
+        return match store_upload(tx, origin, device, r, tac, now) {
+            // R-B8: a reversal credited the card already; refused because its merchant's
+            // account does not cover it (45), it is held, never dropped.
+            Err(HostError::Refused(code))
+                if code == ReturnCode::MERCHANT_INSUFFICIENT_BALANCE
+                    && r.kind == RecordKind::Reversal =>
+            {
+                exceptions::hold(tx, origin.device, r, code, now).map(Uploaded::Held)
+            }
+            other => other.map(Uploaded::Stored),
+        };
     }
     match store_upload(tx, origin, device, r, tac, now) {
         // Refusals write nothing; a record stored already (30, an online debit's TAC) is
@@ -626,6 +646,7 @@ fn reconcile(
         repo::record_set_status(tx.conn, r.device, r.serial, r.status, r.tac)?;
         // R-B6, R-B7: a replaced or paid-out card's credit follows its money.
         late_credits::follow(tx, card, checks::total(e)?, r, now)?;
+        merchants::flag_if_overdrawn(tx, e.merchant_no)?;
         dup.balance = card.balance;
     }
     Ok(dup)
@@ -672,6 +693,9 @@ fn cancel(
     store_unbooked(tx, r, subject, now)?;
     // R-B6, R-B7: a replaced or paid-out card's credit follows its money.
     late_credits::follow(tx, card, checks::total(o)?, r, now)?;
+    // R-B8: a cancellation is the truth (the card was never debited): booked even when it
+    // takes the merchant below zero, which then flags the merchant abnormal (44).
+    merchants::flag_if_overdrawn(tx, o.merchant_no)?;
     Ok(Outcome::plain(card.balance, false))
 }
 
@@ -712,6 +736,8 @@ fn reverse(
     checks::balances(r, true)?;
     verify_tac(r, tac)?;
     topup::check_reversible(tx, card, o)?;
+    // R-B8, code 45: the merchant gives the amount back; after a payout it may not have it.
+    checks::merchant_covers(tx, &credit_account(o.merchant_no), o.amount)?;
     topup::settle_by_record(tx, card, r, now)?;
     counter::check(tx, card, r)?;
     let mirror_before = card.balance;

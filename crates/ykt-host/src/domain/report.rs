@@ -98,6 +98,19 @@ pub struct ItemLine {
     pub totals: Totals,
 }
 
+/// Late records (their own day closed before they arrived) booked on the report's day,
+/// grouped by their own day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LateLine {
+    #[serde(serialize_with = "as_text")]
+    pub day: NaiveDate,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+/// The group of a late record: the start of its own day (seconds of the time key).
+const LATE_DAY: &str = "r.time - r.time % 86400";
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DailyReport {
     #[serde(serialize_with = "as_text")]
@@ -110,6 +123,9 @@ pub struct DailyReport {
     pub items: Vec<ItemLine>,
     /// The sum over all merchants (equal to the sum over all devices).
     pub total: Totals,
+    /// The late records counted in this report (already in the lines and the total above),
+    /// by the closed day they belong to, oldest first (R-B9).
+    pub late: Vec<LateLine>,
     /// Loads posted onto cards this day (top-ups, pick-ups) by terminal, purpose and the
     /// operator whose cash it was (docs/loads.md); not part of the debit totals.
     pub loads: Vec<super::topup::LoadLine>,
@@ -120,24 +136,40 @@ pub struct DailyReport {
 /// debit it undid (found by primary key: its original serial, or serial − 1 for a
 /// cancellation, R-P5.5), in the group `{undone}` names: the undoing record's merchant and
 /// device, the undone debit's subject and item code (what was given back is what was sold).
-/// Both branches read the day through the `records_time` index.
+/// A *late* record — its own day closed (day-end, R-B9) without it — counts
+/// instead on the day it arrived (`received_at`), so a closed day's books never move.
+/// `{when}` picks the records of the day ([`ON_DAY`]) or only the late ones ([`LATE_ONLY`]).
 const QUERY: &str = "
 SELECT g,
     CAST(SUM(dc) AS BIGINT), CAST(SUM(da) AS BIGINT), CAST(SUM(df) AS BIGINT),
     CAST(SUM(rc) AS BIGINT), CAST(SUM(ra) AS BIGINT), CAST(SUM(rf) AS BIGINT)
 FROM (
     SELECT {group} AS g, 1 AS dc, amount AS da, fee AS df, 0 AS rc, 0 AS ra, 0 AS rf
-    FROM records
-    WHERE booked = 1 AND kind IN ('purchase', 'collected') AND time >= $1 AND time < $2
+    FROM records r
+    WHERE booked = 1 AND kind IN ('purchase', 'collected') AND {when}
     UNION ALL
     SELECT {undone}, 0, 0, 0, 1, o.amount, o.fee
     FROM records r JOIN records o ON o.device = r.device
         AND o.serial = COALESCE(r.original_serial, r.serial - 1) AND o.reversed_by = r.serial
-    WHERE r.kind IN ('cancellation', 'reversal') AND r.time >= $1 AND r.time < $2
+    WHERE r.kind IN ('cancellation', 'reversal') AND {when}
 ) t
 GROUP BY g
 ORDER BY g
 LIMIT $3";
+
+/// Record `r` is late: its own day is closed and the close did not count it (`frozen`, set
+/// by the day-end in its transaction).
+const IS_LATE: &str = "(r.frozen = 0 AND EXISTS (SELECT 1 FROM day_ends d \
+    WHERE d.day = r.time - r.time % 86400))";
+
+/// The records a day's report counts: its own records that were not late, and the late
+/// records of earlier days that arrived on it (by the `records_time` and
+/// `records_received` indexes).
+const ON_DAY: &str = "((r.time >= $1 AND r.time < $2 AND NOT {late}) \
+    OR (r.received_at >= $1 AND r.received_at < $2 AND {late}))";
+
+/// The late records that arrived on the day.
+const LATE_ONLY: &str = "(r.received_at >= $1 AND r.received_at < $2 AND {late})";
 
 /// The groups of one grouping, `None` first then ascending (NULL sorts differently on the
 /// two backends).
@@ -145,13 +177,17 @@ fn grouped(
     tx: &mut Tx<'_>,
     group: &str,
     undone: &str,
+    when: &str,
     date: NaiveDate,
 ) -> Result<Vec<(Option<i64>, Totals)>> {
     let start = date.and_time(chrono::NaiveTime::MIN);
     let end = start
         .checked_add_days(Days::new(1))
         .ok_or_else(|| HostError::Invalid(format!("no day after {date}")))?;
-    let sql = QUERY.replace("{group}", group).replace("{undone}", undone);
+    let sql = QUERY
+        .replace("{when}", &when.replace("{late}", IS_LATE))
+        .replace("{group}", group)
+        .replace("{undone}", undone);
     let limit = i64::try_from(MAX_GROUPS + 1).unwrap_or(i64::MAX);
     let rows = tx.conn.query(
         &sql,
@@ -195,7 +231,7 @@ fn small(g: i64, what: &str) -> Result<u16> {
 /// The report of `date` (the terminals' local calendar day).
 pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
     let mut total = Totals::default();
-    let merchants = grouped(tx, "merchant_no", "r.merchant_no", date)?
+    let merchants = grouped(tx, "merchant_no", "r.merchant_no", ON_DAY, date)?
         .into_iter()
         .map(|(g, totals)| {
             total.add(&totals)?;
@@ -208,7 +244,7 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let devices = grouped(tx, "device", "r.device", date)?
+    let devices = grouped(tx, "device", "r.device", ON_DAY, date)?
         .into_iter()
         .map(|(g, totals)| {
             let g = key(g, "device")?;
@@ -219,7 +255,7 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let subjects = grouped(tx, "subject", "o.subject", date)?
+    let subjects = grouped(tx, "subject", "o.subject", ON_DAY, date)?
         .into_iter()
         .map(|(g, totals)| {
             Ok(SubjectLine {
@@ -228,7 +264,7 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let items = grouped(tx, "item_code", "o.item_code", date)?
+    let items = grouped(tx, "item_code", "o.item_code", ON_DAY, date)?
         .into_iter()
         .map(|(g, totals)| {
             Ok(ItemLine {
@@ -251,6 +287,13 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
         total,
         "every record has one merchant and one device"
     );
+    let late = grouped(tx, LATE_DAY, LATE_DAY, LATE_ONLY, date)?
+        .into_iter()
+        .map(|(g, totals)| {
+            let day = repo::time_from(key(g, "late record's day")?)?.date();
+            Ok(LateLine { day, totals })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let loads = super::topup::loads_of_day(tx, date)?;
     Ok(DailyReport {
         date,
@@ -259,6 +302,7 @@ pub fn daily(tx: &mut Tx<'_>, date: NaiveDate) -> Result<DailyReport> {
         subjects,
         items,
         total,
+        late,
         loads,
     })
 }

@@ -25,7 +25,7 @@ use super::records::{Booking, CpuLoad, TacVerifier, insert_record};
 use super::shifts::{self, Method};
 use crate::error::{HostError, Result, refuse};
 use crate::ledger::{FUNDING_ACCOUNT, TOPUP_PENDING_ACCOUNT, Transfer, Tx, record_transfer_id};
-use crate::model::{Card, Device, Functions};
+use crate::model::{Card, Device, Functions, Trade};
 use crate::repo;
 use crate::repo_loads::{
     self as rows, CardColumn, CpuLoadFacts, Load, LoadState, WaitingLoad, WaitingState,
@@ -160,11 +160,13 @@ pub fn authorize(
 ) -> Result<Authorised> {
     let l = &req.request;
     let device = checks::device_row(tx, req.origin.fep, req.origin.device)?;
-    let function = match l.purpose {
-        LoadPurpose::Pickup => Functions::ONLINE_DEBIT,
-        LoadPurpose::TopUpCash | LoadPurpose::TopUpBank => Functions::TOP_UP,
+    let (function, trade) = match l.purpose {
+        LoadPurpose::Pickup => (Functions::ONLINE_DEBIT, Trade::Pickup),
+        LoadPurpose::TopUpCash | LoadPurpose::TopUpBank => (Functions::TOP_UP, Trade::TopUp),
     };
+    checks::not_in_maintenance(tx)?;
     checks::device_state(&device, &req.origin, function)?;
+    checks::device_merchant_takes(tx, &device, trade)?;
     checks::working_hours(&device, l.time)?;
     let mut card = match repo::card_get(tx.conn, l.card_no, true)? {
         Some(c) => c,

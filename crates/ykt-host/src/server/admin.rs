@@ -100,7 +100,8 @@ pub(crate) async fn sign_in_fep(shared: &Shared) {
 }
 
 fn merchant_json(m: &Merchant, balance: Fen) -> Value {
-    json!({"no": m.no, "name": m.name, "status": m.status.as_str(), "balance": balance})
+    json!({"no": m.no, "name": m.name, "status": m.status.as_str(), "kind": m.kind.as_str(),
+           "commission_bp": m.commission_bp, "balance": balance})
 }
 
 async fn merchants(State(s): S) -> ApiResult {
@@ -127,12 +128,18 @@ async fn merchants(State(s): S) -> ApiResult {
 struct NewMerchant {
     no: u32,
     name: String,
+    /// canteen, shop, topup-agent or general (the default).
+    kind: Option<String>,
 }
 
 async fn add_merchant(State(s): S, caller: Caller, ApiJson(m): ApiJson<NewMerchant>) -> ApiResult {
+    let kind = m
+        .kind
+        .as_deref()
+        .map_or(Ok(MerchantKind::General), MerchantKind::parse)?;
     let now = s.config.clock.now();
     let made = jobs::change(&s.store, &caller.actor, now, move |tx| {
-        let made = admin::create_merchant(tx, m.no, &m.name)?;
+        let made = admin::create_merchant_of(tx, m.no, &m.name, kind)?;
         let change = Change::new("merchant.add", format!("merchant:{}", made.no))
             .after(merchant_json(&made, 0));
         Ok((made, change))

@@ -156,6 +156,13 @@ fn run(
 ) -> crate::Result<Change> {
     let client = approver.client.as_str();
     match a.operation {
+        Operation::Payout => crate::domain::merchants::approved_payout(
+            tx,
+            a,
+            &approver.login,
+            &crate::domain::merchants::SimulatedPayoutBank,
+            now,
+        ),
         Operation::SubsidyBatch => {
             let by = approver
                 .operator

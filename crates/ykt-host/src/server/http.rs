@@ -27,6 +27,8 @@ pub(crate) fn api() -> (Router<Arc<Shared>>, AccessTable) {
         .merge(super::subsidies_api::routes())
         .merge(super::reconcile_api::routes())
         .merge(super::pin_api::routes())
+        .merge(super::merchants_api::routes())
+        .merge(super::dayend_api::routes())
         .finish()
 }
 

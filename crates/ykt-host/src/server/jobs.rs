@@ -90,3 +90,28 @@ where
     })
     .await
 }
+
+/// [`change`] for a job that reads every account's balance (day-end): run with
+/// [`Store::execute_settled`], so the balances it reads match the transfers.
+pub(crate) async fn change_settled<T, F>(
+    store: &Store,
+    actor: &Actor,
+    now: NaiveDateTime,
+    mut f: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnMut(&mut Tx<'_>) -> Result<(T, Change)> + Send + 'static,
+{
+    let actor = actor.clone();
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        store.execute_settled(move |tx| {
+            let (t, change) = f(tx)?;
+            journal::append(tx, &actor, now, &change)?;
+            Ok(t)
+        })
+    })
+    .await
+    .map_err(|_| HostError::Closed)?
+}

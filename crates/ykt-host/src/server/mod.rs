@@ -19,6 +19,7 @@ mod cash_api;
 mod clock;
 mod conn;
 mod console;
+mod dayend_api;
 mod exceptions;
 mod handlers;
 mod http;
@@ -26,6 +27,7 @@ mod jobs;
 mod lifecycle_api;
 mod loads;
 mod loads_api;
+mod merchants_api;
 pub(crate) mod metrics;
 mod monitoring;
 mod operators_api;
@@ -96,6 +98,8 @@ pub struct ServerConfig {
     /// Tests only: the sweep routes accept a time later than now (`at`), so a test can
     /// pass the waiting period without waiting. Never set in production.
     pub sweep_at_future: bool,
+    /// How often the day-end schedule looks for a day to close (R-B9).
+    pub dayend_check: Duration,
     /// Operators' login lockout and browser-session lifetime (R-B1).
     pub login: crate::domain::operators::LoginPolicy,
     /// Mark the session cookie `Secure`; always so when `tls` is set.
@@ -121,6 +125,7 @@ impl ServerConfig {
             clock: Clock::china(),
             sweep_interval: Duration::from_secs(300),
             sweep_at_future: false,
+            dayend_check: Duration::from_secs(60),
             login: crate::domain::operators::LoginPolicy::default(),
             secure_cookies: false,
             tls: None,
@@ -219,6 +224,7 @@ impl Listeners {
             Arc::clone(&shared),
             stop_rx.clone(),
         ));
+        tasks.spawn(dayend_api::schedule(Arc::clone(&shared), stop_rx.clone()));
         tasks.spawn(http::serve(Arc::clone(&shared), self.http, stop_rx));
         tracing::info!(%terminal_addr, %http_addr, fep = shared.config.fep_id, "serving");
         Ok(Server {

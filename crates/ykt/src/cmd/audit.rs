@@ -71,6 +71,10 @@ pub fn print(r: &AuditReport) -> bool {
             "authorisation cards whose lock or issue record disagrees",
             r.auth_card_mismatches.len(),
         ),
+        (
+            "payouts, commission or merchant accounts out of order",
+            r.merchant_mismatches.len(),
+        ),
     ];
     for (what, n) in problems {
         if n > 0 {
