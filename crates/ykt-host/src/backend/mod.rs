@@ -2,9 +2,9 @@
 
 pub mod postgres;
 mod schema;
-mod schema_lifecycle;
 mod schema_authcards;
 mod schema_dayend;
+mod schema_lifecycle;
 mod schema_loads;
 mod schema_merchants;
 mod schema_people;

@@ -11,8 +11,8 @@ use super::counter;
 use super::exceptions;
 use super::info::{self, CardFacts, CardView, Notices};
 use super::late_credits;
-use super::replacements;
 use super::merchants;
+use super::replacements;
 use super::topup;
 use crate::error::{HostError, Result, refuse};
 use crate::ledger::{
