@@ -146,24 +146,9 @@ fn missing_record_filled_by_collection(s: Serve, database: Option<&str>) {
 
 /// `ykt card pin …` with the PINs on stdin.
 fn pin_cli(s: &Serve, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = serve_support::ykt()
-        .args(args)
-        .arg("--data")
-        .arg(s.data())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut cmd = serve_support::ykt();
+    cmd.args(args).arg("--data").arg(s.data());
+    serve_support::with_stdin(cmd, stdin)
 }
 
 // R-B10, codes 60 and 54: the card office resets a card's PIN, a change with a wrong old PIN

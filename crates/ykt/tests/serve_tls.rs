@@ -7,10 +7,10 @@ mod serve_support;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
-use serve_support::{Serve, ykt};
+use serve_support::{Serve, with_stdin, ykt};
 
 /// A self-signed certificate for localhost and 127.0.0.1, as PEM files in `dir`.
 fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
@@ -23,22 +23,6 @@ fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     std::fs::write(&cert, c.cert.pem()).unwrap();
     std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
     (cert, key)
-}
-
-fn with_stdin(mut cmd: std::process::Command, stdin: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn text(o: &Output) -> String {

@@ -405,13 +405,9 @@ pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `ykt <args> --data DATA` as the operator whose `ykt login` lives in `who`, with `stdin`.
-pub fn as_op(s: &Serve, who: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = ykt()
-        .env("YKT_CONFIG_DIR", who)
-        .args(args)
-        .arg("--data")
-        .arg(s.data())
+/// Runs `cmd` with `stdin` written to it (PINs, passwords), capturing its output.
+pub fn with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -424,6 +420,16 @@ pub fn as_op(s: &Serve, who: &Path, args: &[&str], stdin: &str) -> Output {
         .write_all(stdin.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// `ykt <args> --data DATA` as the operator whose `ykt login` lives in `who`, with `stdin`.
+pub fn as_op(s: &Serve, who: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut cmd = ykt();
+    cmd.env("YKT_CONFIG_DIR", who)
+        .args(args)
+        .arg("--data")
+        .arg(s.data());
+    with_stdin(cmd, stdin)
 }
 
 pub fn ok(o: Output) -> String {
