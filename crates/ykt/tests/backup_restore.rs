@@ -286,6 +286,47 @@ fn restore_refuses_what_it_cannot_restore() {
     assert!(out.contains("audit clean"), "{out}");
 }
 
+// #16: `ykt backup --config FILE` backs up the data directory the serve configuration
+// names (the flag would win); a configuration on PostgreSQL is refused with the way to go.
+#[test]
+fn backup_reads_the_data_dir_from_the_serve_config() {
+    let s = Serve::start(None);
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("ykt.toml");
+    std::fs::write(
+        &config,
+        format!("data = {:?}\nfep-id = 1\n", s.data().display().to_string()),
+    )
+    .unwrap();
+    let file = work.path().join("from-config.backup");
+    let out = succeeded(&run(
+        &["backup", "--config"],
+        &[&config, Path::new("--out"), &file],
+    ));
+    assert!(
+        out.contains(&s.data().join("ykt.db").display().to_string()),
+        "{out}"
+    );
+    assert!(out.contains("audit clean"), "{out}");
+    assert!(count(&file, "devices") > 0);
+
+    let pg = work.path().join("pg.toml");
+    std::fs::write(&pg, "database = \"host=127.0.0.1 dbname=x\"\n").unwrap();
+    let err = failed(&run(
+        &["backup", "--config"],
+        &[&pg, Path::new("--out"), &work.path().join("pg.backup")],
+    ));
+    assert!(err.contains("PostgreSQL"), "{err}");
+    let bad = work.path().join("bad.toml");
+    std::fs::write(&bad, "dta = \"x\"\n").unwrap();
+    let err = failed(&run(
+        &["backup", "--config"],
+        &[&bad, Path::new("--out"), &work.path().join("bad.backup")],
+    ));
+    assert!(err.contains("dta"), "{err}");
+    s.stop();
+}
+
 // #16: `ykt serve --backup-dir --backup-every --backup-keep` writes audited backups in the
 // background, deletes the oldest beyond keep, logs each and exports the time of the last
 // success; the newest restores and audits clean.

@@ -13,9 +13,13 @@ use super::serve::DATABASE_FILE;
 
 #[derive(clap::Args)]
 pub struct BackupArgs {
-    /// The data directory of `ykt serve` (it may be serving meanwhile).
-    #[arg(long, default_value = "ykt-data")]
-    pub data: PathBuf,
+    /// The data directory of `ykt serve` (it may be serving meanwhile) [default: the
+    /// `data` of `--config`, else ykt-data].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The TOML file `ykt serve --config` reads: its `data` is the directory backed up.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// The backup file to write (mode 0600); an existing file is never overwritten.
     #[arg(long)]
     pub out: PathBuf,
@@ -118,9 +122,30 @@ fn restored_path(data: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(data.join(name))
 }
 
+/// The data directory to back up: the flag, else the `data` of the serve configuration
+/// file, else the default of `ykt serve`. A configuration on PostgreSQL is refused: this
+/// backup copies the SQLite database.
+fn data_dir(a: &BackupArgs) -> anyhow::Result<PathBuf> {
+    let file = match &a.config {
+        Some(path) => super::serve::config::read_file(path)?,
+        None => super::serve::config::Options::default(),
+    };
+    if file.database.is_some() {
+        bail!(
+            "the configuration names a PostgreSQL database; ykt backup copies a SQLite data \
+             directory (on PostgreSQL use pg_dump, docs/operations.md)"
+        );
+    }
+    Ok(a.data
+        .clone()
+        .or(file.data)
+        .unwrap_or_else(|| super::serve::config::DEFAULT_DATA.into()))
+}
+
 pub fn backup(a: BackupArgs) -> anyhow::Result<()> {
-    let carried = carried_files(&a.data)?;
-    let db = a.data.join(DATABASE_FILE);
+    let data = data_dir(&a)?;
+    let carried = carried_files(&data)?;
+    let db = data.join(DATABASE_FILE);
     let copied = host_backup::backup(
         &db,
         &a.out,
@@ -146,7 +171,7 @@ pub fn backup(a: BackupArgs) -> anyhow::Result<()> {
         println!(
             "no system key file in {}: if the host reads one elsewhere (--keys), keep a copy \
              of it apart, as safely as the backup (docs/operations.md)",
-            a.data.display()
+            data.display()
         );
     }
     audit(&a.out)

@@ -79,7 +79,7 @@ pub struct Options {
     pub log_format: Option<LogFormat>,
 }
 
-const DEFAULT_DATA: &str = "ykt-data";
+pub const DEFAULT_DATA: &str = "ykt-data";
 const DEFAULT_TERMINAL_LISTEN: &str = "0.0.0.0:9000";
 const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_FEP_ID: u32 = 1;
